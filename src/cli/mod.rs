@@ -1,0 +1,1 @@
+//! The command line: the legacy `key=value` form of ImapTest plus subcommands.

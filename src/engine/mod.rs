@@ -1,0 +1,3 @@
+//! Engines drive connections and emit [`crate::metrics::Event`]s. They never print.
+
+pub mod states;

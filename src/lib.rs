@@ -1,0 +1,28 @@
+//! imaptest: stress, verify and capacity-plan IMAP, POP3 and LMTP servers.
+//!
+//! A successor to Dovecot's ImapTest with the same `key=value` command line.
+//!
+//! # Layout
+//!
+//! * [`cli`]: the legacy `key=value` command line, turned into [`config::Settings`].
+//! * [`config`]: the validated settings every mode runs from.
+//! * [`net`]: TCP connects, TLS (rustls), STARTTLS upgrades and rawlogs. Knows no protocol.
+//! * [`imap`]: the IMAP response framer, tokenizer and typed views, command encoding,
+//!   and [`imap::ImapStream`], a framed IMAP connection. Knows nothing of scheduling.
+//! * [`sasl`]: client SASL mechanisms (PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256).
+//! * [`users`]: user name templates and user files.
+//! * [`mail`]: message sources (mbox, random bodies) and the test mbox generator.
+//! * [`engine`]: the stress engine; sends [`metrics::Event`]s and never prints.
+//! * [`metrics`]: the events engines emit and the per-second aggregation.
+//! * [`report`]: sinks that consume aggregated metrics (console).
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod imap;
+pub mod mail;
+pub mod metrics;
+pub mod net;
+pub mod report;
+pub mod sasl;
+pub mod users;

@@ -1,0 +1,1 @@
+//! Message sources for APPEND and LMTP, and the test mbox generator.

@@ -1,0 +1,1 @@
+//! Events emitted by engines and their per-second aggregation.

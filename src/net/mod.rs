@@ -1,0 +1,1 @@
+//! Transport: TCP connects, TLS, STARTTLS upgrades and rawlogs. Knows no protocol.

@@ -1,0 +1,1 @@
+//! Client SASL mechanisms.

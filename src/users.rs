@@ -1,0 +1,1 @@
+//! User names: `user=` templates and `userfile=` lists.
