@@ -16,6 +16,7 @@
 //! * [`metrics`]: the events engines emit and the per-second aggregation.
 //! * [`report`]: sinks that consume aggregated metrics (console).
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod engine;

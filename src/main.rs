@@ -1,1 +1,41 @@
-fn main() {}
+use std::process::ExitCode;
+
+use imaptest::app::{self, exit};
+use imaptest::cli::{self, Command};
+
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("Fatal: {e}");
+            return ExitCode::from(exit::FATAL);
+        }
+    };
+    match run(command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Fatal: {e:#}");
+            ExitCode::from(exit::FATAL)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Help => {
+            print!("{}", cli::usage());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("imaptest {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::MboxGen { out, count, seed } => app::generate_mbox(&out, count, seed),
+        Command::Run(settings) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(app::run(*settings))
+        }
+    }
+}

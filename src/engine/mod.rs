@@ -1,3 +1,4 @@
 //! Engines drive connections and emit [`crate::metrics::Event`]s. They never print.
 
 pub mod states;
+pub mod stress;

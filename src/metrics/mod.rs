@@ -1,1 +1,357 @@
-//! Events emitted by engines and their per-second aggregation.
+//! The metrics core shared by every mode: engines send [`Event`]s, the [`Aggregator`]
+//! folds them into one [`Interval`] per second and hands intervals and reports to
+//! [`Sink`]s (console, CSV, …). Engines never print.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+
+use crate::engine::states::State;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    No,
+    Bad,
+    /// No tagged reply: the connection failed or the reply was malformed.
+    Failed,
+}
+
+/// Severity of a report: an error is a finding about the server, a warning is advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+/// A problem seen on one connection (or globally when `connection` is None).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub severity: Severity,
+    pub user: Option<String>,
+    pub connection: Option<u64>,
+    pub message: String,
+    /// The server line being processed, if any.
+    pub line: Option<String>,
+}
+
+/// What engines emit.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A command finished. `intended` is when the plan wanted it sent, `started` when it
+    /// was sent; latency is measured from `started`, lateness is `started - intended`.
+    Command {
+        state: State,
+        outcome: Outcome,
+        intended: Instant,
+        started: Instant,
+        finished: Instant,
+    },
+    /// A counted event without latency (a DELAY started, a DISCONNECT, ...).
+    Count { state: State },
+    Connected,
+    Disconnected,
+    Report(Report),
+}
+
+/// Connection gauges the engine updates directly (cheaper than events).
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Open connections.
+    pub open: AtomicU64,
+    /// Open connections past the greeting.
+    pub active: AtomicU64,
+    /// Connection slots used at least once (ramp-up progress).
+    pub slots_used: AtomicU64,
+}
+
+impl Gauges {
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.active.load(Ordering::Relaxed),
+            self.open.load(Ordering::Relaxed),
+            self.slots_used.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Per-state figures within one interval.
+#[derive(Debug, Clone)]
+pub struct StateFigures {
+    /// Counted events (tagged OKs, or counted events for states without replies).
+    pub count: u64,
+    pub ok: u64,
+    pub no: u64,
+    pub bad: u64,
+    pub failed: u64,
+    /// Latency of every completed command, in microseconds.
+    pub latency: Histogram<u64>,
+    /// Sum of latencies in microseconds (exact average without histogram rounding).
+    pub latency_sum_us: u64,
+    /// Commands timed (any outcome).
+    pub timed: u64,
+    pub lateness_max_us: u64,
+}
+
+impl StateFigures {
+    fn new() -> Self {
+        StateFigures {
+            count: 0,
+            ok: 0,
+            no: 0,
+            bad: 0,
+            failed: 0,
+            latency: new_histogram(),
+            latency_sum_us: 0,
+            timed: 0,
+            lateness_max_us: 0,
+        }
+    }
+
+    fn add(&mut self, other: &StateFigures) {
+        self.count += other.count;
+        self.ok += other.ok;
+        self.no += other.no;
+        self.bad += other.bad;
+        self.failed += other.failed;
+        let _ = self.latency.add(&other.latency);
+        self.latency_sum_us += other.latency_sum_us;
+        self.timed += other.timed;
+        self.lateness_max_us = self.lateness_max_us.max(other.lateness_max_us);
+    }
+
+    /// Average latency in milliseconds, 0 if nothing was timed.
+    pub fn avg_ms(&self) -> u64 {
+        (self.latency_sum_us / 1000).checked_div(self.timed).unwrap_or(0)
+    }
+}
+
+/// 1 µs to 1 hour at 3 significant digits, the same everywhere so intervals merge.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Everything that happened in one second (or in a whole run, for totals).
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Seconds since the run started, at the end of this interval.
+    pub elapsed_secs: u64,
+    /// Wall-clock time at the end of this interval.
+    pub at: SystemTime,
+    pub states: Vec<StateFigures>,
+    pub connects: u64,
+    pub disconnects: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    /// Gauges at the end of the interval: active, open, slots used.
+    pub active: u64,
+    pub open: u64,
+    pub slots_used: u64,
+}
+
+impl Interval {
+    pub fn new() -> Self {
+        Interval {
+            elapsed_secs: 0,
+            at: SystemTime::now(),
+            states: (0..State::COUNT).map(|_| StateFigures::new()).collect(),
+            connects: 0,
+            disconnects: 0,
+            errors: 0,
+            warnings: 0,
+            active: 0,
+            open: 0,
+            slots_used: 0,
+        }
+    }
+
+    pub fn state(&self, state: State) -> &StateFigures {
+        &self.states[state as usize]
+    }
+
+    fn record(&mut self, event: &Event) {
+        match event {
+            Event::Command {
+                state,
+                outcome,
+                intended,
+                started,
+                finished,
+            } => {
+                let f = &mut self.states[*state as usize];
+                match outcome {
+                    Outcome::Ok => {
+                        f.ok += 1;
+                        f.count += 1;
+                    }
+                    Outcome::No => f.no += 1,
+                    Outcome::Bad => f.bad += 1,
+                    Outcome::Failed => f.failed += 1,
+                }
+                let us = finished.saturating_duration_since(*started).as_micros() as u64;
+                f.latency.saturating_record(us.max(1));
+                f.latency_sum_us += us;
+                f.timed += 1;
+                let late = started.saturating_duration_since(*intended).as_micros() as u64;
+                f.lateness_max_us = f.lateness_max_us.max(late);
+            }
+            Event::Count { state } => self.states[*state as usize].count += 1,
+            Event::Connected => self.connects += 1,
+            Event::Disconnected => self.disconnects += 1,
+            Event::Report(r) => match r.severity {
+                Severity::Error => self.errors += 1,
+                Severity::Warning => self.warnings += 1,
+                Severity::Info => {}
+            },
+        }
+    }
+
+    /// Adds another interval's figures (for totals and ten-second averages).
+    pub fn add(&mut self, other: &Interval) {
+        for (mine, theirs) in self.states.iter_mut().zip(&other.states) {
+            mine.add(theirs);
+        }
+        self.connects += other.connects;
+        self.disconnects += other.disconnects;
+        self.errors += other.errors;
+        self.warnings += other.warnings;
+        self.elapsed_secs = other.elapsed_secs;
+        self.at = other.at;
+        self.active = other.active;
+        self.open = other.open;
+        self.slots_used = other.slots_used;
+    }
+}
+
+impl Default for Interval {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A consumer of metrics. Sinks run on the aggregator task; they may block briefly.
+pub trait Sink: Send {
+    /// One second is complete.
+    fn interval(&mut self, interval: &Interval);
+    /// A report arrived (printed at once by the console).
+    fn report(&mut self, report: &Report);
+    /// The run is over; `totals` covers all of it.
+    fn finish(&mut self, totals: &Interval);
+}
+
+/// The sending side engines hold. Cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    tx: mpsc::UnboundedSender<Event>,
+    pub gauges: Arc<Gauges>,
+    errors: Arc<AtomicU64>,
+}
+
+impl Metrics {
+    pub fn send(&self, event: Event) {
+        if let Event::Report(Report {
+            severity: Severity::Error,
+            ..
+        }) = &event
+        {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // The aggregator outlives engines; a closed channel only happens at exit.
+        let _ = self.tx.send(event);
+    }
+
+    pub fn report(&self, report: Report) {
+        self.send(Event::Report(report));
+    }
+
+    /// Errors reported so far (for `error_quit`).
+    pub fn error_count(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+}
+
+/// Folds events into per-second intervals and feeds sinks.
+pub struct Aggregator {
+    rx: mpsc::UnboundedReceiver<Event>,
+    gauges: Arc<Gauges>,
+    sinks: Vec<Box<dyn Sink>>,
+    tick: Duration,
+}
+
+/// Creates the engine-side handle and the aggregator that must be run.
+pub fn channel(sinks: Vec<Box<dyn Sink>>) -> (Metrics, Aggregator) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let gauges = Arc::new(Gauges::default());
+    (
+        Metrics {
+            tx,
+            gauges: gauges.clone(),
+            errors: Arc::new(AtomicU64::new(0)),
+        },
+        Aggregator {
+            rx,
+            gauges,
+            sinks,
+            tick: Duration::from_secs(1),
+        },
+    )
+}
+
+impl Aggregator {
+    /// Runs until every [`Metrics`] handle is dropped, then emits the last partial
+    /// interval and the totals. Returns the totals.
+    pub async fn run(mut self) -> Interval {
+        let start = Instant::now();
+        let mut ticker = tokio::time::interval_at(start + self.tick, self.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut current = Interval::new();
+        let mut totals = Interval::new();
+        let mut elapsed = 0;
+        loop {
+            tokio::select! {
+                event = self.rx.recv() => match event {
+                    Some(event) => self.record(&mut current, event),
+                    None => break,
+                },
+                _ = ticker.tick() => {
+                    elapsed += 1;
+                    self.close(&mut current, &mut totals, elapsed);
+                }
+            }
+        }
+        elapsed += 1;
+        self.close(&mut current, &mut totals, elapsed);
+        for sink in &mut self.sinks {
+            sink.finish(&totals);
+        }
+        totals
+    }
+
+    fn record(&mut self, current: &mut Interval, event: Event) {
+        current.record(&event);
+        if let Event::Report(report) = &event {
+            for sink in &mut self.sinks {
+                sink.report(report);
+            }
+        }
+    }
+
+    fn close(&mut self, current: &mut Interval, totals: &mut Interval, elapsed: u64) {
+        let (active, open, slots) = self.gauges.snapshot();
+        current.elapsed_secs = elapsed;
+        current.at = SystemTime::now();
+        current.active = active;
+        current.open = open;
+        current.slots_used = slots;
+        for sink in &mut self.sinks {
+            sink.interval(current);
+        }
+        totals.add(current);
+        *current = Interval::new();
+    }
+}

@@ -1,1 +1,10 @@
 //! Transport: TCP connects, TLS, STARTTLS upgrades and rawlogs. Knows no protocol.
+
+pub mod connect;
+pub mod rawlog;
+pub mod tls;
+pub mod transport;
+
+pub use connect::{Endpoint, NetError};
+pub use rawlog::Rawlog;
+pub use transport::Transport;

@@ -1,1 +1,5 @@
 //! Sinks that consume aggregated metrics.
+
+pub mod console;
+
+pub use console::Console;

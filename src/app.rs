@@ -1,0 +1,232 @@
+//! The application edge: turns settings into a running mode, wires engines to sinks,
+//! handles signals and the run clock, and decides the exit status.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::engine::states::State;
+use crate::engine::stress::{self, RunState, StressContext};
+use crate::imap::client::{ClientOptions, ImapClient, LoginRequest};
+use crate::imap::framer::FramerLimits;
+use crate::mail::{Mbox, MessageSource, RandomMessages};
+use crate::metrics::{self, Report, Severity, Sink};
+use crate::net::Endpoint;
+use crate::report::Console;
+use crate::sasl::ScramCache;
+use crate::users::{UserPicker, UserTemplate, read_userfile};
+
+/// Exit statuses (documented in the README).
+pub mod exit {
+    /// The run ended normally.
+    pub const OK: u8 = 0;
+    /// Interrupted with SIGINT (Ctrl-C).
+    pub const INTERRUPTED: u8 = 1;
+    /// `error_quit` stopped the run on an error, or scripted tests failed.
+    pub const ERRORS: u8 = 2;
+    /// Could not start: bad arguments or input files, unreachable server, refused login.
+    pub const FATAL: u8 = 89;
+}
+
+/// Runs classic stress mode to the end and returns the exit status.
+pub async fn run_stress(settings: Settings) -> anyhow::Result<ExitCode> {
+    let settings = Arc::new(settings);
+    let endpoint = Arc::new(
+        Endpoint::resolve(
+            &settings.host,
+            settings.connect_host(),
+            settings.imap_port(),
+            &settings.tls,
+            settings.timeout,
+        )
+        .await?,
+    );
+    let users = Arc::new(user_picker(&settings)?);
+    let messages = message_source(&settings)?;
+    let client_options = ClientOptions {
+        limits: FramerLimits {
+            max_literal: settings.max_literal,
+            ..FramerLimits::default()
+        },
+        timeout: settings.timeout,
+        rawlog_dir: settings.rawlog.clone(),
+    };
+    let scram_cache = ScramCache::default();
+    preflight(&settings, &endpoint, &users, &scram_cache, &client_options).await?;
+
+    let columns = Console::<std::io::Stdout, std::io::Stderr>::visible_columns(&settings.probabilities);
+    let sinks: Vec<Box<dyn Sink>> = vec![Box::new(Console::stdio(
+        columns,
+        Some(settings.probabilities.clone()),
+        u64::from(settings.clients),
+    ))];
+    let (metrics, aggregator) = metrics::channel(sinks);
+    let aggregator = tokio::spawn(aggregator.run());
+
+    let (state_tx, state_rx) = watch::channel(RunState::Running);
+    let ctx = Arc::new(StressContext {
+        settings: settings.clone(),
+        endpoint,
+        users,
+        messages,
+        scram_cache,
+        metrics: metrics.clone(),
+        client_options,
+    });
+    let engine = tokio::spawn(stress::run(ctx, state_rx));
+    let status = supervise(&settings, &metrics, &state_tx, engine).await;
+    drop(metrics);
+    let _totals = aggregator.await.context("metrics aggregator failed")?;
+    Ok(ExitCode::from(status))
+}
+
+/// Watches the clock, signals and `error_quit` while the engine runs.
+async fn supervise(
+    settings: &Settings,
+    metrics: &metrics::Metrics,
+    state_tx: &watch::Sender<RunState>,
+    mut engine: tokio::task::JoinHandle<()>,
+) -> u8 {
+    let mut status = exit::OK;
+    let run_for = settings.secs.map(|s| s.run);
+    let grace = settings.secs.map_or(Duration::from_secs(30), |s| s.stop_grace);
+    let deadline = run_for.map(|d| tokio::time::Instant::now() + d);
+    let mut stop_deadline: Option<tokio::time::Instant> = None;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    let info = |message: &str| {
+        metrics.report(Report {
+            severity: Severity::Info,
+            user: None,
+            connection: None,
+            message: message.to_owned(),
+            line: None,
+        })
+    };
+    loop {
+        tokio::select! {
+            _ = &mut engine => return status,
+            _ = tokio::signal::ctrl_c() => {
+                status = exit::INTERRUPTED;
+                if *state_tx.borrow() == RunState::Running {
+                    info("Received SIGINT - waiting for existing clients to finish");
+                    let _ = state_tx.send(RunState::LogoutAndStop);
+                    stop_deadline = Some(tokio::time::Instant::now() + grace);
+                } else {
+                    info("Received second SIGINT - stopping immediately");
+                    let _ = state_tx.send(RunState::StopNow);
+                }
+            }
+            _ = poll.tick() => {
+                let now = tokio::time::Instant::now();
+                let running = *state_tx.borrow() == RunState::Running;
+                if running && deadline.is_some_and(|d| now >= d) {
+                    let _ = state_tx.send(RunState::LogoutAndStop);
+                    stop_deadline = Some(now + grace);
+                }
+                if settings.error_quit && metrics.error_count() > 0 && status != exit::ERRORS {
+                    info("Exiting due to error_quit parameter");
+                    status = exit::ERRORS;
+                    let _ = state_tx.send(RunState::StopNow);
+                }
+                if stop_deadline.is_some_and(|d| now >= d) && *state_tx.borrow() != RunState::StopNow {
+                    info("Second timeout triggered while trying to stop - stopping immediately");
+                    let _ = state_tx.send(RunState::StopNow);
+                }
+            }
+        }
+    }
+}
+
+fn user_picker(settings: &Settings) -> anyhow::Result<UserPicker> {
+    let user = &settings.user;
+    let template = UserTemplate::parse(&user.template)?;
+    let file = match &user.userfile {
+        Some(path) => Some(read_userfile(path)?),
+        None => None,
+    };
+    Ok(UserPicker::new(
+        template,
+        user.users,
+        user.domains,
+        file,
+        user.password.clone(),
+    )?)
+}
+
+fn message_source(settings: &Settings) -> anyhow::Result<Arc<dyn MessageSource>> {
+    if settings.random_msg_size > 0 || settings.probabilities.get(State::Append) == 0 {
+        return Ok(Arc::new(RandomMessages::new(settings.random_msg_size.max(1))));
+    }
+    Ok(Arc::new(Mbox::open(&settings.mbox)?))
+}
+
+/// One connection and login before the run, so an unreachable server, a TLS failure or
+/// a wrong password is one clear error instead of a stream of them.
+async fn preflight(
+    settings: &Settings,
+    endpoint: &Endpoint,
+    users: &UserPicker,
+    scram_cache: &ScramCache,
+    options: &ClientOptions,
+) -> anyhow::Result<()> {
+    let user = users.user_by_index(0);
+    let mut client = ImapClient::connect(endpoint, 0, &ClientOptions {
+        rawlog_dir: None,
+        ..options.clone()
+    })
+    .await?;
+    if client.preauth() {
+        return Ok(());
+    }
+    let request = LoginRequest {
+        user: &user.name,
+        password: &user.password,
+        mech: &settings.user.mech,
+        master: settings.user.master.as_deref(),
+        scram_cache,
+    };
+    let done = client.log_in(&request).await?;
+    if !done.is_ok() {
+        bail!("login as {} failed: {}", user.name, done.line);
+    }
+    let _ = client.logout().await;
+    Ok(())
+}
+
+/// Runs the mode the settings select.
+pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    if settings.test.is_some() {
+        bail!("scripted tests (test=) are not implemented yet");
+    }
+    if settings.profile.is_some() {
+        bail!("profile mode (profile=) is not implemented yet");
+    }
+    run_stress(settings).await
+}
+
+/// `imaptest mbox-gen`: writes a deterministic, realistic test mbox.
+pub fn generate_mbox(out: &std::path::Path, count: usize, seed: u64) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let options = crate::mail::generate::GenerateOptions {
+        count,
+        seed,
+        ..Default::default()
+    };
+    let stats = crate::mail::generate::generate_mbox(&options, &mut writer)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    writer.flush().with_context(|| format!("cannot write {}", out.display()))?;
+    eprintln!(
+        "Wrote {} messages, {} bytes (largest {} bytes) to {}",
+        stats.messages,
+        stats.bytes,
+        stats.max_size,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,483 @@
+//! A sequential IMAP client on an [`ImapStream`]: greeting, CAPABILITY, STARTTLS,
+//! LOGIN/AUTHENTICATE and tagged commands. Used by tests, scripted modes and the simple
+//! parts of the engines; the stress engine pipelines on the stream directly.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::capability::Capabilities;
+use super::command::{CommandBuilder, CommandPart};
+use super::framer::{FramerLimits, RawResponse};
+use super::response::{Code, Response, Status, Untagged};
+use super::stream::{ImapStream, StreamError};
+use crate::config::TlsMode;
+use crate::net::{Endpoint, Rawlog};
+use crate::sasl::{self, Credentials, Mechanism, SaslError, ScramCache};
+
+/// What went wrong on an IMAP connection. Messages quote the server line involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Stream(#[from] StreamError),
+    #[error("malformed banner: {0}")]
+    BadGreeting(String),
+    #[error("server said BYE: {0}")]
+    Bye(String),
+    #[error("unexpected tagged reply: {0}")]
+    UnexpectedTag(String),
+    #[error("error parsing input: {0}")]
+    Parse(String),
+    #[error("server does not announce STARTTLS")]
+    NoStartTls,
+    #[error("STARTTLS failed: {0}")]
+    StartTlsRefused(String),
+    #[error("{command} failed: {line}")]
+    Failed { command: String, line: String },
+    #[error("AUTHENTICATE {mech} failed: {source}")]
+    Sasl { mech: String, source: SaslError },
+    #[error("unexpected continuation: {0}")]
+    UnexpectedContinuation(String),
+}
+
+/// The tagged reply to a command, with the untagged responses that came before it.
+#[derive(Debug)]
+pub struct Completion {
+    pub status: Status,
+    /// The whole tagged line, lossily decoded, for error messages.
+    pub line: String,
+    pub untagged: Vec<RawResponse>,
+    pub elapsed: Duration,
+}
+
+impl Completion {
+    pub fn is_ok(&self) -> bool {
+        self.status == Status::Ok
+    }
+}
+
+/// Connection options shared by every connection of a run.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub limits: FramerLimits,
+    pub timeout: Duration,
+    pub rawlog_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            limits: FramerLimits::default(),
+            timeout: Duration::from_secs(30),
+            rawlog_dir: None,
+        }
+    }
+}
+
+/// A connected IMAP client.
+#[derive(Debug)]
+pub struct ImapClient {
+    stream: ImapStream,
+    id: u64,
+    next_tag: u32,
+    capabilities: Capabilities,
+    preauth: bool,
+}
+
+pub(crate) fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl ImapClient {
+    /// Connects, reads the greeting, learns capabilities and (in STARTTLS mode) upgrades.
+    /// `id` is the connection's process-wide number, used in tags and rawlog names.
+    pub async fn connect(
+        endpoint: &Endpoint,
+        id: u64,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let (transport, peer) = endpoint.connect().await.map_err(StreamError::from)?;
+        let rawlog = match &options.rawlog_dir {
+            Some(dir) => Some(Rawlog::create(dir, id).map_err(|e| {
+                StreamError::Write(std::io::Error::other(format!(
+                    "cannot create rawlog in {}: {e}",
+                    dir.display()
+                )))
+            })?),
+            None => None,
+        };
+        let stream = ImapStream::new(
+            transport,
+            peer,
+            options.limits.clone(),
+            rawlog,
+            options.timeout,
+        );
+        let mut client = ImapClient {
+            stream,
+            id,
+            next_tag: 1,
+            capabilities: Capabilities::default(),
+            preauth: false,
+        };
+        client.read_greeting().await?;
+        if endpoint.mode() == TlsMode::StartTls {
+            client = client.start_tls(endpoint).await?;
+        }
+        if client.capabilities.is_empty() {
+            client.refresh_capabilities().await?;
+        }
+        Ok(client)
+    }
+
+    async fn read_greeting(&mut self) -> Result<(), ClientError> {
+        let greeting = self.stream.read_response().await?;
+        let line = lossy(greeting.first_line());
+        match greeting.parse() {
+            Ok(Response::Untagged(Untagged::Status { status, text }))
+                if matches!(status, Status::Ok | Status::PreAuth) =>
+            {
+                self.preauth = status == Status::PreAuth;
+                if let Some(Code::Capability(caps)) = &text.code {
+                    self.capabilities = Capabilities::from_atoms(caps.iter().copied());
+                }
+                Ok(())
+            }
+            Ok(Response::Untagged(Untagged::Status {
+                status: Status::Bye,
+                ..
+            })) => Err(ClientError::Bye(line)),
+            _ => Err(ClientError::BadGreeting(line)),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    /// True if the greeting was PREAUTH.
+    pub fn preauth(&self) -> bool {
+        self.preauth
+    }
+
+    pub fn stream(&mut self) -> &mut ImapStream {
+        &mut self.stream
+    }
+
+    /// Returns the next tag, `<connection id>.<n>` as the C tool does.
+    pub fn next_tag(&mut self) -> String {
+        let tag = format!("{}.{}", self.id, self.next_tag);
+        self.next_tag += 1;
+        tag
+    }
+
+    /// Starts a command with a fresh tag.
+    pub fn command(&mut self, name: &str) -> (String, CommandBuilder) {
+        let tag = self.next_tag();
+        let builder = CommandBuilder::new(&tag, name, self.capabilities.literal_plus());
+        (tag, builder)
+    }
+
+    /// Sends a simple command line (without tag and CRLF) and waits for its completion.
+    pub async fn simple(&mut self, line: &str) -> Result<Completion, ClientError> {
+        let (tag, builder) = self.command(line);
+        self.run(&tag, builder.finish()).await
+    }
+
+    /// Sends a command's parts (waiting for `+` between them) and collects the replies.
+    pub async fn run(&mut self, tag: &str, parts: Vec<CommandPart>) -> Result<Completion, ClientError> {
+        let started = Instant::now();
+        let mut untagged = Vec::new();
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            self.stream.send(&part.bytes, part.secret_from).await?;
+            if i < last {
+                // A synchronising literal: the server must ask for it first.
+                loop {
+                    let response = self.stream.read_response().await?;
+                    match response.parse() {
+                        Ok(Response::Continuation(_)) => break,
+                        Ok(Response::Tagged { .. }) => {
+                            return self.finish_tagged(tag, response, untagged, started);
+                        }
+                        _ => untagged.push(response),
+                    }
+                }
+            }
+        }
+        self.collect(tag, untagged, started).await
+    }
+
+    async fn collect(
+        &mut self,
+        tag: &str,
+        mut untagged: Vec<RawResponse>,
+        started: Instant,
+    ) -> Result<Completion, ClientError> {
+        loop {
+            let response = self.stream.read_response().await?;
+            match response.parse() {
+                Ok(Response::Tagged { .. }) => {
+                    return self.finish_tagged(tag, response, untagged, started);
+                }
+                Ok(Response::Continuation(_)) => {
+                    return Err(ClientError::UnexpectedContinuation(lossy(
+                        response.first_line(),
+                    )));
+                }
+                Ok(Response::Untagged(u)) => {
+                    self.note_untagged(&u);
+                    drop(u);
+                    untagged.push(response);
+                }
+                Err(e) => return Err(ClientError::Parse(e.to_string())),
+            }
+        }
+    }
+
+    fn note_untagged(&mut self, untagged: &Untagged<'_>) {
+        match untagged {
+            Untagged::Capability(caps) => {
+                self.capabilities = Capabilities::from_atoms(caps.iter().copied());
+            }
+            Untagged::Status { text, .. } => {
+                if let Some(Code::Capability(caps)) = &text.code {
+                    self.capabilities = Capabilities::from_atoms(caps.iter().copied());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish_tagged(
+        &mut self,
+        tag: &str,
+        response: RawResponse,
+        untagged: Vec<RawResponse>,
+        started: Instant,
+    ) -> Result<Completion, ClientError> {
+        let line = lossy(response.first_line());
+        let (status, caps) = match response.parse() {
+            Ok(Response::Tagged {
+                tag: got,
+                status,
+                text,
+            }) => {
+                if got != tag.as_bytes() {
+                    return Err(ClientError::UnexpectedTag(line));
+                }
+                let caps = match &text.code {
+                    Some(Code::Capability(caps)) => {
+                        Some(Capabilities::from_atoms(caps.iter().copied()))
+                    }
+                    _ => None,
+                };
+                (status, caps)
+            }
+            Ok(_) => return Err(ClientError::UnexpectedTag(line)),
+            Err(e) => return Err(ClientError::Parse(e.to_string())),
+        };
+        if let Some(caps) = caps {
+            self.capabilities = caps;
+        }
+        Ok(Completion {
+            status,
+            line,
+            untagged,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Sends CAPABILITY and stores the answer.
+    pub async fn refresh_capabilities(&mut self) -> Result<(), ClientError> {
+        let done = self.simple("CAPABILITY").await?;
+        expect_ok("CAPABILITY", &done)
+    }
+
+    async fn start_tls(mut self, endpoint: &Endpoint) -> Result<Self, ClientError> {
+        if !self.capabilities.is_empty() && !self.capabilities.has("STARTTLS") {
+            return Err(ClientError::NoStartTls);
+        }
+        let done = self.simple("STARTTLS").await?;
+        if !done.is_ok() {
+            return Err(ClientError::StartTlsRefused(done.line));
+        }
+        self.stream = self.stream.start_tls(endpoint).await?;
+        // RFC 3501 §6.2.1: capabilities learned before TLS must be discarded.
+        self.capabilities = Capabilities::default();
+        self.refresh_capabilities().await?;
+        Ok(self)
+    }
+
+    /// `LOGIN user password`; the password never reaches the rawlog.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<Completion, ClientError> {
+        let (tag, builder) = self.command("LOGIN");
+        let parts = builder
+            .string(user.as_bytes())
+            .secret(password.as_bytes())
+            .finish();
+        self.run(&tag, parts).await
+    }
+
+    /// `AUTHENTICATE <mech>` with SASL-IR when the server supports it. Every client
+    /// response is masked in the rawlog.
+    pub async fn authenticate(
+        &mut self,
+        mech: &mut dyn Mechanism,
+    ) -> Result<Completion, ClientError> {
+        let started = Instant::now();
+        let name = mech.name();
+        let tag = self.next_tag();
+        let mut line = format!("{tag} AUTHENTICATE {name}");
+        let mut secret_from = None;
+        let initial = mech.initial_response();
+        let mut pending_initial = None;
+        match initial {
+            Some(ir) if self.capabilities.sasl_ir() => {
+                line.push(' ');
+                secret_from = Some(line.len());
+                line.push_str(&if ir.is_empty() {
+                    "=".to_owned()
+                } else {
+                    BASE64.encode(&ir)
+                });
+            }
+            Some(ir) => pending_initial = Some(ir),
+            None => {}
+        }
+        line.push_str("\r\n");
+        self.stream.send(line.as_bytes(), secret_from).await?;
+        let mut untagged = Vec::new();
+        let sasl_err = |source| ClientError::Sasl {
+            mech: name.to_owned(),
+            source,
+        };
+        loop {
+            let response = self.stream.read_response().await?;
+            let parsed = response
+                .parse()
+                .map_err(|e| ClientError::Parse(e.to_string()))?;
+            match parsed {
+                Response::Continuation(text) => {
+                    let answer = match pending_initial.take() {
+                        Some(ir) => ir,
+                        None => {
+                            let challenge = BASE64.decode(text.text.trim_ascii()).map_err(|_| {
+                                ClientError::Parse(format!(
+                                    "invalid base64 in SASL challenge: {}",
+                                    lossy(response.first_line())
+                                ))
+                            });
+                            match challenge {
+                                Ok(challenge) => mech.step(&challenge).map_err(sasl_err)?,
+                                Err(e) => {
+                                    // Cancel the exchange so the connection stays usable.
+                                    self.stream.send(b"*\r\n", None).await?;
+                                    return Err(e);
+                                }
+                            }
+                        }
+                    };
+                    let mut out = BASE64.encode(&answer).into_bytes();
+                    out.extend_from_slice(b"\r\n");
+                    self.stream.send(&out, Some(0)).await?;
+                }
+                Response::Tagged { .. } => {
+                    drop(parsed);
+                    let done = self.finish_tagged(&tag, response, untagged, started)?;
+                    if done.is_ok() {
+                        mech.finish().map_err(sasl_err)?;
+                    }
+                    return Ok(done);
+                }
+                Response::Untagged(u) => {
+                    self.note_untagged(&u);
+                    drop(u);
+                    untagged.push(response);
+                }
+            }
+        }
+    }
+
+    /// Logs in as configured: LOGIN for `mech=LOGIN` (exact) without a master user,
+    /// otherwise AUTHENTICATE with the named mechanism (PLAIN for master users).
+    pub async fn log_in(&mut self, login: &LoginRequest<'_>) -> Result<Completion, ClientError> {
+        if login.mech == "LOGIN" && login.master.is_none() {
+            return self.login(login.user, login.password).await;
+        }
+        let mech_name = if login.mech == "LOGIN" {
+            "PLAIN"
+        } else {
+            login.mech
+        };
+        let creds = match login.master {
+            Some(master) => Credentials {
+                authcid: master.to_owned(),
+                password: login.password.to_owned(),
+                authzid: Some(login.user.to_owned()),
+            },
+            None => Credentials {
+                authcid: login.user.to_owned(),
+                password: login.password.to_owned(),
+                authzid: None,
+            },
+        };
+        let mut mech =
+            sasl::mechanism(mech_name, creds, login.scram_cache).map_err(|source| {
+                ClientError::Sasl {
+                    mech: mech_name.to_owned(),
+                    source,
+                }
+            })?;
+        self.authenticate(mech.as_mut()).await
+    }
+
+    /// LOGOUT: the server must send BYE before its tagged OK.
+    pub async fn logout(&mut self) -> Result<Completion, ClientError> {
+        let done = self.simple("LOGOUT").await?;
+        let saw_bye = done.untagged.iter().any(|r| {
+            matches!(
+                r.parse(),
+                Ok(Response::Untagged(Untagged::Status {
+                    status: Status::Bye,
+                    ..
+                }))
+            )
+        });
+        if done.is_ok() && !saw_bye {
+            return Err(ClientError::Failed {
+                command: "LOGOUT".into(),
+                line: format!("server didn't send BYE: {}", done.line),
+            });
+        }
+        self.stream.shutdown().await;
+        Ok(done)
+    }
+}
+
+/// Who logs in and how.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginRequest<'a> {
+    pub user: &'a str,
+    pub password: &'a str,
+    pub mech: &'a str,
+    pub master: Option<&'a str>,
+    pub scram_cache: &'a ScramCache,
+}
+
+/// Turns a non-OK completion into an error naming the command and the server line.
+pub fn expect_ok(command: &str, done: &Completion) -> Result<(), ClientError> {
+    if done.is_ok() {
+        Ok(())
+    } else {
+        Err(ClientError::Failed {
+            command: command.to_owned(),
+            line: done.line.clone(),
+        })
+    }
+}

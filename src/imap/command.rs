@@ -1,0 +1,187 @@
+//! Encoding command arguments: atoms, quoted strings and literals.
+//!
+//! ```text
+//! astring  = 1*ASTRING-CHAR / string
+//! string   = quoted / literal
+//! quoted   = DQUOTE *QUOTED-CHAR DQUOTE        ; `\` and `"` escaped
+//! literal  = "{" number ["+"] "}" CRLF *CHAR8   ; `+`: LITERAL+ (no wait for "+ ")
+//! ```
+
+/// One piece of a command to send. A command with synchronising literals is sent in
+/// several pieces: after each piece but the last the client waits for a `+` continuation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandPart {
+    pub bytes: Vec<u8>,
+    /// Offset from which this piece is masked in rawlogs (passwords, SASL responses).
+    pub secret_from: Option<usize>,
+}
+
+/// A command being built: its pieces, split at synchronising literals.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CommandBuilder {
+    parts: Vec<CommandPart>,
+    literal_plus: bool,
+}
+
+impl CommandBuilder {
+    /// Starts `<tag> <name>`. With `literal_plus`, literals never wait for a continuation.
+    pub fn new(tag: &str, name: &str, literal_plus: bool) -> Self {
+        let mut bytes = Vec::with_capacity(64);
+        bytes.extend_from_slice(tag.as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(name.as_bytes());
+        CommandBuilder {
+            parts: vec![CommandPart {
+                bytes,
+                secret_from: None,
+            }],
+            literal_plus,
+        }
+    }
+
+    fn current(&mut self) -> &mut CommandPart {
+        if self.parts.is_empty() {
+            self.parts.push(CommandPart {
+                bytes: Vec::new(),
+                secret_from: None,
+            });
+        }
+        let last = self.parts.len() - 1;
+        &mut self.parts[last]
+    }
+
+    /// Appends raw text (already valid IMAP syntax), preceded by a space.
+    pub fn raw(mut self, text: &str) -> Self {
+        let part = self.current();
+        part.bytes.push(b' ');
+        part.bytes.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    /// Appends a string argument as quoted string or, when it cannot be quoted, a literal.
+    pub fn string(self, value: &[u8]) -> Self {
+        self.string_inner(value, false)
+    }
+
+    /// Like [`Self::string`], but the value is masked in rawlogs.
+    pub fn secret(self, value: &[u8]) -> Self {
+        self.string_inner(value, true)
+    }
+
+    fn string_inner(mut self, value: &[u8], secret: bool) -> Self {
+        let literal_plus = self.literal_plus;
+        let part = self.current();
+        part.bytes.push(b' ');
+        if secret && part.secret_from.is_none() {
+            part.secret_from = Some(part.bytes.len());
+        }
+        if can_quote(value) {
+            push_quoted(&mut part.bytes, value);
+            return self;
+        }
+        let header = if literal_plus {
+            format!("{{{}+}}\r\n", value.len())
+        } else {
+            format!("{{{}}}\r\n", value.len())
+        };
+        part.bytes.extend_from_slice(header.as_bytes());
+        if literal_plus {
+            part.bytes.extend_from_slice(value);
+        } else {
+            self.parts.push(CommandPart {
+                bytes: value.to_vec(),
+                secret_from: secret.then_some(0),
+            });
+        }
+        self
+    }
+
+    /// Appends `value` as a literal (never quoted): `{n+}` with LITERAL+, else `{n}`
+    /// and a new part sent after the server's continuation.
+    pub fn literal(mut self, value: &[u8]) -> Self {
+        let literal_plus = self.literal_plus;
+        let part = self.current();
+        let header = if literal_plus {
+            format!(" {{{}+}}\r\n", value.len())
+        } else {
+            format!(" {{{}}}\r\n", value.len())
+        };
+        part.bytes.extend_from_slice(header.as_bytes());
+        if literal_plus {
+            part.bytes.extend_from_slice(value);
+        } else {
+            self.parts.push(CommandPart {
+                bytes: value.to_vec(),
+                secret_from: None,
+            });
+        }
+        self
+    }
+
+    /// Finishes the command with CRLF.
+    pub fn finish(mut self) -> Vec<CommandPart> {
+        self.current().bytes.extend_from_slice(b"\r\n");
+        self.parts
+    }
+}
+
+/// True if `value` fits in a quoted string (no CR, LF, NUL or 8-bit bytes).
+pub fn can_quote(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b != 0 && b != b'\r' && b != b'\n' && b < 0x80)
+}
+
+/// Appends `value` as a quoted string; `\` and `"` are escaped.
+pub fn push_quoted(out: &mut Vec<u8>, value: &[u8]) {
+    out.push(b'"');
+    for &b in value {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+/// A quoted string as text, for commands built with `format!`.
+pub fn quoted(value: &str) -> String {
+    let mut out = Vec::with_capacity(value.len() + 2);
+    push_quoted(&mut out, value.as_bytes());
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_and_escapes() {
+        let parts = CommandBuilder::new("a1", "LOGIN", false)
+            .string(b"us\"er")
+            .secret(b"p\\w")
+            .finish();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].bytes, b"a1 LOGIN \"us\\\"er\" \"p\\\\w\"\r\n");
+        assert_eq!(parts[0].secret_from, Some(17));
+    }
+
+    #[test]
+    fn eight_bit_becomes_literal() {
+        let plus = CommandBuilder::new("a1", "LOGIN", true)
+            .string(b"bob")
+            .secret("pässword".as_bytes())
+            .finish();
+        assert_eq!(plus.len(), 1);
+        assert!(plus[0].bytes.starts_with(b"a1 LOGIN \"bob\" {9+}\r\np"));
+
+        let sync = CommandBuilder::new("a1", "LOGIN", false)
+            .string(b"bob")
+            .secret("pässword".as_bytes())
+            .finish();
+        assert_eq!(sync.len(), 2);
+        assert_eq!(sync[0].bytes, b"a1 LOGIN \"bob\" {9}\r\n");
+        assert_eq!(sync[1].bytes, "pässword\r\n".as_bytes());
+        assert_eq!(sync[1].secret_from, Some(0));
+    }
+}

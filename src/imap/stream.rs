@@ -1,0 +1,200 @@
+//! A framed IMAP connection: the transport, a read buffer, the response framer and the
+//! optional rawlog. It reads whole responses and writes command bytes; it knows no tags.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::framer::{FrameError, Framer, FramerLimits, RawResponse};
+use crate::net::{Endpoint, NetError, Rawlog, Transport};
+
+/// Why reading or writing a response failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("connection closed by server")]
+    Closed,
+    #[error("connection closed by server in the middle of a response: {0}")]
+    Truncated(FrameError),
+    /// A malformed response; the stream is still in sync and may be read again.
+    #[error("{0}")]
+    Frame(FrameError),
+    #[error("read failed: {0}")]
+    Read(io::Error),
+    #[error("write failed: {0}")]
+    Write(io::Error),
+    #[error("no response from server within {0:?}")]
+    Timeout(Duration),
+    #[error(
+        "server sent {0} bytes after its STARTTLS reply, before the TLS handshake (possible response injection)"
+    )]
+    StartTlsInjection(usize),
+    #[error("STARTTLS on a connection that already uses TLS")]
+    AlreadyTls,
+    #[error("{0}")]
+    Net(#[from] NetError),
+}
+
+impl StreamError {
+    /// True if the connection can still be used after this error.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, StreamError::Frame(_))
+    }
+}
+
+/// A connection carrying IMAP responses.
+#[derive(Debug)]
+pub struct ImapStream {
+    transport: Transport,
+    peer: SocketAddr,
+    buf: BytesMut,
+    framer: Framer,
+    limits: FramerLimits,
+    rawlog: Option<Rawlog>,
+    timeout: Duration,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+impl ImapStream {
+    pub fn new(
+        transport: Transport,
+        peer: SocketAddr,
+        limits: FramerLimits,
+        rawlog: Option<Rawlog>,
+        timeout: Duration,
+    ) -> Self {
+        ImapStream {
+            transport,
+            peer,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            framer: Framer::new(limits.clone()),
+            limits,
+            rawlog,
+            timeout,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.transport.is_tls()
+    }
+
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out
+    }
+
+    pub fn rawlog_mut(&mut self) -> Option<&mut Rawlog> {
+        self.rawlog.as_mut()
+    }
+
+    /// Reads the next complete response, waiting at most the stream's timeout for data.
+    pub async fn read_response(&mut self) -> Result<RawResponse, StreamError> {
+        self.read_response_within(Some(self.timeout)).await
+    }
+
+    /// Reads the next complete response; `None` waits without limit (IDLE).
+    pub async fn read_response_within(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<RawResponse, StreamError> {
+        loop {
+            match self.framer.next_response(&mut self.buf) {
+                Ok(Some(response)) => return Ok(response),
+                Ok(None) => {}
+                Err(e) => return Err(StreamError::Frame(e)),
+            }
+            if self.fill(timeout).await? == 0 {
+                return match self.framer.finish(&mut self.buf) {
+                    Ok(()) => Err(StreamError::Closed),
+                    Err(e) => Err(StreamError::Truncated(e)),
+                };
+            }
+        }
+    }
+
+    /// True if bytes are buffered that do not yet form a whole response.
+    pub fn has_buffered_input(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    async fn fill(&mut self, timeout: Option<Duration>) -> Result<usize, StreamError> {
+        self.buf.reserve(READ_CHUNK);
+        let start = self.buf.len();
+        let read = self.transport.read_buf(&mut self.buf);
+        let n = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, read).await {
+                Ok(r) => r.map_err(StreamError::Read)?,
+                Err(_) => return Err(StreamError::Timeout(limit)),
+            },
+            None => read.await.map_err(StreamError::Read)?,
+        };
+        if let Some(log) = &mut self.rawlog {
+            log.input(&self.buf[start..start + n]);
+        }
+        self.bytes_in += n as u64;
+        Ok(n)
+    }
+
+    /// Sends bytes; `secret_from` masks the rest of that line in the rawlog.
+    pub async fn send(&mut self, bytes: &[u8], secret_from: Option<usize>) -> Result<(), StreamError> {
+        if let Some(log) = &mut self.rawlog {
+            log.output(bytes, secret_from);
+        }
+        self.transport
+            .write_all(bytes)
+            .await
+            .map_err(StreamError::Write)?;
+        self.transport.flush().await.map_err(StreamError::Write)?;
+        self.bytes_out += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Upgrades to TLS after the server's positive STARTTLS reply. Any byte the server
+    /// sent after that reply is an error: it would be plaintext injected into the session.
+    pub async fn start_tls(self, endpoint: &Endpoint) -> Result<Self, StreamError> {
+        if !self.buf.is_empty() {
+            return Err(StreamError::StartTlsInjection(self.buf.len()));
+        }
+        let ImapStream {
+            transport,
+            peer,
+            limits,
+            mut rawlog,
+            timeout,
+            bytes_in,
+            bytes_out,
+            ..
+        } = self;
+        let tcp = match transport {
+            Transport::Plain(tcp) => tcp,
+            Transport::Tls(_) => return Err(StreamError::AlreadyTls),
+        };
+        let transport = endpoint.handshake(tcp, peer).await?;
+        if let Some(log) = &mut rawlog {
+            log.note("TLS handshake done");
+        }
+        let mut upgraded = ImapStream::new(transport, peer, limits, rawlog, timeout);
+        upgraded.bytes_in = bytes_in;
+        upgraded.bytes_out = bytes_out;
+        Ok(upgraded)
+    }
+
+    /// Closes the write side; errors are of no interest at this point.
+    pub async fn shutdown(&mut self) {
+        let _ = self.transport.shutdown().await;
+    }
+}

@@ -1,0 +1,254 @@
+//! The console sink: ImapTest's per-second counter lines on stdout, reports on stderr.
+
+use std::io::{self, Write};
+
+use crate::engine::states::{Probabilities, State};
+use crate::metrics::{Interval, Report, Severity, Sink};
+
+/// Prints counters in the C tool's layout:
+///
+/// ```text
+/// Logi List Stat Sele Fetc Fet2 Stor Dele Expu Appe Logo
+/// 100%  50%  50% 100% 100% 100%  50% 100% 100% 100% 100%
+///                          30%                 5%
+///   12    6    5   12   12   17    6   12   12   12   12  10/ 10
+/// ```
+pub struct Console<O: Write + Send, E: Write + Send> {
+    out: O,
+    err: E,
+    columns: Vec<State>,
+    probabilities: Option<Probabilities>,
+    clients: u64,
+    lines: u64,
+    since_average: Interval,
+    bold: bool,
+}
+
+impl Console<io::Stdout, io::Stderr> {
+    /// A console on stdout/stderr. `probabilities` is shown in the header (stress mode).
+    pub fn stdio(columns: Vec<State>, probabilities: Option<Probabilities>, clients: u64) -> Self {
+        use std::io::IsTerminal;
+        let bold = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let mut console = Console::new(io::stdout(), io::stderr(), columns, probabilities, clients);
+        console.bold = bold;
+        console
+    }
+}
+
+impl<O: Write + Send, E: Write + Send> Console<O, E> {
+    pub fn new(
+        out: O,
+        err: E,
+        columns: Vec<State>,
+        probabilities: Option<Probabilities>,
+        clients: u64,
+    ) -> Self {
+        Console {
+            out,
+            err,
+            columns,
+            probabilities,
+            clients,
+            lines: 0,
+            since_average: Interval::new(),
+            bold: false,
+        }
+    }
+
+    /// The visible columns for a set of probabilities: every non-zero state but BANNER.
+    pub fn visible_columns(probabilities: &Probabilities) -> Vec<State> {
+        State::all()
+            .filter(|&s| s != State::Banner && probabilities.get(s) > 0)
+            .collect()
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        let mut line = String::new();
+        for s in &self.columns {
+            line.push_str(s.short());
+            line.push(' ');
+        }
+        writeln!(self.out, "{}", line.trim_end())?;
+        if let Some(p) = &self.probabilities {
+            let mut line = String::new();
+            for &s in &self.columns {
+                line.push_str(&format!("{:3}% ", p.get(s)));
+            }
+            writeln!(self.out, "{}", line.trim_end())?;
+            if self.columns.iter().any(|&s| p.again(s) > 0) {
+                let mut line = String::new();
+                for &s in &self.columns {
+                    match p.again(s) {
+                        0 => line.push_str("     "),
+                        a => line.push_str(&format!("{a:3}% ")),
+                    }
+                }
+                writeln!(self.out, "{}", line.trim_end())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn average_line(&mut self) -> io::Result<()> {
+        let mut line = String::new();
+        for &s in &self.columns {
+            line.push_str(&format!("{:4} ", self.since_average.state(s).avg_ms()));
+        }
+        line.push_str("ms/cmd avg");
+        if self.bold {
+            writeln!(self.out, "\x1b[1m{line}\x1b[0m")?;
+        } else {
+            writeln!(self.out, "{line}")?;
+        }
+        self.since_average = Interval::new();
+        Ok(())
+    }
+
+    fn counts_line(&mut self, interval: &Interval) -> io::Result<()> {
+        let mut line = String::new();
+        for &s in &self.columns {
+            line.push_str(&format!("{:4} ", interval.state(s).count));
+        }
+        line.push_str(&format!("{:3}/{:3}", interval.active, interval.open));
+        if interval.slots_used < self.clients {
+            line.push_str(&format!(
+                " [{}%]",
+                interval.slots_used * 100 / self.clients.max(1)
+            ));
+        }
+        writeln!(self.out, "{line}")
+    }
+
+    fn write_interval(&mut self, interval: &Interval) -> io::Result<()> {
+        if self.lines % 10 == 0 {
+            if self.lines > 0 {
+                self.average_line()?;
+            }
+            writeln!(self.out)?;
+            self.header()?;
+            writeln!(self.out)?;
+        }
+        self.since_average.add(interval);
+        self.counts_line(interval)?;
+        self.lines += 1;
+        self.out.flush()
+    }
+
+    fn write_totals(&mut self, totals: &Interval) -> io::Result<()> {
+        self.average_line()?;
+        writeln!(self.out)?;
+        writeln!(self.out, "Totals:")?;
+        writeln!(self.out)?;
+        self.header()?;
+        let mut line = String::new();
+        for &s in &self.columns {
+            line.push_str(&format!("{:4} ", totals.state(s).count));
+        }
+        writeln!(self.out, "{}", line.trim_end())?;
+        self.out.flush()
+    }
+}
+
+/// `Error: user[conn]: message: line`, as the C tool prints it.
+pub fn format_report(report: &Report) -> String {
+    let prefix = match report.severity {
+        Severity::Error => "Error",
+        Severity::Warning => "Warning",
+        Severity::Info => "Info",
+    };
+    let mut text = format!("{prefix}: ");
+    match (&report.user, report.connection) {
+        (Some(user), Some(conn)) => text.push_str(&format!("{user}[{conn}]: ")),
+        (None, Some(conn)) => text.push_str(&format!("[{conn}]: ")),
+        (Some(user), None) => text.push_str(&format!("{user}: ")),
+        (None, None) => {}
+    }
+    text.push_str(&report.message);
+    if let Some(line) = &report.line {
+        text.push_str(": ");
+        text.push_str(line);
+    }
+    text
+}
+
+impl<O: Write + Send, E: Write + Send> Sink for Console<O, E> {
+    fn interval(&mut self, interval: &Interval) {
+        let _ = self.write_interval(interval);
+    }
+
+    fn report(&mut self, report: &Report) {
+        let _ = writeln!(self.err, "{}", format_report(report));
+    }
+
+    fn finish(&mut self, totals: &Interval) {
+        let _ = self.write_totals(totals);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Event, Outcome};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn default_header_and_lines() {
+        let p = Probabilities::default();
+        let cols = Console::<Shared, Shared>::visible_columns(&p);
+        let shorts: Vec<_> = cols.iter().map(|s| s.short()).collect();
+        assert_eq!(
+            shorts.join(" "),
+            "Logi List Stat Sele Fetc Fet2 Copy Stor Dele Expu Appe Logo"
+        );
+        let out = Shared::default();
+        let mut console = Console::new(out.clone(), Shared::default(), cols, Some(p), 10);
+        let mut iv = Interval::new();
+        let now = std::time::Instant::now();
+        iv.record(&Event::Command {
+            state: State::Login,
+            outcome: Outcome::Ok,
+            intended: now,
+            started: now,
+            finished: now + std::time::Duration::from_millis(3),
+        });
+        iv.active = 4;
+        iv.open = 5;
+        iv.slots_used = 5;
+        console.interval(&iv);
+        console.finish(&iv);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("Logi List Stat Sele Fetc Fet2 Copy Stor Dele Expu Appe Logo\n"));
+        assert!(text.contains("100%  50%  50% 100% 100% 100%  33%  50% 100% 100% 100% 100%\n"));
+        assert!(text.contains("    1    0    0"), "{text}");
+        assert!(text.contains("  4/  5 [50%]\n"), "{text}");
+        assert!(text.contains("   3    0"), "average line: {text}");
+        assert!(text.contains("Totals:\n"));
+    }
+
+    #[test]
+    fn report_format_names_user_and_connection() {
+        let r = Report {
+            severity: Severity::Error,
+            user: Some("testuser1".into()),
+            connection: Some(7),
+            message: "SELECT failed".into(),
+            line: Some("7.3 NO no such mailbox".into()),
+        };
+        assert_eq!(
+            format_report(&r),
+            "Error: testuser1[7]: SELECT failed: 7.3 NO no such mailbox"
+        );
+    }
+}
