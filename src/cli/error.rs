@@ -7,10 +7,7 @@ use std::fmt;
 pub enum CliError {
     /// An argument that is no key, flag, state name or `-`.
     #[error("unknown argument `{arg}`{suggestion}")]
-    UnknownArgument {
-        arg: String,
-        suggestion: Suggestion,
-    },
+    UnknownArgument { arg: String, suggestion: Suggestion },
     /// An argument after `mbox-gen` that it does not take.
     #[error("unknown mbox-gen argument `{arg}`{suggestion}: expected {usage}")]
     UnknownMboxGenArgument {
@@ -58,6 +55,12 @@ pub enum CliError {
     /// Both `test=` and `profile=`.
     #[error("`test=` and `profile=` cannot be combined: give one of them")]
     TestAndProfile,
+    /// A subcommand after other arguments.
+    #[error("`{name}` must be the first argument: {usage}")]
+    MisplacedSubcommand {
+        name: &'static str,
+        usage: &'static str,
+    },
     /// `mbox-gen` without `out=`.
     #[error("`mbox-gen` needs out=FILE: {usage}")]
     MboxGenMissingOut { usage: &'static str },

@@ -51,7 +51,11 @@ pub(crate) fn finalize_with(settings: &mut Settings, seen: &Seen) -> Result<(), 
         p.set(State::Copy, 0, None);
         p.set(State::Move, 0, None);
     }
-    let checkpoint = if settings.checkpoint.is_some() { 100 } else { 0 };
+    let checkpoint = if settings.checkpoint.is_some() {
+        100
+    } else {
+        0
+    };
     p.set(State::Checkpoint, checkpoint, None);
 
     let login = p.get(State::Login);

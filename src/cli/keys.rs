@@ -168,7 +168,7 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "TEMPLATE",
         "$USER",
-        "User name; up to two %d/%i take a number from users= and domains=",
+        "User name; %d/%i take numbers from users=, domains=",
         |b, a| {
             b.settings.user.template = a.value().to_owned();
             Ok(())
@@ -204,7 +204,7 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "FILE",
         "",
-        "Pick each connection's user from FILE (`user` or `user:password` lines)",
+        "Take users from FILE: `user` or `user:password` lines",
         |b, a| {
             b.settings.user.userfile = Some(b.path(a));
             Ok(())
@@ -252,7 +252,7 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "MECH",
         "LOGIN",
-        "SASL mechanism: exactly LOGIN uses the LOGIN command, others AUTHENTICATE; auth=100 alone means PLAIN",
+        "Exactly LOGIN sends LOGIN, others AUTHENTICATE (auth=100: PLAIN)",
         |b, a| {
             b.settings.user.mech = a.value().to_owned();
             b.seen.mech = true;
@@ -307,7 +307,7 @@ pub static KEYS: &[KeySpec] = &[
         FlagOrValue,
         "any-cert",
         "",
-        "TLS right after connecting; any-cert accepts any certificate (with starttls too)",
+        "TLS on connect; any-cert: accept any certificate (also with starttls)",
         |b, a| {
             match a.value {
                 None => b.seen.ssl = Some(false),
@@ -391,7 +391,7 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "BYTES",
         "32768",
-        "Largest server literal kept in memory; larger ones are skipped",
+        "Largest server literal kept in memory",
         |b, a| {
             b.settings.max_literal = number(a, "max_literal size")?;
             Ok(())
@@ -403,8 +403,8 @@ pub static KEYS: &[KeySpec] = &[
         Mailbox,
         Value,
         "MAILBOX",
-        "INBOX; imaptest with test=",
-        "Mailbox under test; %{client_idx} is the connection's slot",
+        "INBOX, test=: imaptest",
+        "Mailbox under test (%{client_idx}: slot number)",
         |b, a| {
             b.settings.mailbox = a.value().to_owned();
             b.seen.mailbox = true;
@@ -441,7 +441,7 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "BYTES",
         "0 = off",
-        "Append random messages of 1..BYTES bytes instead of the mbox's",
+        "Append random messages of 1..BYTES bytes, not the mbox's",
         |b, a| {
             b.settings.random_msg_size = number(a, "random_msg_size")?;
             Ok(())
@@ -465,8 +465,8 @@ pub static KEYS: &[KeySpec] = &[
         Testing,
         Value,
         "N[,F]",
-        "run until interrupted; F=30",
-        "Stop after N seconds, giving clients at most F more to log out",
+        "run forever; F=30",
+        "Stop after N s, then wait at most F s for logouts",
         |b, a| {
             b.settings.secs = Some(secs(a)?);
             Ok(())
@@ -490,7 +490,7 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "SECS",
         "0 = off",
-        "Every SECS seconds, check that all sessions agree on the mailbox",
+        "Check every SECS seconds that all sessions agree",
         |b, a| {
             b.settings.checkpoint = optional_secs(a, "checkpoint interval")?;
             Ok(())
@@ -550,7 +550,7 @@ pub static KEYS: &[KeySpec] = &[
         FlagOrValue,
         "DIR",
         "",
-        "Log each connection's protocol to rawlog.N in DIR (alone: current directory)",
+        "Write rawlog.N protocol logs to DIR (alone: current directory)",
         |b, a| {
             b.settings.rawlog = Some(match a.value {
                 None => PathBuf::from("."),
@@ -568,14 +568,10 @@ pub static KEYS: &[KeySpec] = &[
             Ok(())
         },
     ),
-    flag(
-        "no_pipelining",
-        "Send one command at a time",
-        |b, _| {
-            b.settings.no_pipelining = true;
-            Ok(())
-        },
-    ),
+    flag("no_pipelining", "Send one command at a time", |b, _| {
+        b.settings.no_pipelining = true;
+        Ok(())
+    }),
     flag(
         "no_tracking",
         "Do not track FETCH replies (saves memory)",
@@ -725,16 +721,14 @@ fn range(a: Arg<'_>, what: &'static str) -> Result<(u32, u32), CliError> {
     const EXPECTED: &str = "N (meaning 1-N) or A-B with A <= B";
     match value.split_once('-') {
         None => {
-            let n: u32 = parse_unsigned(a, what, value)
-                .map_err(|_| invalid(a, what, EXPECTED))?;
+            let n: u32 = parse_unsigned(a, what, value).map_err(|_| invalid(a, what, EXPECTED))?;
             if n == 0 {
                 return Err(invalid(a, what, "N of at least 1, or A-B with A <= B"));
             }
             Ok((1, n))
         }
         Some((low, high)) => {
-            let low: u32 =
-                parse_unsigned(a, what, low).map_err(|_| invalid(a, what, EXPECTED))?;
+            let low: u32 = parse_unsigned(a, what, low).map_err(|_| invalid(a, what, EXPECTED))?;
             let high: u32 =
                 parse_unsigned(a, what, high).map_err(|_| invalid(a, what, EXPECTED))?;
             if low > high {

@@ -150,6 +150,12 @@ fn parse_one(builder: &mut Builder, raw: &str) -> Result<(), CliError> {
     if keys::find(name).is_some() {
         return apply_key(builder, name, arg);
     }
+    if name == "mbox-gen" {
+        return Err(CliError::MisplacedSubcommand {
+            name: "mbox-gen",
+            usage: MBOX_GEN_USAGE,
+        });
+    }
     Err(CliError::UnknownArgument {
         arg: shown(raw),
         suggestion: Suggestion(suggest::suggest(name, candidates()).map(str::to_owned)),
@@ -200,7 +206,12 @@ fn apply_key(builder: &mut Builder, name: &str, arg: Arg<'_>) -> Result<(), CliE
 const PERCENT: &str = "a percentage from 0 to 255 (100 or more means always)";
 
 /// `name`, `name=P` or `name=P,Q`.
-fn apply_state(builder: &mut Builder, state: State, name: &str, arg: Arg<'_>) -> Result<(), CliError> {
+fn apply_state(
+    builder: &mut Builder,
+    state: State,
+    name: &str,
+    arg: Arg<'_>,
+) -> Result<(), CliError> {
     let (probability, again) = match arg.value {
         None => (100, None),
         Some("") => {
@@ -227,7 +238,10 @@ fn apply_state(builder: &mut Builder, state: State, name: &str, arg: Arg<'_>) ->
             (p, q)
         }
     };
-    builder.settings.probabilities.set(state, probability, again);
+    builder
+        .settings
+        .probabilities
+        .set(state, probability, again);
     Ok(())
 }
 
@@ -259,13 +273,20 @@ fn parse_mbox_gen(args: &[String], env: &Env) -> Result<Command, CliError> {
                 });
             }
         };
-        let arg = Arg { raw, value: Some(value) };
+        let arg = Arg {
+            raw,
+            value: Some(value),
+        };
         match key {
             "out" => out = Some(keys::expand_home(value, env.home.as_deref())),
             "count" => {
                 count = keys::parse_unsigned(arg, "mbox-gen count", value)?;
                 if count == 0 {
-                    return Err(keys::invalid(arg, "mbox-gen count", "a whole number of at least 1"));
+                    return Err(keys::invalid(
+                        arg,
+                        "mbox-gen count",
+                        "a whole number of at least 1",
+                    ));
                 }
             }
             _ => seed = keys::parse_unsigned(arg, "mbox-gen seed", value)?,

@@ -20,8 +20,8 @@ pub(crate) fn distance(a: &str, b: &str) -> usize {
 const MIN_PREFIX: usize = 3;
 
 /// The candidate closest to `input` (case-insensitively): one within edit distance 1,
-/// else one that `input` is a prefix of (or that is a prefix of `input`), else one
-/// within edit distance 2. Ties go to the earliest candidate. Distances must also be
+/// else one that `input` is a prefix of, else one that is a prefix or suffix of
+/// `input` (`hostname` → `host`, `mailbox` → `box`), else one within edit distance 2. Ties go to the candidate closest in length, then to the earliest. Distances must also be
 /// smaller than the input's length, so `x` suggests nothing.
 pub(crate) fn suggest<'a>(
     input: &str,
@@ -37,14 +37,16 @@ pub(crate) fn suggest<'a>(
     for candidate in candidates {
         let lower = candidate.to_lowercase();
         let d = distance(&input, &lower);
-        let prefix = len >= MIN_PREFIX
-            && (lower.starts_with(&input) || (lower.len() >= MIN_PREFIX && input.starts_with(&lower)));
+        let long_enough = len >= MIN_PREFIX && lower.len() >= MIN_PREFIX;
+        let gap = lower.len().abs_diff(input.len());
         let rank = if d <= 1 && d < len {
-            (d, 0)
-        } else if prefix {
-            (2, lower.len().abs_diff(input.len()))
+            (d, gap)
+        } else if long_enough && lower.starts_with(&input) {
+            (2, gap)
+        } else if long_enough && (input.starts_with(&lower) || input.ends_with(&lower)) {
+            (3, gap)
         } else if d == 2 && d < len {
-            (3, 0)
+            (4, gap)
         } else {
             continue;
         };
@@ -79,7 +81,14 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        let names = ["clients", "host", "hostip", "stalled_disconnect_timeout", "csv", "box"];
+        let names = [
+            "clients",
+            "host",
+            "hostip",
+            "stalled_disconnect_timeout",
+            "csv",
+            "box",
+        ];
         for (input, want) in [
             ("clints", Some("clients")),
             ("CLIENTS", Some("clients")),

@@ -7,7 +7,7 @@ use crate::engine::states::STATES;
 use super::keys::{Group, KEYS, MBOX_GEN_KEYS, MBOX_GEN_USAGE};
 
 /// Column where descriptions start.
-const HELP_COLUMN: usize = 30;
+const HELP_COLUMN: usize = 26;
 
 /// States per line in the state list.
 const STATES_PER_LINE: usize = 4;
@@ -42,9 +42,7 @@ pub fn usage() -> String {
         "STATE=P[,Q]",
         "Run STATE with probability P%, and again at once with Q%",
     );
-    out.push_str(
-        "  STATE is a full or short name in any case; defaults (COPY needs copybox=):\n",
-    );
+    out.push_str("  STATE is a full or short name in any case; defaults (COPY needs copybox=):\n");
     let cells: Vec<String> = STATES
         .iter()
         .map(|s| {
