@@ -55,6 +55,9 @@ pub enum CliError {
     /// Both `test=` and `profile=`.
     #[error("`test=` and `profile=` cannot be combined: give one of them")]
     TestAndProfile,
+    /// An argument that is not valid UTF-8 (see [`super::parse_os`]).
+    #[error("argument `{arg}` is not valid UTF-8")]
+    NotUnicode { arg: String },
     /// A subcommand after other arguments.
     #[error("`{name}` must be the first argument: {usage}")]
     MisplacedSubcommand {

@@ -170,6 +170,7 @@ pub static KEYS: &[KeySpec] = &[
         "$USER",
         "User name; %d/%i take numbers from users=, domains=",
         |b, a| {
+            check_user_template(a)?;
             b.settings.user.template = a.value().to_owned();
             Ok(())
         },
@@ -787,4 +788,30 @@ fn secs(a: Arg<'_>) -> Result<RunTime, CliError> {
         run: Duration::from_secs(run),
         stop_grace: Duration::from_secs(grace),
     })
+}
+
+/// A `user=` template allows `%%` and at most two `%d`/`%i`, each with optional
+/// width digits (`%04d`), as upstream.
+fn check_user_template(a: Arg<'_>) -> Result<(), CliError> {
+    const EXPECTED: &str =
+        "at most two %d or %i (with an optional width such as %04d), and %% for a percent sign";
+    let mut conversions = 0;
+    let mut chars = a.value().chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            continue;
+        }
+        if chars.next_if_eq(&'%').is_some() {
+            continue;
+        }
+        while chars.next_if(char::is_ascii_digit).is_some() {}
+        match chars.next() {
+            Some('d' | 'i') => conversions += 1,
+            _ => return Err(invalid(a, "user template", EXPECTED)),
+        }
+    }
+    if conversions > 2 {
+        return Err(invalid(a, "user template", EXPECTED));
+    }
+    Ok(())
 }

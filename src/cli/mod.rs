@@ -84,6 +84,20 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
     parse_with_env(&args, &Env::from_process())
 }
 
+/// Like [`parse`], for arguments as the OS gives them (`std::env::args_os().skip(1)`):
+/// an argument that is not valid UTF-8 is an error instead of a panic.
+pub fn parse_os<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<Command, CliError> {
+    let args = args
+        .into_iter()
+        .map(|arg| {
+            arg.into_string().map_err(|arg| CliError::NotUnicode {
+                arg: shown(&arg.to_string_lossy()),
+            })
+        })
+        .collect::<Result<Vec<String>, CliError>>()?;
+    parse(args)
+}
+
 pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliError> {
     for arg in args {
         match arg.as_str() {

@@ -72,6 +72,8 @@ type Check = fn(&Settings) -> bool;
 const KEY_CASES: &[(&[&str], Check)] = &[
     (&["user=u%d@d%d.org"], |s| s.user.template == "u%d@d%d.org"),
     (&["user=a=b"], |s| s.user.template == "a=b"),
+    (&["user=u%04i@d%d%%"], |s| s.user.template == "u%04i@d%d%%"),
+    (&["user=100%%"], |s| s.user.template == "100%%"),
     (&["users=5"], |s| s.user.users == (1, 5)),
     (&["users=0-7"], |s| s.user.users == (0, 7)),
     (&["users=3-3"], |s| s.user.users == (3, 3)),
@@ -431,6 +433,22 @@ fn error_texts() {
         (
             &["test=x", "profile=y"],
             "`test=` and `profile=` cannot be combined: give one of them",
+        ),
+        (
+            &["user=u%s"],
+            "invalid user template `u%s` in `user=u%s`: expected at most two %d or %i (with an optional width such as %04d), and %% for a percent sign",
+        ),
+        (
+            &["user=u%d%d%d"],
+            "invalid user template `u%d%d%d` in `user=u%d%d%d`: expected at most two %d or %i (with an optional width such as %04d), and %% for a percent sign",
+        ),
+        (
+            &["user=u%"],
+            "invalid user template `u%` in `user=u%`: expected at most two %d or %i (with an optional width such as %04d), and %% for a percent sign",
+        ),
+        (
+            &["user=u%-4d"],
+            "invalid user template `u%-4d` in `user=u%-4d`: expected at most two %d or %i (with an optional width such as %04d), and %% for a percent sign",
         ),
         (&["a\nb"], "unknown argument `a\\nb`"),
         (&["=5"], "unknown argument `=5`"),
@@ -932,4 +950,15 @@ proptest! {
     fn arbitrary_strings_never_panic(args in prop::collection::vec(any::<String>(), 0..4)) {
         let _ = parse(args);
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn os_arguments() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let bad = OsString::from_vec(vec![b'u', b's', b'e', b'r', b'=', 0xff]);
+    let e = parse_os([bad]).unwrap_err();
+    assert_eq!(e.to_string(), "argument `user=\u{fffd}` is not valid UTF-8");
+    assert_eq!(parse_os([OsString::from("--help")]), Ok(Command::Help));
 }
