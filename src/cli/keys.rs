@@ -790,11 +790,13 @@ fn secs(a: Arg<'_>) -> Result<RunTime, CliError> {
     })
 }
 
+/// Widest `%Nd` in a `user=` template (as [`crate::users`] allows).
+const MAX_USER_WIDTH: usize = 64;
+
 /// A `user=` template allows `%%` and at most two `%d`/`%i`, each with optional
 /// width digits (`%04d`), as upstream.
 fn check_user_template(a: Arg<'_>) -> Result<(), CliError> {
-    const EXPECTED: &str =
-        "at most two %d or %i (with an optional width such as %04d), and %% for a percent sign";
+    const EXPECTED: &str = "at most two %d or %i (with an optional width up to 64, such as %04d), and %% for a percent sign";
     let mut conversions = 0;
     let mut chars = a.value().chars().peekable();
     while let Some(c) = chars.next() {
@@ -804,7 +806,13 @@ fn check_user_template(a: Arg<'_>) -> Result<(), CliError> {
         if chars.next_if_eq(&'%').is_some() {
             continue;
         }
-        while chars.next_if(char::is_ascii_digit).is_some() {}
+        let mut width = 0usize;
+        while let Some(digit) = chars.next_if(char::is_ascii_digit) {
+            width = width * 10 + (digit as usize - '0' as usize);
+            if width > MAX_USER_WIDTH {
+                return Err(invalid(a, "user template", EXPECTED));
+            }
+        }
         match chars.next() {
             Some('d' | 'i') => conversions += 1,
             _ => return Err(invalid(a, "user template", EXPECTED)),

@@ -74,6 +74,7 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["user=a=b"], |s| s.user.template == "a=b"),
     (&["user=u%04i@d%d%%"], |s| s.user.template == "u%04i@d%d%%"),
     (&["user=100%%"], |s| s.user.template == "100%%"),
+    (&["user=u%064d"], |s| s.user.template == "u%064d"),
     (&["users=5"], |s| s.user.users == (1, 5)),
     (&["users=0-7"], |s| s.user.users == (0, 7)),
     (&["users=3-3"], |s| s.user.users == (3, 3)),
@@ -436,19 +437,23 @@ fn error_texts() {
         ),
         (
             &["user=u%s"],
-            "invalid user template `u%s` in `user=u%s`: expected at most two %d or %i (with an optional width such as %04d), and %% for a percent sign",
+            "invalid user template `u%s` in `user=u%s`: expected at most two %d or %i (with an optional width up to 64, such as %04d), and %% for a percent sign",
         ),
         (
             &["user=u%d%d%d"],
-            "invalid user template `u%d%d%d` in `user=u%d%d%d`: expected at most two %d or %i (with an optional width such as %04d), and %% for a percent sign",
+            "invalid user template `u%d%d%d` in `user=u%d%d%d`: expected at most two %d or %i (with an optional width up to 64, such as %04d), and %% for a percent sign",
         ),
         (
             &["user=u%"],
-            "invalid user template `u%` in `user=u%`: expected at most two %d or %i (with an optional width such as %04d), and %% for a percent sign",
+            "invalid user template `u%` in `user=u%`: expected at most two %d or %i (with an optional width up to 64, such as %04d), and %% for a percent sign",
+        ),
+        (
+            &["user=u%65d"],
+            "invalid user template `u%65d` in `user=u%65d`: expected at most two %d or %i (with an optional width up to 64, such as %04d), and %% for a percent sign",
         ),
         (
             &["user=u%-4d"],
-            "invalid user template `u%-4d` in `user=u%-4d`: expected at most two %d or %i (with an optional width such as %04d), and %% for a percent sign",
+            "invalid user template `u%-4d` in `user=u%-4d`: expected at most two %d or %i (with an optional width up to 64, such as %04d), and %% for a percent sign",
         ),
         (&["a\nb"], "unknown argument `a\\nb`"),
         (&["=5"], "unknown argument `=5`"),
