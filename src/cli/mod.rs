@@ -106,8 +106,10 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
             _ => {}
         }
     }
-    if args.first().is_some_and(|a| a == "mbox-gen") {
-        return parse_mbox_gen(&args[1..], env);
+    if let Some((first, rest)) = args.split_first()
+        && first == "mbox-gen"
+    {
+        return parse_mbox_gen(rest, env);
     }
 
     let mut settings = Settings::default();
