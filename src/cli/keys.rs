@@ -742,8 +742,24 @@ fn range(a: Arg<'_>, what: &'static str) -> Result<(u32, u32), CliError> {
 
 /// Whole seconds, `0` meaning off.
 fn optional_secs(a: Arg<'_>, what: &'static str) -> Result<Option<Duration>, CliError> {
-    let secs: u64 = number(a, what)?;
+    let secs = seconds(a, what, a.value())?;
     Ok((secs > 0).then(|| Duration::from_secs(secs)))
+}
+
+/// Longest time any key takes, in seconds (about 31 years): larger ones would
+/// overflow `Instant` arithmetic in the engines.
+pub(crate) const MAX_SECS: u64 = 1_000_000_000;
+
+/// Too-large text for second values.
+const TOO_LONG: &str = "a whole number of seconds no larger than 1000000000";
+
+/// `text` as whole seconds, at most [`MAX_SECS`].
+fn seconds(a: Arg<'_>, what: &'static str, text: &str) -> Result<u64, CliError> {
+    let secs: u64 = parse_unsigned(a, what, text)?;
+    if secs > MAX_SECS {
+        return Err(invalid_value(a, what, text, TOO_LONG));
+    }
+    Ok(secs)
 }
 
 /// Whole seconds (`30`) or a humantime duration (`500ms`, `2m 30s`), above zero.
@@ -751,12 +767,15 @@ fn duration(a: Arg<'_>, what: &'static str) -> Result<Duration, CliError> {
     const EXPECTED: &str = "seconds or a duration such as 500ms or 2m, above zero";
     let value = a.value();
     let d = if value.bytes().all(|c| c.is_ascii_digit()) {
-        Duration::from_secs(number(a, what)?)
+        Duration::from_secs(seconds(a, what, value)?)
     } else {
         humantime::parse_duration(value).map_err(|_| invalid(a, what, EXPECTED))?
     };
     if d.is_zero() {
         return Err(invalid(a, what, EXPECTED));
+    }
+    if d > Duration::from_secs(MAX_SECS) {
+        return Err(invalid(a, what, "a duration no longer than 1000000000s"));
     }
     Ok(d)
 }
@@ -771,7 +790,7 @@ fn secs(a: Arg<'_>) -> Result<RunTime, CliError> {
         None => (value, None),
         Some((run, grace)) => (run, Some(grace)),
     };
-    let run: u64 = parse_unsigned(a, "secs", run)?;
+    let run = seconds(a, "secs", run)?;
     if run == 0 {
         return Err(invalid_value(
             a,
@@ -782,7 +801,7 @@ fn secs(a: Arg<'_>) -> Result<RunTime, CliError> {
     }
     let grace: u64 = match grace {
         None => DEFAULT_STOP_GRACE,
-        Some(grace) => parse_unsigned(a, "secs final wait", grace)?,
+        Some(grace) => seconds(a, "secs final wait", grace)?,
     };
     Ok(RunTime {
         run: Duration::from_secs(run),

@@ -4,11 +4,11 @@
 //! each is a bare word or `key=value` split at the first `=`, matched in this order:
 //! the keys `secs` and `seed`; the bare `-`; a state name (`fetch2`, `Fet2=50,10`);
 //! the boolean flags (exact bare words); the other `key=value` options. Later arguments
-//! override earlier ones. After the last argument [`finalize`] applies the fix-ups of
+//! override earlier ones. After the last argument [`finalize()`] applies the fix-ups of
 //! the probability table and checks what needs all arguments together.
 //!
 //! Every key and flag lives in one table, [`KEYS`], which both the parser and
-//! [`usage`] read.
+//! [`usage()`] read.
 
 mod error;
 mod finalize;
@@ -44,7 +44,7 @@ pub enum Command {
         count: usize,
         seed: u64,
     },
-    /// `-h`, `--help` or `help`: print [`usage`].
+    /// `-h`, `--help` or `help`: print [`usage()`].
     Help,
     /// `--version` or `-V`.
     Version,

@@ -131,6 +131,12 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["timeout=2m 30s"], |s| {
         s.timeout == Duration::from_secs(150)
     }),
+    (&["timeout=1000000000"], |s| {
+        s.timeout == Duration::from_secs(1_000_000_000)
+    }),
+    (&["secs=1000000000,1000000000"], |s| {
+        s.secs.is_some_and(|r| r.run == r.stop_grace)
+    }),
     (&["stalled_disconnect_timeout=60"], |s| {
         s.stalled_disconnect_timeout == Some(Duration::from_secs(60))
     }),
@@ -454,6 +460,30 @@ fn error_texts() {
         (
             &["user=u%-4d"],
             "invalid user template `u%-4d` in `user=u%-4d`: expected at most two %d or %i (with an optional width up to 64, such as %04d), and %% for a percent sign",
+        ),
+        (
+            &["secs=1000000001"],
+            "invalid secs `1000000001` in `secs=1000000001`: expected a whole number of seconds no larger than 1000000000",
+        ),
+        (
+            &["secs=1,99999999999"],
+            "invalid secs final wait `99999999999` in `secs=1,99999999999`: expected a whole number of seconds no larger than 1000000000",
+        ),
+        (
+            &["checkpoint=18446744073709551615"],
+            "invalid checkpoint interval `18446744073709551615` in `checkpoint=18446744073709551615`: expected a whole number of seconds no larger than 1000000000",
+        ),
+        (
+            &["stalled_disconnect_timeout=18446744073709551616"],
+            "invalid stalled disconnect timeout `18446744073709551616` in `stalled_disconnect_timeout=18446744073709551616`: expected a whole number no larger than 18446744073709551615",
+        ),
+        (
+            &["timeout=1000000001"],
+            "invalid timeout `1000000001` in `timeout=1000000001`: expected a whole number of seconds no larger than 1000000000",
+        ),
+        (
+            &["timeout=100years"],
+            "invalid timeout `100years` in `timeout=100years`: expected a duration no longer than 1000000000s",
         ),
         (&["a\nb"], "unknown argument `a\\nb`"),
         (&["=5"], "unknown argument `=5`"),
@@ -966,4 +996,14 @@ fn os_arguments() {
     let e = parse_os([bad]).unwrap_err();
     assert_eq!(e.to_string(), "argument `user=\u{fffd}` is not valid UTF-8");
     assert_eq!(parse_os([OsString::from("--help")]), Ok(Command::Help));
+}
+
+#[test]
+fn long_input_is_shortened_in_messages() {
+    let long = format!("x{}", "y".repeat(500));
+    let text = err(&[&long]);
+    assert!(text.chars().count() < 200, "{text}");
+    assert!(text.contains('…'));
+    let text = err(&[&format!("clients={}", "9".repeat(300))]);
+    assert!(text.chars().count() < 400, "{text}");
 }
