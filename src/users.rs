@@ -342,7 +342,7 @@ impl UserPicker {
         }
     }
 
-    fn from_entry(&self, entry: &UserFileEntry) -> User {
+    fn entry_user(&self, entry: &UserFileEntry) -> User {
         User {
             name: entry.user.clone(),
             password: entry
@@ -352,7 +352,7 @@ impl UserPicker {
         }
     }
 
-    fn from_template(&self, template: &UserTemplate, first: u32, second: u32) -> User {
+    fn template_user(&self, template: &UserTemplate, first: u32, second: u32) -> User {
         User {
             name: template.expand(first, second),
             password: self.default_password.clone(),
@@ -362,7 +362,7 @@ impl UserPicker {
     /// A random user. Draws from `rng` only for the values the source needs.
     pub fn pick(&self, rng: &mut impl rand::Rng) -> User {
         match &self.source {
-            Source::File(entries) => self.from_entry(&entries[rng.random_range(0..entries.len())]),
+            Source::File(entries) => self.entry_user(&entries[rng.random_range(0..entries.len())]),
             Source::Template {
                 template,
                 users,
@@ -378,7 +378,7 @@ impl UserPicker {
                 } else {
                     domains.0
                 };
-                self.from_template(template, first, second)
+                self.template_user(template, first, second)
             }
         }
     }
@@ -390,7 +390,7 @@ impl UserPicker {
         let idx = u64::from(idx);
         match &self.source {
             Source::File(entries) => {
-                self.from_entry(&entries[(idx % entries.len() as u64) as usize])
+                self.entry_user(&entries[(idx % entries.len() as u64) as usize])
             }
             Source::Template {
                 template,
@@ -401,7 +401,7 @@ impl UserPicker {
                 // Both offsets are below a u32 span, so the sums fit in u32.
                 let first = users.0 + (idx % nusers) as u32;
                 let second = domains.0 + ((idx / nusers) % ndomains) as u32;
-                self.from_template(template, first, second)
+                self.template_user(template, first, second)
             }
         }
     }

@@ -767,7 +767,8 @@ mod tests {
     #[test]
     fn malformed_server_first() {
         use SaslError::*;
-        let cases: &[(&[u8], fn(&SaslError) -> bool)] = &[
+        type Check = fn(&SaslError) -> bool;
+        let cases: &[(&[u8], Check)] = &[
             (b"", |e| matches!(e, Malformed { .. })),
             (b"garbage", |e| matches!(e, Malformed { .. })),
             (b"\xff\xfe\x00", |e| matches!(e, Malformed { .. })),
