@@ -196,7 +196,7 @@ impl fmt::Debug for UserFileEntry {
 /// lines starting with `:` are ignored; `\r\n` line ends are accepted.
 ///
 /// Errors name `file:line`: a blank user name, a NUL byte, invalid UTF-8. A file
-/// without entries gives "no usernames in <file>".
+/// without entries gives `no usernames in <file>`.
 pub fn read_userfile(path: &Path) -> Result<Vec<UserFileEntry>, UserError> {
     let data = std::fs::read(path).map_err(|source| UserError::Io {
         path: path.to_owned(),

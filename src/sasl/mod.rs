@@ -27,7 +27,7 @@ mod scram;
 
 pub use login::Login;
 pub use plain::Plain;
-pub use scram::{ScramCache, ScramClient, ScramHash};
+pub use scram::{DEFAULT_CACHE_CAPACITY, MAX_ITERATIONS, ScramCache, ScramClient, ScramHash};
 
 use std::fmt;
 
