@@ -179,7 +179,14 @@ pub fn civil_time(seconds: i64) -> CivilTime {
 }
 
 /// Seconds since the epoch of a wall-clock time taken as UTC.
-pub fn unix_from_civil(year: i64, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> i64 {
+pub fn unix_from_civil(
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+) -> i64 {
     days_from_civil(year, month, day) * SECONDS_PER_DAY
         + i64::from(hour) * 3600
         + i64::from(minute) * 60

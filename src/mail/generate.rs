@@ -211,80 +211,446 @@ impl Lang {
 }
 
 const EN_WORDS: &[&str] = &[
-    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by",
-    "on", "not", "this", "are", "at", "from", "we", "have", "an", "which", "or", "you", "they",
-    "will", "would", "can", "should", "about", "there", "some", "more", "when", "after",
-    "server", "mailbox", "release", "report", "meeting", "budget", "schedule", "project",
-    "customer", "update", "issue", "patch", "review", "deadline", "team", "office",
-    "quarter", "draft", "proposal", "contract", "invoice", "support", "question", "answer",
-    "database", "backup", "network", "storage", "latency", "throughput", "index", "folder",
-    "message", "thread", "attachment", "version", "feature", "test", "results", "numbers",
-    "morning", "afternoon", "tomorrow", "yesterday", "next", "week", "month", "please",
-    "thanks", "again", "really", "probably", "quickly", "carefully", "already", "still",
-    "good", "new", "old", "large", "small", "important", "simple", "difficult", "final",
-    "check", "send", "fix", "move", "discuss", "confirm", "prepare", "deploy", "measure",
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "for",
+    "it",
+    "as",
+    "was",
+    "with",
+    "be",
+    "by",
+    "on",
+    "not",
+    "this",
+    "are",
+    "at",
+    "from",
+    "we",
+    "have",
+    "an",
+    "which",
+    "or",
+    "you",
+    "they",
+    "will",
+    "would",
+    "can",
+    "should",
+    "about",
+    "there",
+    "some",
+    "more",
+    "when",
+    "after",
+    "server",
+    "mailbox",
+    "release",
+    "report",
+    "meeting",
+    "budget",
+    "schedule",
+    "project",
+    "customer",
+    "update",
+    "issue",
+    "patch",
+    "review",
+    "deadline",
+    "team",
+    "office",
+    "quarter",
+    "draft",
+    "proposal",
+    "contract",
+    "invoice",
+    "support",
+    "question",
+    "answer",
+    "database",
+    "backup",
+    "network",
+    "storage",
+    "latency",
+    "throughput",
+    "index",
+    "folder",
+    "message",
+    "thread",
+    "attachment",
+    "version",
+    "feature",
+    "test",
+    "results",
+    "numbers",
+    "morning",
+    "afternoon",
+    "tomorrow",
+    "yesterday",
+    "next",
+    "week",
+    "month",
+    "please",
+    "thanks",
+    "again",
+    "really",
+    "probably",
+    "quickly",
+    "carefully",
+    "already",
+    "still",
+    "good",
+    "new",
+    "old",
+    "large",
+    "small",
+    "important",
+    "simple",
+    "difficult",
+    "final",
+    "check",
+    "send",
+    "fix",
+    "move",
+    "discuss",
+    "confirm",
+    "prepare",
+    "deploy",
+    "measure",
 ];
 
 const FR_WORDS: &[&str] = &[
-    "le", "la", "les", "de", "des", "et", "à", "un", "une", "pour", "avec", "dans", "sur",
-    "nous", "vous", "être", "été", "réunion", "équipe", "prochaine", "semaine", "déjà",
-    "après", "très", "problème", "résumé", "référence", "système", "sécurité", "réseau",
-    "décision", "à jour", "fenêtre", "tâche", "côté", "reçu", "élève", "créé", "préféré",
-    "ça", "garçon", "façon", "leçon", "français", "où", "là", "voilà", "mémoire", "développé",
+    "le",
+    "la",
+    "les",
+    "de",
+    "des",
+    "et",
+    "à",
+    "un",
+    "une",
+    "pour",
+    "avec",
+    "dans",
+    "sur",
+    "nous",
+    "vous",
+    "être",
+    "été",
+    "réunion",
+    "équipe",
+    "prochaine",
+    "semaine",
+    "déjà",
+    "après",
+    "très",
+    "problème",
+    "résumé",
+    "référence",
+    "système",
+    "sécurité",
+    "réseau",
+    "décision",
+    "à jour",
+    "fenêtre",
+    "tâche",
+    "côté",
+    "reçu",
+    "élève",
+    "créé",
+    "préféré",
+    "ça",
+    "garçon",
+    "façon",
+    "leçon",
+    "français",
+    "où",
+    "là",
+    "voilà",
+    "mémoire",
+    "développé",
 ];
 
 const DE_WORDS: &[&str] = &[
-    "der", "die", "das", "und", "zu", "mit", "für", "auf", "ist", "nicht", "wir", "Sie",
-    "Grüße", "Größe", "Übersicht", "Prüfung", "Straße", "Bürgermeister", "Änderung",
-    "schön", "für", "über", "müssen", "können", "würde", "möchte", "Schlüssel", "Zähler",
-    "Gebäude", "Größenordnung", "Tür", "Lösung", "Bestätigung", "Rückmeldung", "Frühstück",
-    "Mädchen", "Vorschläge", "Entwürfe", "Öffnungszeiten", "gemäß", "heißt", "weiß",
+    "der",
+    "die",
+    "das",
+    "und",
+    "zu",
+    "mit",
+    "für",
+    "auf",
+    "ist",
+    "nicht",
+    "wir",
+    "Sie",
+    "Grüße",
+    "Größe",
+    "Übersicht",
+    "Prüfung",
+    "Straße",
+    "Bürgermeister",
+    "Änderung",
+    "schön",
+    "für",
+    "über",
+    "müssen",
+    "können",
+    "würde",
+    "möchte",
+    "Schlüssel",
+    "Zähler",
+    "Gebäude",
+    "Größenordnung",
+    "Tür",
+    "Lösung",
+    "Bestätigung",
+    "Rückmeldung",
+    "Frühstück",
+    "Mädchen",
+    "Vorschläge",
+    "Entwürfe",
+    "Öffnungszeiten",
+    "gemäß",
+    "heißt",
+    "weiß",
 ];
 
 const ES_WORDS: &[&str] = &[
-    "el", "la", "los", "las", "de", "y", "en", "que", "por", "con", "para", "una", "reunión",
-    "información", "también", "así", "más", "año", "niño", "mañana", "señor", "compañía",
-    "teléfono", "número", "días", "próxima", "situación", "código", "aquí", "después",
-    "está", "según", "último", "pequeño", "diseño", "español", "acción", "presentación",
+    "el",
+    "la",
+    "los",
+    "las",
+    "de",
+    "y",
+    "en",
+    "que",
+    "por",
+    "con",
+    "para",
+    "una",
+    "reunión",
+    "información",
+    "también",
+    "así",
+    "más",
+    "año",
+    "niño",
+    "mañana",
+    "señor",
+    "compañía",
+    "teléfono",
+    "número",
+    "días",
+    "próxima",
+    "situación",
+    "código",
+    "aquí",
+    "después",
+    "está",
+    "según",
+    "último",
+    "pequeño",
+    "diseño",
+    "español",
+    "acción",
+    "presentación",
 ];
 
 const RU_WORDS: &[&str] = &[
-    "и", "в", "не", "на", "я", "что", "тот", "быть", "с", "он", "а", "весь", "это", "как",
-    "отчёт", "встреча", "сервер", "письмо", "проект", "сегодня", "завтра", "неделя",
-    "пожалуйста", "спасибо", "вопрос", "ответ", "команда", "бюджет", "версия", "данные",
-    "почта", "ящик", "сообщение", "вложение", "обновление", "проверка", "решение",
+    "и",
+    "в",
+    "не",
+    "на",
+    "я",
+    "что",
+    "тот",
+    "быть",
+    "с",
+    "он",
+    "а",
+    "весь",
+    "это",
+    "как",
+    "отчёт",
+    "встреча",
+    "сервер",
+    "письмо",
+    "проект",
+    "сегодня",
+    "завтра",
+    "неделя",
+    "пожалуйста",
+    "спасибо",
+    "вопрос",
+    "ответ",
+    "команда",
+    "бюджет",
+    "версия",
+    "данные",
+    "почта",
+    "ящик",
+    "сообщение",
+    "вложение",
+    "обновление",
+    "проверка",
+    "решение",
 ];
 
 const EL_WORDS: &[&str] = &[
-    "και", "το", "η", "ο", "να", "σε", "με", "για", "από", "είναι", "συνάντηση", "έργο",
-    "αναφορά", "ομάδα", "εβδομάδα", "αύριο", "σήμερα", "ευχαριστώ", "παρακαλώ", "μήνυμα",
-    "διακομιστής", "έκδοση", "προϋπολογισμός", "ερώτηση", "απάντηση", "πρόταση",
+    "και",
+    "το",
+    "η",
+    "ο",
+    "να",
+    "σε",
+    "με",
+    "για",
+    "από",
+    "είναι",
+    "συνάντηση",
+    "έργο",
+    "αναφορά",
+    "ομάδα",
+    "εβδομάδα",
+    "αύριο",
+    "σήμερα",
+    "ευχαριστώ",
+    "παρακαλώ",
+    "μήνυμα",
+    "διακομιστής",
+    "έκδοση",
+    "προϋπολογισμός",
+    "ερώτηση",
+    "απάντηση",
+    "πρόταση",
 ];
 
 const JA_WORDS: &[&str] = &[
-    "お世話になっております", "会議", "資料", "確認", "よろしくお願いします", "来週",
-    "サーバー", "メール", "添付ファイル", "予定", "報告書", "プロジェクト", "の", "を",
-    "に", "が", "は", "です", "ます", "しました", "について", "ご連絡", "変更", "対応",
+    "お世話になっております",
+    "会議",
+    "資料",
+    "確認",
+    "よろしくお願いします",
+    "来週",
+    "サーバー",
+    "メール",
+    "添付ファイル",
+    "予定",
+    "報告書",
+    "プロジェクト",
+    "の",
+    "を",
+    "に",
+    "が",
+    "は",
+    "です",
+    "ます",
+    "しました",
+    "について",
+    "ご連絡",
+    "変更",
+    "対応",
 ];
 
 const ZH_WORDS: &[&str] = &[
-    "我们", "会议", "项目", "进度", "服务器", "邮件", "附件", "报告", "请", "确认", "下周",
-    "的", "了", "是", "在", "和", "已经", "更新", "问题", "解决", "谢谢", "测试", "版本",
+    "我们",
+    "会议",
+    "项目",
+    "进度",
+    "服务器",
+    "邮件",
+    "附件",
+    "报告",
+    "请",
+    "确认",
+    "下周",
+    "的",
+    "了",
+    "是",
+    "在",
+    "和",
+    "已经",
+    "更新",
+    "问题",
+    "解决",
+    "谢谢",
+    "测试",
+    "版本",
 ];
 
 const KO_WORDS: &[&str] = &[
-    "안녕하세요", "회의", "일정", "자료", "확인", "부탁드립니다", "다음", "주", "서버", "메일",
-    "첨부", "파일", "보고서", "프로젝트", "감사합니다", "변경", "사항", "검토", "요청",
+    "안녕하세요",
+    "회의",
+    "일정",
+    "자료",
+    "확인",
+    "부탁드립니다",
+    "다음",
+    "주",
+    "서버",
+    "메일",
+    "첨부",
+    "파일",
+    "보고서",
+    "프로젝트",
+    "감사합니다",
+    "변경",
+    "사항",
+    "검토",
+    "요청",
 ];
 
 const AR_WORDS: &[&str] = &[
-    "في", "من", "على", "إلى", "أن", "هذا", "اجتماع", "تقرير", "المشروع", "الخادم", "رسالة",
-    "شكرا", "الأسبوع", "القادم", "مرفق", "الميزانية", "سؤال", "جواب", "الفريق", "تحديث",
+    "في",
+    "من",
+    "على",
+    "إلى",
+    "أن",
+    "هذا",
+    "اجتماع",
+    "تقرير",
+    "المشروع",
+    "الخادم",
+    "رسالة",
+    "شكرا",
+    "الأسبوع",
+    "القادم",
+    "مرفق",
+    "الميزانية",
+    "سؤال",
+    "جواب",
+    "الفريق",
+    "تحديث",
 ];
 
 const HE_WORDS: &[&str] = &[
-    "של", "את", "על", "עם", "זה", "לא", "פגישה", "דוח", "פרויקט", "שרת", "הודעה", "תודה",
-    "שבוע", "הבא", "קובץ", "מצורף", "תקציב", "שאלה", "תשובה", "צוות", "עדכון",
+    "של",
+    "את",
+    "על",
+    "עם",
+    "זה",
+    "לא",
+    "פגישה",
+    "דוח",
+    "פרויקט",
+    "שרת",
+    "הודעה",
+    "תודה",
+    "שבוע",
+    "הבא",
+    "קובץ",
+    "מצורף",
+    "תקציב",
+    "שאלה",
+    "תשובה",
+    "צוות",
+    "עדכון",
 ];
 
 const EN_SUBJECTS: &[&str] = &[
@@ -335,10 +701,18 @@ const RU_SUBJECTS: &[&str] = &[
     "Обновление сервера",
     "Вопрос по проекту",
 ];
-const EL_SUBJECTS: &[&str] = &["Προσφορά για το έργο", "Συνάντηση αύριο", "Αναφορά εβδομάδας"];
+const EL_SUBJECTS: &[&str] = &[
+    "Προσφορά για το έργο",
+    "Συνάντηση αύριο",
+    "Αναφορά εβδομάδας",
+];
 const JA_SUBJECTS: &[&str] = &["会議の議事録", "資料の確認のお願い", "来週の予定について"];
 const ZH_SUBJECTS: &[&str] = &["项目进度更新", "会议通知", "服务器维护"];
-const KO_SUBJECTS: &[&str] = &["회의 일정 안내", "자료 확인 부탁드립니다", "보고서 검토 요청"];
+const KO_SUBJECTS: &[&str] = &[
+    "회의 일정 안내",
+    "자료 확인 부탁드립니다",
+    "보고서 검토 요청",
+];
 const AR_SUBJECTS: &[&str] = &["تقرير الاجتماع", "تحديث المشروع"];
 const HE_SUBJECTS: &[&str] = &["פגישה ביום ראשון", "עדכון פרויקט"];
 
@@ -393,7 +767,9 @@ const OTHER_DOMAINS: &[&str] = &[
     "corp.example.net",
 ];
 
-const ZONES: &[i16] = &[0, 0, 60, 60, 120, -300, -240, -420, -480, 330, 540, 480, -180, 600];
+const ZONES: &[i16] = &[
+    0, 0, 60, 60, 120, -300, -240, -420, -480, 330, 540, 480, -180, 600,
+];
 
 const MAILERS: &[(&str, &str)] = &[
     ("User-Agent", "Mutt/2.2.12 (2023-09-09)"),
@@ -410,10 +786,25 @@ const MAILERS: &[(&str, &str)] = &[
 
 /// (content type, file name stem, extension, magic prefix).
 const ATTACHMENT_TYPES: &[(&str, &str, &str, &[u8])] = &[
-    ("application/pdf", "report", "pdf", b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n"),
+    (
+        "application/pdf",
+        "report",
+        "pdf",
+        b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n",
+    ),
     ("image/png", "IMG_", "png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
-    ("image/jpeg", "photo", "jpg", b"\xFF\xD8\xFF\xE0\0\x10JFIF\0"),
-    ("application/zip", "archive", "zip", b"PK\x03\x04\x14\0\0\0\x08\0"),
+    (
+        "image/jpeg",
+        "photo",
+        "jpg",
+        b"\xFF\xD8\xFF\xE0\0\x10JFIF\0",
+    ),
+    (
+        "application/zip",
+        "archive",
+        "zip",
+        b"PK\x03\x04\x14\0\0\0\x08\0",
+    ),
     ("application/octet-stream", "dump", "bin", b""),
     (
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -853,8 +1244,8 @@ impl<'a> Generator<'a> {
                 MimePart::new(
                     ContentType::new("multipart/alternative").attribute("boundary", b),
                     vec![
-                        MimePart::new("text/plain", text),
-                        MimePart::new("text/html", html),
+                        self.text_leaf("text/plain", text),
+                        self.text_leaf("text/html", html),
                     ],
                 )
             }
@@ -871,13 +1262,13 @@ impl<'a> Generator<'a> {
                 MimePart::new(
                     ContentType::new("multipart/alternative").attribute("boundary", b_alt),
                     vec![
-                        MimePart::new("text/plain", text),
+                        self.text_leaf("text/plain", text),
                         MimePart::new(
                             ContentType::new("multipart/related")
                                 .attribute("type", "text/html")
                                 .attribute("boundary", b_rel),
                             vec![
-                                MimePart::new("text/html", html),
+                                self.text_leaf("text/html", html),
                                 MimePart::new("image/png", png).inline().cid(cid),
                             ],
                         ),
@@ -893,8 +1284,8 @@ impl<'a> Generator<'a> {
                     MimePart::new(
                         ContentType::new("multipart/alternative").attribute("boundary", b),
                         vec![
-                            MimePart::new("text/plain", text),
-                            MimePart::new("text/html", html),
+                            self.text_leaf("text/plain", text),
+                            self.text_leaf("text/html", html),
                         ],
                     )
                 } else {
@@ -937,14 +1328,13 @@ impl<'a> Generator<'a> {
                 let b = self.boundary();
                 MimePart::new(
                     ContentType::new("multipart/mixed").attribute("boundary", b),
-                    vec![
-                        self.text_part(from, text),
-                        rfc822.transfer_encoding("7bit"),
-                    ],
+                    vec![self.text_part(from, text), rfc822.transfer_encoding("7bit")],
                 )
             }
         };
-        builder = builder.subject(Text::new(subject_line.clone())).body(body);
+        builder = builder
+            .header("Subject", subject_header(&subject_line))
+            .body(body);
 
         let base_subject = if kind == Kind::Forward && parent.is_none() {
             subject_line
@@ -978,17 +1368,38 @@ impl<'a> Generator<'a> {
     /// A text/plain part for `from`: UTF-8, or ISO-8859-1 for some western senders.
     fn text_part(&mut self, from: usize, text: String) -> MimePart<'static> {
         let (latin1, lang) = (self.people[from].latin1, self.people[from].lang);
-        if latin1
-            && let Some(bytes) = to_latin1(&text)
-        {
-            return MimePart::new(
+        if latin1 && let Some(bytes) = to_latin1(&text) {
+            let part = MimePart::new(
                 ContentType::new("text/plain").attribute("charset", "iso-8859-1"),
                 bytes,
             );
+            // Mostly quoted-printable (chosen by mail-builder), sometimes raw 8bit.
+            return if self.chance(0.2) {
+                part.transfer_encoding("8bit")
+            } else {
+                part
+            };
         }
-        let part = MimePart::new("text/plain", text);
+        let part = self.text_leaf("text/plain", text);
         if lang != Lang::English && self.chance(0.3) {
             part.language(lang.code())
+        } else {
+            part
+        }
+    }
+
+    /// A UTF-8 text part. ASCII text is sent as 7bit (as mail clients do, even with a
+    /// `-- ` signature line); other text as quoted-printable or base64 (whichever
+    /// mail-builder finds shorter), or now and then as raw 8bit.
+    fn text_leaf(&mut self, ctype: &'static str, text: String) -> MimePart<'static> {
+        let short_lines = text.lines().all(|l| l.len() <= 998);
+        let ascii = text.is_ascii();
+        let raw8 = !ascii && self.chance(0.2);
+        let part = MimePart::new(ctype, text);
+        if short_lines && ascii {
+            part.transfer_encoding("7bit")
+        } else if short_lines && raw8 {
+            part.transfer_encoding("8bit")
         } else {
             part
         }
@@ -1071,7 +1482,7 @@ impl<'a> Generator<'a> {
             out.push_str("\n-- \n");
             out.push_str(&self.display_name(from));
             out.push('\n');
-            if self.chance(0.5) {
+            if self.people[from].name.is_some() && self.chance(0.5) {
                 out.push_str(&self.people[from].email);
                 out.push('\n');
             }
@@ -1088,7 +1499,7 @@ impl<'a> Generator<'a> {
             let mut line_len = 0;
             let sentences = self.rng.random_range(2..7);
             // Some English paragraphs start with "From ", which mbox must escape.
-            if lang == Lang::English && self.chance(0.05) {
+            if lang == Lang::English && self.chance(0.015) {
                 out.push_str("From what I can tell,");
                 line_len = 21;
             }
@@ -1162,10 +1573,7 @@ impl<'a> Generator<'a> {
         let (id, subject, from, to, date) = if self.history.is_empty() {
             let from = self.rng.random_range(0..self.people.len());
             let to = self.other_people(1, &[from]);
-            let id = format!(
-                "{}-{}.fwd@{}",
-                self.opts.seed, self.index, self.opts.domain
-            );
+            let id = format!("{}-{}.fwd@{}", self.opts.seed, self.index, self.opts.domain);
             let date = MailDate {
                 unix: self.start,
                 offset_minutes: self.people[from].zone,
@@ -1186,7 +1594,7 @@ impl<'a> Generator<'a> {
             .header("Date", Raw::new(date.rfc5322_format()))
             .from(self.address(from))
             .to(self.address_list(&to))
-            .subject(Text::new(subject.clone()))
+            .header("Subject", subject_header(&subject))
             .message_id(id);
         let text = self.body_text(from, budget.min(4000), None);
         let body = if budget > 8000 {
@@ -1202,8 +1610,8 @@ impl<'a> Generator<'a> {
             MimePart::new(
                 ContentType::new("multipart/alternative").attribute("boundary", b),
                 vec![
-                    MimePart::new("text/plain", text),
-                    MimePart::new("text/html", html),
+                    self.text_leaf("text/plain", text),
+                    self.text_leaf("text/html", html),
                 ],
             )
         } else {
@@ -1213,6 +1621,17 @@ impl<'a> Generator<'a> {
         let mut data = Vec::new();
         inner.serialize(&mut data);
         (data, subject)
+    }
+}
+
+/// ASCII subjects are only folded (mail-builder would turn a long one into
+/// `us-ascii` encoded-words, which mail clients do not); others become RFC 2047
+/// encoded-words.
+fn subject_header(subject: &str) -> mail_builder::headers::HeaderType<'static> {
+    if subject.is_ascii() {
+        Raw::new(subject.to_string()).into()
+    } else {
+        Text::new(subject.to_string()).into()
     }
 }
 
@@ -1227,7 +1646,9 @@ fn capitalize(word: &mut String) {
 
 /// ISO-8859-1 bytes of `text`, if every character fits.
 fn to_latin1(text: &str) -> Option<Vec<u8>> {
-    text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
 }
 
 /// A simple HTML rendering of a plain text body.
@@ -1265,7 +1686,11 @@ fn to_html(text: &str, lang: Lang) -> String {
                 }
             }
         }
-        html.push_str(if quoted { "</p></blockquote>\n" } else { "</p>\n" });
+        html.push_str(if quoted {
+            "</p></blockquote>\n"
+        } else {
+            "</p>\n"
+        });
     }
     html.push_str("</body>\n</html>\n");
     html

@@ -144,12 +144,10 @@ impl Mbox {
         }
 
         match open {
-            Some((start, _, from_line)) if start == buf.len() => {
-                Err(MboxError::EndsWithFromLine {
-                    path,
-                    line: from_line,
-                })
-            }
+            Some((start, _, from_line)) if start == buf.len() => Err(MboxError::EndsWithFromLine {
+                path,
+                line: from_line,
+            }),
             Some((start, date, _)) => {
                 max_size = max_size.max(buf.len() - start);
                 entries.push(Entry {
