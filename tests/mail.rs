@@ -535,7 +535,7 @@ proptest! {
         let mut with_from = b"From a@b Thu Jan  1 00:00:00 2009\n".to_vec();
         with_from.extend_from_slice(&data);
         if let Ok(m) = Mbox::from_bytes("fuzz", &with_from) {
-            prop_assert!(m.len() >= 1);
+            prop_assert!(!m.is_empty());
             for msg in m.iter() {
                 prop_assert!(msg.data.ends_with(b"\r\n") || msg.data.is_empty());
             }
