@@ -1318,7 +1318,7 @@ impl<'a> Generator<'a> {
                 subject_line = format!("Fwd: {inner_subject}");
                 let note_len = self.rng.random_range(80..600);
                 let note = self.body_text(from, note_len, None);
-                let text = format!("{note}\n\n---------- Forwarded message ----------\n");
+                let text = format!("{note}\n---------- Forwarded message ----------\n");
                 let mut rfc822 = MimePart::new("message/rfc822", inner);
                 rfc822 = if self.chance(0.5) {
                     rfc822.inline()
@@ -1457,13 +1457,15 @@ impl<'a> Generator<'a> {
                 out.push_str(&quoted);
                 out.push('\n');
             } else {
-                let mut tail = String::from("\n");
+                let mut tail = String::new();
                 tail.push_str(&intro);
                 tail.push_str(&quoted);
                 let own = budget.saturating_sub(quote_budget + sig_budget + out.len());
                 self.paragraphs(lang, own.max(40), &mut out);
+                end_paragraph(&mut out);
                 out.push_str(&tail);
                 self.signature(from, &mut out);
+                end_text(&mut out);
                 return out;
             }
         }
@@ -1471,15 +1473,18 @@ impl<'a> Generator<'a> {
         self.paragraphs(lang, own.max(40), &mut out);
         // Now and then a line that is a valid mbox From_ line, to exercise escaping.
         if lang == Lang::English && self.chance(0.03) {
-            out.push_str("\nFrom the old archive, the separator looked like this:\n\nFrom MAILER-DAEMON Thu Jan  1 00:00:00 2009\n");
+            end_paragraph(&mut out);
+            out.push_str("From the old archive, the separator looked like this:\n\nFrom MAILER-DAEMON Thu Jan  1 00:00:00 2009\n");
         }
         self.signature(from, &mut out);
+        end_text(&mut out);
         out
     }
 
     fn signature(&mut self, from: usize, out: &mut String) {
         if self.chance(0.7) {
-            out.push_str("\n-- \n");
+            end_paragraph(out);
+            out.push_str("-- \n");
             out.push_str(&self.display_name(from));
             out.push('\n');
             if self.people[from].name.is_some() && self.chance(0.5) {
@@ -1622,6 +1627,20 @@ impl<'a> Generator<'a> {
         inner.serialize(&mut data);
         (data, subject)
     }
+}
+
+/// Ends `text` with exactly one blank line.
+fn end_paragraph(text: &mut String) {
+    let trimmed = text.trim_end_matches('\n').len();
+    text.truncate(trimmed);
+    text.push_str("\n\n");
+}
+
+/// Ends `text` with exactly one newline.
+fn end_text(text: &mut String) {
+    let trimmed = text.trim_end_matches('\n').len();
+    text.truncate(trimmed);
+    text.push('\n');
 }
 
 /// ASCII subjects are only folded (mail-builder would turn a long one into

@@ -69,7 +69,6 @@ struct Entry {
 /// The messages of an mbox file, handed out in file order and wrapping around.
 ///
 /// `Send + Sync`: share it in an `Arc`; the cursor is an atomic counter.
-#[derive(Debug)]
 pub struct Mbox {
     path: PathBuf,
     data: Bytes,
@@ -212,6 +211,19 @@ impl Mbox {
             data: self.data.slice(e.range.clone()),
             date: e.date,
         })
+    }
+}
+
+impl std::fmt::Debug for Mbox {
+    /// A summary; the messages themselves are left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mbox")
+            .field("path", &self.path)
+            .field("messages", &self.entries.len())
+            .field("total_size", &self.data.len())
+            .field("max_message_size", &self.max_size)
+            .field("cursor", &self.cursor.load(Ordering::Relaxed))
+            .finish()
     }
 }
 
