@@ -582,3 +582,15 @@ fn dump_generated() {
     std::fs::write(&path, out).unwrap();
     eprintln!("{path}: {stats:?}");
 }
+
+#[test]
+fn open_source_picks_random_or_mbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.mbox");
+    let random = open_source(&path, 100).unwrap();
+    assert_eq!(random.len_hint(), None);
+    assert!(open_source(&path, 0).is_err());
+    std::fs::write(&path, SAMPLE).unwrap();
+    let m = open_source(&path, 0).unwrap();
+    assert_eq!(m.len_hint(), Some(3));
+}

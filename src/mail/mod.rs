@@ -38,3 +38,16 @@ pub trait MessageSource: Send + Sync {
     /// How many distinct messages the source holds, if it is finite.
     fn len_hint(&self) -> Option<usize>;
 }
+
+/// The source the settings ask for: random messages of up to `random_msg_size` bytes
+/// when it is non-zero (the mbox is then not read, as in ImapTest), else the mbox file.
+pub fn open_source(
+    mbox: &std::path::Path,
+    random_msg_size: u64,
+) -> Result<std::sync::Arc<dyn MessageSource>, MboxError> {
+    if random_msg_size > 0 {
+        Ok(std::sync::Arc::new(RandomMessages::new(random_msg_size)))
+    } else {
+        Ok(std::sync::Arc::new(Mbox::open(mbox)?))
+    }
+}
