@@ -50,7 +50,11 @@ fn b64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -170,7 +174,10 @@ fn lmtp_greeting_and_lhlo() {
             break;
         }
     }
-    assert!(ext.iter().any(|e| e == "STARTTLS"), "STARTTLS missing: {ext:?}");
+    assert!(
+        ext.iter().any(|e| e == "STARTTLS"),
+        "STARTTLS missing: {ext:?}"
+    );
     c.send("QUIT");
     assert!(c.line().starts_with("221"));
 }

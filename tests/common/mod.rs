@@ -84,7 +84,8 @@ pub fn lab() -> &'static Lab {
     static LAB: OnceLock<Lab> = OnceLock::new();
     LAB.get_or_init(|| {
         let script = repo_root().join("scripts/dovecot-lab");
-        let out = Command::new(&script)
+        let out = Command::new("bash")
+            .arg(&script)
             .arg("up")
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
