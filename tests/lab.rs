@@ -198,3 +198,39 @@ fn fresh_users_are_distinct_and_in_range() {
         assert!(common::FRESH_USERS.contains(&n), "{u}");
     }
 }
+
+#[test]
+fn lmtp_delivery_is_seen_over_imap() {
+    let lab = common::lab();
+    let user = common::fresh_user();
+
+    let mut c = Conn::open(lab.lmtp_addr());
+    assert!(c.line().starts_with("220"));
+    c.send("LHLO localhost");
+    while c.line().starts_with("250-") {}
+    for (cmd, want) in [
+        ("MAIL FROM:<sender@example.org>".to_string(), "250"),
+        (format!("RCPT TO:<{user}@localhost>"), "250"),
+        ("DATA".to_string(), "354"),
+    ] {
+        c.send(&cmd);
+        let l = c.line();
+        assert!(l.starts_with(want), "{cmd}: {l}");
+    }
+    c.send("From: sender@example.org\r\nSubject: lab smoke\r\n\r\nhello\r\n.");
+    let l = c.line();
+    assert!(l.starts_with("250"), "end of DATA: {l}");
+    c.send("QUIT");
+
+    let mut c = Conn::open(lab.imap_addr());
+    c.line();
+    let (_, t) = c.imap("a", &format!("LOGIN {user} {}", lab.user_password));
+    assert!(t.starts_with("a OK"), "{t}");
+    let (untagged, t) = c.imap("b", "SELECT INBOX");
+    assert!(t.starts_with("b OK"), "{t}");
+    assert!(
+        untagged.iter().any(|l| l == "* 1 EXISTS"),
+        "fresh user's INBOX should hold exactly the delivered mail: {untagged:?}"
+    );
+    c.imap("z", "LOGOUT");
+}
