@@ -58,7 +58,8 @@ pub async fn run_stress(settings: Settings) -> anyhow::Result<ExitCode> {
     let scram_cache = ScramCache::default();
     preflight(&settings, &endpoint, &users, &scram_cache, &client_options).await?;
 
-    let columns = Console::<std::io::Stdout, std::io::Stderr>::visible_columns(&settings.probabilities);
+    let columns =
+        Console::<std::io::Stdout, std::io::Stderr>::visible_columns(&settings.probabilities);
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(Console::stdio(
         columns,
         Some(settings.probabilities.clone()),
@@ -93,7 +94,9 @@ async fn supervise(
 ) -> u8 {
     let mut status = exit::OK;
     let run_for = settings.secs.map(|s| s.run);
-    let grace = settings.secs.map_or(Duration::from_secs(30), |s| s.stop_grace);
+    let grace = settings
+        .secs
+        .map_or(Duration::from_secs(30), |s| s.stop_grace);
     let deadline = run_for.map(|d| tokio::time::Instant::now() + d);
     let mut stop_deadline: Option<tokio::time::Instant> = None;
     let mut poll = tokio::time::interval(Duration::from_millis(100));
@@ -159,7 +162,9 @@ fn user_picker(settings: &Settings) -> anyhow::Result<UserPicker> {
 
 fn message_source(settings: &Settings) -> anyhow::Result<Arc<dyn MessageSource>> {
     if settings.random_msg_size > 0 || settings.probabilities.get(State::Append) == 0 {
-        return Ok(Arc::new(RandomMessages::new(settings.random_msg_size.max(1))));
+        return Ok(Arc::new(RandomMessages::new(
+            settings.random_msg_size.max(1),
+        )));
     }
     Ok(Arc::new(Mbox::open(&settings.mbox)?))
 }
@@ -174,10 +179,14 @@ async fn preflight(
     options: &ClientOptions,
 ) -> anyhow::Result<()> {
     let user = users.user_by_index(0);
-    let mut client = ImapClient::connect(endpoint, 0, &ClientOptions {
-        rawlog_dir: None,
-        ..options.clone()
-    })
+    let mut client = ImapClient::connect(
+        endpoint,
+        0,
+        &ClientOptions {
+            rawlog_dir: None,
+            ..options.clone()
+        },
+    )
     .await?;
     if client.preauth() {
         return Ok(());
@@ -211,7 +220,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
 /// `imaptest mbox-gen`: writes a deterministic, realistic test mbox.
 pub fn generate_mbox(out: &std::path::Path, count: usize, seed: u64) -> anyhow::Result<ExitCode> {
     use std::io::Write;
-    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut writer = std::io::BufWriter::new(file);
     let options = crate::mail::generate::GenerateOptions {
         count,
@@ -220,7 +230,9 @@ pub fn generate_mbox(out: &std::path::Path, count: usize, seed: u64) -> anyhow::
     };
     let stats = crate::mail::generate::generate_mbox(&options, &mut writer)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    writer.flush().with_context(|| format!("cannot write {}", out.display()))?;
+    writer
+        .flush()
+        .with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!(
         "Wrote {} messages, {} bytes (largest {} bytes) to {}",
         stats.messages,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rand::{Rng, RngExt, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -197,7 +197,14 @@ impl Slot {
         }
     }
 
-    fn report(&self, user: &User, id: u64, severity: Severity, message: String, line: Option<String>) {
+    fn report(
+        &self,
+        user: &User,
+        id: u64,
+        severity: Severity,
+        message: String,
+        line: Option<String>,
+    ) {
         self.ctx.metrics.report(Report {
             severity,
             user: Some(user.name.clone()),
@@ -241,8 +248,17 @@ impl Slot {
         let end = match self.walk(&mut client, &mut session, user, ramped).await {
             Ok(end) => end,
             Err(failure) => {
-                let what = failure.state.map(|s| format!("{}: ", s.name())).unwrap_or_default();
-                self.report(user, id, Severity::Error, format!("{what}{}", failure.error), None);
+                let what = failure
+                    .state
+                    .map(|s| format!("{}: ", s.name()))
+                    .unwrap_or_default();
+                self.report(
+                    user,
+                    id,
+                    Severity::Error,
+                    format!("{what}{}", failure.error),
+                    None,
+                );
                 SessionEnd::Dropped
             }
         };
@@ -263,7 +279,9 @@ impl Slot {
     ) -> Result<SessionEnd, Failure> {
         let id = client.id();
         if session.level == Level::NonAuth {
-            let state = if self.ctx.settings.user.mech == "LOGIN" && self.ctx.settings.user.master.is_none() {
+            let state = if self.ctx.settings.user.mech == "LOGIN"
+                && self.ctx.settings.user.master.is_none()
+            {
                 State::Login
             } else {
                 State::Authenticate
@@ -282,7 +300,13 @@ impl Slot {
             })?;
             self.command_event(state, started, outcome(&done));
             if !done.is_ok() {
-                self.report(user, id, Severity::Error, format!("{} failed", state.name()), Some(done.line));
+                self.report(
+                    user,
+                    id,
+                    Severity::Error,
+                    format!("{} failed", state.name()),
+                    Some(done.line),
+                );
                 return Ok(SessionEnd::Dropped);
             }
             session.level = Level::Auth;
@@ -321,7 +345,11 @@ impl Slot {
         self.rng.random_range(0..100u32) < u32::from(percent)
     }
 
-    async fn logout(&mut self, client: &mut ImapClient, user: &User) -> Result<SessionEnd, Failure> {
+    async fn logout(
+        &mut self,
+        client: &mut ImapClient,
+        user: &User,
+    ) -> Result<SessionEnd, Failure> {
         let started = Instant::now();
         match client.logout().await {
             Ok(done) => {
@@ -329,7 +357,13 @@ impl Slot {
                 Ok(SessionEnd::LoggedOut)
             }
             Err(error) => {
-                self.report(user, client.id(), Severity::Error, format!("LOGOUT: {error}"), None);
+                self.report(
+                    user,
+                    client.id(),
+                    Severity::Error,
+                    format!("LOGOUT: {error}"),
+                    None,
+                );
                 Ok(SessionEnd::Dropped)
             }
         }
@@ -377,7 +411,11 @@ impl Slot {
                     return Ok(());
                 };
                 let op = ["+", "-", ""][self.rng.random_range(0..3)];
-                let silent = if self.rng.random_bool(0.5) { ".SILENT" } else { "" };
+                let silent = if self.rng.random_bool(0.5) {
+                    ".SILENT"
+                } else {
+                    ""
+                };
                 let flags: Vec<&str> = ["\\Answered", "\\Flagged", "\\Seen", "\\Draft"]
                     .into_iter()
                     .filter(|_| self.rng.random_bool(0.5))
@@ -386,7 +424,10 @@ impl Slot {
             }
             State::Delete => {
                 let p = &settings.probabilities;
-                let (append, delete) = (u32::from(p.get(State::Append)), u32::from(p.get(State::Delete)).max(1));
+                let (append, delete) = (
+                    u32::from(p.get(State::Append)),
+                    u32::from(p.get(State::Delete)).max(1),
+                );
                 let mut bound = 1 + (append + delete / 2) / delete;
                 if session.msgs > settings.msgs + 5 {
                     bound += session.msgs - settings.msgs;
@@ -424,16 +465,33 @@ impl Slot {
                 }
             }
             Status::Bad => {
-                self.report(user, client.id(), Severity::Error, format!("BAD reply for command: {line}"), Some(done.line));
+                self.report(
+                    user,
+                    client.id(),
+                    Severity::Error,
+                    format!("BAD reply for command: {line}"),
+                    Some(done.line),
+                );
             }
             _ => {
-                self.report(user, client.id(), Severity::Error, format!("{} failed", state.name()), Some(done.line));
+                self.report(
+                    user,
+                    client.id(),
+                    Severity::Error,
+                    format!("{} failed", state.name()),
+                    Some(done.line),
+                );
             }
         }
         Ok(())
     }
 
-    async fn append(&mut self, client: &mut ImapClient, session: &mut Session, user: &User) -> Result<(), Failure> {
+    async fn append(
+        &mut self,
+        client: &mut ImapClient,
+        session: &mut Session,
+        user: &User,
+    ) -> Result<(), Failure> {
         let target = self.ctx.settings.msgs;
         if session.msgs - session.msgs / 8 >= target {
             return Ok(());
@@ -453,7 +511,13 @@ impl Slot {
         self.command_event(State::Append, started, outcome(&done));
         session.observe(&done);
         if !done.is_ok() {
-            self.report(user, client.id(), Severity::Error, "APPEND failed".to_owned(), Some(done.line));
+            self.report(
+                user,
+                client.id(),
+                Severity::Error,
+                "APPEND failed".to_owned(),
+                Some(done.line),
+            );
         }
         Ok(())
     }
@@ -538,7 +602,9 @@ impl Session {
         for response in &done.untagged {
             match response.parse() {
                 Ok(Response::Untagged(Untagged::Exists(n))) => self.msgs = n,
-                Ok(Response::Untagged(Untagged::Expunge(_))) => self.msgs = self.msgs.saturating_sub(1),
+                Ok(Response::Untagged(Untagged::Expunge(_))) => {
+                    self.msgs = self.msgs.saturating_sub(1)
+                }
                 _ => {}
             }
         }

@@ -190,7 +190,11 @@ impl ImapClient {
     }
 
     /// Sends a command's parts (waiting for `+` between them) and collects the replies.
-    pub async fn run(&mut self, tag: &str, parts: Vec<CommandPart>) -> Result<Completion, ClientError> {
+    pub async fn run(
+        &mut self,
+        tag: &str,
+        parts: Vec<CommandPart>,
+    ) -> Result<Completion, ClientError> {
         let started = Instant::now();
         let mut untagged = Vec::new();
         let last = parts.len().saturating_sub(1);
@@ -427,13 +431,12 @@ impl ImapClient {
                 authzid: None,
             },
         };
-        let mut mech =
-            sasl::mechanism(mech_name, creds, login.scram_cache).map_err(|source| {
-                ClientError::Sasl {
-                    mech: mech_name.to_owned(),
-                    source,
-                }
-            })?;
+        let mut mech = sasl::mechanism(mech_name, creds, login.scram_cache).map_err(|source| {
+            ClientError::Sasl {
+                mech: mech_name.to_owned(),
+                source,
+            }
+        })?;
         self.authenticate(mech.as_mut()).await
     }
 

@@ -10,3 +10,5 @@ pub mod stream;
 pub use capability::Capabilities;
 pub use client::{ClientError, ClientOptions, Completion, ImapClient};
 pub use stream::{ImapStream, StreamError};
+pub mod framer;
+pub mod response;

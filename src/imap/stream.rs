@@ -150,7 +150,11 @@ impl ImapStream {
     }
 
     /// Sends bytes; `secret_from` masks the rest of that line in the rawlog.
-    pub async fn send(&mut self, bytes: &[u8], secret_from: Option<usize>) -> Result<(), StreamError> {
+    pub async fn send(
+        &mut self,
+        bytes: &[u8],
+        secret_from: Option<usize>,
+    ) -> Result<(), StreamError> {
         if let Some(log) = &mut self.rawlog {
             log.output(bytes, secret_from);
         }

@@ -53,7 +53,9 @@ pub enum Event {
         finished: Instant,
     },
     /// A counted event without latency (a DELAY started, a DISCONNECT, ...).
-    Count { state: State },
+    Count {
+        state: State,
+    },
     Connected,
     Disconnected,
     Report(Report),
@@ -127,7 +129,9 @@ impl StateFigures {
 
     /// Average latency in milliseconds, 0 if nothing was timed.
     pub fn avg_ms(&self) -> u64 {
-        (self.latency_sum_us / 1000).checked_div(self.timed).unwrap_or(0)
+        (self.latency_sum_us / 1000)
+            .checked_div(self.timed)
+            .unwrap_or(0)
     }
 }
 
@@ -174,7 +178,8 @@ impl Interval {
         &self.states[state as usize]
     }
 
-    fn record(&mut self, event: &Event) {
+    /// Folds one event into this interval.
+    pub fn record(&mut self, event: &Event) {
         match event {
             Event::Command {
                 state,
@@ -306,7 +311,7 @@ impl Aggregator {
     /// Runs until every [`Metrics`] handle is dropped, then emits the last partial
     /// interval and the totals. Returns the totals.
     pub async fn run(mut self) -> Interval {
-        let start = Instant::now();
+        let start = tokio::time::Instant::now();
         let mut ticker = tokio::time::interval_at(start + self.tick, self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut current = Interval::new();

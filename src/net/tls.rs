@@ -85,7 +85,8 @@ fn load_roots(path: &Path) -> Result<RootCertStore, TlsConfigError> {
 /// The name sent as SNI and checked against the certificate: an IP address or a DNS name.
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     let trimmed = host.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(trimmed.to_owned()).map_err(|_| format!("invalid TLS server name `{host}`"))
+    ServerName::try_from(trimmed.to_owned())
+        .map_err(|_| format!("invalid TLS server name `{host}`"))
 }
 
 /// `ssl=any-cert`: any certificate chain is accepted, but the handshake signatures are

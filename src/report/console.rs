@@ -120,7 +120,7 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
     }
 
     fn write_interval(&mut self, interval: &Interval) -> io::Result<()> {
-        if self.lines % 10 == 0 {
+        if self.lines.is_multiple_of(10) {
             if self.lines > 0 {
                 self.average_line()?;
             }
