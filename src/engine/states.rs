@@ -105,7 +105,15 @@ use Level::{Auth, NonAuth, Selected};
 /// The table, indexed by `State as usize`.
 pub const STATES: [StateInfo; 32] = [
     info(State::Banner, "BANNER", "Bann", 0, 0, NonAuth, ""),
-    info(State::Authenticate, "AUTHENTICATE", "Auth", 0, 0, NonAuth, "C"),
+    info(
+        State::Authenticate,
+        "AUTHENTICATE",
+        "Auth",
+        0,
+        0,
+        NonAuth,
+        "C",
+    ),
     info(State::Login, "LOGIN", "Logi", 100, 0, NonAuth, "C"),
     info(State::Compress, "COMPRESS", "Comp", 0, 0, Auth, ""),
     info(State::ListRoot, "LISTROOT", "Root", 0, 0, Auth, "E"),
