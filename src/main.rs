@@ -4,7 +4,7 @@ use imaptest::app::{self, exit};
 use imaptest::cli::{self, Command};
 
 fn main() -> ExitCode {
-    let command = match cli::parse(std::env::args().skip(1)) {
+    let command = match cli::parse_os(std::env::args_os().skip(1)) {
         Ok(command) => command,
         Err(e) => {
             eprintln!("Fatal: {e}");
