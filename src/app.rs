@@ -77,10 +77,13 @@ pub async fn run_stress(settings: Settings) -> anyhow::Result<ExitCode> {
         scram_cache,
         metrics: metrics.clone(),
         client_options,
+        quit: std::sync::atomic::AtomicBool::new(false),
     });
-    let engine = tokio::spawn(stress::run(ctx, state_rx));
-    let status = supervise(&settings, &metrics, &state_tx, engine).await;
+    let engine = tokio::spawn(stress::run(ctx.clone(), state_rx));
+    let status = supervise(&settings, &metrics, &state_tx, engine, &ctx.quit).await;
     drop(metrics);
+    // The context holds a metrics handle too; the aggregator ends when all are gone.
+    drop(ctx);
     let _totals = aggregator.await.context("metrics aggregator failed")?;
     Ok(ExitCode::from(status))
 }
@@ -91,6 +94,7 @@ async fn supervise(
     metrics: &metrics::Metrics,
     state_tx: &watch::Sender<RunState>,
     mut engine: tokio::task::JoinHandle<()>,
+    quit: &std::sync::atomic::AtomicBool,
 ) -> u8 {
     let mut status = exit::OK;
     let run_for = settings.secs.map(|s| s.run);
@@ -133,6 +137,11 @@ async fn supervise(
                 if settings.error_quit && metrics.error_count() > 0 && status != exit::ERRORS {
                     info("Exiting due to error_quit parameter");
                     status = exit::ERRORS;
+                    let _ = state_tx.send(RunState::StopNow);
+                }
+                if quit.load(std::sync::atomic::Ordering::Relaxed) && status != exit::INTERRUPTED {
+                    info("Exiting due to disconnect_quit parameter");
+                    status = exit::INTERRUPTED;
                     let _ = state_tx.send(RunState::StopNow);
                 }
                 if stop_deadline.is_some_and(|d| now >= d) && *state_tx.borrow() != RunState::StopNow {

@@ -56,6 +56,8 @@ pub struct ImapStream {
     timeout: Duration,
     bytes_in: u64,
     bytes_out: u64,
+    /// Bytes queued by [`Self::queue`], written by [`Self::flush_queued`].
+    out: Vec<u8>,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -78,6 +80,7 @@ impl ImapStream {
             timeout,
             bytes_in: 0,
             bytes_out: 0,
+            out: Vec::new(),
         }
     }
 
@@ -155,15 +158,35 @@ impl ImapStream {
         bytes: &[u8],
         secret_from: Option<usize>,
     ) -> Result<(), StreamError> {
+        self.queue(bytes, secret_from);
+        self.flush_queued().await
+    }
+
+    /// Queues bytes for the next [`Self::flush_queued`], so pipelined commands leave
+    /// in one write.
+    pub fn queue(&mut self, bytes: &[u8], secret_from: Option<usize>) {
         if let Some(log) = &mut self.rawlog {
             log.output(bytes, secret_from);
         }
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Writes everything queued.
+    pub async fn flush_queued(&mut self) -> Result<(), StreamError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
         self.transport
-            .write_all(bytes)
+            .write_all(&self.out)
             .await
             .map_err(StreamError::Write)?;
         self.transport.flush().await.map_err(StreamError::Write)?;
-        self.bytes_out += bytes.len() as u64;
+        self.bytes_out += self.out.len() as u64;
+        self.out.clear();
+        // Don't keep a large APPEND buffer around on an idle connection.
+        if self.out.capacity() > 64 * 1024 {
+            self.out = Vec::new();
+        }
         Ok(())
     }
 
