@@ -133,7 +133,7 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert_eq!(
             strip_times(&text),
-            "S: * OK ready\r\nC: 7.1 LOGIN \"bob\" <hidden>\r\nS: 7.1 OK done\r\nS: * partial line\r"
+            "S: * OK ready\nC: 7.1 LOGIN \"bob\" <hidden>\nS: 7.1 OK done\nS: * partial line"
         );
     }
 }

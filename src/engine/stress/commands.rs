@@ -91,7 +91,11 @@ pub fn build(
             format!("{verb} {}", test_mailbox(ctx.separator, rng))
         }
         State::Status => {
-            let recent = if ctx.settings.imap4rev2 { "" } else { " RECENT" };
+            let recent = if ctx.settings.imap4rev2 {
+                ""
+            } else {
+                " RECENT"
+            };
             format!("STATUS {mailbox} (MESSAGES UNSEEN{recent})")
         }
         State::Select => {
@@ -124,7 +128,11 @@ pub fn build(
             if msgs == 0 {
                 return None;
             }
-            format!("SORT ({}) US-ASCII {}", sort_keys(rng), sort_criteria(rng, msgs))
+            format!(
+                "SORT ({}) US-ASCII {}",
+                sort_keys(rng),
+                sort_criteria(rng, msgs)
+            )
         }
         State::Thread => {
             if msgs == 0 {
@@ -379,14 +387,7 @@ fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth:
         1 => format!("SMALLER {}", 2048 + rng.random_range(0..2048)),
         2 => format!("LARGER {}", 2048 + rng.random_range(0..2048)),
         k @ 3..=8 => {
-            let key = [
-                "BEFORE",
-                "ON",
-                "SINCE",
-                "SENTBEFORE",
-                "SENTON",
-                "SENTSINCE",
-            ][k - 3];
+            let key = ["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"][k - 3];
             let days_ago = rng.random_range(0..10);
             format!("{key} {}", search_date(now - days_ago * 86_400))
         }

@@ -267,13 +267,22 @@ impl Slot {
             };
             self.ctx.metrics.send(Event::Command {
                 state,
-                outcome: if done.is_ok() { Outcome::Ok } else { Outcome::No },
+                outcome: if done.is_ok() {
+                    Outcome::Ok
+                } else {
+                    Outcome::No
+                },
                 intended: started,
                 started,
                 finished: Instant::now(),
             });
             if !done.is_ok() {
-                self.report(user, id, format!("{} failed", state.name()), Some(done.line));
+                self.report(
+                    user,
+                    id,
+                    format!("{} failed", state.name()),
+                    Some(done.line),
+                );
                 return None;
             }
         }

@@ -146,14 +146,19 @@ mod tests {
         p.set(State::Fetch, 100, None);
         let mut planner = Planner::after_login(false);
         // Only LOGOUT can run at the authenticated level.
-        assert_eq!(planner.next(&mut rng, &p, Level::Auth, false), Some(State::Logout));
+        assert_eq!(
+            planner.next(&mut rng, &p, Level::Auth, false),
+            Some(State::Logout)
+        );
     }
 
     #[test]
     fn nothing_runnable_gives_none() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-        let mut p = Probabilities::default();
-        p.probability = [0; State::COUNT];
+        let mut p = Probabilities {
+            probability: [0; State::COUNT],
+            ..Default::default()
+        };
         p.set(State::Fetch, 100, None);
         let mut planner = Planner::after_login(true);
         assert_eq!(planner.next(&mut rng, &p, Level::Auth, false), None);
@@ -162,8 +167,10 @@ mod tests {
     #[test]
     fn uidfetch_runs_once() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
-        let mut p = Probabilities::default();
-        p.probability = [0; State::COUNT];
+        let mut p = Probabilities {
+            probability: [0; State::COUNT],
+            ..Default::default()
+        };
         p.set(State::UidFetch, 100, None);
         p.set(State::Noop, 100, None);
         let mut planner = Planner::after_login(false);
