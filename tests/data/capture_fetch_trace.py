@@ -3,7 +3,9 @@
 
 Logs in, fills the scratch mailbox `benchtrace` with realistic messages (once),
 then saves every byte the server sends for SELECT and
-`FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE BODY.PEEK[])`.
+`FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE BODY.PEEK[])`
+to OUT, and the responses to a metadata-only FETCH (no bodies, many small
+tokens) to OUT with `.trace` replaced by `-meta.trace`.
 Usage: capture_fetch_trace.py OUT [host port user password]
 """
 import random
@@ -120,3 +122,14 @@ assert r[-1].split(b" ")[1] == b"OK", r[-1]
 c.cmd(b"LOGOUT", record=True)
 open(out, "wb").write(bytes(c.log))
 print("wrote", len(c.log), "bytes,", len(r) - 1, "FETCH responses")
+
+c = Conn()
+c.response()
+c.cmd(b"LOGIN %s %s" % (user.encode(), pw.encode()))
+c.cmd(b"EXAMINE benchtrace")
+r = c.cmd(b"FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE "
+          b"BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])", record=True)
+c.log = bytearray(b"".join(r))
+meta = out.replace(".trace", "-meta.trace")
+open(meta, "wb").write(bytes(c.log))
+print("wrote", len(c.log), "bytes to", meta)
