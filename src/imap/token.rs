@@ -207,8 +207,20 @@ pub(crate) fn first_line(data: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// Atom bytes, as a table: this test runs once per byte of every atom.
+static ATOM_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c >= 0x80 || (c > b' ' && c < 0x7f && !matches!(c, b'(' | b')' | b'{' | b'"'));
+        b += 1;
+    }
+    t
+};
+
 pub(crate) fn is_atom_char(b: u8) -> bool {
-    b >= 0x80 || (b > b' ' && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'"'))
+    ATOM_CHARS[usize::from(b)]
 }
 
 /// Reading position inside one response's bytes.
@@ -263,6 +275,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// An error at the current position, carrying the first line.
+    #[cold]
+    #[inline(never)]
     pub fn error(&self, reason: ParseErrorKind) -> ParseError {
         ParseError {
             reason,
