@@ -766,3 +766,78 @@ proptest! {
         prop_assert_eq!(frame_chunked(&data, limits, &chunks), frame_chunked(&data, limits, &[]));
     }
 }
+
+/// Differential check: any response imap-codec can encode must frame as
+/// exactly one response and parse without error; tags, numbers and FETCH
+/// sequence numbers must agree.
+mod differential {
+    use super::*;
+    use arbitrary::{Arbitrary, Unstructured};
+    use imap_codec::ResponseCodec;
+    use imap_codec::encode::Encoder;
+    use imap_codec::imap_types::core::Vec1;
+    use imap_codec::imap_types::fetch::MessageDataItem;
+    use imap_codec::imap_types::response::{Data, Response as CResponse, Status as CStatus};
+
+    fn check(resp: &CResponse<'_>) -> Result<(), TestCaseError> {
+        let wire = ResponseCodec::default().encode(resp).dump();
+        let limits = FramerLimits {
+            max_line: 1 << 20,
+            max_literal: 1 << 20,
+        };
+        let rs = frame_all(&wire, limits);
+        prop_assert_eq!(rs.len(), 1, "{}", wire.escape_ascii());
+        let parsed = rs[0].parse();
+        prop_assert!(parsed.is_ok(), "{:?} on {}", parsed, wire.escape_ascii());
+        let parsed = parsed.unwrap();
+        match (resp, &parsed) {
+            (CResponse::Status(CStatus::Tagged(t)), Response::Tagged { tag, .. }) => {
+                prop_assert_eq!(t.tag.inner().as_bytes(), *tag);
+            }
+            (CResponse::Data(Data::Exists(n)), Response::Untagged(Untagged::Exists(m))) => {
+                prop_assert_eq!(n, m)
+            }
+            (CResponse::Data(Data::Expunge(n)), Response::Untagged(Untagged::Expunge(m))) => {
+                prop_assert_eq!(n.get(), *m)
+            }
+            (
+                CResponse::Data(Data::Fetch { seq, items }),
+                Response::Untagged(Untagged::Fetch { seq: s, items: i }),
+            ) => {
+                prop_assert_eq!(seq.get(), *s);
+                prop_assert_eq!(items.as_ref().len(), i.len());
+            }
+            (CResponse::Status(CStatus::Tagged(_)), other) => {
+                prop_assert!(false, "tagged became {:?}", other)
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// FETCH responses specifically (arbitrary items: ENVELOPE,
+        /// BODYSTRUCTURE, sections, BINARY, MODSEQ, ...).
+        #[test]
+        fn fetch_agrees_with_imap_codec(seed in prop::collection::vec(any::<u8>(), 0..4096)) {
+            let mut u = Unstructured::new(&seed);
+            let (Ok(seq), Ok(items)) = (
+                std::num::NonZeroU32::arbitrary(&mut u),
+                Vec1::<MessageDataItem>::arbitrary(&mut u),
+            ) else {
+                return Ok(());
+            };
+            check(&CResponse::Data(Data::Fetch { seq, items }))?;
+        }
+
+        #[test]
+        fn agrees_with_imap_codec(seed in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let mut u = Unstructured::new(&seed);
+            if let Ok(resp) = CResponse::arbitrary(&mut u) {
+                check(&resp)?;
+            }
+        }
+    }
+}

@@ -622,7 +622,7 @@ fn fetch<'a>(c: &mut Cursor<'a>, seq: u32) -> Result<Untagged<'a>> {
     c.skip_spaces();
     if !c.eat(b')') {
         loop {
-            let name = c.atom()?;
+            let name = c.section_atom()?;
             c.sp()?;
             items.push(fetch_item(c, name)?);
             let spaced = c.skip_spaces();
