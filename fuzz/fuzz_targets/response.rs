@@ -75,6 +75,10 @@ fuzz_target!(|data: &[u8]| {
         max_literal: usize::from(h(1) % 64),
     };
     let chunks = [h(2), h(3), h(4), h(5)];
+    // The tokenizer on its own, on unframed bytes (literals may be cut).
+    if let Ok(r) = imap::response::parse(input) {
+        let _ = format!("{r:?}");
+    }
     let whole = run(input, limits, &[]);
     let split = run(input, limits, &chunks);
     assert_eq!(whole, split, "framing depends on chunking");
