@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
 /// How the null server behaves.
@@ -62,22 +62,27 @@ pub struct NullServer {
 impl NullServer {
     /// Listens on 127.0.0.1 on a free port.
     pub fn start(options: NullOptions) -> std::io::Result<NullServer> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        // A deep backlog: thousands of clients connect at once, and a dropped SYN costs
+        // a client a one-second retransmit.
+        let listener = {
+            let _guard = runtime.enter();
+            let socket = TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            socket.listen(LISTEN_BACKLOG)?
+        };
         let addr = listener.local_addr()?;
         let stats = Arc::new(NullStats::default());
         let (stop, stopped) = oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()?;
         let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name("null-imap".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let Ok(listener) = TcpListener::from_std(listener) else {
-                        return;
-                    };
                     tokio::select! {
                         () = accept_loop(listener, options, thread_stats) => {}
                         _ = stopped => {}
@@ -136,6 +141,8 @@ async fn accept_loop(listener: TcpListener, options: NullOptions, stats: Arc<Nul
         }
     }
 }
+
+const LISTEN_BACKLOG: u32 = 16 * 1024;
 
 const GREETING: &[u8] = b"* OK [CAPABILITY IMAP4rev1 LITERAL+ IDLE MOVE] null\r\n";
 
