@@ -56,11 +56,16 @@ pub struct ImapStream {
     timeout: Duration,
     bytes_in: u64,
     bytes_out: u64,
+    /// How much to reserve for the next read.
+    read_size: usize,
     /// Bytes queued by [`Self::queue`], written by [`Self::flush_queued`].
     out: Vec<u8>,
 }
 
-const READ_CHUNK: usize = 16 * 1024;
+/// Read sizes adapt between these: idle connections keep a small buffer, busy ones
+/// read large FETCH bodies in few system calls.
+const MIN_READ: usize = 2 * 1024;
+const MAX_READ: usize = 64 * 1024;
 
 impl ImapStream {
     pub fn new(
@@ -73,7 +78,8 @@ impl ImapStream {
         ImapStream {
             transport,
             peer,
-            buf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::new(),
+            read_size: MIN_READ,
             framer: Framer::new(limits),
             limits,
             rawlog,
@@ -135,8 +141,9 @@ impl ImapStream {
     }
 
     async fn fill(&mut self, timeout: Option<Duration>) -> Result<usize, StreamError> {
-        self.buf.reserve(READ_CHUNK);
+        self.buf.reserve(self.read_size);
         let start = self.buf.len();
+        let room = self.buf.capacity() - start;
         let read = self.transport.read_buf(&mut self.buf);
         let n = match timeout {
             Some(limit) => match tokio::time::timeout(limit, read).await {
@@ -149,6 +156,11 @@ impl ImapStream {
             log.input(&self.buf[start..start + n]);
         }
         self.bytes_in += n as u64;
+        self.read_size = if n >= room {
+            (self.read_size * 2).min(MAX_READ)
+        } else {
+            (self.read_size / 2).max(MIN_READ)
+        };
         Ok(n)
     }
 

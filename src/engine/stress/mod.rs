@@ -72,8 +72,22 @@ pub async fn run(ctx: Arc<StressContext>, run_state: watch::Receiver<RunState>) 
     ramp.open(INITIAL_SLOTS.min(clients));
     let mut tasks = JoinSet::new();
     let connection_ids = Arc::new(AtomicU64::new(1));
+    // One receiver for the whole loop: `changed()` is cancel-safe, so a change that
+    // arrives while another branch runs is still seen.
+    let mut state_rx = run_state.clone();
     let mut stopping = false;
     loop {
+        if !stopping && *state_rx.borrow_and_update() != RunState::Running {
+            stopping = true;
+        }
+        if *state_rx.borrow() == RunState::StopNow {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            break;
+        }
+        if stopping && tasks.is_empty() {
+            break;
+        }
         tokio::select! {
             Some(slot) = start_rx.recv() => {
                 if stopping {
@@ -89,43 +103,16 @@ pub async fn run(ctx: Arc<StressContext>, run_state: watch::Receiver<RunState>) 
                 };
                 tasks.spawn(slot_task.run());
             }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {
-                if stopping && tasks.is_empty() {
-                    break;
-                }
-            }
-            state = wait_change(run_state.clone()) => match state {
-                RunState::StopNow => {
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            changed = state_rx.changed() => {
+                if changed.is_err() {
+                    // The sender is gone: nobody can stop us any more, so stop now.
                     tasks.abort_all();
                     while tasks.join_next().await.is_some() {}
                     break;
                 }
-                _ => {
-                    stopping = true;
-                    if tasks.is_empty() {
-                        break;
-                    }
-                }
-            },
+            }
         }
-    }
-}
-
-/// Waits until the run state differs from what this loop already acted on.
-async fn wait_change(mut rx: watch::Receiver<RunState>) -> RunState {
-    let seen = *rx.borrow_and_update();
-    if seen == RunState::StopNow {
-        return seen;
-    }
-    let target = if seen == RunState::Running {
-        |s: &RunState| *s != RunState::Running
-    } else {
-        |s: &RunState| *s == RunState::StopNow
-    };
-    match rx.wait_for(target).await {
-        Ok(s) => *s,
-        // The sender is gone: nobody can stop us any more, so stop now.
-        Err(_) => RunState::StopNow,
     }
 }
 
