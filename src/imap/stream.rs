@@ -64,7 +64,7 @@ pub struct ImapStream {
 
 /// Read sizes adapt between these: idle connections keep a small buffer, busy ones
 /// read large FETCH bodies in few system calls.
-const MIN_READ: usize = 2 * 1024;
+const MIN_READ: usize = 1024;
 const MAX_READ: usize = 64 * 1024;
 
 impl ImapStream {
