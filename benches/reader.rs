@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use bytes::BytesMut;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use imaptest::imap::{FetchItem, Framer, FramerLimits, Response, Untagged};
 
 const READ: usize = 16 * 1024;
@@ -80,4 +80,24 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `READER_BENCH_ITERS=n cargo bench --bench reader` skips criterion and
+/// runs each trace n times through frame+parse: on a loaded machine, compare
+/// variants with `perf stat -e instructions:u` on that instead of timings.
+fn main() {
+    if let Some(n) = std::env::var("READER_BENCH_ITERS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        let name = std::env::var("READER_BENCH_TRACE")
+            .unwrap_or_else(|_| "dovecot-fetch-meta.trace".to_owned());
+        let data = trace(&name);
+        let sum: usize = (0..n)
+            .map(|_| run(black_box(&data), FramerLimits::default(), true))
+            .sum();
+        eprintln!("{name}: {n} runs, checksum {sum}");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

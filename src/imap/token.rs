@@ -233,6 +233,9 @@ pub struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
     skipped: &'a [(usize, u64)],
+    /// Items of the lists being read, innermost last: each finished list is
+    /// copied out in one exact-size allocation instead of growing a Vec.
+    stack: Vec<Arg<'a>>,
 }
 
 type Result<T> = std::result::Result<T, ParseError>;
@@ -244,6 +247,7 @@ impl<'a> Cursor<'a> {
             data,
             pos: 0,
             skipped,
+            stack: Vec::new(),
         }
     }
 
@@ -372,18 +376,20 @@ impl<'a> Cursor<'a> {
     /// (`BODY[HEADER.FIELDS (TO FROM)]<0>`).
     pub fn section_atom(&mut self) -> Result<&'a [u8]> {
         let start = self.pos;
-        while let Some(b) = self.peek() {
-            if b == b'[' {
-                // A section runs to its "]"; a lone "[" is an ordinary char.
-                let open = self.pos;
-                self.pos += 1;
-                if self.skip_section().is_err() {
-                    self.pos = open + 1;
-                }
-            } else if is_atom_char(b) {
-                self.pos += 1;
-            } else {
+        loop {
+            let rest = self.rest();
+            self.pos += rest
+                .iter()
+                .position(|&b| b == b'[' || !is_atom_char(b))
+                .unwrap_or(rest.len());
+            if self.peek() != Some(b'[') {
                 break;
+            }
+            // A section runs to its "]"; a lone "[" is an ordinary char.
+            let open = self.pos;
+            self.pos += 1;
+            if self.skip_section().is_err() {
+                self.pos = open + 1;
             }
         }
         if self.pos == start {
@@ -577,18 +583,24 @@ impl<'a> Cursor<'a> {
 
     /// Items after an opening parenthesis, up to and including `)`.
     fn list_body(&mut self, depth: usize) -> Result<Vec<Arg<'a>>> {
-        let mut items = Vec::new();
         self.skip_spaces();
         if self.eat(b')') {
-            return Ok(items);
+            return Ok(Vec::new());
         }
+        let base = self.stack.len();
+        let result = self.list_items(depth);
+        let items = self.stack.drain(base..).collect();
+        result.map(|()| items)
+    }
+
+    fn list_items(&mut self, depth: usize) -> Result<()> {
         loop {
             let item = self.arg_at(depth)?;
             let was_list = matches!(item, Arg::List(_));
-            items.push(item);
+            self.stack.push(item);
             let spaced = self.skip_spaces();
             if self.eat(b')') {
-                return Ok(items);
+                return Ok(());
             }
             // body-type-mpart = 1*body SP media-subtype: bodies are adjacent.
             if !spaced && !was_list {
