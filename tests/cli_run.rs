@@ -30,7 +30,12 @@ fn assert_one_line_error(out: &Output, needles: &[&str]) {
 
 fn write_mbox(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("test.mbox");
-    let out = imaptest(&["mbox-gen", &format!("out={}", path.display()), "count=60", "seed=3"]);
+    let out = imaptest(&[
+        "mbox-gen",
+        &format!("out={}", path.display()),
+        "count=60",
+        "seed=3",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     path
 }
@@ -52,9 +57,16 @@ fn first_stress_run_against_the_lab() {
     ]);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
     assert!(!stderr.contains("Error:"), "{stderr}");
-    assert!(stdout.contains("Logi List Stat Sele Fetc Fet2 Stor Dele Expu Appe Logo"), "{stdout}");
+    assert!(
+        stdout.contains("Logi List Stat Sele Fetc Fet2 Stor Dele Expu Appe Logo"),
+        "{stdout}"
+    );
     let totals = stdout.split("Totals:").nth(1).expect("Totals block");
     let numbers: Vec<u64> = totals
         .lines()
@@ -65,7 +77,13 @@ fn first_stress_run_against_the_lab() {
         .collect();
     assert_eq!(numbers.len(), 11, "{totals}");
     // LOGIN, SELECT, FETCH, APPEND and LOGOUT all happened.
-    for (i, name) in [(0, "Logi"), (3, "Sele"), (4, "Fetc"), (9, "Appe"), (10, "Logo")] {
+    for (i, name) in [
+        (0, "Logi"),
+        (3, "Sele"),
+        (4, "Fetc"),
+        (9, "Appe"),
+        (10, "Logo"),
+    ] {
         assert!(numbers[i] > 0, "{name} is 0: {totals}");
     }
     // One counter line per second.
@@ -74,7 +92,14 @@ fn first_stress_run_against_the_lab() {
 
 #[test]
 fn unreachable_host_is_one_line() {
-    let out = imaptest(&["host=127.0.0.1", "port=1", "user=u", "secs=1"]);
+    let out = imaptest(&[
+        "host=127.0.0.1",
+        "port=1",
+        "user=u",
+        "secs=1",
+        "-",
+        "select=0",
+    ]);
     assert_one_line_error(&out, &["127.0.0.1:1", "refused"]);
 }
 
@@ -101,6 +126,8 @@ fn tls_failure_is_one_line() {
         "ssl",
         "user=testuser1",
         "secs=1",
+        "-",
+        "select=0",
     ]);
     assert_one_line_error(&out, &["TLS handshake", "certificate"]);
 }

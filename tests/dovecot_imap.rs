@@ -176,7 +176,12 @@ async fn unverified_certificate_is_refused_by_default() {
 #[tokio::test]
 async fn wrong_host_name_is_refused_even_with_the_ca() {
     let lab = common::lab();
-    let ep = endpoint("mail.example.org", lab.imaps_port, verified(TlsMode::Implicit)).await;
+    let ep = endpoint(
+        "mail.example.org",
+        lab.imaps_port,
+        verified(TlsMode::Implicit),
+    )
+    .await;
     let err = ImapClient::connect(&ep, 1, &ClientOptions::default())
         .await
         .expect_err("certificate is for localhost only");
@@ -219,10 +224,16 @@ async fn rawlog_masks_passwords_and_sasl_responses() {
     client.logout().await.unwrap();
 
     let login_log = std::fs::read_to_string(dir.path().join("rawlog.41")).unwrap();
-    assert!(login_log.contains("C: 41.1 LOGIN \"testuser6\" <hidden>"), "{login_log}");
+    assert!(
+        login_log.contains("C: 41.1 LOGIN \"testuser6\" <hidden>"),
+        "{login_log}"
+    );
     assert!(login_log.contains("S: * OK"), "{login_log}");
     let plain_log = std::fs::read_to_string(dir.path().join("rawlog.42")).unwrap();
-    assert!(plain_log.contains("AUTHENTICATE PLAIN <hidden>"), "{plain_log}");
+    assert!(
+        plain_log.contains("AUTHENTICATE PLAIN <hidden>"),
+        "{plain_log}"
+    );
     use base64::Engine as _;
     let encoded = base64::engine::general_purpose::STANDARD
         .encode(format!("\0testuser6\0{}", lab.user_password));
