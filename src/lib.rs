@@ -15,6 +15,7 @@
 //! * [`engine`]: the stress engine; sends [`metrics::Event`]s and never prints.
 //! * [`metrics`]: the events engines emit and the per-second aggregation.
 //! * [`report`]: sinks that consume aggregated metrics (console).
+//! * [`profile`]: profile mode: the TOML profile, legacy `profile.conf`, the scheduler.
 
 pub mod app;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod imap;
 pub mod mail;
 pub mod metrics;
 pub mod net;
+pub mod profile;
 pub mod report;
 pub mod sasl;
 pub mod users;
