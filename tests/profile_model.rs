@@ -397,3 +397,34 @@ fn dry_run_plan_is_written_without_connecting() {
     .unwrap();
     assert!(write_plan(&p, &PlanOptions::default(), &mut Vec::new()).is_err());
 }
+
+#[test]
+fn cli_entry_points() {
+    let conf = root().join("examples/legacy/pop3-profile.conf");
+    let (text, warnings) = profile::convert_file(&conf).unwrap();
+    assert!(text.starts_with(convert::SCHEMA_DIRECTIVE));
+    assert!(
+        warnings.iter().any(|w| w.contains("defined twice")),
+        "{warnings:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan.csv");
+    let (summary, _) =
+        profile::dry_run(&conf, &out, Some(3), Some(Duration::from_secs(60))).unwrap();
+    assert_eq!(summary.users, 10);
+    assert!(summary.by_action["check_mail"] >= 10);
+    assert!(std::fs::read_to_string(&out).unwrap().lines().count() as u64 == summary.actions + 1);
+    let e = profile::dry_run(Path::new("/nonexistent/p.toml"), &out, None, None).unwrap_err();
+    assert!(e.to_string().starts_with("/nonexistent/p.toml: "), "{e}");
+}
+
+#[test]
+fn zero_intervals_are_refused() {
+    let e = toml_err(&GOOD.replace("{ per_day = 55 }", "\"0s\""));
+    assert!(
+        e.starts_with("bad.toml:7:8:") && e.contains("inbox_delivery must have a mean above 0"),
+        "{e}"
+    );
+    let e = toml_err(&GOOD.replace("name = \"c\"", "name = \"c\"\nprotocol = \"pop3\""));
+    assert!(e.contains("POP3 clients need a `login_interval`"), "{e}");
+}

@@ -73,10 +73,12 @@ fn delivery_gaps(seen: &[(f64, ScheduledAction)]) -> Vec<f64> {
     let mut last: HashMap<u32, f64> = HashMap::new();
     let mut gaps = Vec::new();
     for (t, a) in seen {
-        if let Action::Deliver { to: Mailbox::Inbox, .. } = a.action {
-            if let Some(prev) = last.insert(a.user, *t) {
-                gaps.push(t - prev);
-            }
+        if let Action::Deliver {
+            to: Mailbox::Inbox, ..
+        } = a.action
+            && let Some(prev) = last.insert(a.user, *t)
+        {
+            gaps.push(t - prev);
         }
     }
     gaps
@@ -101,46 +103,103 @@ impl<F: Fn(f64) -> f64> sd::ContinuousCDF<f64, f64> for Cdf<F> {
 }
 
 fn ks<T: sd::ContinuousCDF<f64, f64>>(gaps: Vec<f64>, dist: &T) -> (f64, f64) {
-    ks_onesample(gaps, dist, KSOneSampleAlternativeMethod::TwoSidedAsymptotic, NaNPolicy::Error).unwrap()
+    ks_onesample(
+        gaps,
+        dist,
+        KSOneSampleAlternativeMethod::TwoSidedAsymptotic,
+        NaNPolicy::Error,
+    )
+    .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn realised_intervals_pass_kolmogorov_smirnov() {
     let dir = tempfile::tempdir().unwrap();
     // Observed values for the empirical distribution.
-    let observed: Vec<f64> = (0..400).map(|i| 2.0 + ((i * 7919) % 400) as f64 * 0.05 + (i % 3) as f64).collect();
-    let csv: String = std::iter::once("secs".to_owned()).chain(observed.iter().map(|v| v.to_string())).collect::<Vec<_>>().join("\n");
+    let observed: Vec<f64> = (0..400)
+        .map(|i| 2.0 + ((i * 7919) % 400) as f64 * 0.05 + (i % 3) as f64)
+        .collect();
+    let csv: String = std::iter::once("secs".to_owned())
+        .chain(observed.iter().map(|v| v.to_string()))
+        .collect::<Vec<_>>()
+        .join("\n");
     std::fs::write(dir.path().join("observed.csv"), csv).unwrap();
     let mut sorted = observed.clone();
     sorted.sort_by(f64::total_cmp);
 
     type Check = Box<dyn Fn(Vec<f64>) -> (f64, f64)>;
     let cases: Vec<(&str, &str, Check)> = vec![
-        ("exponential", r#"{ dist = "exponential", mean = "10s" }"#, Box::new(|g| ks(g, &sd::Exp::new(0.1).unwrap()))),
-        ("per_day", r#"{ per_day = 8640 }"#, Box::new(|g| ks(g, &sd::Exp::new(0.1).unwrap()))),
-        ("uniform", r#"{ dist = "uniform", min = "5s", max = "15s" }"#, Box::new(|g| ks(g, &sd::Uniform::new(5.0, 15.0).unwrap()))),
-        ("normal", r#"{ dist = "normal", mean = "10s", std_dev = "2s" }"#, Box::new(|g| ks(g, &sd::Normal::new(10.0, 2.0).unwrap()))),
-        ("lognormal", r#"{ dist = "lognormal", mean = "10s", std_dev = "5s" }"#, Box::new(|g| {
-            let (mu, sigma) = Distribution::lognormal_params(10.0, 5.0);
-            ks(g, &sd::LogNormal::new(mu, sigma).unwrap())
-        })),
-        ("weibull", r#"{ dist = "weibull", shape = 1.5, scale = "10s" }"#, Box::new(|g| ks(g, &sd::Weibull::new(1.5, 10.0).unwrap()))),
-        ("pareto", r#"{ dist = "pareto", shape = 2.5, scale = "4s" }"#, Box::new(|g| ks(g, &sd::Pareto::new(4.0, 2.5).unwrap()))),
-        ("gamma", r#"{ dist = "gamma", shape = 2, scale = "5s" }"#, Box::new(|g| ks(g, &sd::Gamma::new(2.0, 1.0 / 5.0).unwrap()))),
-        ("empirical", r#"{ dist = "empirical", csv = "observed.csv", column = "secs" }"#, Box::new(move |g| ks(g, &Cdf(|x| empirical_cdf(&sorted, x))))),
-        ("imaptest", r#"{ dist = "imaptest", mean = "10s" }"#, Box::new(|g| ks(g, &Cdf(|x| imaptest_cdf(10.0, x))))),
+        (
+            "exponential",
+            r#"{ dist = "exponential", mean = "10s" }"#,
+            Box::new(|g| ks(g, &sd::Exp::new(0.1).unwrap())),
+        ),
+        (
+            "per_day",
+            r#"{ per_day = 8640 }"#,
+            Box::new(|g| ks(g, &sd::Exp::new(0.1).unwrap())),
+        ),
+        (
+            "uniform",
+            r#"{ dist = "uniform", min = "5s", max = "15s" }"#,
+            Box::new(|g| ks(g, &sd::Uniform::new(5.0, 15.0).unwrap())),
+        ),
+        (
+            "normal",
+            r#"{ dist = "normal", mean = "10s", std_dev = "2s" }"#,
+            Box::new(|g| ks(g, &sd::Normal::new(10.0, 2.0).unwrap())),
+        ),
+        (
+            "lognormal",
+            r#"{ dist = "lognormal", mean = "10s", std_dev = "5s" }"#,
+            Box::new(|g| {
+                let (mu, sigma) = Distribution::lognormal_params(10.0, 5.0);
+                ks(g, &sd::LogNormal::new(mu, sigma).unwrap())
+            }),
+        ),
+        (
+            "weibull",
+            r#"{ dist = "weibull", shape = 1.5, scale = "10s" }"#,
+            Box::new(|g| ks(g, &sd::Weibull::new(1.5, 10.0).unwrap())),
+        ),
+        (
+            "pareto",
+            r#"{ dist = "pareto", shape = 2.5, scale = "4s" }"#,
+            Box::new(|g| ks(g, &sd::Pareto::new(4.0, 2.5).unwrap())),
+        ),
+        (
+            "gamma",
+            r#"{ dist = "gamma", shape = 2, scale = "5s" }"#,
+            Box::new(|g| ks(g, &sd::Gamma::new(2.0, 1.0 / 5.0).unwrap())),
+        ),
+        (
+            "empirical",
+            r#"{ dist = "empirical", csv = "observed.csv", column = "secs" }"#,
+            Box::new(move |g| ks(g, &Cdf(|x| empirical_cdf(&sorted, x)))),
+        ),
+        (
+            "imaptest",
+            r#"{ dist = "imaptest", mean = "10s" }"#,
+            Box::new(|g| ks(g, &Cdf(|x| imaptest_cdf(10.0, x)))),
+        ),
     ];
     let mut report = Vec::new();
     for (name, interval, check) in cases {
         let p = delivery_profile(100, interval, dir.path());
         let (seen, worst) = realise(&p, Duration::from_secs(600)).await;
-        assert!(worst <= Duration::from_millis(1), "{name}: lateness {worst:?} on paused time");
+        assert!(
+            worst <= Duration::from_millis(1),
+            "{name}: lateness {worst:?} on paused time"
+        );
         let gaps = delivery_gaps(&seen);
         assert!(gaps.len() >= 3000, "{name}: only {} intervals", gaps.len());
         let n = gaps.len();
         let (d, p_value) = check(gaps);
         report.push(format!("{name:<12} n={n:<5} D={d:.4} p={p_value:.3}"));
-        assert!(p_value > 0.01, "{name}: KS rejects the configured distribution: D={d} p={p_value}");
+        assert!(
+            p_value > 0.01,
+            "{name}: KS rejects the configured distribution: D={d} p={p_value}"
+        );
     }
     eprintln!("KS results:\n  {}", report.join("\n  "));
 
@@ -183,12 +242,21 @@ poll_interval = { dist = "lognormal", mean = "1min", std_dev = "30s" }
         *counts.entry(a.action.name()).or_default() += 1.0;
     }
     // Expected per user-hour: 30 deliveries, 3600/120 spam, 3600/180 drafts, 60 polls.
-    for (name, per_user_hour) in [("deliver_inbox", 30.0), ("deliver_spam", 30.0), ("write_draft", 20.0), ("check_mail", 60.0)] {
+    for (name, per_user_hour) in [
+        ("deliver_inbox", 30.0),
+        ("deliver_spam", 30.0),
+        ("write_draft", 20.0),
+        ("check_mail", 60.0),
+    ] {
         let expected = per_user_hour * 1000.0;
         let got = counts.get(name).copied().unwrap_or(0.0);
         let err = (got - expected).abs() / expected;
         eprintln!("{name}: {got} (expected {expected}, {:.2} %)", err * 100.0);
-        assert!(err < 0.02, "{name}: {got} vs {expected} ({:.2} %)", err * 100.0);
+        assert!(
+            err < 0.02,
+            "{name}: {got} vs {expected} ({:.2} %)",
+            err * 100.0
+        );
     }
 }
 
@@ -232,12 +300,21 @@ connections = 0
     }
     let total: f64 = per_hour.iter().sum();
     let expected = 24.0 * 2000.0;
-    assert!((total - expected).abs() / expected < 0.02, "{total} vs {expected}");
+    assert!(
+        (total - expected).abs() / expected < 0.02,
+        "{total} vs {expected}"
+    );
     // Relative hourly activity sums to 27.
     let normal_hour = expected / 27.0; // 22 hours at 1, one at 5, one at 0
     assert_eq!(per_hour[3], 0.0, "inactive hour");
-    assert!((per_hour[9] / (5.0 * normal_hour) - 1.0).abs() < 0.03, "{per_hour:?}");
-    assert!((per_hour[15] / normal_hour - 1.0).abs() < 0.06, "{per_hour:?}");
+    assert!(
+        (per_hour[9] / (5.0 * normal_hour) - 1.0).abs() < 0.03,
+        "{per_hour:?}"
+    );
+    assert!(
+        (per_hour[15] / normal_hour - 1.0).abs() < 0.06,
+        "{per_hour:?}"
+    );
 }
 
 fn sample_profile(dir: &Path) -> Profile {
@@ -264,7 +341,11 @@ fn schedules_are_reproducible_and_shardable() {
     let mut union = 0;
     for i in 0..shards {
         let part: Vec<ScheduledAction> = Schedule::new(&p, opts(4, Some((i, shards)))).collect();
-        let expected: Vec<ScheduledAction> = full.iter().filter(|a| a.user % shards == i).copied().collect();
+        let expected: Vec<ScheduledAction> = full
+            .iter()
+            .filter(|a| a.user % shards == i)
+            .copied()
+            .collect();
         assert_eq!(part, expected, "shard {i}/{shards}");
         union += part.len();
     }
@@ -337,9 +418,18 @@ name = "c"
     .collect();
     let at = |want: fn(&Action) -> bool| actions.iter().find(|a| want(&a.action)).unwrap().at;
     let delivered = at(|a| matches!(a, Action::Deliver { msg: 1, .. }));
-    assert_eq!(at(|a| matches!(a, Action::Read { msg: 1 })), delivered + Duration::from_secs(10));
-    assert_eq!(at(|a| matches!(a, Action::Reply { msg: 1, draft: 1 })), delivered + Duration::from_secs(15));
-    assert_eq!(at(|a| matches!(a, Action::SendDraft { draft: 1 })), delivered + Duration::from_secs(45));
+    assert_eq!(
+        at(|a| matches!(a, Action::Read { msg: 1 })),
+        delivered + Duration::from_secs(10)
+    );
+    assert_eq!(
+        at(|a| matches!(a, Action::Reply { msg: 1, draft: 1 })),
+        delivered + Duration::from_secs(15)
+    );
+    assert_eq!(
+        at(|a| matches!(a, Action::SendDraft { draft: 1 })),
+        delivered + Duration::from_secs(45)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -361,7 +451,11 @@ async fn lmtp_deliveries_beyond_max_parallel_queue_and_report_lateness() {
         queued.push(t.await.unwrap().as_secs());
     }
     queued.sort();
-    assert_eq!(queued, vec![0, 0, 1, 1, 2], "every delivery ran; the late ones report their wait");
+    assert_eq!(
+        queued,
+        vec![0, 0, 1, 1, 2],
+        "every delivery ran; the late ones report their wait"
+    );
     let unlimited = LmtpQueue::new(None);
     assert_eq!(unlimited.acquire().await.queued, Duration::ZERO);
 }

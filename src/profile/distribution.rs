@@ -370,6 +370,11 @@ impl Distribution {
         }
     }
 
+    /// Whether the mean interval is above 0 (a recurring timer with mean 0 never ends).
+    pub fn has_positive_mean(&self) -> bool {
+        self.mean_secs() > 0.0
+    }
+
     /// `(mu, sigma)` of the underlying normal of a log-normal with this mean and std dev.
     pub fn lognormal_params(mean: f64, std_dev: f64) -> (f64, f64) {
         let sigma2 = (1.0 + (std_dev * std_dev) / (mean * mean)).ln();

@@ -243,6 +243,14 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
                 ));
             }
             Protocol::Pop3 => {
+                if client.login_interval.is_none() {
+                    // ImapTest logs in again on its next scheduler pass (about a second).
+                    client.login_interval =
+                        Some(Distribution::Constant(Dur(Duration::from_secs(1))));
+                    warnings.push(format!(
+                        "client {name:?}: POP3 without login_interval downloads every second"
+                    ));
+                }
                 if client.fetch_on_arrival.take().is_some() || client.fetch_on_open.take().is_some()
                 {
                     warnings.push(format!("client {name:?}: imap_fetch_* ignored for POP3"));

@@ -132,6 +132,35 @@ pub fn load(path: &Path) -> Result<(Profile, Vec<String>), ProfileError> {
     }
 }
 
+/// `imaptest profile convert FILE`: the TOML text of a legacy `profile.conf` (or of a
+/// TOML profile, normalised), and the legacy loader's warnings for stderr.
+pub fn convert_file(path: &Path) -> Result<(String, Vec<String>), ProfileError> {
+    let (profile, warnings) = load(path)?;
+    let name = path.display().to_string();
+    Ok((convert::to_toml(&profile, Some(&name)), warnings))
+}
+
+/// `imaptest profile=FILE plan=OUT dry_run`: writes the schedule to `out` without
+/// connecting anywhere. `seed` (`seed=`) overrides `run.seed`, `period` (`secs=`)
+/// overrides `run.duration`. Returns the summary to print.
+pub fn dry_run(
+    profile_path: &Path,
+    out: &Path,
+    seed: Option<u64>,
+    period: Option<std::time::Duration>,
+) -> Result<(plan::PlanSummary, Vec<String>), ProfileError> {
+    let (profile, warnings) = load(profile_path)?;
+    let opts = plan::PlanOptions {
+        schedule: schedule::ScheduleOptions {
+            seed,
+            until: period,
+            shard: None,
+        },
+    };
+    let summary = plan::write_plan_file(&profile, &opts, out)?;
+    Ok((summary, warnings))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -469,6 +469,18 @@ impl Profile {
                     _ => {}
                 },
                 Protocol::Pop3 => {
+                    if client
+                        .login_interval
+                        .as_ref()
+                        .is_none_or(|d| !d.has_positive_mean())
+                    {
+                        return Err(invalid(
+                            span(),
+                            format!(
+                                "client {name:?}: POP3 clients need a `login_interval` (time between downloads) above 0"
+                            ),
+                        ));
+                    }
                     if client.poll_interval.is_some()
                         || client.fetch_on_arrival.is_some()
                         || client.fetch_on_open.is_some()
@@ -553,6 +565,23 @@ impl Profile {
                     return Err(invalid(
                         span(),
                         format!("population {name:?}: {key} = {pct} is not a percentage (0-100)"),
+                    ));
+                }
+            }
+            for (key, d) in [
+                ("session_length", &pop.session_length),
+                ("inbox_delivery", &pop.inbox_delivery),
+                ("spam_delivery", &pop.spam_delivery),
+                ("send", &pop.send),
+            ] {
+                if let Some(d) = d
+                    && !d.has_positive_mean()
+                {
+                    return Err(invalid(
+                        span(),
+                        format!(
+                            "population {name:?}: {key} must have a mean above 0 (leave it out to disable)"
+                        ),
                     ));
                 }
             }

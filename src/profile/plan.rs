@@ -62,7 +62,8 @@ pub fn write_plan(
     let Some(until) = until else {
         return Err(ProfileError::Invalid {
             path: "plan".into(),
-            message: "a plan needs a period: set run.duration in the profile (or secs=)".into(),
+            message: "a plan needs a period: set run.duration in the profile (or give secs=)"
+                .into(),
         });
     };
     let directory = Directory::new(profile).map_err(|message| ProfileError::Invalid {

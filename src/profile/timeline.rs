@@ -6,6 +6,11 @@
 //! deadline and then yields until it is reached, for sub-millisecond accuracy at the
 //! cost of some CPU just before each action.
 //!
+//! [`run_blocking`] dispatches from a dedicated OS thread with `std::thread::sleep`
+//! (high-resolution timers, typically 50-100 µs late) and almost no CPU; its handler
+//! hands actions to the tokio runtime (e.g. `Handle::spawn` or a channel). It is the
+//! precise choice for real runs; the async [`run`] is the one tests drive on paused time.
+//!
 //! [`LmtpQueue`] limits parallel LMTP deliveries: a delivery that finds all slots busy
 //! waits for one, and the wait is its lateness — nothing is dropped.
 
@@ -30,7 +35,7 @@ pub enum Precision {
 impl Default for Precision {
     fn default() -> Self {
         Precision::Fine {
-            spin: Duration::from_micros(1500),
+            spin: Duration::from_millis(1),
         }
     }
 }
@@ -48,6 +53,46 @@ where
         let deadline = start + action.at;
         wait_until(deadline, precision).await;
         let lateness = Instant::now().saturating_duration_since(deadline);
+        handler(action, lateness);
+        count += 1;
+    }
+    count
+}
+
+/// Like [`run`], on the calling (dedicated) thread with `std::thread::sleep`, spinning
+/// for the last `spin` before each deadline (0: no spinning). Stops early when `stop`
+/// becomes true (checked at least every 50 ms). Returns the number of actions handed over.
+pub fn run_blocking<I, F>(
+    schedule: I,
+    start: std::time::Instant,
+    spin: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    mut handler: F,
+) -> u64
+where
+    I: IntoIterator<Item = ScheduledAction>,
+    F: FnMut(ScheduledAction, Duration),
+{
+    const SLICE: Duration = Duration::from_millis(50);
+    let mut count = 0;
+    for action in schedule {
+        let deadline = start + action.at;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return count;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let wait = deadline - now;
+            if wait > spin {
+                std::thread::sleep((wait - spin).min(SLICE));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        let lateness = std::time::Instant::now().saturating_duration_since(deadline);
         handler(action, lateness);
         count += 1;
     }
