@@ -452,10 +452,16 @@ impl<'a> Schedule<'a> {
                 emit(out, cidx, Action::Login { connections });
                 match client.protocol {
                     Protocol::Pop3 => {
-                        // Download what was delivered; POP3 mail is never acted upon.
-                        state.waiting.retain(|(s, _)| {
-                            !matches!(s, Step::Notice | Step::Read | Step::FollowUp)
-                        });
+                        // Download what was delivered; POP3 mail is never acted upon,
+                        // and unless kept it is gone for the user's IMAP clients too.
+                        if !client.pop3_keep {
+                            state.waiting.retain(|(s, _)| {
+                                !matches!(s, Step::Notice | Step::Read | Step::FollowUp)
+                            });
+                            state
+                                .pending
+                                .retain(|p| matches!(p.step, Step::Write | Step::Send));
+                        }
                         emit(out, cidx, Action::CheckMail);
                         emit(out, cidx, Action::Logout);
                         let gap = sample(&mut state.rng, client.login_interval.as_ref());
