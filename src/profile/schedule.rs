@@ -825,15 +825,18 @@ impl Iterator for Schedule<'_> {
             if let Some(action) = self.out.pop_front() {
                 return Some(action);
             }
-            let Reverse((at, slot)) = self.heap.pop()?;
+            let Reverse((at, slot)) = *self.heap.peek()?;
             if at > self.until {
                 self.heap.clear();
                 return None;
             }
             self.process(slot, at);
             let next = next_time(&self.users[slot as usize]);
-            if next != NEVER {
-                self.heap.push(Reverse((next.max(at), slot)));
+            if next == NEVER {
+                self.heap.pop();
+            } else if let Some(mut top) = self.heap.peek_mut() {
+                // Replacing the top sifts it down once (cheaper than pop + push).
+                *top = Reverse((next.max(at), slot));
             }
         }
     }
