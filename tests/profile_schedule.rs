@@ -459,3 +459,56 @@ async fn lmtp_deliveries_beyond_max_parallel_queue_and_report_lateness() {
     let unlimited = LmtpQueue::new(None);
     assert_eq!(unlimited.acquire().await.queued, Duration::ZERO);
 }
+
+/// The schedule is `'static + Send`: the blocking dispatcher runs it on its own thread
+/// in real time and hands actions over in order, none early.
+#[test]
+fn blocking_dispatcher_runs_on_its_own_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = delivery_profile(
+        20,
+        r#"{ dist = "exponential", mean = "100ms" }"#,
+        dir.path(),
+    );
+    let schedule = Schedule::new(
+        &p,
+        ScheduleOptions {
+            until: Some(Duration::from_millis(300)),
+            ..ScheduleOptions::default()
+        },
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let worker = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let mut seen = Vec::new();
+        let n = timeline::run_blocking(
+            schedule,
+            start,
+            Duration::ZERO,
+            &stop,
+            |action, lateness| {
+                let elapsed = start.elapsed();
+                assert!(elapsed >= action.at, "handed over early");
+                seen.push((action.at, lateness));
+            },
+        );
+        (n, seen)
+    });
+    let (n, seen) = worker.join().unwrap();
+    assert!(n > 20, "{n} actions");
+    assert_eq!(n as usize, seen.len());
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
+    // Stopping ends the dispatcher before the next action.
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let schedule = Schedule::new(&p, ScheduleOptions::default());
+    assert_eq!(
+        timeline::run_blocking(
+            schedule,
+            std::time::Instant::now() + Duration::from_secs(3600),
+            Duration::ZERO,
+            &stop,
+            |_, _| {}
+        ),
+        0
+    );
+}

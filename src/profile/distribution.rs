@@ -111,7 +111,7 @@ pub enum Distribution {
 /// The table form, as written in a profile.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "DistributionTable")]
+#[schemars(rename = "DistributionTable")]
 struct DistTable {
     /// Distribution kind; defaults to `exponential` with `per_day`/`per_hour`.
     dist: Option<Kind>,

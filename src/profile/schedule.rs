@@ -28,6 +28,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{RngExt as _, SeedableRng as _};
@@ -289,14 +290,14 @@ struct UserState {
 }
 
 /// Precomputed per-population behaviour.
-struct PopPlan<'a> {
-    session_length: Option<&'a Distribution>,
-    inbox: Option<&'a Distribution>,
-    spam: Option<&'a Distribution>,
-    send: Option<&'a Distribution>,
-    write_duration: Option<&'a Distribution>,
-    action_delay: Option<&'a Distribution>,
-    repeat_delay: Option<&'a Distribution>,
+struct PopPlan {
+    session_length: Option<Distribution>,
+    inbox: Option<Distribution>,
+    spam: Option<Distribution>,
+    send: Option<Distribution>,
+    write_duration: Option<Distribution>,
+    action_delay: Option<Distribution>,
+    repeat_delay: Option<Distribution>,
     delete: f64,
     move_to_spam: f64,
     reply: f64,
@@ -307,10 +308,10 @@ struct PopPlan<'a> {
 }
 
 /// The lazily generated schedule of a profile; iterate it for actions in time order.
-pub struct Schedule<'a> {
-    profile: &'a Profile,
+pub struct Schedule {
+    profile: Arc<Profile>,
     clock: Clock,
-    pops: Vec<PopPlan<'a>>,
+    pops: Vec<PopPlan>,
     users: Vec<UserState>,
     /// First global user index of each population.
     offsets: Vec<u32>,
@@ -322,11 +323,17 @@ pub struct Schedule<'a> {
     until: u64,
 }
 
-impl<'a> Schedule<'a> {
-    /// Builds the schedule of a validated profile.
-    pub fn new(profile: &'a Profile, opts: ScheduleOptions) -> Self {
+impl Schedule {
+    /// Builds the schedule of a validated profile (kept as a shared copy, so the
+    /// schedule is `'static` and can run on its own thread).
+    pub fn new(profile: &Profile, opts: ScheduleOptions) -> Self {
+        Self::from_arc(Arc::new(profile.clone()), opts)
+    }
+
+    /// Builds the schedule of a shared validated profile.
+    pub fn from_arc(profile: Arc<Profile>, opts: ScheduleOptions) -> Self {
         let seed = opts.seed.or(profile.run.seed).unwrap_or(0);
-        let clock = Clock::new(profile);
+        let clock = Clock::new(&profile);
         let until = opts
             .until
             .or(profile.run.duration.map(|d| d.0))
@@ -337,13 +344,13 @@ impl<'a> Schedule<'a> {
             .populations
             .iter()
             .map(|p| PopPlan {
-                session_length: p.session_length.as_ref(),
-                inbox: p.inbox_delivery.as_ref(),
-                spam: p.spam_delivery.as_ref(),
-                send: p.send.as_ref(),
-                write_duration: p.write_duration.as_ref(),
-                action_delay: p.action_delay.as_ref(),
-                repeat_delay: p.action_repeat_delay.as_ref(),
+                session_length: p.session_length.clone(),
+                inbox: p.inbox_delivery.clone(),
+                spam: p.spam_delivery.clone(),
+                send: p.send.clone(),
+                write_duration: p.write_duration.clone(),
+                action_delay: p.action_delay.clone(),
+                repeat_delay: p.action_repeat_delay.clone(),
                 delete: p.delete / 100.0,
                 move_to_spam: p.move_to_spam / 100.0,
                 reply: p.reply / 100.0,
@@ -379,7 +386,7 @@ impl<'a> Schedule<'a> {
                     continue;
                 }
                 let start = (rampup * f64::from(k + 1) / f64::from(n)).round() as u64;
-                let state = new_user(profile, &pops[p], &clock, seed, user, p as u16, start);
+                let state = new_user(&profile, &pops[p], &clock, seed, user, p as u16, start);
                 let slot = users.len() as u32;
                 let next = next_time(&state);
                 users.push(state);
@@ -418,7 +425,7 @@ impl<'a> Schedule<'a> {
 
     /// The profile this schedule runs.
     pub fn profile(&self) -> &Profile {
-        self.profile
+        &self.profile
     }
 
     fn process(&mut self, slot: u32, now: u64) {
@@ -471,7 +478,7 @@ impl<'a> Schedule<'a> {
                         let s = &mut state.slots[i];
                         s.logged_in = true;
                         s.next_login = NEVER;
-                        s.next_logout = match pop.session_length {
+                        s.next_logout = match &pop.session_length {
                             Some(d) => clock.after(now, d.sample(&mut state.rng), false),
                             None => NEVER,
                         };
@@ -515,7 +522,7 @@ impl<'a> Schedule<'a> {
                     msg,
                 },
             );
-            let gap = sample(&mut state.rng, pop.inbox);
+            let gap = sample(&mut state.rng, pop.inbox.as_ref());
             state.next_inbox = clock.after(now, gap, true).max(now + 1);
             match idle_client(state, clients) {
                 Some(c) => notice(state, pop, clock, now, out, user_id, Some(c), msg),
@@ -531,12 +538,12 @@ impl<'a> Schedule<'a> {
                     msg: 0,
                 },
             );
-            let gap = sample(&mut state.rng, pop.spam);
+            let gap = sample(&mut state.rng, pop.spam.as_ref());
             state.next_spam = clock.after(now, gap, true).max(now + 1);
         }
         // 3. Writing new mail.
         if state.next_send <= now {
-            let gap = sample(&mut state.rng, pop.send);
+            let gap = sample(&mut state.rng, pop.send.as_ref());
             state.next_send = clock.after(now, gap, true).max(now + 1);
             state.drafts += 1;
             let draft = state.drafts;
@@ -564,7 +571,7 @@ impl<'a> Schedule<'a> {
                 Step::Notice => notice(state, pop, clock, now, out, user_id, cidx, p.id),
                 Step::Read => {
                     emit(out, cidx, Action::Read { msg: p.id });
-                    let delay = sample(&mut state.rng, pop.repeat_delay);
+                    let delay = sample(&mut state.rng, pop.repeat_delay.as_ref());
                     state.pending.push(Pending {
                         at: clock.after(now, delay, false),
                         step: Step::FollowUp,
@@ -630,7 +637,10 @@ fn notice(
         );
         return;
     }
-    let delay = pop.action_delay.map_or(0.0, |d| d.sample(&mut state.rng));
+    let delay = pop
+        .action_delay
+        .as_ref()
+        .map_or(0.0, |d| d.sample(&mut state.rng));
     state.pending.push(Pending {
         at: clock.after(now, delay, false),
         step: Step::Read,
@@ -656,7 +666,10 @@ fn write_draft(
         None => Action::WriteDraft { draft },
     };
     emit_at(out, now, user, state.population, client, action);
-    let duration = pop.write_duration.map_or(0.0, |d| d.sample(&mut state.rng));
+    let duration = pop
+        .write_duration
+        .as_ref()
+        .map_or(0.0, |d| d.sample(&mut state.rng));
     state.pending.push(Pending {
         at: clock.after(now, duration, false),
         step: Step::Send,
@@ -679,7 +692,10 @@ fn resume_waiting(
         match step {
             Step::Notice => notice(state, pop, clock, now, out, user, client, id),
             Step::Read => {
-                let delay = pop.action_delay.map_or(0.0, |d| d.sample(&mut state.rng));
+                let delay = pop
+                    .action_delay
+                    .as_ref()
+                    .map_or(0.0, |d| d.sample(&mut state.rng));
                 state.pending.push(Pending {
                     at: clock.after(now, delay, false),
                     step,
@@ -687,7 +703,10 @@ fn resume_waiting(
                 });
             }
             Step::FollowUp => {
-                let delay = pop.repeat_delay.map_or(0.0, |d| d.sample(&mut state.rng));
+                let delay = pop
+                    .repeat_delay
+                    .as_ref()
+                    .map_or(0.0, |d| d.sample(&mut state.rng));
                 state.pending.push(Pending {
                     at: clock.after(now, delay, false),
                     step,
@@ -800,9 +819,9 @@ fn new_user(
         Some(d) => clock.after(start, d.first_sample(&mut rng), true),
         None => NEVER,
     };
-    let next_inbox = first(pop.inbox);
-    let next_spam = first(pop.spam);
-    let next_send = first(pop.send);
+    let next_inbox = first(pop.inbox.as_ref());
+    let next_spam = first(pop.spam.as_ref());
+    let next_send = first(pop.send.as_ref());
     UserState {
         rng,
         population,
@@ -817,7 +836,7 @@ fn new_user(
     }
 }
 
-impl Iterator for Schedule<'_> {
+impl Iterator for Schedule {
     type Item = ScheduledAction;
 
     fn next(&mut self) -> Option<ScheduledAction> {
