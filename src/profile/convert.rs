@@ -22,6 +22,38 @@ pub fn to_toml(profile: &Profile, source: Option<&str>) -> String {
             w,
             "# Converted from {source} by `imaptest profile convert`."
         );
+        let uses_imaptest = profile.populations.iter().any(|p| {
+            [
+                &p.session_length,
+                &p.inbox_delivery,
+                &p.spam_delivery,
+                &p.send,
+                &p.write_duration,
+                &p.action_delay,
+                &p.action_repeat_delay,
+            ]
+            .into_iter()
+            .flatten()
+            .any(|d| matches!(d, super::Distribution::ImapTest { .. }))
+        });
+        if uses_imaptest {
+            let _ = writeln!(
+                w,
+                "# dist = \"imaptest\" is ImapTest's spread around the mean; for Poisson arrivals use\n\
+                 # {{ dist = \"exponential\", mean = \"10s\" }} or {{ per_day = 55 }}."
+            );
+        }
+        if profile
+            .populations
+            .iter()
+            .any(|p| p.client_selection == ClientSelection::Independent)
+        {
+            let _ = writeln!(
+                w,
+                "# client_selection = \"independent\": each client is included with its share as the\n\
+                 # probability, until a user has at least one (ImapTest's rule)."
+            );
+        }
     }
     let _ = writeln!(w);
     let run = &profile.run;

@@ -185,10 +185,8 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
                 err(
                     e.value_at,
                     format!(
-                        "Invalid value for setting '{}' at line {}: {} ({what})",
-                        e.key,
-                        super::line_col(text, e.value_at).0,
-                        e.value
+                        "Invalid value for setting '{}': {} ({what})",
+                        e.key, e.value
                     ),
                 )
             };
@@ -301,10 +299,8 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
                 err(
                     e.value_at,
                     format!(
-                        "Invalid value for setting '{}' at line {}: {} ({what})",
-                        e.key,
-                        super::line_col(text, e.value_at).0,
-                        e.value
+                        "Invalid value for setting '{}': {} ({what})",
+                        e.key, e.value
                     ),
                 )
             };
