@@ -287,6 +287,9 @@ struct UserState {
     waiting: Vec<(Step, u32)>,
     msgs: u32,
     drafts: u32,
+    /// Whether one of the user's clients is IMAP and can connect (otherwise nothing
+    /// waits for a session).
+    reads_mail: bool,
 }
 
 /// Precomputed per-population behaviour.
@@ -526,7 +529,9 @@ impl Schedule {
             state.next_inbox = clock.after(now, gap, true).max(now + 1);
             match idle_client(state, clients) {
                 Some(c) => notice(state, pop, clock, now, out, user_id, Some(c), msg),
-                None => state.waiting.push((Step::Notice, msg)),
+                // Users without a client that can connect never see their mail.
+                None if state.reads_mail => state.waiting.push((Step::Notice, msg)),
+                None => {}
             }
         }
         if state.next_spam <= now {
@@ -549,7 +554,8 @@ impl Schedule {
             let draft = state.drafts;
             match imap_client(state, clients) {
                 Some(c) => write_draft(state, pop, clock, now, out, user_id, Some(c), None, draft),
-                None => state.waiting.push((Step::Write, draft)),
+                None if state.reads_mail => state.waiting.push((Step::Write, draft)),
+                None => {}
             }
         }
         // 4. Due mail actions, in time order.
@@ -801,6 +807,10 @@ fn new_user(
 ) -> UserState {
     let mut rng = user_rng(seed, user);
     let chosen = pick_clients(&mut rng, pop);
+    let reads_mail = chosen.iter().any(|&c| {
+        let client = &profile.clients[c as usize];
+        client.protocol == Protocol::Imap && client.connections > 0
+    });
     let slots = chosen
         .into_iter()
         .map(|client| Slot {
@@ -833,6 +843,7 @@ fn new_user(
         waiting: Vec::new(),
         msgs: 0,
         drafts: 0,
+        reads_mail,
     }
 }
 
