@@ -20,9 +20,10 @@
 //! | `starttls_wait [line]` | send `line` (default `STARTTLS`) without switching to TLS |
 //! | anything else | sent with CRLF |
 //!
-//! Sent text turns `\r`, `\n`, `\xHH` and `\\` into bytes and keeps any other
-//! backslash as written (so `\Seen` is sent as is). `:eval:` also knows `\t`, `\0`,
-//! `\e`, `\a`, octal `\NNN` and `\x{HHHH}`. Expected text is compared literally.
+//! Sent and expected text turn `\r`, `\n`, `\xHH` and `\\` into bytes and keep any
+//! other backslash as written (so `\Seen` is sent and matched as is). `:eval:` also
+//! knows `\t`, `\0`, `\e`, `\a`, octal `\NNN` and `\x{HHHH}`. Lines are shown in the
+//! same notation (control bytes as `\r`, `\n`, `\t`, `\xHH`).
 //! Trailing blanks of script lines are dropped (write `\x20` to send one).
 //!
 //! A sent line whose last word is `STARTTLS` or `STLS` (`a1 STARTTLS`, `STLS`,

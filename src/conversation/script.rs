@@ -260,14 +260,14 @@ impl ClientScript {
         for item in script_lines(name, bytes) {
             let (loc, line) = item?;
             let action = if let Some(rest) = line.strip_prefix("????") {
-                ClientAction::ExpectRepeated(marker_rest(&loc, "????", rest)?.as_bytes().to_vec())
+                ClientAction::ExpectRepeated(send_escapes(marker_rest(&loc, "????", rest)?))
             } else if let Some(rest) = line.strip_prefix("???*") {
                 if !rest.is_empty() {
                     return Err(syntax(&loc, "nothing may follow `???*`"));
                 }
                 ClientAction::ExpectEof
             } else if let Some(rest) = line.strip_prefix("???") {
-                ClientAction::Expect(marker_rest(&loc, "???", rest)?.as_bytes().to_vec())
+                ClientAction::Expect(send_escapes(marker_rest(&loc, "???", rest)?))
             } else if let Some(rest) = line.strip_prefix("+++") {
                 ClientAction::Sleep(parse_secs(&loc, "`+++`", marker_rest(&loc, "+++", rest)?)?)
             } else if let Some(rest) = line.strip_prefix(">>>") {
@@ -438,11 +438,11 @@ impl ServerScript {
                         "`<<` needs the bytes the client is expected to send",
                     ));
                 }
-                ServerAction::ExpectBytes(rest.as_bytes().to_vec())
+                ServerAction::ExpectBytes(send_escapes(rest))
             } else if let Some(rest) = line.strip_prefix('<') {
-                ServerAction::ExpectLine(rest.as_bytes().to_vec())
+                ServerAction::ExpectLine(send_escapes(rest))
             } else {
-                ServerAction::ExpectLine(line.as_bytes().to_vec())
+                ServerAction::ExpectLine(send_escapes(line))
             };
             steps.push(ServerStep { loc, action });
         }
