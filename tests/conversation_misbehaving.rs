@@ -85,28 +85,48 @@ async fn reader_greeting_garbage() {
 
 #[tokio::test]
 async fn reader_connection_closed_in_the_middle_of_a_literal() {
-    let script = format!(
-        "{GREETING}1.1 NOOP\n>* 1 FETCH (BODY[] {{100}}\n>>only twenty bytes..\n>*eof\n"
-    );
+    let script =
+        format!("{GREETING}<1.1 NOOP\n>* 1 FETCH (BODY[] {{100}}\n>>0123456789abcdefghij\n>*eof\n");
     let err = imap_error(&script, TlsMode::Plain, Duration::from_secs(5)).await;
-    assert!(
-        err.contains("mid-literal (20 of 100 bytes received)"),
-        "{err}"
+    assert_eq!(
+        err,
+        "connection closed by server in the middle of a response: connection closed mid-literal (20 of 100 bytes received) in response: * 1 FETCH (BODY[] {100}\\r\\n0123456789abcdefghij"
     );
 }
 
 #[tokio::test]
 async fn reader_bye_at_random() {
-    let script = format!("{GREETING}1.1 NOOP\n> * BYE Server shutting down at random\n>*eof\n");
+    // Instead of the greeting.
+    let err = imap_error(
+        "> * BYE Too many connections\n>*eof\n",
+        TlsMode::Plain,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(err, "server said BYE: * BYE Too many connections");
+    // In the middle of a command (the BYE text is not part of the error).
+    let script = format!("{GREETING}<1.1 NOOP\n> * BYE Server shutting down at random\n>*eof\n");
     let err = imap_error(&script, TlsMode::Plain, Duration::from_secs(5)).await;
-    assert!(err.contains("Server shutting down at random"), "{err}");
+    assert_eq!(err, "connection closed by server");
 }
 
 #[tokio::test]
 async fn reader_endless_line() {
-    let script = format!("{GREETING}1.1 NOOP\n*fill 3000000 * 1 EXISTS \n>*eof\n");
+    // Three megabytes before the line ends: the line is discarded, not kept.
+    let script =
+        format!("{GREETING}<1.1 NOOP\n*fill 3000000 * 1 EXISTS\n>\n> 1.1 OK done\n>*eof\n");
     let err = imap_error(&script, TlsMode::Plain, Duration::from_secs(5)).await;
-    assert!(err.contains("longer than 1048576 bytes"), "{err}");
+    assert!(
+        err.starts_with("response line longer than 1048576 bytes (3000002 bytes discarded): * 1 EXISTS* 1 EXISTS"),
+        "{err}"
+    );
+    // A line that never ends: the connection closes in the middle of it.
+    let script = format!("{GREETING}<1.1 NOOP\n*fill 3000000 * 1 EXISTS\n>*eof\n");
+    let err = imap_error(&script, TlsMode::Plain, Duration::from_secs(5)).await;
+    assert!(
+        err.starts_with("connection closed by server in the middle of a response: connection closed mid-line in response: * 1 EXISTS"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +134,7 @@ async fn reader_slow_drip_is_fine_until_it_stalls() {
     // Every byte 2 ms apart: the reader assembles the lines; then the server stalls
     // longer than the client's timeout.
     let script = format!(
-        "*drip 0.002\n{GREETING}1.1 NOOP\n> * 3 EXISTS\n> 1.1 OK NOOP done\n1.2 NOOP\n>>* 4 EXI\n*sleep 3\n"
+        "*drip 0.002\n{GREETING}<1.1 NOOP\n> * 3 EXISTS\n> 1.1 OK NOOP done\n<1.2 NOOP\n>>* 4 EXI\n*sleep 3\n"
     );
     let err = imap_error(&script, TlsMode::Plain, Duration::from_millis(800)).await;
     assert!(err.starts_with("no response from server within"), "{err}");
@@ -122,7 +142,7 @@ async fn reader_slow_drip_is_fine_until_it_stalls() {
 
 #[tokio::test]
 async fn reader_bogus_starttls_reply_with_injected_bytes() {
-    let script = "> * OK [CAPABILITY IMAP4rev1 STARTTLS] ready\n1.1 STARTTLS\n>>1.1 OK Begin TLS now\\r\\n* 1 EXISTS\\r\\n\n*sleep 2\n";
+    let script = "> * OK [CAPABILITY IMAP4rev1 STARTTLS] ready\n<1.1 STARTTLS\n>>1.1 OK Begin TLS now\\r\\n* 1 EXISTS\\r\\n\n*sleep 2\n";
     let err = imap_error(script, TlsMode::StartTls, Duration::from_secs(5)).await;
     assert!(
         err.starts_with("server sent 12 bytes after its STARTTLS reply"),
@@ -132,9 +152,9 @@ async fn reader_bogus_starttls_reply_with_injected_bytes() {
 
 /// The preflight connection (id 0): greeting, LOGIN, LOGOUT.
 const PREFLIGHT: &str = "> * OK [CAPABILITY IMAP4rev1 LITERAL+] fake server ready
-0.1 LOGIN
+<0.1 LOGIN
 > 0.1 OK Logged in
-0.2 LOGOUT
+<0.2 LOGOUT
 > * BYE Logging out
 > 0.2 OK Logout completed
 *eof
@@ -144,9 +164,8 @@ const PREFLIGHT: &str = "> * OK [CAPABILITY IMAP4rev1 LITERAL+] fake server read
 /// `PREFLIGHT`, then `misbehaviour` on the engine's first connection, then a greeting
 /// that closes at once on its second, which shows the engine went on. Returns stderr.
 async fn engine_run(misbehaviour: &str, extra: &[&str]) -> (Option<i32>, String) {
-    let script = format!(
-        "{PREFLIGHT}{misbehaviour}\n> * OK [CAPABILITY IMAP4rev1] back again\n>*eof\n"
-    );
+    let script =
+        format!("{PREFLIGHT}{misbehaviour}\n> * OK [CAPABILITY IMAP4rev1] back again\n>*eof\n");
     let (port, task) = serve(&script, Some(3)).await;
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_imaptest"));
     command
@@ -157,6 +176,7 @@ async fn engine_run(misbehaviour: &str, extra: &[&str]) -> (Option<i32>, String)
             "pass=p".to_owned(),
             "clients=1".to_owned(),
             "secs=2".to_owned(),
+            "random_msg_size=2000".to_owned(),
         ])
         .args(extra)
         .stdin(Stdio::null())
@@ -200,40 +220,52 @@ async fn engine_greeting_garbage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_connection_closed_in_the_middle_of_a_literal() {
     let (code, stderr) = engine_run(
-        "> * OK [CAPABILITY IMAP4rev1] ready\n1.1 LOGIN\n>* 1 FETCH (BODY[] {100}\n>>twenty bytes only..\n>*eof",
+        "> * OK [CAPABILITY IMAP4rev1] ready\n<1.1 LOGIN\n>* 1 FETCH (BODY[] {100}\n>>0123456789abcdefghij\n>*eof",
         &[],
     )
     .await;
     assert_eq!(code, Some(0), "{stderr}");
-    assert_error_line(&stderr, "Error: u[1]: ", "mid-literal (20 of 100 bytes received)");
+    assert_error_line(
+        &stderr,
+        "Error: u[1]: ",
+        "LOGIN: connection closed by server in the middle of a response: connection closed mid-literal (20 of 100 bytes received)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_bye_at_random() {
     let (code, stderr) = engine_run(
-        "> * OK [CAPABILITY IMAP4rev1] ready\n1.1 LOGIN\n> * BYE Random goodbye\n>*eof",
+        "> * OK [CAPABILITY IMAP4rev1] ready\n<1.1 LOGIN\n> * BYE Random goodbye\n>*eof",
         &[],
     )
     .await;
     assert_eq!(code, Some(0), "{stderr}");
-    assert_error_line(&stderr, "Error: u[1]: ", "Random goodbye");
+    assert_error_line(
+        &stderr,
+        "Error: u[1]: ",
+        "LOGIN: connection closed by server",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_endless_line() {
     let (code, stderr) = engine_run(
-        "> * OK [CAPABILITY IMAP4rev1] ready\n1.1 LOGIN\n*fill 3000000 * OK \n>*eof",
+        "> * OK [CAPABILITY IMAP4rev1] ready\n<1.1 LOGIN\n*fill 3000000 * OK\n>\n>*eof",
         &[],
     )
     .await;
     assert_eq!(code, Some(0), "{stderr}");
-    assert_error_line(&stderr, "Error: u[1]: ", "longer than 1048576 bytes");
+    assert_error_line(
+        &stderr,
+        "Error: u[1]: ",
+        "LOGIN: response line longer than 1048576 bytes (3000002 bytes discarded): * OK* OK",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_bogus_starttls_reply_is_fatal_at_preflight() {
     // The preflight connection meets the injection: the run cannot start.
-    let script = "> * OK [CAPABILITY IMAP4rev1 STARTTLS] ready\n0.1 STARTTLS\n>>0.1 OK Begin TLS now\\r\\n* 1 EXISTS\\r\\n\n*sleep 1\n";
+    let script = "> * OK [CAPABILITY IMAP4rev1 STARTTLS] ready\n<0.1 STARTTLS\n>>0.1 OK Begin TLS now\\r\\n* 1 EXISTS\\r\\n\n*sleep 1\n";
     let (port, task) = serve(script, Some(1)).await;
     let out = tokio::time::timeout(
         Duration::from_secs(30),
@@ -247,6 +279,7 @@ async fn engine_bogus_starttls_reply_is_fatal_at_preflight() {
                 "pass=p".to_owned(),
                 "clients=1".to_owned(),
                 "secs=2".to_owned(),
+                "random_msg_size=2000".to_owned(),
             ])
             .stdin(Stdio::null())
             .output(),
@@ -261,5 +294,50 @@ async fn engine_bogus_starttls_reply_is_fatal_at_preflight() {
         &stderr,
         "Fatal: ",
         "server sent 12 bytes after its STARTTLS reply, before the TLS handshake",
+    );
+}
+
+#[tokio::test]
+async fn reader_goes_on_after_an_overlong_line() {
+    let script = format!(
+        "{GREETING}<1.1 NOOP\n*fill 2000000 * 1 EXISTS\n>\n> 1.1 OK done\n<1.2 NOOP\n> 1.2 OK still in sync\n*eof\n"
+    );
+    let (port, task) = serve(&script, Some(1)).await;
+    let ep = endpoint(port, TlsMode::Plain).await;
+    let mut client = ImapClient::connect(&ep, 1, &client_options(Duration::from_secs(5)))
+        .await
+        .expect("greeting");
+    let err = client.simple("NOOP").await.expect_err("overlong line");
+    assert!(
+        err.to_string()
+            .starts_with("response line longer than 1048576 bytes (2000002 bytes discarded)"),
+        "{err}"
+    );
+    // The overlong response was discarded whole; the stream is still in sync.
+    let next = client
+        .stream()
+        .read_response()
+        .await
+        .expect("next response");
+    assert_eq!(next.first_line(), b"1.1 OK done");
+    let done = client.simple("NOOP").await.expect("NOOP after the error");
+    assert_eq!(done.line, "1.2 OK still in sync");
+    drop(client);
+    let served = task.await.unwrap().expect("server script");
+    assert_eq!(served.lines_received, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_slow_drip_then_stall() {
+    let (code, stderr) = engine_run(
+        "*drip 0.003\n> * OK [CAPABILITY IMAP4rev1] slowly ready\n<1.1 LOGIN\n> 1.1 OK Logged in slowly\n*drip 0\n*sleep 3\n>*eof",
+        &["timeout=1"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_error_line(
+        &stderr,
+        "Error: u[1]: ",
+        "no response from server within 1s",
     );
 }
