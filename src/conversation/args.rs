@@ -39,6 +39,51 @@ pub enum ArgsError {
 pub const CLIENT_USAGE: &str = "imaptest client SCRIPT host=HOST port=PORT [ssl|starttls] [ssl=any-cert] [ssl_ca_file=FILE] [timeout=SECS]";
 pub const SERVER_USAGE: &str = "imaptest server SCRIPT [port=PORT] [host=LOOPBACK] [connections=N] [timeout=SECS] [ssl] [cert=FILE key=FILE]";
 
+/// `imaptest client --help`.
+pub const CLIENT_HELP: &str = "\
+Runs a client script against a server; exit 0 when the whole script matched.
+
+Script lines:
+  ??? text         the next server line must start with text (??? alone: any line)
+  ???? text        skip server lines starting with text
+  ???*             the server must close the connection
+  +++ n            sleep n seconds (also :sleep:n)
+  >>> text         send text without a line end (also :noeol:text)
+  :eval:text       send text after escapes (\\t \\0 \\e \\NNN \\xHH \\x{HHHH}), no line end
+  <<< file         insert the script lines of file
+  ### text         copy the line to stdout and stderr
+  stoptls          end TLS and go on in plain text
+  starttls_wait X  send X (default STARTTLS) without switching to TLS
+  anything else    sent with CRLF; a line ending in STARTTLS or STLS switches to
+                   TLS after the next ??? line that reads a positive reply
+Sent and expected text: \\r \\n \\xHH \\\\ become bytes; other backslashes stay.
+";
+
+/// `imaptest server --help`.
+pub const SERVER_HELP: &str = "\
+Plays a server script to clients on loopback; exit 0 when every expected line came.
+
+Script lines:
+  >text, 2xx text  send a line (>>text: no line end; >CR>text, >LF>text)
+  >*eof            close the connection
+  *sleep n         sleep n seconds
+  *data n          the client sends n bytes, discarded
+  *eof             the client must close the connection
+  .                the client sends lines up to a lone dot
+  <text, text      the client sends a line starting with text (<<text: exact bytes)
+  *starttls        TLS handshake now; *stoptls ends TLS
+  *fill n [text]   send n bytes of text repeated (default x), no line end
+  *drip secs       send byte by byte with this pause (0: off)
+  ### text         copy the line to stdout and stderr
+A section ends at *eof or >*eof; connection k plays section k (cycling).
+";
+
+/// Whether the arguments ask for help.
+pub fn wants_help(args: &[String]) -> bool {
+    args.iter()
+        .any(|a| matches!(a.as_str(), "-h" | "--help" | "help"))
+}
+
 fn port(value: &str) -> Result<u16, ArgsError> {
     value.parse().map_err(|_| ArgsError::Value {
         key: "port",

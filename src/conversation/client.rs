@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::conn::{Conn, ConnError, Read, StopTlsError};
-use super::escape::show;
+use super::escape::{show, show_max};
 use super::script::{ClientAction, ClientScript, Loc};
 use super::transcript::Transcript;
 use crate::config::{TlsMode, TlsSettings};
@@ -132,7 +132,8 @@ impl Session<'_> {
         match &read {
             Read::Line(line) => {
                 self.report.lines_received += 1;
-                self.transcript.line(&format!("<<< {}", show(line)));
+                self.transcript
+                    .line(&format!("<<< {}", show_max(line, 4000)));
             }
             Read::Eof => self.transcript.line("<<< (connection closed)"),
         }
@@ -229,7 +230,8 @@ impl Session<'_> {
             }
             ClientAction::Send { data, starttls } => {
                 let shown = data.strip_suffix(b"\r\n").unwrap_or(data);
-                self.transcript.line(&format!(">>> {}", show(shown)));
+                self.transcript
+                    .line(&format!(">>> {}", show_max(shown, 4000)));
                 self.conn
                     .write(data)
                     .await

@@ -80,6 +80,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// (the arguments after `client`). Exit 0 when the whole script matched, 2 when it did not
 /// (the reason on stderr as `Error: file:line: …`); `Err` when it could not start.
 pub fn client_main(args: &[String]) -> anyhow::Result<ExitCode> {
+    if args::wants_help(args) {
+        print!("usage: {}\n\n{}", args::CLIENT_USAGE, args::CLIENT_HELP);
+        return Ok(ExitCode::SUCCESS);
+    }
     let (path, options) = args::client_args(args)?;
     let script = ClientScript::load(&path)?;
     let result = runtime()?.block_on(async {
@@ -100,6 +104,10 @@ pub fn client_main(args: &[String]) -> anyhow::Result<ExitCode> {
 /// (the arguments after `server`). Exit 0 when every expected line came, 2 at the first
 /// mismatch (the reason on stderr as `Error: file:line: …`); `Err` when it could not start.
 pub fn server_main(args: &[String]) -> anyhow::Result<ExitCode> {
+    if args::wants_help(args) {
+        print!("usage: {}\n\n{}", args::SERVER_USAGE, args::SERVER_HELP);
+        return Ok(ExitCode::SUCCESS);
+    }
     let (path, options) = args::server_args(args)?;
     let script = ServerScript::load(&path)?;
     runtime()?.block_on(async {

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::conn::{Conn, ConnError, Read, StopTlsError, Stream};
-use super::escape::show;
+use super::escape::{show, show_max};
 use super::script::{Loc, ServerAction, ServerScript, ServerStep};
 use super::transcript::Transcript;
 
@@ -295,7 +295,7 @@ impl Server {
         match &read {
             Read::Line(line) => {
                 self.report.lines_received += 1;
-                self.transcript.line(&format!("<{}", show(line)));
+                self.transcript.line(&format!("<{}", show_max(line, 4000)));
             }
             Read::Eof => self.transcript.line("<(connection closed)"),
         }
@@ -323,7 +323,7 @@ impl Server {
         match &step.action {
             ServerAction::Send(data) => {
                 let shown = data.strip_suffix(b"\r\n").unwrap_or(data);
-                self.transcript.line(&format!(">{}", show(shown)));
+                self.transcript.line(&format!(">{}", show_max(shown, 4000)));
                 self.send(conn, loc, data).await?;
             }
             ServerAction::Close => {
