@@ -515,3 +515,92 @@ async fn connect_failure_is_reported() {
         "{err}"
     );
 }
+
+/// Arbitrary bytes from either peer end in a result, never a panic or a hang.
+#[tokio::test]
+async fn arbitrary_peer_bytes_give_errors_not_panics() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..40 {
+        let len = (next() % 200) as usize;
+        let escaped: String = (0..len)
+            .map(|_| format!("\\x{:02X}", next() as u8))
+            .collect();
+        // The server sends them; the client expects lines, skips some, expects a close.
+        let server = format!(">>{escaped}\n>*eof\n");
+        let outcome = converse(&server, "???? \\x00\n??? *\n??? \n???*\n").await;
+        assert!(
+            outcome.server.is_ok(),
+            "round {round}: {:?}",
+            outcome.server
+        );
+        // The client sends them; the server expects a line, a dot block, then a close.
+        let client = format!(">>> {escaped}\n");
+        let outcome = converse("<\\x01\n.\n*eof\n", &client).await;
+        let _ = outcome.server.map_err(|e| e.to_string());
+        assert!(
+            outcome.client.is_ok(),
+            "round {round}: {:?}",
+            outcome.client
+        );
+    }
+}
+
+#[tokio::test]
+async fn given_certificate_is_served_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let script = ServerScript::parse("s", "> * OK verified\n>*eof\n").unwrap();
+    let (addr, task) = bind(
+        script,
+        ServerOptions {
+            tls_on_connect: true,
+            cert: Some((cert.clone(), key.clone())),
+            ..ServerOptions::default()
+        },
+        Transcript::discard(),
+    )
+    .await
+    .unwrap();
+    let client = ClientScript::parse("c", "??? * OK verified\n???*\n", Path::new(".")).unwrap();
+    let options = ClientOptions {
+        tls: TlsSettings {
+            mode: TlsMode::Implicit,
+            accept_any_cert: false,
+            ca_file: Some(cert.clone()),
+        },
+        ..options(addr.port(), TlsMode::Implicit)
+    };
+    run_script(&client, &options, &mut Transcript::discard())
+        .await
+        .expect("verified TLS");
+    task.await.unwrap().expect("server");
+
+    // A missing key file is a setup error naming the file.
+    let script = ServerScript::parse("s", "> hi\n").unwrap();
+    let err = bind(
+        script,
+        ServerOptions {
+            tls_on_connect: true,
+            cert: Some((cert, dir.path().join("missing.pem"))),
+            ..ServerOptions::default()
+        },
+        Transcript::discard(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("TLS setup: cannot read key "), "{err}");
+    assert!(err.contains("missing.pem"), "{err}");
+}

@@ -209,4 +209,23 @@ mod tests {
         assert_eq!(show(b"a\r\n\x00\xffb"), r"a\r\n\x00\xFFb");
         assert_eq!(show_max(b"abcdef", 3), "abc… (3 more bytes)");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn escapes_never_panic(text in "[\\\\xX{}0-9a-fA-F rnte]{0,24}") {
+            let _ = send_escapes(&text);
+            let _ = eval_escapes(&text);
+        }
+
+        #[test]
+        fn show_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), max in 0usize..70) {
+            let _ = show_max(&bytes, max);
+        }
+
+        #[test]
+        fn plain_text_passes_unchanged(text in "[a-zA-Z0-9 ()*.]{0,40}") {
+            proptest::prop_assert_eq!(send_escapes(&text), text.as_bytes().to_vec());
+            proptest::prop_assert_eq!(eval_escapes(&text).unwrap(), text.as_bytes().to_vec());
+        }
+    }
 }

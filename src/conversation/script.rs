@@ -640,4 +640,28 @@ mod tests {
         assert_eq!(script.sections(), vec![0..2]);
         assert_eq!(ServerScript::default().sections(), vec![0..0]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_or_fail_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let mut client = ClientScript::default();
+            if let Err(e) = client.parse_into(&Arc::from("p"), &bytes, Path::new("/nonexistent"), 0) {
+                proptest::prop_assert!(e.to_string().starts_with("p:"), "{}", e);
+            }
+            if let Err(e) = ServerScript::parse_bytes("p", &bytes) {
+                proptest::prop_assert!(e.to_string().starts_with("p:"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn script_like_lines_never_panic(lines in proptest::collection::vec("[?+<>#:*.a-z0-9 \\\\{}]{0,12}", 0..20)) {
+            let text = lines.join("\n");
+            let _ = ClientScript::parse("p", &text, Path::new("/nonexistent"));
+            if let Ok(script) = ServerScript::parse("p", &text) {
+                let sections = script.sections();
+                proptest::prop_assert!(!sections.is_empty());
+                proptest::prop_assert_eq!(sections.last().map(|r| r.end), Some(script.steps.len()));
+            }
+        }
+    }
 }
