@@ -166,6 +166,22 @@ fn acceptor(cert: Option<&(PathBuf, PathBuf)>) -> Result<TlsAcceptor, ServerFail
 
 /// Checks the options, listens, and returns the bound address and the task serving the
 /// script. The task ends after the last connection, or at the first mismatch.
+///
+/// Tests start it in-process on port 0 and point a client at the returned address:
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use imaptest::conversation::{ServerOptions, ServerScript, Transcript, bind};
+///
+/// let script = ServerScript::parse("garbage.server", ">\\x00\\xFFnot IMAP\n>*eof\n")?;
+/// let (addr, task) = bind(script, ServerOptions::default(), Transcript::discard()).await?;
+/// // … connect the client under test to `addr` and check the error it reports …
+/// let report = task.await??;
+/// assert_eq!(report.connections, 1);
+/// # let _ = addr;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn bind(
     script: ServerScript,
     options: ServerOptions,
