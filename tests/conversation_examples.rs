@@ -116,7 +116,7 @@ fn mains_exit_zero_when_both_scripts_match_and_two_on_a_mismatch() {
     let server = dir.path().join("s.server");
     std::fs::write(
         &server,
-        "> * OK probe\n*eof\n> * OK hello\na1 NOOP\n> a1 OK\n>*eof\n",
+        "*eof\n> * OK hello\na1 NOOP\n> a1 OK\n>*eof\n",
     )
     .unwrap();
     let good = dir.path().join("good.client");
