@@ -107,13 +107,7 @@ impl ImapClient {
             })?),
             None => None,
         };
-        let stream = ImapStream::new(
-            transport,
-            peer,
-            options.limits.clone(),
-            rawlog,
-            options.timeout,
-        );
+        let stream = ImapStream::new(transport, peer, options.limits, rawlog, options.timeout);
         let mut client = ImapClient {
             stream,
             id,
@@ -167,6 +161,12 @@ impl ImapClient {
 
     pub fn stream(&mut self) -> &mut ImapStream {
         &mut self.stream
+    }
+
+    /// Hands the connection over to code that pipelines on the stream itself: the
+    /// stream, the capabilities and the number of the next tag.
+    pub fn into_parts(self) -> (ImapStream, Capabilities, u32) {
+        (self.stream, self.capabilities, self.next_tag)
     }
 
     /// Returns the next tag, `<connection id>.<n>` as the C tool does.
