@@ -114,11 +114,7 @@ fn mains_exit_zero_when_both_scripts_match_and_two_on_a_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     // Connection 1 is the readiness probe, which just closes; connection 2 is the client.
     let server = dir.path().join("s.server");
-    std::fs::write(
-        &server,
-        "*eof\n> * OK hello\na1 NOOP\n> a1 OK\n>*eof\n",
-    )
-    .unwrap();
+    std::fs::write(&server, "*eof\n> * OK hello\na1 NOOP\n> a1 OK\n>*eof\n").unwrap();
     let good = dir.path().join("good.client");
     std::fs::write(&good, "??? * OK hello\na1 NOOP\n??? a1 OK\n???*\n").unwrap();
     let server_args = args(&[server.to_str().unwrap()]);

@@ -338,6 +338,6 @@ async fn engine_slow_drip_then_stall() {
     assert_error_line(
         &stderr,
         "Error: u[1]: ",
-        "no response from server within 1s",
+        "no reply from server within 1s, waiting for command: 1.2 ",
     );
 }
