@@ -63,7 +63,6 @@ fn with_probe(dir: &Path, name: &str) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs the client/server dispatch in src/main.rs"]
 fn imap_example_client_against_example_server() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -103,7 +102,6 @@ fn imap_example_client_against_example_server() {
 }
 
 #[test]
-#[ignore = "needs the client/server dispatch in src/main.rs"]
 fn smtp_example_over_starttls() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -128,7 +126,6 @@ fn smtp_example_over_starttls() {
 }
 
 #[test]
-#[ignore = "needs the client/server dispatch in src/main.rs"]
 fn mismatches_exit_2_with_the_script_line_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     let server_script = dir.path().join("s.server");
@@ -181,7 +178,6 @@ fn mismatches_exit_2_with_the_script_line_on_stderr() {
 }
 
 #[test]
-#[ignore = "needs the client/server dispatch in src/main.rs"]
 fn bad_arguments_and_scripts_are_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.client");
