@@ -91,8 +91,9 @@ pub struct StateFigures {
     pub no: u64,
     pub bad: u64,
     pub failed: u64,
-    /// Latency of every completed command, in microseconds.
-    pub latency: Histogram<u64>,
+    /// Latency of every completed command, in microseconds; allocated on the first
+    /// command (a histogram is ~190 KB and most states are idle in most seconds).
+    pub latency: Option<Box<Histogram<u64>>>,
     /// Sum of latencies in microseconds (exact average without histogram rounding).
     pub latency_sum_us: u64,
     /// Commands timed (any outcome).
@@ -108,7 +109,7 @@ impl StateFigures {
             no: 0,
             bad: 0,
             failed: 0,
-            latency: new_histogram(),
+            latency: None,
             latency_sum_us: 0,
             timed: 0,
             lateness_max_us: 0,
@@ -121,10 +122,27 @@ impl StateFigures {
         self.no += other.no;
         self.bad += other.bad;
         self.failed += other.failed;
-        let _ = self.latency.add(&other.latency);
+        if let Some(theirs) = &other.latency {
+            match &mut self.latency {
+                Some(mine) => {
+                    let _ = mine.add(theirs.as_ref());
+                }
+                None => self.latency = Some(theirs.clone()),
+            }
+        }
         self.latency_sum_us += other.latency_sum_us;
         self.timed += other.timed;
         self.lateness_max_us = self.lateness_max_us.max(other.lateness_max_us);
+    }
+
+    /// The latency at quantile `q` in µs (0 if nothing was timed).
+    pub fn latency_at(&self, q: f64) -> u64 {
+        self.latency.as_ref().map_or(0, |h| h.value_at_quantile(q))
+    }
+
+    /// The largest latency in µs (0 if nothing was timed).
+    pub fn latency_max(&self) -> u64 {
+        self.latency.as_ref().map_or(0, |h| h.max())
     }
 
     /// Average latency in milliseconds, 0 if nothing was timed.
@@ -199,7 +217,9 @@ impl Interval {
                     Outcome::Failed => f.failed += 1,
                 }
                 let us = finished.saturating_duration_since(*started).as_micros() as u64;
-                f.latency.saturating_record(us.max(1));
+                f.latency
+                    .get_or_insert_with(|| Box::new(new_histogram()))
+                    .saturating_record(us.max(1));
                 f.latency_sum_us += us;
                 f.timed += 1;
                 let late = started.saturating_duration_since(*intended).as_micros() as u64;
