@@ -283,3 +283,24 @@ fn first_sigint_logs_out_and_prints_totals() {
     // Every session that logged in also logged out.
     assert_eq!(totals["Logi"], totals["Logo"], "{totals:?}");
 }
+
+#[test]
+fn compress_deflate_keeps_the_session_working() {
+    let user = common::fresh_user();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = base_args(&user, 2);
+    args.extend([
+        format!("mbox={}", mbox()),
+        format!("rawlog={}", dir.path().display()),
+        "compress=100".into(),
+        "noop=50".into(),
+    ]);
+    let totals = run_clean(&args);
+    assert!(totals["Comp"] > 0, "{totals:?}");
+    // Commands after COMPRESS were answered: FETCH and LOGOUT still count.
+    assert!(totals["Fetc"] > 0 && totals["Logo"] > 0, "{totals:?}");
+    let log = std::fs::read_to_string(dir.path().join("rawlog.1")).unwrap();
+    let switch = log.find("COMPRESS DEFLATE started").expect("compression started");
+    // The rawlog shows the inflated conversation after the switch.
+    assert!(log[switch..].contains("S: * BYE"), "{log}");
+}

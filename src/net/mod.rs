@@ -1,6 +1,7 @@
 //! Transport: TCP connects, TLS, STARTTLS upgrades and rawlogs. Knows no protocol.
 
 pub mod connect;
+pub mod deflate;
 pub mod rawlog;
 pub mod tls;
 pub mod transport;
