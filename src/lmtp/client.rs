@@ -374,11 +374,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
             data_go_ahead = Duration::ZERO;
             let accepted = rcpt.iter().any(Reply::is_positive);
             if data_reply.code == 354 && !(mail_reply.is_positive() && accepted) {
-                // The server wants the message though the envelope failed: end it
-                // empty. The number of replies to expect is unknowable.
-                let _ = self.stream.send(b".\r\n", None).await;
+                // The server wants a message for an envelope that failed here (e.g. an
+                // earlier transaction is still open). Ending the data would deliver
+                // something; closing the connection aborts the transaction instead.
+                self.stream.shutdown().await;
                 return Err(LmtpError::Protocol(format!(
-                    "server accepted DATA without a valid envelope (MAIL: {mail_reply}; DATA: {data_reply})"
+                    "{mail}: server accepted DATA for an envelope that failed \
+                     (MAIL: {mail_reply}; DATA: {data_reply}); connection closed"
                 )));
             }
             if !mail_reply.is_positive() {
