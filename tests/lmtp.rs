@@ -380,3 +380,57 @@ async fn rawlog_records_the_session() {
         assert!(log.contains(want), "{want:?} missing in\n{log}");
     }
 }
+
+/// A fake server on a local port: sends `greeting`, then answers each line read with
+/// the next entry of `replies` (one write each).
+async fn fake_server(greeting: &'static [u8], replies: Vec<&'static [u8]>) -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let (read, mut write) = sock.into_split();
+        let mut read = BufReader::new(read);
+        write.write_all(greeting).await.unwrap();
+        for reply in replies {
+            let mut line = String::new();
+            if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            write.write_all(reply).await.unwrap();
+        }
+        let mut rest = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut read, &mut rest).await;
+    });
+    port
+}
+
+#[tokio::test]
+async fn starttls_response_injection_is_refused() {
+    let port = fake_server(
+        b"220 fake\r\n",
+        vec![
+            b"250-fake\r\n250 STARTTLS\r\n",
+            b"220 2.0.0 go ahead\r\n250 2.1.0 injected\r\n",
+        ],
+    )
+    .await;
+    let ep = endpoint(port, TlsMode::StartTls).await;
+    let err = LmtpClient::connect(&ep, 5, &LmtpOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("possible response injection"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn starttls_not_offered() {
+    let port = fake_server(b"220 fake\r\n", vec![b"250-fake\r\n250 PIPELINING\r\n"]).await;
+    let ep = endpoint(port, TlsMode::StartTls).await;
+    let err = LmtpClient::connect(&ep, 6, &LmtpOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LmtpError::NoStartTls(_)), "{err}");
+}

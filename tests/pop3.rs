@@ -322,3 +322,34 @@ async fn rawlog_masks_pass_and_auth() {
     let first_b64_prefix = BASE64.encode("n,,n=testuser1,r=");
     assert!(!scram_log.contains(&first_b64_prefix[..16]), "{scram_log}");
 }
+
+#[tokio::test]
+async fn stls_response_injection_is_refused() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (sock, _) = listener.accept().await.unwrap();
+        let (read, mut write) = sock.into_split();
+        let mut read = BufReader::new(read);
+        write.write_all(b"+OK fake\r\n").await.unwrap();
+        let mut line = String::new();
+        read.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "STLS\r\n");
+        write
+            .write_all(b"+OK Begin TLS negotiation now.\r\n+OK Logged in.\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut read, &mut rest).await;
+    });
+    let ep = endpoint(port, TlsMode::StartTls).await;
+    let err = Pop3Client::connect(&ep, 7, &Pop3Options::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("possible response injection"),
+        "{err}"
+    );
+    assert!(err.to_string().starts_with("STLS"), "{err}");
+}
