@@ -306,7 +306,13 @@ async fn marker_header_survives_and_parses() {
 async fn eight_bit_body_is_declared() {
     let user = common::fresh_user();
     let body = "gr\u{fc}\u{df}e\r\n";
-    let mut client = lmtp_client(&LmtpOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = LmtpOptions {
+        rawlog_dir: Some(dir.path().to_owned()),
+        ..LmtpOptions::default()
+    };
+    let ep = endpoint(common::lab().lmtp_port, TlsMode::Plain).await;
+    let mut client = LmtpClient::connect(&ep, 78, &options).await.unwrap();
     assert!(
         client
             .deliver("", &[&user], &message("8bit", body))
@@ -315,6 +321,8 @@ async fn eight_bit_body_is_declared() {
             .all_delivered()
     );
     client.quit().await.unwrap();
+    let log = std::fs::read_to_string(dir.path().join("rawlog.78")).unwrap();
+    assert!(log.contains("C: MAIL FROM:<> BODY=8BITMIME"), "{log}");
     let text = fetch_section(&user, 1, "BODY.PEEK[TEXT]").await;
     assert_eq!(text, body.as_bytes());
 }

@@ -4,7 +4,7 @@
 //!   (MAIL, RCPT per recipient, DATA, pipelined when offered) with one reply per
 //!   accepted recipient.
 //! * [`reply`]: reply lines, enhanced status codes, the LHLO extension list.
-//! * [`marker`]: the `X-Imaptest-Delivery` header that lets a reader measure
+//! * [`mod@marker`]: the `X-Imaptest-Delivery` header that lets a reader measure
 //!   end-to-end delivery latency.
 //!
 //! Nothing here knows about scheduling; engines drive it.
