@@ -353,3 +353,84 @@ async fn stls_response_injection_is_refused() {
     );
     assert!(err.to_string().starts_with("STLS"), "{err}");
 }
+
+/// Rough figures: `cargo test --release --test pop3 -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn throughput_figures() {
+    use std::time::Instant;
+    let user = common::fresh_user();
+    let body: String = (0..60)
+        .map(|i| format!("line {i:03} of a test body, some filler text here\r\n"))
+        .collect();
+    let msg = message("bulk", &body);
+    let n = 1000u32;
+    let ep = endpoint(common::lab().lmtp_port, TlsMode::Plain).await;
+
+    // One connection, sequential deliveries.
+    let mut lmtp_client = LmtpClient::connect(&ep, 10, &LmtpOptions::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..n / 2 {
+        assert!(
+            lmtp_client
+                .deliver("", &[&user], &msg)
+                .await
+                .unwrap()
+                .all_delivered()
+        );
+    }
+    let one = started.elapsed();
+    lmtp_client.quit().await.unwrap();
+    // A new connection per delivery, 8 at a time (profile mode's pattern).
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let (user, msg) = (user.clone(), msg.clone());
+        tasks.push(tokio::spawn(async move {
+            let ep = endpoint(common::lab().lmtp_port, TlsMode::Plain).await;
+            for _ in 0..n / 2 / 8 {
+                let mut c = LmtpClient::connect(&ep, 11 + u64::from(t), &LmtpOptions::default())
+                    .await
+                    .unwrap();
+                assert!(c.deliver("", &[&user], &msg).await.unwrap().all_delivered());
+                c.quit().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let per_conn = started.elapsed();
+    println!(
+        "LMTP {} B: {:.0} deliveries/s on one connection, {:.0}/s with a connection each (8 parallel)",
+        msg.len(),
+        f64::from(n / 2) / one.as_secs_f64(),
+        f64::from(n / 2) / per_conn.as_secs_f64()
+    );
+
+    let mut client = connect().await;
+    client
+        .user_pass(&user, common::lab().user_password)
+        .await
+        .unwrap();
+    let count = client.stat().await.unwrap().count;
+    let started = Instant::now();
+    let mut bytes = 0;
+    for i in 1..=count {
+        bytes += client.retr(i).await.unwrap().data.len();
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "POP3 RETR: {count} messages, {:.0} msgs/s, {:.1} MB/s",
+        f64::from(count) / elapsed.as_secs_f64(),
+        bytes as f64 / elapsed.as_secs_f64() / 1e6
+    );
+    let started = Instant::now();
+    for i in 1..=count {
+        client.dele(i).await.unwrap();
+    }
+    client.quit().await.unwrap();
+    println!("POP3 DELE+QUIT: {:?}", started.elapsed());
+}

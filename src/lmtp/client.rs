@@ -804,4 +804,57 @@ mod tests {
         let err = c.deliver("", &["a>\r\nRSET"], b"m").await.unwrap_err();
         assert!(matches!(err, LmtpError::InvalidAddress(_)));
     }
+    /// Random scripts built from reply fragments: every outcome is a value, never a
+    /// panic or a hang.
+    #[tokio::test]
+    async fn random_replies_never_panic() {
+        const PIECES: &[&[u8]] = &[
+            b"220",
+            b"250",
+            b"354",
+            b"550",
+            b"999",
+            b"2x0",
+            b"-",
+            b" ",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b"5.1.1",
+            b"2.0.0 ",
+            b"PIPELINING",
+            b"STARTTLS",
+            b".",
+            b"\0",
+            b"\xff\xfe",
+            b"250-a\r\n",
+            b"250 ok\r\n",
+            b"220 hi\r\n",
+            b"354 go\r\n",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..400 {
+            let mut script = Vec::new();
+            for _ in 0..(next() % 40) {
+                script.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            let options = LmtpOptions {
+                max_line: 64,
+                max_reply_lines: 5,
+                pipelining: next() % 2 == 0,
+                ..LmtpOptions::default()
+            };
+            let (stream, _server) = scripted(&script);
+            if let Ok(mut c) = LmtpClient::start(stream, 1, &options).await {
+                let _ = c.deliver("", &["a", "b"], b"x\r\n.\r\n").await;
+                let _ = c.rset().await;
+            }
+        }
+    }
 }

@@ -927,4 +927,74 @@ mod tests {
         // USER goes out (EOF follows), so the error is about its reply, not PASS.
         assert!(err.is_err());
     }
+    /// Random scripts built from reply fragments: every outcome is a value, never a
+    /// panic or a hang.
+    #[tokio::test]
+    async fn random_replies_never_panic() {
+        const PIECES: &[&[u8]] = &[
+            b"+OK",
+            b"-ERR",
+            b"+",
+            b"+ ",
+            b"*",
+            b" ",
+            b"\r\n",
+            b"\n",
+            b"\r",
+            b".",
+            b"..",
+            b"1 ",
+            b"2 100",
+            b"abc",
+            b"\0",
+            b"\xff",
+            b"SASL PLAIN\r\n",
+            b".\r\n",
+            b"+OK 3 octets\r\n",
+            b"+ AAAA\r\n",
+            b"+ dj1=\r\n",
+            b"4294967296 1\r\n",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let cache = ScramCache::default();
+        for round in 0..400 {
+            let mut script = b"+OK hi\r\n".to_vec();
+            for _ in 0..(next() % 40) {
+                script.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            let options = Pop3Options {
+                max_line: 64,
+                max_message: 200,
+                max_list_lines: 5,
+                ..Pop3Options::default()
+            };
+            let (stream, _server) = scripted(&script);
+            let Ok(mut c) = Pop3Client::start(stream, 1, &options).await else {
+                continue;
+            };
+            let _ = match round % 5 {
+                0 => c.capa().await.map(|_| ()),
+                1 => c.uidl().await.map(|_| ()),
+                2 => c.retr(1).await.map(|_| ()),
+                3 => c.stat().await.map(|_| ()),
+                _ => {
+                    let mech = if next() % 2 == 0 {
+                        "PLAIN"
+                    } else {
+                        "SCRAM-SHA-1"
+                    };
+                    c.auth(mech, Credentials::new("u", "p"), &cache)
+                        .await
+                        .map(|_| ())
+                }
+            };
+            let _ = c.list().await;
+        }
+    }
 }
