@@ -199,6 +199,7 @@ async fn delivered_message_stat_list_uidl_retr_top_dele() {
 
     let got = client.retr(1).await.unwrap();
     assert_eq!(got.data.len() as u64, stat.size, "size as LIST said");
+    assert_eq!(got.announced_size, Some(stat.size), "+OK <size> octets");
     assert_eq!(body_of(&got.data), body.as_bytes(), "body arrives exactly");
     // Dovecot adds headers (Return-Path, Delivered-To, Received) but keeps ours.
     assert!(got.data.ends_with(&msg[msg.len() - 200.min(msg.len())..]));
@@ -210,6 +211,7 @@ async fn delivered_message_stat_list_uidl_retr_top_dele() {
         "{:?}",
         top.data
     );
+    assert_eq!(top.announced_size, None);
     let top0 = client.top(1, 0).await.unwrap();
     assert_eq!(body_of(&top0.data), b"");
 

@@ -82,6 +82,9 @@ impl Default for Pop3Options {
     }
 }
 
+/// Largest buffer allocated up front for a RETR reply on the server's word.
+const PREALLOCATE_MAX: u64 = 1024 * 1024;
+
 /// The CAPA listing: one entry per line, `TAG [args...]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pop3Capabilities {
@@ -158,7 +161,8 @@ pub struct UidlEntry {
 pub struct Retrieved {
     /// The message, dot-unstuffed, every line ending in CRLF.
     pub data: Vec<u8>,
-    /// The size the `+OK` line announced (`+OK 1234 octets`), if it did.
+    /// The size the `+OK` line to RETR announced (`+OK 1234 octets`), if it did;
+    /// always `None` for TOP.
     pub announced_size: Option<u64>,
 }
 
@@ -567,13 +571,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     async fn retrieve(&mut self, command: String) -> Result<Retrieved, Pop3Error> {
         let text = self.simple(&command).await?;
-        let announced_size = text
-            .split_ascii_whitespace()
-            .next()
-            .and_then(|w| w.parse().ok());
+        // `+OK 1234 octets` (RFC 1939 §7 example); TOP's `+OK` says nothing reliable.
+        let announced_size = if command.starts_with("RETR") {
+            text.split_ascii_whitespace()
+                .next()
+                .and_then(|w| w.parse().ok())
+        } else {
+            None
+        };
         let max = self.options.max_message;
-        let mut data =
-            Vec::with_capacity(announced_size.map_or(0, |n: u64| n.min(max as u64) as usize));
+        // Trust the announced size for the first allocation only up to a point.
+        let mut data = Vec::with_capacity(
+            announced_size.map_or(0, |n: u64| n.min(max as u64).min(PREALLOCATE_MAX) as usize),
+        );
         self.read_multiline(&command, usize::MAX, max, |line| {
             data.extend_from_slice(line);
             data.extend_from_slice(b"\r\n");
