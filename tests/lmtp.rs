@@ -137,6 +137,26 @@ async fn delivered_message_is_seen_over_imap() {
 }
 
 #[tokio::test]
+async fn deliver_once_opens_and_closes_a_connection() {
+    let user = common::fresh_user();
+    let ep = endpoint(common::lab().lmtp_port, TlsMode::Plain).await;
+    for i in 0..3 {
+        let delivery = LmtpClient::deliver_once(
+            &ep,
+            20 + i,
+            &LmtpOptions::default(),
+            "",
+            &[&user],
+            &message(&format!("once{i}"), "o\r\n"),
+        )
+        .await
+        .unwrap();
+        assert!(delivery.all_delivered());
+    }
+    assert_eq!(inbox_messages(&user).await, 3);
+}
+
+#[tokio::test]
 async fn two_recipients_get_two_replies_pipelined_or_not() {
     for pipelining in [true, false] {
         let (a, b) = (common::fresh_user(), common::fresh_user());

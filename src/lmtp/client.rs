@@ -172,6 +172,23 @@ impl LmtpClient<Transport> {
         Ok(client)
     }
 
+    /// One delivery on its own connection, as profile mode does: connect, LHLO,
+    /// [`Self::deliver`], QUIT. A failed QUIT after the replies is ignored: the
+    /// message was already delivered.
+    pub async fn deliver_once(
+        endpoint: &Endpoint,
+        id: u64,
+        options: &LmtpOptions,
+        from: &str,
+        recipients: &[&str],
+        message: &[u8],
+    ) -> Result<Delivery, LmtpError> {
+        let mut client = Self::connect(endpoint, id, options).await?;
+        let delivery = client.deliver(from, recipients, message).await?;
+        let _ = client.quit().await;
+        Ok(delivery)
+    }
+
     /// `STARTTLS`, the TLS handshake and a new LHLO (RFC 3207 §4.2: what was learned
     /// before TLS is discarded). Bytes after the 220 before the handshake are an error.
     pub async fn start_tls(mut self, endpoint: &Endpoint) -> Result<Self, LmtpError> {
