@@ -29,8 +29,8 @@ pub enum LmtpError {
     Rejected { doing: String, reply: Reply },
     #[error("server does not offer STARTTLS (LHLO reply: {0})")]
     NoStartTls(String),
-    #[error("invalid address {0:?}: contains CR, LF or NUL")]
-    InvalidAddress(String),
+    #[error("invalid address or command {0:?}: contains CR, LF or NUL")]
+    InvalidArgument(String),
     #[error("{0}")]
     Connect(#[from] NetError),
     #[error("{0}")]
@@ -43,7 +43,7 @@ impl LmtpError {
     pub fn is_recoverable(&self) -> bool {
         matches!(
             self,
-            LmtpError::Rejected { .. } | LmtpError::InvalidAddress(_)
+            LmtpError::Rejected { .. } | LmtpError::InvalidArgument(_)
         )
     }
 
@@ -55,6 +55,9 @@ impl LmtpError {
         }
     }
 }
+
+/// What the greeting is called in errors.
+const GREETING: &str = "reading the greeting";
 
 /// Connection options shared by every LMTP connection of a run.
 #[derive(Debug, Clone)]
@@ -235,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
             lhlo: reply::build(0, Vec::new()),
             extensions: Extensions::default(),
         };
-        let greeting = client.read_reply("reading the greeting").await?;
+        let greeting = client.read_reply(GREETING).await?;
         if greeting.code != 220 {
             return Err(LmtpError::Rejected {
                 doing: "greeting".into(),
@@ -290,8 +293,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
         self.read_reply(line).await
     }
 
-    /// Reads one complete reply; `doing` names the command it answers, for errors.
+    /// Reads one complete reply; `doing` names the command it answers, for errors
+    /// (`GREETING` for the greeting).
     async fn read_reply(&mut self, doing: &str) -> Result<Reply, LmtpError> {
+        let reading = if doing == GREETING {
+            GREETING.to_owned()
+        } else {
+            format!("reading the reply to {doing}")
+        };
         let mut code = None;
         let mut lines = Vec::new();
         loop {
@@ -306,7 +315,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
                 .read_line(self.options.max_line)
                 .await
                 .map_err(|source| LmtpError::Io {
-                    doing: format!("reading the reply to {doing}"),
+                    doing: reading.clone(),
                     source,
                 })?;
             let parsed = reply::parse_line(raw).map_err(|fault| LmtpError::Malformed {
@@ -548,7 +557,7 @@ fn bracket(addr: &str) -> String {
 /// Refuses text that would end the command line early or smuggle in another command.
 fn check_line(text: &str) -> Result<(), LmtpError> {
     if text.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        Err(LmtpError::InvalidAddress(text.to_owned()))
+        Err(LmtpError::InvalidArgument(text.to_owned()))
     } else {
         Ok(())
     }
@@ -662,6 +671,15 @@ mod tests {
         }
         let err = start(b"220-a\r\n221 b\r\n").await.unwrap_err();
         assert!(err.to_string().contains("code changes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn closed_before_greeting() {
+        let err = start(b"").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reading the greeting: connection closed by server"
+        );
     }
 
     #[tokio::test]
@@ -819,7 +837,7 @@ mod tests {
             .await
             .unwrap();
         let err = c.deliver("", &["a>\r\nRSET"], b"m").await.unwrap_err();
-        assert!(matches!(err, LmtpError::InvalidAddress(_)));
+        assert!(matches!(err, LmtpError::InvalidArgument(_)));
     }
     /// Random scripts built from reply fragments: every outcome is a value, never a
     /// panic or a hang.
