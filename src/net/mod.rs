@@ -2,10 +2,12 @@
 
 pub mod connect;
 pub mod deflate;
+pub mod lines;
 pub mod rawlog;
 pub mod tls;
 pub mod transport;
 
 pub use connect::{Endpoint, NetError};
+pub use lines::{LineError, LineStream};
 pub use rawlog::Rawlog;
 pub use transport::Transport;
