@@ -19,7 +19,10 @@
 //! * [`mail`]: message sources (mbox, random bodies) and the test mbox generator.
 //! * [`engine`]: the stress engine; sends [`metrics::Event`]s and never prints.
 //! * [`metrics`]: the events engines emit and the per-second aggregation.
-//! * [`report`]: sinks that consume aggregated metrics (console).
+//! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline, `output=`).
+//! * [`conversation`]: Exim-style client scripts and a scriptable server
+//!   (`imaptest client`, `imaptest server`).
+//! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
 
 pub mod app;
 pub mod cli;

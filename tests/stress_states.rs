@@ -300,7 +300,9 @@ fn compress_deflate_keeps_the_session_working() {
     // Commands after COMPRESS were answered: FETCH and LOGOUT still count.
     assert!(totals["Fetc"] > 0 && totals["Logo"] > 0, "{totals:?}");
     let log = std::fs::read_to_string(dir.path().join("rawlog.1")).unwrap();
-    let switch = log.find("COMPRESS DEFLATE started").expect("compression started");
+    let switch = log
+        .find("COMPRESS DEFLATE started")
+        .expect("compression started");
     // The rawlog shows the inflated conversation after the switch.
     assert!(log[switch..].contains("S: * BYE"), "{log}");
 }
