@@ -347,10 +347,10 @@ pub struct ClientType {
     /// IMAP: check for new mail at this interval instead of IDLE (set `idle = false`).
     #[serde(default)]
     pub poll_interval: Option<Distribution>,
-    /// IMAP: FETCH items for new mail, e.g. "UID RFC822.SIZE FLAGS BODY.PEEK[HEADER]".
+    /// IMAP: FETCH items for new mail, e.g. `UID RFC822.SIZE FLAGS BODY.PEEK[HEADER]`.
     #[serde(default)]
     pub fetch_on_arrival: Option<String>,
-    /// IMAP: FETCH items when a mail is opened, e.g. "BODY[]".
+    /// IMAP: FETCH items when a mail is opened, e.g. `BODY[]`.
     #[serde(default)]
     pub fetch_on_open: Option<String>,
     /// POP3: keep mails on the server (no DELE).
