@@ -258,8 +258,14 @@ fn toml_errors_name_file_line_and_column() {
         e.starts_with("bad.toml:11:18:") && e.contains("above 1"),
         "{e}"
     );
-    let e = toml_err(&GOOD.replace("{ per_day = 55 }", "{ dist = \"exponential\", meen = \"1s\" }"));
-    assert!(e.starts_with("bad.toml:11:") && e.contains("unknown field `meen`"), "{e}");
+    let e = toml_err(&GOOD.replace(
+        "{ per_day = 55 }",
+        "{ dist = \"exponential\", meen = \"1s\" }",
+    ));
+    assert!(
+        e.starts_with("bad.toml:11:") && e.contains("unknown field `meen`"),
+        "{e}"
+    );
     let e = toml_err(&GOOD.replace("{ client = \"c\" }", "{ client = \"thunderbird\" }"));
     assert!(
         e.starts_with("bad.toml:10:23: unknown client \"thunderbird\" (defined: c)"),
