@@ -27,4 +27,5 @@ pub mod metrics;
 pub mod net;
 pub mod report;
 pub mod sasl;
+pub mod tracking;
 pub mod users;

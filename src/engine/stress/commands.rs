@@ -8,7 +8,7 @@ use crate::engine::states::State;
 use crate::imap::Capabilities;
 use crate::imap::command::{CommandBuilder, CommandPart, quoted};
 use crate::mail::MessageSource;
-use crate::mail::date::{MONTHS, civil_from_days};
+use crate::tracking::search::{DateField, DateOp, SearchKey, render_list};
 
 /// What a connection knows when it builds a command.
 pub struct CommandContext<'a> {
@@ -31,6 +31,8 @@ pub struct Built {
     pub parts: Vec<CommandPart>,
     /// The command line for error messages (without CRLF, literal data left out).
     pub line: String,
+    /// For SEARCH: the query tree, for verifying the reply.
+    pub search: Option<Vec<SearchKey>>,
 }
 
 const FETCH_ITEMS: [&str; 7] = [
@@ -122,7 +124,18 @@ pub fn build(
             if msgs == 0 {
                 return None;
             }
-            format!("SEARCH {}", search_query(rng, msgs, ctx.now))
+            let keys = search_keys(rng, msgs, ctx.now);
+            let mut text = String::from("SEARCH ");
+            render_list(&keys, &mut text);
+            let line = format!("{tag} {text}");
+            return Some(Built {
+                parts: vec![CommandPart {
+                    bytes: format!("{line}\r\n").into_bytes(),
+                    secret_from: None,
+                }],
+                line,
+                search: Some(keys),
+            });
         }
         State::Sort => {
             if msgs == 0 {
@@ -200,6 +213,7 @@ pub fn build(
             secret_from: None,
         }],
         line,
+        search: None,
     })
 }
 
@@ -239,6 +253,7 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
     Some(Built {
         parts: builder.finish(),
         line,
+        search: None,
     })
 }
 
@@ -354,10 +369,18 @@ fn sort_criteria(rng: &mut Xoshiro256PlusPlus, msgs: u32) -> String {
 /// A random query: an AND of one or more criteria, with OR chains and parenthesised
 /// groups. Without tracked message data (sizes, dates, subjects) the values are drawn
 /// around typical ones, as the C tool does before it has seen any message.
+#[cfg(test)]
 fn search_query(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64) -> String {
+    let mut s = String::new();
+    render_list(&search_keys(rng, msgs, now), &mut s);
+    s
+}
+
+/// The query tree: the root AND list.
+pub fn search_keys(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64) -> Vec<SearchKey> {
     let mut parts = Vec::new();
     search_group(rng, msgs, now, 100, 0, &mut parts);
-    parts.join(" ")
+    parts
 }
 
 fn search_group(
@@ -366,39 +389,52 @@ fn search_group(
     now: i64,
     mut p: u32,
     depth: u32,
-    out: &mut Vec<String>,
+    out: &mut Vec<SearchKey>,
 ) {
     while rng.random_range(0..100) < p {
         out.push(search_node(rng, msgs, now, p, depth));
         p /= 2;
     }
     if out.is_empty() {
-        out.push("ALL".to_owned());
+        out.push(SearchKey::All);
     }
 }
 
-fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth: u32) -> String {
+fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth: u32) -> SearchKey {
     let kinds = if depth >= 3 { 10 } else { 12 };
     match rng.random_range(0..kinds) {
         0 => {
             let draws = msgs / 2 + 1;
-            random_set(rng, msgs, draws).unwrap_or_else(|| "1".to_owned())
+            let mut picked: Vec<u32> = (0..draws.min(msgs.max(1)))
+                .map(|_| rng.random_range(1..=msgs.max(1)))
+                .collect();
+            picked.sort_unstable();
+            picked.dedup();
+            SearchKey::SeqSet(merge_ranges(&picked))
         }
-        1 => format!("SMALLER {}", 2048 + rng.random_range(0..2048)),
-        2 => format!("LARGER {}", 2048 + rng.random_range(0..2048)),
+        1 => SearchKey::Smaller(2048 + rng.random_range(0..2048)),
+        2 => SearchKey::Larger(2048 + rng.random_range(0..2048)),
         k @ 3..=8 => {
-            let key = ["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"][k - 3];
+            let (field, op) = [
+                (DateField::Internal, DateOp::Before),
+                (DateField::Internal, DateOp::On),
+                (DateField::Internal, DateOp::Since),
+                (DateField::Sent, DateOp::Before),
+                (DateField::Sent, DateOp::On),
+                (DateField::Sent, DateOp::Since),
+            ][k - 3];
             let days_ago = rng.random_range(0..10);
-            format!("{key} {}", search_date(now - days_ago * 86_400))
+            let day = (now - days_ago * 86_400).div_euclid(86_400) * 86_400;
+            SearchKey::Date { field, op, day }
         }
-        9 => "NOT DELETED".to_owned(),
+        9 => SearchKey::NotDeleted,
         10 => {
             let child = p.saturating_sub((p / 30).max(1));
             let mut a = Vec::new();
             let mut b = Vec::new();
             search_group(rng, msgs, now, child, depth + 1, &mut a);
             search_group(rng, msgs, now, child, depth + 1, &mut b);
-            format!("OR {} {}", group(a), group(b))
+            SearchKey::Or(Box::new(group(a)), Box::new(group(b)))
         }
         _ => {
             let child = p.saturating_sub((p / 30).max(1));
@@ -409,22 +445,24 @@ fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth:
     }
 }
 
-fn group(mut items: Vec<String>) -> String {
+fn group(mut items: Vec<SearchKey>) -> SearchKey {
     if items.len() == 1 {
-        items.pop().unwrap_or_default()
+        items.pop().unwrap_or(SearchKey::All)
     } else {
-        format!("({})", items.join(" "))
+        SearchKey::And(items)
     }
 }
 
-/// `DD-Mon-YYYY` of a unix time's UTC day.
-fn search_date(unix: i64) -> String {
-    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
-    let month = MONTHS
-        .get((month as usize).saturating_sub(1))
-        .copied()
-        .unwrap_or("Jan");
-    format!("{day}-{month}-{year}")
+/// Sorted, deduplicated numbers as inclusive ranges.
+fn merge_ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &n in sorted {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -462,6 +500,9 @@ mod tests {
             assert_eq!(q.matches('(').count(), q.matches(')').count(), "{q}");
             assert!(!q.is_empty());
         }
-        assert_eq!(search_date(1_700_000_000), "14-Nov-2023");
+        assert_eq!(
+            crate::tracking::search::search_date(1_700_000_000),
+            "14-Nov-2023"
+        );
     }
 }

@@ -17,6 +17,7 @@ use crate::imap::command::{CommandPart, quoted};
 use crate::imap::response::{Code, Response, Status, Untagged};
 use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
 use crate::metrics::{Event, Outcome, Report, Severity};
+use crate::tracking::View;
 use crate::users::User;
 
 /// Commands in flight per connection.
@@ -87,6 +88,10 @@ pub struct Connection<'a> {
     logout_sent: bool,
     bye_seen: bool,
     nothing_runnable_reported: bool,
+    /// The mailbox model; `None` with `no_tracking`.
+    view: Option<View>,
+    /// The SELECT whose view reset was done (its number).
+    select_reset: Option<u32>,
 }
 
 impl<'a> Connection<'a> {
@@ -122,6 +127,12 @@ impl<'a> Connection<'a> {
             logout_sent: false,
             bye_seen: false,
             nothing_runnable_reported: false,
+            view: (!ctx.settings.no_tracking).then(|| {
+                let mut view = ctx.tracking.view(&user.name, &ctx.settings.mailbox, id);
+                view.imap4rev2 = ctx.settings.imap4rev2;
+                view
+            }),
+            select_reset: None,
         }
     }
 
@@ -195,7 +206,9 @@ impl<'a> Connection<'a> {
                     return Ended::error(what, None);
                 }
             };
-            if let Err(ended) = self.handle(&response) {
+            let handled = self.handle(&response);
+            self.report_findings(&response);
+            if let Err(ended) = handled {
                 return ended;
             }
             if !self.stream.has_buffered_input()
@@ -228,6 +241,37 @@ impl<'a> Connection<'a> {
             message,
             line,
         });
+    }
+
+    /// Turns the view's findings into reports carrying the server line.
+    fn report_findings(&mut self, response: &RawResponse) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        if view.findings.is_empty() {
+            return;
+        }
+        let mut findings = std::mem::take(&mut view.findings);
+        let line = lossy(response.first_line());
+        for f in findings.drain(..) {
+            self.report(f.severity, f.message, Some(line.clone()));
+        }
+        if let Some(view) = self.view.as_mut() {
+            view.findings = findings;
+        }
+    }
+
+    /// A SELECT at the front of the queue starts a new view: every earlier reply is in.
+    fn sync_select(&mut self) {
+        if let Some(front) = self.pending.front()
+            && front.state == State::Select
+            && self.select_reset != Some(front.number)
+        {
+            self.select_reset = Some(front.number);
+            if let Some(view) = self.view.as_mut() {
+                view.reset();
+            }
+        }
     }
 
     fn take_tag(&mut self) -> (u32, String) {
@@ -403,6 +447,9 @@ impl<'a> Connection<'a> {
         if state == State::Logout {
             self.logout_sent = true;
         }
+        if let (Some(keys), Some(view)) = (built.search, self.view.as_mut()) {
+            view.search_sent(keys);
+        }
         self.pending.push_back(Pending {
             number,
             state,
@@ -410,6 +457,7 @@ impl<'a> Connection<'a> {
             started: Instant::now(),
             line: built.line,
         });
+        self.sync_select();
     }
 
     fn handle(&mut self, response: &RawResponse) -> Result<(), Ended> {
@@ -450,6 +498,7 @@ impl<'a> Connection<'a> {
                     .pending
                     .remove(index)
                     .ok_or_else(|| Ended::error("Unexpected tagged reply", Some(line())))?;
+                self.sync_select();
                 if index == 0 && !self.waiting_parts.is_empty() && status != Status::Ok {
                     // The server refused a command before taking all its literals.
                     self.waiting_parts.clear();
@@ -470,6 +519,11 @@ impl<'a> Connection<'a> {
                 let code_trycreate = matches!(text.code, Some(Code::TryCreate));
                 let code_expungeissued = matches!(&text.code, Some(Code::Other { name, .. }) if name.eq_ignore_ascii_case(b"EXPUNGEISSUED"));
                 let text = String::from_utf8_lossy(text.text).into_owned();
+                if pending.state == State::Search
+                    && let Some(view) = self.view.as_mut()
+                {
+                    view.search_done(status == Status::Ok, code_expungeissued);
+                }
                 match status {
                     Status::Ok => self.on_ok(pending.state, &line())?,
                     Status::No => {
@@ -569,6 +623,14 @@ impl<'a> Connection<'a> {
             Untagged::Status { text, .. } => match text.code {
                 Some(Code::PermanentFlags(flags)) => {
                     self.keywords = flags.iter().any(|f| *f == b"\\*");
+                    if let Some(view) = self.view.as_mut() {
+                        view.permanent_flags(&flags);
+                    }
+                }
+                Some(Code::UidValidity(v)) => {
+                    if let Some(view) = self.view.as_mut() {
+                        view.uidvalidity(v);
+                    }
                 }
                 Some(Code::Capability(caps)) => {
                     self.capabilities = Capabilities::from_atoms(caps.iter().copied());
@@ -577,6 +639,44 @@ impl<'a> Connection<'a> {
             },
             Untagged::Capability(caps) => {
                 self.capabilities = Capabilities::from_atoms(caps.iter().copied());
+            }
+            Untagged::Exists(n) if self.view.is_some() => {
+                if let Some(view) = self.view.as_mut() {
+                    view.exists(n);
+                    self.msgs = view.count();
+                }
+            }
+            Untagged::Expunge(n) if self.view.is_some() => {
+                if let Some(view) = self.view.as_mut() {
+                    view.expunge(n);
+                    self.msgs = view.count();
+                }
+            }
+            Untagged::Vanished {
+                earlier: false,
+                uids,
+            } if self.view.is_some() => {
+                if let Some(view) = self.view.as_mut() {
+                    view.vanished(&uids);
+                    self.msgs = view.count();
+                }
+            }
+            Untagged::Fetch { seq, items } => {
+                if let Some(view) = self.view.as_mut() {
+                    view.fetch(seq, &items);
+                }
+            }
+            Untagged::Flags(flags) => {
+                if let Some(view) = self.view.as_mut() {
+                    view.flags(&flags);
+                }
+            }
+            Untagged::Search { nums, .. } => {
+                if let Some(view) = self.view.as_mut()
+                    && line().starts_with("* SEARCH")
+                {
+                    view.search_reply(&nums);
+                }
             }
             Untagged::Exists(n) => {
                 if n < self.msgs {

@@ -52,6 +52,8 @@ pub struct StressContext {
     pub client_options: ClientOptions,
     /// Set when `disconnect_quit` saw a connection drop: the run must end.
     pub quit: AtomicBool,
+    /// Mailbox models shared by every connection (unused with `no_tracking`).
+    pub tracking: Arc<crate::tracking::Registry>,
 }
 
 /// Connection slots opened at once; more open as logins succeed (like the C tool).

@@ -1,0 +1,809 @@
+//! State tracking: what each connection has been told about its mailbox, checked
+//! against everything the server says later and against what other connections of the
+//! same user were told.
+//!
+//! * [`Registry`]: shared by every connection of a run. Holds one [`Storage`] per
+//!   user+mailbox (static data per UID, who saw `\Recent`, UIDs seen expunged) and the
+//!   static data per Message-ID (the same message appended twice must look the same).
+//! * [`View`]: one per connection: the sequence → UID map driven by EXISTS, EXPUNGE and
+//!   VANISHED, per-message MODSEQ, the keywords announced by FLAGS, and the SEARCH
+//!   being verified.
+//!
+//! Checks never panic and never stop a run: every finding is a [`Finding`] the
+//! connection turns into a report.
+
+pub mod date;
+pub mod search;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::imap::response::{FetchItem, SeqSet};
+use crate::imap::token::Arg;
+use crate::metrics::Severity;
+use search::{Facts, SearchKey};
+
+/// Longest excerpt of a value quoted in a finding.
+const EXCERPT: usize = 300;
+/// Expunged UIDs remembered per storage before the set is forgotten.
+const MAX_EXPUNGED: usize = 100_000;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Static data of a message (the same for every copy of it).
+#[derive(Debug, Default)]
+pub struct StaticData {
+    pub size: Option<u64>,
+    pub envelope: Option<Box<[u8]>>,
+    pub body: Option<Box<[u8]>>,
+    pub bodystructure: Option<Box<[u8]>>,
+    /// For per-Message-ID data: the UID (and mailbox owner) it was first seen with.
+    pub first_seen: Option<(Box<str>, u32)>,
+}
+
+/// What is known about one UID of a storage.
+#[derive(Debug, Default)]
+pub struct UidMeta {
+    pub message_id: Option<Box<[u8]>>,
+    pub internaldate: Option<(i64, Box<[u8]>)>,
+    pub sent: Option<i64>,
+    pub data: StaticData,
+    /// The connection that saw `\Recent` on it first.
+    pub recent_owner: Option<u64>,
+    /// A second session was reported; report each UID once.
+    pub recent_reported: bool,
+}
+
+/// One user's mailbox, shared by every connection that selects it.
+#[derive(Debug, Default)]
+pub struct Storage {
+    pub uidvalidity: Option<u32>,
+    pub uids: HashMap<u32, UidMeta>,
+    pub expunged: HashSet<u32>,
+}
+
+impl Storage {
+    fn expunged(&mut self, uid: u32) {
+        self.uids.remove(&uid);
+        if self.expunged.len() >= MAX_EXPUNGED {
+            self.expunged.clear();
+        }
+        self.expunged.insert(uid);
+    }
+}
+
+/// A storage as the connections share it.
+pub type SharedStorage = Arc<Mutex<Storage>>;
+
+/// Everything tracking shares across the connections of a run.
+#[derive(Debug, Default)]
+pub struct Registry {
+    storages: Mutex<HashMap<(String, String), SharedStorage>>,
+    messages: Mutex<HashMap<Box<[u8]>, StaticData>>,
+}
+
+impl Registry {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Registry::default())
+    }
+
+    /// The storage of `user`'s `mailbox`, created on first use.
+    pub fn storage(&self, user: &str, mailbox: &str) -> Arc<Mutex<Storage>> {
+        let mut map = lock(&self.storages);
+        if let Some(s) = map.get(&(user.to_owned(), mailbox.to_owned())) {
+            return s.clone();
+        }
+        let s = Arc::new(Mutex::new(Storage::default()));
+        map.insert((user.to_owned(), mailbox.to_owned()), s.clone());
+        s
+    }
+
+    /// A new per-connection view of `user`'s `mailbox`.
+    pub fn view(self: &Arc<Self>, user: &str, mailbox: &str, connection: u64) -> View {
+        View {
+            registry: self.clone(),
+            storage: self.storage(user, mailbox),
+            user: user.into(),
+            mailbox: mailbox.into(),
+            connection,
+            uids: Vec::new(),
+            modseqs: Vec::new(),
+            keywords: Vec::new(),
+            flags_seen: false,
+            imap4rev2: false,
+            search: None,
+            scratch: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+}
+
+/// One finding: an error (the server lied) or a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct PendingSearch {
+    key: Vec<SearchKey>,
+    replied: bool,
+    /// Messages that must have matched but were not returned (checked at the tagged OK).
+    missing: Vec<(u32, u32)>,
+}
+
+/// One connection's view of its selected mailbox.
+#[derive(Debug)]
+pub struct View {
+    registry: Arc<Registry>,
+    storage: Arc<Mutex<Storage>>,
+    user: Box<str>,
+    mailbox: Box<str>,
+    connection: u64,
+    /// Sequence − 1 → UID; 0 = not known yet.
+    uids: Vec<u32>,
+    /// Sequence − 1 → highest MODSEQ seen; 0 = none.
+    modseqs: Vec<u64>,
+    /// Keywords announced by the last untagged FLAGS.
+    keywords: Vec<Box<[u8]>>,
+    flags_seen: bool,
+    /// IMAP4rev2: `\Recent` is gone; FETCH FLAGS may still carry it and is ignored.
+    pub imap4rev2: bool,
+    search: Option<PendingSearch>,
+    scratch: Vec<u8>,
+    /// Findings since the caller last took them.
+    pub findings: Vec<Finding>,
+}
+
+impl View {
+    /// Messages in the view.
+    pub fn count(&self) -> u32 {
+        u32::try_from(self.uids.len()).unwrap_or(u32::MAX)
+    }
+
+    /// A SELECT is starting: everything about the old selection is forgotten.
+    pub fn reset(&mut self) {
+        self.uids.clear();
+        self.modseqs.clear();
+        self.keywords.clear();
+        self.flags_seen = false;
+        self.search = None;
+    }
+
+    fn error(&mut self, message: String) {
+        self.findings.push(Finding {
+            severity: Severity::Error,
+            message,
+        });
+    }
+
+    /// `mailbox "INBOX" seq 3 UID 7 Message-ID <x@y>` for messages.
+    fn who(&self, seq: u32, uid: u32, message_id: Option<&[u8]>) -> String {
+        let mut s = format!("mailbox \"{}\"", self.mailbox);
+        if seq != 0 {
+            let _ = write!(s, " seq {seq}");
+        }
+        if uid != 0 {
+            let _ = write!(s, " UID {uid}");
+        }
+        if let Some(id) = message_id {
+            let _ = write!(s, " Message-ID {}", String::from_utf8_lossy(id));
+        }
+        s
+    }
+
+    /// `* n EXISTS`
+    pub fn exists(&mut self, n: u32) {
+        let count = self.count();
+        if n < count {
+            self.error(format!(
+                "{}: message count dropped without EXPUNGE: expected at least {count} messages, EXISTS says {n}",
+                self.who(0, 0, None)
+            ));
+            // Believe the server from now on, or every later line would be an error too.
+            self.uids.truncate(n as usize);
+            self.modseqs.truncate(n as usize);
+            return;
+        }
+        self.uids.resize(n as usize, 0);
+        self.modseqs.resize(n as usize, 0);
+    }
+
+    /// `* n EXPUNGE`
+    pub fn expunge(&mut self, n: u32) {
+        let count = self.count();
+        if n == 0 || n > count {
+            self.error(format!(
+                "{}: EXPUNGE of seq {n}: expected a sequence in 1..={count}",
+                self.who(0, 0, None)
+            ));
+            return;
+        }
+        let idx = (n - 1) as usize;
+        let uid = self.uids.remove(idx);
+        self.modseqs.remove(idx);
+        if uid != 0 {
+            lock(&self.storage).expunged(uid);
+        }
+    }
+
+    /// `* VANISHED uids` (not EARLIER): removes each UID that is in the view. A UID not
+    /// known yet removes one unknown entry from the gap where it would be.
+    pub fn vanished(&mut self, uids: &SeqSet) {
+        let mut storage = lock(&self.storage);
+        for &(a, b) in &uids.0 {
+            let (a, b) = (a.min(b), a.max(b));
+            // `*` and huge ranges: only UIDs up to the highest in the view matter.
+            let top = self.uids.iter().copied().max().unwrap_or(0).max(a);
+            let b = if b == u32::MAX { top } else { b };
+            if b.saturating_sub(a) > 1_000_000 {
+                continue;
+            }
+            for uid in a..=b {
+                // Entries after the last known UID below `uid` and before the first
+                // known UID at or above it.
+                let mut gap_start = 0;
+                let mut found = None;
+                for (i, &u) in self.uids.iter().enumerate() {
+                    if u == 0 {
+                        continue;
+                    }
+                    if u < uid {
+                        gap_start = i + 1;
+                    } else {
+                        found = Some(i);
+                        break;
+                    }
+                }
+                let gap_end = found.unwrap_or(self.uids.len());
+                let remove = match found {
+                    Some(i) if self.uids[i] == uid => Some(i),
+                    // An unknown entry in the gap may be this UID; unknown entries are
+                    // interchangeable, so removing the first is exact.
+                    _ if gap_end > gap_start => Some(gap_start),
+                    _ => None,
+                };
+                if let Some(i) = remove {
+                    self.uids.remove(i);
+                    self.modseqs.remove(i);
+                    storage.expunged(uid);
+                }
+            }
+        }
+    }
+
+    /// Untagged `FLAGS (...)`: the keywords the mailbox knows.
+    pub fn flags(&mut self, flags: &[&[u8]]) {
+        self.keywords.clear();
+        self.keywords.extend(
+            flags
+                .iter()
+                .filter(|f| !f.starts_with(b"\\"))
+                .map(|f| Box::<[u8]>::from(*f)),
+        );
+        self.flags_seen = true;
+    }
+
+    /// `[PERMANENTFLAGS (...)]`: keywords must have been announced by FLAGS first.
+    pub fn permanent_flags(&mut self, flags: &[&[u8]]) {
+        if !self.flags_seen {
+            return;
+        }
+        for f in flags {
+            if !f.starts_with(b"\\") && !self.has_keyword(f) {
+                let kw = String::from_utf8_lossy(f).into_owned();
+                self.error(format!(
+                    "{}: PERMANENTFLAGS keyword {kw} was not announced by FLAGS",
+                    self.who(0, 0, None)
+                ));
+            }
+        }
+    }
+
+    fn has_keyword(&self, kw: &[u8]) -> bool {
+        self.keywords.iter().any(|k| k.eq_ignore_ascii_case(kw))
+    }
+
+    /// `[UIDVALIDITY n]`: the same storage keeps its UIDVALIDITY.
+    pub fn uidvalidity(&mut self, v: u32) {
+        let mut storage = lock(&self.storage);
+        match storage.uidvalidity {
+            Some(old) if old != v => {
+                storage.uidvalidity = Some(v);
+                storage.uids.clear();
+                storage.expunged.clear();
+                drop(storage);
+                self.error(format!(
+                    "{}: UIDVALIDITY changed: expected {old}, got {v}",
+                    self.who(0, 0, None)
+                ));
+            }
+            _ => storage.uidvalidity = Some(v),
+        }
+    }
+
+    /// `* seq FETCH (items)`
+    pub fn fetch(&mut self, seq: u32, items: &[FetchItem<'_>]) {
+        let count = self.count();
+        if seq == 0 || seq > count {
+            self.error(format!(
+                "{}: FETCH for seq {seq} beyond EXISTS: expected a sequence in 1..={count}",
+                self.who(0, 0, None)
+            ));
+            return;
+        }
+        let idx = (seq - 1) as usize;
+        let mut uid = self.uids[idx];
+        let mut statics = false;
+        for item in items {
+            match item {
+                FetchItem::Uid(u) => uid = self.fetched_uid(idx, *u),
+                FetchItem::Envelope(_)
+                | FetchItem::InternalDate(_)
+                | FetchItem::Rfc822Size(_)
+                | FetchItem::Body(_)
+                | FetchItem::BodyStructure(_)
+                | FetchItem::Section { .. } => statics = true,
+                _ => {}
+            }
+        }
+        for item in items {
+            match item {
+                FetchItem::ModSeq(m) => self.fetched_modseq(idx, uid, *m),
+                FetchItem::Flags(flags) => self.fetched_flags(seq, uid, flags),
+                _ => {}
+            }
+        }
+        if uid != 0 && statics {
+            self.fetched_static(seq, uid, items);
+        }
+    }
+
+    fn fetched_uid(&mut self, idx: usize, u: u32) -> u32 {
+        let seq = idx as u32 + 1;
+        let known = self.uids[idx];
+        if u == 0 {
+            self.error(format!(
+                "{}: FETCH returned invalid UID 0",
+                self.who(seq, known, None)
+            ));
+            return known;
+        }
+        if known != 0 {
+            if known != u {
+                self.error(format!(
+                    "{}: UID changed for seq {seq}: expected UID {known}, got {u}",
+                    self.who(seq, known, None)
+                ));
+            }
+            return known;
+        }
+        let lower = self.uids[..idx]
+            .iter()
+            .rposition(|&x| x != 0)
+            .map(|i| (i, self.uids[i]));
+        let upper = self.uids[idx + 1..]
+            .iter()
+            .position(|&x| x != 0)
+            .map(|i| (idx + 1 + i, self.uids[idx + 1 + i]));
+        if let Some((i, l)) = lower.filter(|&(_, l)| l >= u) {
+            self.error(format!(
+                "{}: UID {u} out of order: seq {} has UID {l}, expected a UID above it",
+                self.who(seq, 0, None),
+                i + 1
+            ));
+            return 0;
+        }
+        if let Some((i, h)) = upper.filter(|&(_, h)| h <= u) {
+            self.error(format!(
+                "{}: UID {u} out of order: seq {} has UID {h}, expected a UID below it",
+                self.who(seq, 0, None),
+                i + 1
+            ));
+            return 0;
+        }
+        self.uids[idx] = u;
+        u
+    }
+
+    fn fetched_modseq(&mut self, idx: usize, uid: u32, m: u64) {
+        let seq = idx as u32 + 1;
+        let old = self.modseqs[idx];
+        if m == 0 {
+            self.error(format!("{}: invalid MODSEQ 0", self.who(seq, uid, None)));
+        } else if m < old {
+            self.error(format!(
+                "{}: MODSEQ went backwards: expected at least {old}, got {m}",
+                self.who(seq, uid, None)
+            ));
+        } else {
+            self.modseqs[idx] = m;
+        }
+    }
+
+    fn fetched_flags(&mut self, seq: u32, uid: u32, flags: &[&[u8]]) {
+        for flag in flags {
+            if let Some(system) = flag.strip_prefix(b"\\") {
+                if system.eq_ignore_ascii_case(b"Recent") {
+                    if uid != 0 && !self.imap4rev2 {
+                        self.recent(seq, uid);
+                    }
+                } else if ![&b"Seen"[..], b"Answered", b"Flagged", b"Deleted", b"Draft"]
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(system))
+                {
+                    let f = String::from_utf8_lossy(flag).into_owned();
+                    self.error(format!(
+                        "{}: invalid system flag {f} in FETCH FLAGS",
+                        self.who(seq, uid, None)
+                    ));
+                }
+            } else if self.flags_seen && !self.has_keyword(flag) {
+                let kw = String::from_utf8_lossy(flag).into_owned();
+                self.error(format!(
+                    "{}: keyword {kw} used in FETCH FLAGS without being announced by FLAGS",
+                    self.who(seq, uid, None)
+                ));
+                // Report each keyword once per selection.
+                self.keywords.push(Box::from(*flag));
+            }
+        }
+    }
+
+    fn recent(&mut self, seq: u32, uid: u32) {
+        let mut storage = lock(&self.storage);
+        let meta = storage.uids.entry(uid).or_default();
+        match meta.recent_owner {
+            None => meta.recent_owner = Some(self.connection),
+            Some(owner) if owner != self.connection && !meta.recent_reported => {
+                meta.recent_reported = true;
+                let message_id = meta.message_id.clone();
+                drop(storage);
+                self.error(format!(
+                    "{}: \\Recent flag in multiple sessions: expected only in connection {owner}, also seen in connection {}",
+                    self.who(seq, uid, message_id.as_deref()),
+                    self.connection
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn fetched_static(&mut self, seq: u32, uid: u32, items: &[FetchItem<'_>]) {
+        let storage_arc = self.storage.clone();
+        let mut storage = lock(&storage_arc);
+        let meta = storage.uids.entry(uid).or_default();
+        let mut errors: Vec<String> = Vec::new();
+        let scratch = &mut self.scratch;
+        // The Message-ID first: later items are reported with it.
+        for item in items {
+            if let FetchItem::Envelope(env) = item
+                && let Some(fields) = env.as_list()
+                && !fields.iter().all(Arg::is_nil)
+            {
+                if let Some(Some(id)) = fields.get(9).and_then(Arg::as_nstring) {
+                    match &meta.message_id {
+                        Some(old) if !old.eq_ignore_ascii_case(id) => errors.push(format!(
+                            "Message-ID changed: expected {}, got {}",
+                            excerpt(old),
+                            excerpt(id)
+                        )),
+                        Some(_) => {}
+                        None => meta.message_id = Some(Box::from(id)),
+                    }
+                }
+                if meta.sent.is_none()
+                    && let Some(Some(d)) = fields.first().and_then(Arg::as_nstring)
+                {
+                    meta.sent = date::parse_rfc5322(d);
+                }
+            }
+        }
+        let mut checked: [Option<&'static str>; 5] = [None; 5];
+        for item in items {
+            match item {
+                FetchItem::InternalDate(d) => match date::parse_internaldate(d) {
+                    None => errors.push(format!("broken INTERNALDATE {}", excerpt(d))),
+                    Some(0) => {}
+                    Some(t) => match &meta.internaldate {
+                        Some((old, text)) if *old != t => errors.push(format!(
+                            "INTERNALDATE changed: expected \"{}\", got \"{}\"",
+                            String::from_utf8_lossy(text),
+                            String::from_utf8_lossy(d)
+                        )),
+                        Some(_) => {}
+                        None => meta.internaldate = Some((t, Box::from(d.trim_ascii()))),
+                    },
+                },
+                FetchItem::Rfc822Size(s) if *s != 0 => {
+                    check_size(&mut meta.data.size, *s, "RFC822.SIZE", &mut errors);
+                    checked[0] = Some("RFC822.SIZE");
+                }
+                FetchItem::Section {
+                    name,
+                    origin: None,
+                    data,
+                } if name.eq_ignore_ascii_case(b"BODY[]")
+                    || name.eq_ignore_ascii_case(b"RFC822") =>
+                {
+                    if let Some(len) = data.literal_size().filter(|&l| l > 0) {
+                        check_size(&mut meta.data.size, len, "BODY[] size", &mut errors);
+                        checked[0] = Some("RFC822.SIZE");
+                    }
+                }
+                FetchItem::Envelope(env) if !is_placeholder_envelope(env) => {
+                    scratch.clear();
+                    write_arg(env, scratch);
+                    check_text(&mut meta.data.envelope, scratch, "ENVELOPE", &mut errors);
+                    checked[1] = Some("ENVELOPE");
+                }
+                FetchItem::Body(b) => {
+                    scratch.clear();
+                    write_arg(b, scratch);
+                    if !is_placeholder_body(scratch) {
+                        check_text(&mut meta.data.body, scratch, "BODY", &mut errors);
+                        checked[2] = Some("BODY");
+                    }
+                }
+                FetchItem::BodyStructure(b) => {
+                    scratch.clear();
+                    write_arg(b, scratch);
+                    if !is_placeholder_body(scratch) {
+                        check_text(
+                            &mut meta.data.bodystructure,
+                            scratch,
+                            "BODYSTRUCTURE",
+                            &mut errors,
+                        );
+                        checked[3] = Some("BODYSTRUCTURE");
+                    }
+                }
+                _ => {}
+            }
+        }
+        let message_id = meta.message_id.clone();
+        // Copies with the same Message-ID must agree (only items that agreed per UID).
+        if errors.is_empty()
+            && let Some(id) = &message_id
+            && checked.iter().any(Option::is_some)
+        {
+            let mut messages = lock(&self.registry.messages);
+            let global = messages.entry(id.clone()).or_default();
+            let here: (Box<str>, u32) = (self.user.clone(), uid);
+            let first = global
+                .first_seen
+                .get_or_insert_with(|| here.clone())
+                .clone();
+            let mut cross = Vec::new();
+            if let Some(s) = meta.data.size {
+                check_size(&mut global.size, s, "RFC822.SIZE", &mut cross);
+            }
+            for (mine, theirs, name) in [
+                (&meta.data.envelope, &mut global.envelope, "ENVELOPE"),
+                (&meta.data.body, &mut global.body, "BODY"),
+                (
+                    &meta.data.bodystructure,
+                    &mut global.bodystructure,
+                    "BODYSTRUCTURE",
+                ),
+            ] {
+                if let Some(v) = mine {
+                    check_text(theirs, v, name, &mut cross);
+                }
+            }
+            if first != here {
+                for e in cross {
+                    errors.push(format!(
+                        "{e} (as seen for user {} UID {} with the same Message-ID)",
+                        first.0, first.1
+                    ));
+                }
+            }
+        }
+        drop(storage);
+        for e in errors {
+            let who = self.who(seq, uid, message_id.as_deref());
+            self.error(format!("{who}: {e}"));
+        }
+    }
+
+    /// A SEARCH with this query (root AND) was sent.
+    pub fn search_sent(&mut self, key: Vec<SearchKey>) {
+        self.search = Some(PendingSearch {
+            key,
+            replied: false,
+            missing: Vec::new(),
+        });
+    }
+
+    /// `* SEARCH nums` answering the pending SEARCH.
+    pub fn search_reply(&mut self, nums: &[u32]) {
+        let Some(mut pending) = self.search.take() else {
+            return;
+        };
+        if pending.replied {
+            self.error(format!("{}: duplicate SEARCH reply", self.who(0, 0, None)));
+            self.search = Some(pending);
+            return;
+        }
+        pending.replied = true;
+        let count = self.count();
+        let mut sorted = nums.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if let Some(&n) = sorted.iter().find(|&&n| n == 0 || n > count) {
+            self.error(format!(
+                "{}: SEARCH reply seq {n}: expected a sequence in 1..={count}",
+                self.who(0, 0, None)
+            ));
+        }
+        let storage_arc = self.storage.clone();
+        let storage = lock(&storage_arc);
+        let mut extra = Vec::new();
+        for (i, &uid) in self.uids.iter().enumerate() {
+            let seq = i as u32 + 1;
+            let meta = (uid != 0).then(|| storage.uids.get(&uid)).flatten();
+            let facts = Facts {
+                seq,
+                size: meta.and_then(|m| m.data.size),
+                internal: meta.and_then(|m| m.internaldate.as_ref().map(|d| d.0)),
+                sent: meta.and_then(|m| m.sent),
+            };
+            let returned = sorted.binary_search(&seq).is_ok();
+            match search::and(&pending.key, &facts) {
+                Some(true) if !returned => pending.missing.push((seq, uid)),
+                Some(false) if returned => extra.push((seq, uid)),
+                _ => {}
+            }
+        }
+        drop(storage);
+        if !extra.is_empty() {
+            let query = query_text(&pending.key);
+            for (seq, uid) in extra {
+                self.error(format!(
+                    "{}: SEARCH {query}: returned a message that cannot match",
+                    self.who(seq, uid, None)
+                ));
+            }
+        }
+        self.search = Some(pending);
+    }
+
+    /// The pending SEARCH completed (`ok`: tagged OK; `expungeissued`: its code).
+    pub fn search_done(&mut self, ok: bool, expungeissued: bool) {
+        let Some(pending) = self.search.take() else {
+            return;
+        };
+        if !ok {
+            return;
+        }
+        let query = query_text(&pending.key);
+        if !pending.replied {
+            self.error(format!(
+                "{}: SEARCH {query}: expected an untagged SEARCH reply, got none",
+                self.who(0, 0, None)
+            ));
+            return;
+        }
+        if expungeissued {
+            return;
+        }
+        let storage = lock(&self.storage);
+        let missing: Vec<(u32, u32)> = pending
+            .missing
+            .iter()
+            .copied()
+            .filter(|(_, uid)| !storage.expunged.contains(uid))
+            .collect();
+        drop(storage);
+        for (seq, uid) in missing {
+            self.error(format!(
+                "{}: SEARCH {query}: result is missing a message that must match",
+                self.who(seq, uid, None)
+            ));
+        }
+    }
+}
+
+fn query_text(key: &[SearchKey]) -> String {
+    let mut s = String::new();
+    search::render_list(key, &mut s);
+    s
+}
+
+fn check_size(slot: &mut Option<u64>, new: u64, name: &str, errors: &mut Vec<String>) {
+    match *slot {
+        Some(old) if old != new => {
+            errors.push(format!("{name} changed: expected {old}, got {new}"));
+        }
+        Some(_) => {}
+        None => *slot = Some(new),
+    }
+}
+
+fn check_text(slot: &mut Option<Box<[u8]>>, new: &[u8], name: &str, errors: &mut Vec<String>) {
+    match slot {
+        Some(old) if !old.eq_ignore_ascii_case(new) => errors.push(format!(
+            "{name} changed: expected '{}', got '{}'",
+            excerpt(old),
+            excerpt(new)
+        )),
+        Some(_) => {}
+        None => *slot = Some(Box::from(new)),
+    }
+}
+
+fn excerpt(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    if s.chars().count() <= EXCERPT {
+        s.into_owned()
+    } else {
+        let mut t: String = s.chars().take(EXCERPT).collect();
+        t.push_str("...");
+        t
+    }
+}
+
+/// ENVELOPE of ten NILs: what some servers send for an expunged message.
+fn is_placeholder_envelope(env: &Arg<'_>) -> bool {
+    env.as_list().is_none_or(|f| f.iter().all(Arg::is_nil))
+}
+
+/// BODY/BODYSTRUCTURE of an empty text/plain part: an expunged message's placeholder.
+fn is_placeholder_body(serialized: &[u8]) -> bool {
+    const EMPTY: &[u8] = b"(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0";
+    serialized == b"NIL"
+        || serialized
+            .get(..EMPTY.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(EMPTY))
+}
+
+/// A canonical form of an argument: strings quoted whichever way they came.
+pub fn write_arg(arg: &Arg<'_>, out: &mut Vec<u8>) {
+    match arg {
+        Arg::Atom(a) => out.extend_from_slice(a),
+        Arg::Quoted(q) => write_quoted(q, out),
+        Arg::Literal(l) => write_quoted(l, out),
+        Arg::SkippedLiteral { size } => {
+            let _ = write!(Bytes(out), "{{{size}}}");
+        }
+        Arg::Nil => out.extend_from_slice(b"NIL"),
+        Arg::List(items) => {
+            out.push(b'(');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                write_arg(item, out);
+            }
+            out.push(b')');
+        }
+    }
+}
+
+fn write_quoted(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+use super::*;
+use crate::imap::response::{Response, Untagged, parse};
+
+fn view(registry: &Arc<Registry>, conn: u64) -> View {
+    registry.view("u", "INBOX", conn)
+}
+
+/// Feeds one server line (without CRLF) to the view the way the engine does.
+fn feed(v: &mut View, line: &str) {
+    let data = format!("{line}\r\n");
+    let Ok(Response::Untagged(u)) = parse(data.as_bytes()) else {
+        panic!("not untagged: {line}");
+    };
+    match u {
+        Untagged::Exists(n) => v.exists(n),
+        Untagged::Expunge(n) => v.expunge(n),
+        Untagged::Vanished {
+            earlier: false,
+            uids,
+        } => v.vanished(&uids),
+        Untagged::Fetch { seq, items } => v.fetch(seq, &items),
+        Untagged::Flags(f) => v.flags(&f),
+        Untagged::Search { nums, .. } => v.search_reply(&nums),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn errors(v: &mut View) -> Vec<String> {
+    v.findings.drain(..).map(|f| f.message).collect()
+}
+
+#[test]
+fn consistent_server_gives_no_findings() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    let mut b = view(&r, 2);
+    for v in [&mut a, &mut b] {
+        feed(v, "* FLAGS (\\Seen $Label1)");
+        feed(v, "* 3 EXISTS");
+        feed(v, "* 1 FETCH (UID 4 FLAGS (\\Seen))");
+        feed(
+            v,
+            "* 2 FETCH (UID 7 RFC822.SIZE 100 INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
+        );
+        feed(
+            v,
+            "* 3 FETCH (UID 9 FLAGS ($Label1) ENVELOPE (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL \"<m@x>\"))",
+        );
+    }
+    feed(&mut a, "* 2 FETCH (RFC822.SIZE 100)");
+    feed(&mut a, "* 2 EXPUNGE");
+    feed(&mut a, "* 2 FETCH (UID 9)");
+    feed(&mut a, "* 3 EXISTS");
+    feed(&mut a, "* 3 FETCH (UID 12)");
+    assert_eq!(errors(&mut a), Vec::<String>::new());
+    assert_eq!(errors(&mut b), Vec::<String>::new());
+}
+
+#[test]
+fn lies_are_found() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* FLAGS (\\Seen)");
+    feed(&mut a, "* 3 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 4 RFC822.SIZE 100 MODSEQ (5))");
+    feed(&mut a, "* 2 FETCH (UID 7)");
+    feed(&mut a, "* 1 FETCH (UID 5)");
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 101)");
+    feed(&mut a, "* 1 FETCH (MODSEQ (4))");
+    feed(&mut a, "* 2 FETCH (FLAGS ($Bogus))");
+    feed(&mut a, "* 4 FETCH (FLAGS ())");
+    feed(&mut a, "* 2 EXISTS");
+    let e = errors(&mut a);
+    let expect = [
+        "UID changed",
+        "RFC822.SIZE changed: expected 100, got 101",
+        "MODSEQ went backwards",
+        "keyword $Bogus",
+        "FETCH for seq 4 beyond EXISTS",
+        "message count dropped",
+    ];
+    assert_eq!(e.len(), expect.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(expect) {
+        assert!(got.contains(want), "{got} lacks {want}");
+    }
+}
+
+#[test]
+fn recent_in_two_sessions_is_reported_per_uid() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    let mut b = view(&r, 2);
+    for v in [&mut a, &mut b] {
+        feed(v, "* 2 EXISTS");
+        feed(v, "* 1 FETCH (UID 1 FLAGS (\\Recent))");
+    }
+    feed(&mut b, "* 1 FETCH (FLAGS (\\Recent))");
+    // Tracking goes on after the first error: UID 2 is checked too.
+    feed(&mut b, "* 2 FETCH (UID 2 FLAGS (\\Recent))");
+    feed(&mut a, "* 2 FETCH (UID 2 FLAGS (\\Recent))");
+    let e = errors(&mut b);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("UID 1") && e[0].contains("multiple sessions"));
+    let e = errors(&mut a);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("UID 2") && e[0].contains("multiple sessions"));
+}
+
+#[test]
+fn vanished_removes_known_and_unknown_uids() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 5 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 1)");
+    feed(&mut a, "* 4 FETCH (UID 8)");
+    feed(&mut a, "* VANISHED 1,3,8");
+    assert_eq!(a.count(), 2);
+    feed(&mut a, "* 2 FETCH (UID 9)");
+    assert!(errors(&mut a).is_empty());
+}
+
+#[test]
+fn search_is_verified() {
+    use search::SearchKey;
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 3 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 1 RFC822.SIZE 100)");
+    feed(&mut a, "* 2 FETCH (UID 2 RFC822.SIZE 5000)");
+    a.search_sent(vec![SearchKey::Smaller(1000)]);
+    feed(&mut a, "* SEARCH 2");
+    a.search_done(true, false);
+    let e = errors(&mut a);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].contains("seq 2") && e[0].contains("cannot match"));
+    assert!(e[1].contains("seq 1") && e[1].contains("missing"));
+    a.search_sent(vec![SearchKey::SeqSet(vec![(2, 3)])]);
+    a.search_done(true, false);
+    assert!(errors(&mut a)[0].contains("expected an untagged SEARCH"));
+    a.search_sent(vec![SearchKey::SeqSet(vec![(2, 3)])]);
+    feed(&mut a, "* SEARCH 3 2");
+    a.search_done(true, false);
+    assert!(errors(&mut a).is_empty());
+}
