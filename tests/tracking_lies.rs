@@ -196,3 +196,19 @@ fn search_result_missing_a_number() {
 fn exists_shrinking_without_expunge() {
     caught(Lie::ExistsShrinks, &[], &["message count dropped"]);
 }
+
+#[test]
+fn flag_silently_dropped_with_own_flags() {
+    caught(
+        Lie::DropFlag,
+        &["own_flags"],
+        &["owned flag", "didn't update"],
+    );
+}
+
+#[test]
+fn dovecot_gives_no_errors_with_own_flags() {
+    let lab = common::lab();
+    let run = run(lab.imap_port, &["own_flags", "clients=8", "store=100"]);
+    assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
+}

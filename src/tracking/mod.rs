@@ -13,6 +13,7 @@
 //! connection turns into a report.
 
 pub mod date;
+pub mod flags;
 pub mod search;
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::imap::response::{FetchItem, SeqSet};
 use crate::imap::token::Arg;
 use crate::metrics::Severity;
+use flags::{MsgState, StoreIntent};
 use search::{Facts, SearchKey};
 
 /// Longest excerpt of a value quoted in a finding.
@@ -110,7 +112,10 @@ impl Registry {
             mailbox: mailbox.into(),
             connection,
             uids: Vec::new(),
-            modseqs: Vec::new(),
+            msgs: Vec::new(),
+            kw_names: Vec::new(),
+            owned: Vec::new(),
+            stores: Vec::new(),
             keywords: Vec::new(),
             flags_seen: false,
             imap4rev2: false,
@@ -146,8 +151,14 @@ pub struct View {
     connection: u64,
     /// Sequence − 1 → UID; 0 = not known yet.
     uids: Vec<u32>,
-    /// Sequence − 1 → highest MODSEQ seen; 0 = none.
-    modseqs: Vec<u64>,
+    /// Sequence − 1 → MODSEQ and flags.
+    msgs: Vec<MsgState>,
+    /// Keywords seen in this selection; bit `5 + i` of [`MsgState::flags`] is `kw_names[i]`.
+    kw_names: Vec<Box<[u8]>>,
+    /// `own_flags`: the flags and keywords this connection's slot owns.
+    pub owned: Vec<&'static str>,
+    /// Our STOREs in flight (tag number, what they change).
+    stores: Vec<(u32, StoreIntent)>,
     /// Keywords announced by the last untagged FLAGS.
     keywords: Vec<Box<[u8]>>,
     flags_seen: bool,
@@ -168,7 +179,9 @@ impl View {
     /// A SELECT is starting: everything about the old selection is forgotten.
     pub fn reset(&mut self) {
         self.uids.clear();
-        self.modseqs.clear();
+        self.msgs.clear();
+        self.kw_names.clear();
+        self.stores.clear();
         self.keywords.clear();
         self.flags_seen = false;
         self.search = None;
@@ -206,11 +219,11 @@ impl View {
             ));
             // Believe the server from now on, or every later line would be an error too.
             self.uids.truncate(n as usize);
-            self.modseqs.truncate(n as usize);
+            self.msgs.truncate(n as usize);
             return;
         }
         self.uids.resize(n as usize, 0);
-        self.modseqs.resize(n as usize, 0);
+        self.msgs.resize(n as usize, MsgState::default());
     }
 
     /// `* n EXPUNGE`
@@ -225,7 +238,7 @@ impl View {
         }
         let idx = (n - 1) as usize;
         let uid = self.uids.remove(idx);
-        self.modseqs.remove(idx);
+        self.msgs.remove(idx);
         if uid != 0 {
             lock(&self.storage).expunged(uid);
         }
@@ -269,7 +282,7 @@ impl View {
                 };
                 if let Some(i) = remove {
                     self.uids.remove(i);
-                    self.modseqs.remove(i);
+                    self.msgs.remove(i);
                     storage.expunged(uid);
                 }
             }
@@ -278,6 +291,28 @@ impl View {
 
     /// Untagged `FLAGS (...)`: the keywords the mailbox knows.
     pub fn flags(&mut self, flags: &[&[u8]]) {
+        // A keyword that disappears while a message still has it.
+        for (i, kw) in self.kw_names.iter().enumerate() {
+            if flags.iter().any(|f| f.eq_ignore_ascii_case(kw)) {
+                continue;
+            }
+            let bit = 1u64 << (flags::KEYWORD_BASE + i);
+            let users = self
+                .msgs
+                .iter()
+                .filter(|m| m.flags_known && m.flags & bit != 0)
+                .count();
+            if users > 0 {
+                let kw = String::from_utf8_lossy(kw).into_owned();
+                self.findings.push(Finding {
+                    severity: Severity::Error,
+                    message: format!(
+                        "mailbox \"{}\": keyword {kw} dropped from FLAGS: expected it to stay, {users} message(s) still have it",
+                        self.mailbox
+                    ),
+                });
+            }
+        }
         self.keywords.clear();
         self.keywords.extend(
             flags
@@ -412,7 +447,7 @@ impl View {
 
     fn fetched_modseq(&mut self, idx: usize, uid: u32, m: u64) {
         let seq = idx as u32 + 1;
-        let old = self.modseqs[idx];
+        let old = self.msgs[idx].modseq;
         if m == 0 {
             self.error(format!("{}: invalid MODSEQ 0", self.who(seq, uid, None)));
         } else if m < old {
@@ -421,28 +456,31 @@ impl View {
                 self.who(seq, uid, None)
             ));
         } else {
-            self.modseqs[idx] = m;
+            self.msgs[idx].modseq = m;
         }
     }
 
     fn fetched_flags(&mut self, seq: u32, uid: u32, flags: &[&[u8]]) {
+        let mut bits = 0u64;
+        let mut complete = true;
         for flag in flags {
-            if let Some(system) = flag.strip_prefix(b"\\") {
-                if system.eq_ignore_ascii_case(b"Recent") {
+            if flag.starts_with(b"\\") {
+                if let Some(bit) = flags::system_bit(flag) {
+                    bits |= bit;
+                } else if flag.eq_ignore_ascii_case(b"\\Recent") {
                     if uid != 0 && !self.imap4rev2 {
                         self.recent(seq, uid);
                     }
-                } else if ![&b"Seen"[..], b"Answered", b"Flagged", b"Deleted", b"Draft"]
-                    .iter()
-                    .any(|s| s.eq_ignore_ascii_case(system))
-                {
+                } else {
                     let f = String::from_utf8_lossy(flag).into_owned();
                     self.error(format!(
                         "{}: invalid system flag {f} in FETCH FLAGS",
                         self.who(seq, uid, None)
                     ));
                 }
-            } else if self.flags_seen && !self.has_keyword(flag) {
+                continue;
+            }
+            if self.flags_seen && !self.has_keyword(flag) {
                 let kw = String::from_utf8_lossy(flag).into_owned();
                 self.error(format!(
                     "{}: keyword {kw} used in FETCH FLAGS without being announced by FLAGS",
@@ -450,6 +488,149 @@ impl View {
                 ));
                 // Report each keyword once per selection.
                 self.keywords.push(Box::from(*flag));
+            }
+            match self.keyword_bit(flag) {
+                Some(bit) => bits |= bit,
+                None => complete = false,
+            }
+        }
+        let idx = (seq - 1) as usize;
+        let Some(state) = self.msgs.get(idx).copied() else {
+            return;
+        };
+        if state.flags_known && complete && !self.owned.is_empty() && self.stores.is_empty() {
+            let owned = self.owned_mask();
+            let changed = (state.flags ^ bits) & owned;
+            if changed != 0 {
+                let message_id = self.message_id(uid);
+                for name in self.flag_names(changed) {
+                    let was = if state.flags & self.name_bit(&name) != 0 {
+                        "set"
+                    } else {
+                        "clear"
+                    };
+                    let now = if was == "set" { "clear" } else { "set" };
+                    self.error(format!(
+                        "{}: owned flag {name} changed by another session: expected it {was}, got it {now}",
+                        self.who(seq, uid, message_id.as_deref())
+                    ));
+                }
+            }
+        }
+        if let Some(m) = self.msgs.get_mut(idx) {
+            m.flags = bits;
+            m.flags_known = complete;
+        }
+    }
+
+    /// The bit of a keyword, registering it in this selection; `None` past the limit.
+    fn keyword_bit(&mut self, kw: &[u8]) -> Option<u64> {
+        let i = match self
+            .kw_names
+            .iter()
+            .position(|k| k.eq_ignore_ascii_case(kw))
+        {
+            Some(i) => i,
+            None if self.kw_names.len() < flags::MAX_KEYWORDS => {
+                self.kw_names.push(Box::from(kw));
+                self.kw_names.len() - 1
+            }
+            None => return None,
+        };
+        Some(1 << (flags::KEYWORD_BASE + i))
+    }
+
+    fn name_bit(&mut self, name: &str) -> u64 {
+        flags::system_bit(name.as_bytes())
+            .or_else(|| self.keyword_bit(name.as_bytes()))
+            .unwrap_or(0)
+    }
+
+    fn owned_mask(&mut self) -> u64 {
+        let owned = std::mem::take(&mut self.owned);
+        let mask = owned.iter().fold(0, |m, f| m | self.name_bit(f));
+        self.owned = owned;
+        mask
+    }
+
+    fn flag_names(&self, bits: u64) -> Vec<String> {
+        let mut names = Vec::new();
+        for (i, f) in flags::SYSTEM_FLAGS.iter().enumerate() {
+            if bits & (1 << i) != 0 {
+                names.push((*f).to_owned());
+            }
+        }
+        for (i, k) in self.kw_names.iter().enumerate() {
+            if bits & (1 << (flags::KEYWORD_BASE + i)) != 0 {
+                names.push(String::from_utf8_lossy(k).into_owned());
+            }
+        }
+        names
+    }
+
+    fn message_id(&self, uid: u32) -> Option<Box<[u8]>> {
+        if uid == 0 {
+            return None;
+        }
+        lock(&self.storage)
+            .uids
+            .get(&uid)
+            .and_then(|m| m.message_id.clone())
+    }
+
+    /// One of our STOREs (tag `number`) was sent.
+    pub fn store_sent(&mut self, number: u32, intent: StoreIntent) {
+        self.stores.push((number, intent));
+    }
+
+    /// Our STORE `number` completed. With `own_flags`, every message of its set whose
+    /// flags are known must now show the change: a STORE that changed nothing needs no
+    /// FETCH (RFC 3501), so only what is known is checked.
+    pub fn store_done(&mut self, number: u32, ok: bool, expungeissued: bool) {
+        let Some(i) = self.stores.iter().position(|(n, _)| *n == number) else {
+            return;
+        };
+        let (_, intent) = self.stores.swap_remove(i);
+        if !ok {
+            return;
+        }
+        let mask = intent.flags.iter().fold(0, |m, f| m | self.name_bit(f));
+        if mask == 0 {
+            return;
+        }
+        let count = self.count();
+        let storage_arc = self.storage.clone();
+        for &(a, b) in &intent.set {
+            for seq in a.max(1)..=b.min(count) {
+                let idx = (seq - 1) as usize;
+                let uid = self.uids[idx];
+                let state = self.msgs[idx];
+                if !state.flags_known {
+                    continue;
+                }
+                let expunged = uid != 0 && lock(&storage_arc).expunged.contains(&uid);
+                let have = state.flags & mask;
+                let wrong = if intent.add { mask & !have } else { have };
+                if wrong != 0 && !intent.silent && !expungeissued && !expunged {
+                    let message_id = self.message_id(uid);
+                    let (op, want) = if intent.add {
+                        ("+FLAGS", "set")
+                    } else {
+                        ("-FLAGS", "clear")
+                    };
+                    for name in self.flag_names(wrong) {
+                        self.error(format!(
+                            "{}: STORE {op} didn't update {name}: expected it {want} after the STORE, the server's flags say otherwise",
+                            self.who(seq, uid, message_id.as_deref())
+                        ));
+                    }
+                }
+                let m = &mut self.msgs[idx];
+                if intent.add {
+                    m.flags |= mask;
+                } else {
+                    m.flags &= !mask;
+                }
             }
         }
     }

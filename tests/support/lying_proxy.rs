@@ -50,6 +50,8 @@ pub enum Lie {
     ModSeqBackwards,
     /// `* SEARCH a b c` loses its last number.
     SearchMissing,
+    /// A FETCH FLAGS list silently loses its first flag (a non-atomic flag update).
+    DropFlag,
     /// `* n EXISTS` becomes `* n-2 EXISTS` (below the last count when one message came).
     ExistsShrinks,
 }
@@ -318,6 +320,23 @@ fn edit_fetch_text(lie: Lie, text: &[u8], occurrences: &AtomicU64, out: &mut Vec
         Lie::UnannouncedKeyword => {
             find(text, b"FLAGS (").map(|i| (i + 7, i + 7, b"$Unannounced ".to_vec()))
         }
+        Lie::DropFlag => find(text, b"FLAGS (").and_then(|i| {
+            let start = i + 7;
+            let len = text[start..]
+                .iter()
+                .take_while(|&&b| b != b' ' && b != b')')
+                .count();
+            let flag = &text[start..start + len];
+            if len == 0 || flag.eq_ignore_ascii_case(b"\\Recent") {
+                return None;
+            }
+            let end = if text.get(start + len) == Some(&b' ') {
+                start + len + 1
+            } else {
+                start + len
+            };
+            Some((start, end, Vec::new()))
+        }),
         Lie::Recent => find(text, b"FLAGS (")
             .filter(|&i| find(&text[i..], b"\\Recent").is_none())
             .map(|i| (i + 7, i + 7, b"\\Recent ".to_vec())),

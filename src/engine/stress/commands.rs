@@ -8,6 +8,7 @@ use crate::engine::states::State;
 use crate::imap::Capabilities;
 use crate::imap::command::{CommandBuilder, CommandPart, quoted};
 use crate::mail::MessageSource;
+use crate::tracking::flags::StoreIntent;
 use crate::tracking::search::{DateField, DateOp, SearchKey, render_list};
 
 /// What a connection knows when it builds a command.
@@ -23,6 +24,8 @@ pub struct CommandContext<'a> {
     pub keywords: bool,
     /// Unix time now (for SEARCH dates).
     pub now: i64,
+    /// `own_flags`: the flags this slot owns (empty otherwise).
+    pub owned: &'a [&'static str],
 }
 
 /// A command ready to send.
@@ -33,6 +36,8 @@ pub struct Built {
     pub line: String,
     /// For SEARCH: the query tree, for verifying the reply.
     pub search: Option<Vec<SearchKey>>,
+    /// With `own_flags`, for STORE and DELETE: what the command changes.
+    pub store: Option<StoreIntent>,
 }
 
 const FETCH_ITEMS: [&str; 7] = [
@@ -135,6 +140,7 @@ pub fn build(
                 }],
                 line,
                 search: Some(keys),
+                store: None,
             });
         }
         State::Sort => {
@@ -173,6 +179,8 @@ pub fn build(
             };
             format!("{verb} {range} {}", quoted(copybox))
         }
+        State::Store if ctx.settings.own_flags => return owned_store(tag, ctx, rng, false),
+        State::Delete if ctx.settings.own_flags => return owned_store(tag, ctx, rng, true),
         State::Store => {
             let limit = if msgs < 10 { msgs } else { (msgs / 5).min(50) };
             if limit == 0 {
@@ -214,6 +222,7 @@ pub fn build(
         }],
         line,
         search: None,
+        store: None,
     })
 }
 
@@ -254,6 +263,89 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
         parts: builder.finish(),
         line,
         search: None,
+        store: None,
+    })
+}
+
+/// `own_flags` STORE (or DELETE): only `+FLAGS`/`-FLAGS` of flags this slot owns,
+/// only the `\Deleted` owner runs DELETE.
+fn owned_store(
+    tag: &str,
+    ctx: &CommandContext<'_>,
+    rng: &mut Xoshiro256PlusPlus,
+    delete: bool,
+) -> Option<Built> {
+    let msgs = ctx.msgs;
+    let (count, flags, add) = if delete {
+        if !ctx.owned.contains(&"\\Deleted") {
+            return None;
+        }
+        let p = &ctx.settings.probabilities;
+        let append = u32::from(p.get(State::Append));
+        let delete = u32::from(p.get(State::Delete)).max(1);
+        let mut bound = 1 + (append + delete / 2) / delete;
+        if msgs > ctx.settings.msgs + 5 {
+            bound += msgs - ctx.settings.msgs;
+        }
+        (
+            rng.random_range(0..bound).min(1000),
+            vec!["\\Deleted"],
+            true,
+        )
+    } else {
+        let usable: Vec<&'static str> = ctx
+            .owned
+            .iter()
+            .copied()
+            .filter(|f| *f != "\\Deleted" && (ctx.keywords || f.starts_with('\\')))
+            .collect();
+        if usable.is_empty() {
+            return None;
+        }
+        let limit = if msgs < 10 { msgs } else { (msgs / 5).min(50) };
+        if limit == 0 {
+            return None;
+        }
+        let mut flags: Vec<&'static str> = usable
+            .iter()
+            .copied()
+            .filter(|_| rng.random_bool(0.5))
+            .collect();
+        if flags.is_empty() {
+            flags.push(usable[rng.random_range(0..usable.len())]);
+        }
+        (rng.random_range(0..limit), flags, rng.random_bool(0.5))
+    };
+    if msgs == 0 || count == 0 {
+        return None;
+    }
+    let mut picked: Vec<u32> = (0..count.min(msgs))
+        .map(|_| rng.random_range(1..=msgs))
+        .collect();
+    picked.sort_unstable();
+    picked.dedup();
+    let set = format_ranges(&picked);
+    let silent = rng.random_bool(0.5);
+    let text = format!(
+        "STORE {set} {}FLAGS{} ({})",
+        if add { "+" } else { "-" },
+        if silent { ".SILENT" } else { "" },
+        flags.join(" ")
+    );
+    let line = format!("{tag} {text}");
+    Some(Built {
+        parts: vec![CommandPart {
+            bytes: format!("{line}\r\n").into_bytes(),
+            secret_from: None,
+        }],
+        line,
+        search: None,
+        store: Some(StoreIntent {
+            set: merge_ranges(&picked),
+            add,
+            flags,
+            silent,
+        }),
     })
 }
 

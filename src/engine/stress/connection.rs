@@ -102,6 +102,7 @@ impl<'a> Connection<'a> {
         run_state: &'a watch::Receiver<RunState>,
         user: &'a User,
         id: u64,
+        slot: u32,
         stream: ImapStream,
         capabilities: Capabilities,
         next_tag: u32,
@@ -130,6 +131,9 @@ impl<'a> Connection<'a> {
             view: (!ctx.settings.no_tracking).then(|| {
                 let mut view = ctx.tracking.view(&user.name, &ctx.settings.mailbox, id);
                 view.imap4rev2 = ctx.settings.imap4rev2;
+                if ctx.settings.own_flags {
+                    view.owned = crate::tracking::flags::owned_by(slot, ctx.settings.clients);
+                }
                 view
             }),
             select_reset: None,
@@ -431,6 +435,7 @@ impl<'a> Connection<'a> {
             messages: self.ctx.messages.as_ref(),
             keywords: self.keywords,
             now,
+            owned: self.view.as_ref().map_or(&[][..], |v| &v.owned[..]),
         };
         let Some(built) = commands::build(state, &tag, &ctx, self.rng) else {
             return;
@@ -447,8 +452,13 @@ impl<'a> Connection<'a> {
         if state == State::Logout {
             self.logout_sent = true;
         }
-        if let (Some(keys), Some(view)) = (built.search, self.view.as_mut()) {
-            view.search_sent(keys);
+        if let Some(view) = self.view.as_mut() {
+            if let Some(keys) = built.search {
+                view.search_sent(keys);
+            }
+            if let Some(intent) = built.store {
+                view.store_sent(number, intent);
+            }
         }
         self.pending.push_back(Pending {
             number,
@@ -519,10 +529,16 @@ impl<'a> Connection<'a> {
                 let code_trycreate = matches!(text.code, Some(Code::TryCreate));
                 let code_expungeissued = matches!(&text.code, Some(Code::Other { name, .. }) if name.eq_ignore_ascii_case(b"EXPUNGEISSUED"));
                 let text = String::from_utf8_lossy(text.text).into_owned();
-                if pending.state == State::Search
-                    && let Some(view) = self.view.as_mut()
-                {
-                    view.search_done(status == Status::Ok, code_expungeissued);
+                if let Some(view) = self.view.as_mut() {
+                    match pending.state {
+                        State::Search => view.search_done(status == Status::Ok, code_expungeissued),
+                        State::Store | State::Delete => view.store_done(
+                            pending.number,
+                            status == Status::Ok,
+                            code_expungeissued,
+                        ),
+                        _ => {}
+                    }
                 }
                 match status {
                     Status::Ok => self.on_ok(pending.state, &line())?,
