@@ -212,3 +212,19 @@ fn dovecot_gives_no_errors_with_own_flags() {
     let run = run(lab.imap_port, &["own_flags", "clients=8", "store=100"]);
     assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
 }
+
+#[test]
+fn flag_silently_dropped_with_own_msgs() {
+    caught(
+        Lie::DropFlag,
+        &["own_msgs"],
+        &["flags of owned message changed"],
+    );
+}
+
+#[test]
+fn dovecot_gives_no_errors_with_own_msgs() {
+    let lab = common::lab();
+    let run = run(lab.imap_port, &["own_msgs", "clients=8"]);
+    assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
+}

@@ -51,8 +51,15 @@ pub struct StoreIntent {
     pub set: Vec<(u32, u32)>,
     /// `+FLAGS` (true) or `-FLAGS` (false); replacing STOREs are not tracked.
     pub add: bool,
+    /// Empty: a STORE whose effect is not tracked (replacing, or without
+    /// `own_flags`): flags of its messages become unknown if it was silent.
     pub flags: Vec<&'static str>,
     pub silent: bool,
+}
+
+/// `own_msgs`: the UID's owner slot.
+pub fn msg_owner(uid: u32, clients: u32) -> u32 {
+    uid % clients.max(1)
 }
 
 /// Bit of a system flag name (case-insensitive), without `\Recent`.

@@ -57,6 +57,11 @@ pub struct UidMeta {
     pub recent_owner: Option<u64>,
     /// A second session was reported; report each UID once.
     pub recent_reported: bool,
+    /// `own_msgs`: the owner's last view of the flags (sorted, lowercase, no
+    /// `\Recent`), kept across the owner slot's sessions; `None` after its own STORE.
+    pub owner_flags: Option<Vec<Box<[u8]>>>,
+    /// `own_msgs`: the owner's last MODSEQ; 0 after its own STORE.
+    pub owner_modseq: u64,
 }
 
 /// One user's mailbox, shared by every connection that selects it.
@@ -115,6 +120,7 @@ impl Registry {
             msgs: Vec::new(),
             kw_names: Vec::new(),
             owned: Vec::new(),
+            own_msgs: None,
             stores: Vec::new(),
             keywords: Vec::new(),
             flags_seen: false,
@@ -157,6 +163,8 @@ pub struct View {
     kw_names: Vec<Box<[u8]>>,
     /// `own_flags`: the flags and keywords this connection's slot owns.
     pub owned: Vec<&'static str>,
+    /// `own_msgs`: (this slot, clients): a UID belongs to slot `uid % clients`.
+    pub own_msgs: Option<(u32, u32)>,
     /// Our STOREs in flight (tag number, what they change).
     stores: Vec<(u32, StoreIntent)>,
     /// Keywords announced by the last untagged FLAGS.
@@ -458,6 +466,18 @@ impl View {
         } else {
             self.msgs[idx].modseq = m;
         }
+        if self.owns_msg(uid) && self.stores.is_empty() {
+            let mut storage = lock(&self.storage);
+            let meta = storage.uids.entry(uid).or_default();
+            let before = std::mem::replace(&mut meta.owner_modseq, m);
+            drop(storage);
+            if before != 0 && m != before && m >= old {
+                self.error(format!(
+                    "{}: MODSEQ of owned message changed by another session: expected {before}, got {m}",
+                    self.who(seq, uid, None)
+                ));
+            }
+        }
     }
 
     fn fetched_flags(&mut self, seq: u32, uid: u32, flags: &[&[u8]]) {
@@ -517,10 +537,56 @@ impl View {
                 }
             }
         }
+        if complete && self.stores.is_empty() && self.owns_msg(uid) {
+            let mut names: Vec<Box<[u8]>> = flags
+                .iter()
+                .filter(|f| !f.eq_ignore_ascii_case(b"\\Recent"))
+                .map(|f| f.to_ascii_lowercase().into_boxed_slice())
+                .collect();
+            names.sort_unstable();
+            let mut storage = lock(&self.storage);
+            let meta = storage.uids.entry(uid).or_default();
+            let before = meta.owner_flags.replace(names.clone());
+            let message_id = meta.message_id.clone();
+            drop(storage);
+            if let Some(before) = before.filter(|b| *b != names) {
+                let text = |v: &[Box<[u8]>]| {
+                    v.iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                self.error(format!(
+                    "{}: flags of owned message changed by another session: expected ({}), got ({})",
+                    self.who(seq, uid, message_id.as_deref()),
+                    text(&before),
+                    text(&names)
+                ));
+            }
+        }
         if let Some(m) = self.msgs.get_mut(idx) {
             m.flags = bits;
             m.flags_known = complete;
         }
+    }
+
+    /// `own_msgs`: this connection's slot owns `uid`.
+    fn owns_msg(&self, uid: u32) -> bool {
+        uid != 0
+            && self.own_msgs.is_some_and(|(slot, clients)| {
+                flags::msg_owner(uid, clients) == slot % clients.max(1)
+            })
+    }
+
+    /// `own_msgs`: sequences of messages this slot owns (UID known, not seen expunged).
+    pub fn owned_seqs(&self) -> Vec<u32> {
+        let storage = lock(&self.storage);
+        self.uids
+            .iter()
+            .enumerate()
+            .filter(|&(_, &uid)| self.owns_msg(uid) && !storage.expunged.contains(&uid))
+            .map(|(i, _)| i as u32 + 1)
+            .collect()
     }
 
     /// The bit of a keyword, registering it in this selection; `None` past the limit.
@@ -591,6 +657,28 @@ impl View {
             return;
         };
         let (_, intent) = self.stores.swap_remove(i);
+        let count = self.count();
+        // Whatever it did, our STORE may have changed flags and MODSEQs silently.
+        let owner = self.own_msgs.is_some();
+        let mut storage = lock(&self.storage);
+        for &(a, b) in &intent.set {
+            for seq in a.max(1)..=b.min(count) {
+                let idx = (seq - 1) as usize;
+                let m = &mut self.msgs[idx];
+                if intent.silent && intent.flags.is_empty() {
+                    m.flags_known = false;
+                }
+                let uid = self.uids[idx];
+                if owner
+                    && uid != 0
+                    && let Some(meta) = storage.uids.get_mut(&uid)
+                {
+                    meta.owner_flags = None;
+                    meta.owner_modseq = 0;
+                }
+            }
+        }
+        drop(storage);
         if !ok {
             return;
         }
@@ -598,7 +686,6 @@ impl View {
         if mask == 0 {
             return;
         }
-        let count = self.count();
         let storage_arc = self.storage.clone();
         for &(a, b) in &intent.set {
             for seq in a.max(1)..=b.min(count) {

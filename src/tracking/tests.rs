@@ -1,5 +1,6 @@
 use super::*;
 use crate::imap::response::{Response, Untagged, parse};
+use flags::StoreIntent;
 
 fn view(registry: &Arc<Registry>, conn: u64) -> View {
     registry.view("u", "INBOX", conn)
@@ -141,4 +142,51 @@ fn search_is_verified() {
     feed(&mut a, "* SEARCH 3 2");
     a.search_done(true, false);
     assert!(errors(&mut a).is_empty());
+}
+
+#[test]
+fn own_flags_checks_only_known_flags_and_owned_changes() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    a.owned = vec!["\\Seen"];
+    feed(&mut a, "* FLAGS (\\Seen \\Draft)");
+    feed(&mut a, "* 3 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 1 FLAGS (\\Seen))");
+    feed(&mut a, "* 2 FETCH (UID 2 FLAGS ())");
+    // +FLAGS \Seen on 1:3: seq 1 already had it (no FETCH needed), seq 3 is unknown,
+    // seq 2 got its FETCH.
+    a.store_sent(
+        10,
+        StoreIntent {
+            set: vec![(1, 3)],
+            add: true,
+            flags: vec!["\\Seen"],
+            silent: false,
+        },
+    );
+    feed(&mut a, "* 2 FETCH (FLAGS (\\Seen))");
+    a.store_done(10, true, false);
+    assert!(errors(&mut a).is_empty());
+    // Another session's change of a flag we don't own is fine; of ours is not.
+    feed(&mut a, "* 2 FETCH (FLAGS (\\Seen \\Draft))");
+    assert!(errors(&mut a).is_empty());
+    feed(&mut a, "* 1 FETCH (FLAGS ())");
+    let e = errors(&mut a);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("owned flag \\Seen changed"), "{e:?}");
+    // A STORE whose FETCH lost the flag.
+    a.store_sent(
+        11,
+        StoreIntent {
+            set: vec![(2, 2)],
+            add: false,
+            flags: vec!["\\Seen"],
+            silent: false,
+        },
+    );
+    feed(&mut a, "* 2 FETCH (FLAGS (\\Seen))");
+    a.store_done(11, true, false);
+    let e = errors(&mut a);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("didn't update \\Seen"), "{e:?}");
 }

@@ -26,6 +26,12 @@ pub struct CommandContext<'a> {
     pub now: i64,
     /// `own_flags`: the flags this slot owns (empty otherwise).
     pub owned: &'a [&'static str],
+    /// `own_msgs`: the sequences this slot may STORE to (None: any).
+    pub own_seqs: Option<&'a [u32]>,
+    /// Tracking wants to know about every STORE in flight.
+    pub track_stores: bool,
+    /// `own_msgs`: FETCH always asks for UID, so messages get known owners.
+    pub own_seqs_wanted: bool,
 }
 
 /// A command ready to send.
@@ -115,7 +121,10 @@ pub fn build(
         State::UidFetch => "UID FETCH 1:* FLAGS".to_owned(),
         State::Fetch => {
             let set = random_set(rng, msgs, msgs.min(100))?;
-            format!("FETCH {set} ({})", fetch_items(rng, ctx.settings.qresync))
+            format!(
+                "FETCH {set} ({})",
+                fetch_items(rng, ctx.settings.qresync || ctx.own_seqs_wanted)
+            )
         }
         State::Fetch2 => {
             if msgs == 0 {
@@ -187,11 +196,15 @@ pub fn build(
                 return None;
             }
             let count = rng.random_range(0..limit);
-            let set = random_set(rng, msgs, count)?;
+            let (set, picked) = pick_set(rng, ctx, count)?;
             let op = ["+", "-", ""][rng.random_range(0..3)];
-            let silent = if rng.random_bool(0.5) { ".SILENT" } else { "" };
+            let silent = rng.random_bool(0.5);
             let flags = random_flags(rng, ctx.keywords);
-            format!("STORE {set} {op}FLAGS{silent} ({flags})")
+            let text = format!(
+                "STORE {set} {op}FLAGS{} ({flags})",
+                if silent { ".SILENT" } else { "" }
+            );
+            return Some(untracked_store(tag, text, &picked, silent, ctx));
         }
         State::Delete => {
             let p = &ctx.settings.probabilities;
@@ -202,9 +215,13 @@ pub fn build(
                 bound += msgs - ctx.settings.msgs;
             }
             let count = rng.random_range(0..bound).min(1000);
-            let set = random_set(rng, msgs, count)?;
-            let silent = if rng.random_bool(0.5) { ".SILENT" } else { "" };
-            format!("STORE {set} +FLAGS{silent} \\Deleted")
+            let (set, picked) = pick_set(rng, ctx, count)?;
+            let silent = rng.random_bool(0.5);
+            let text = format!(
+                "STORE {set} +FLAGS{} \\Deleted",
+                if silent { ".SILENT" } else { "" }
+            );
+            return Some(untracked_store(tag, text, &picked, silent, ctx));
         }
         State::Expunge => "EXPUNGE".to_owned(),
         State::Append => return append(tag, ctx, rng),
@@ -267,6 +284,56 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
     })
 }
 
+/// Up to `count` random messages: sequences in 1..=msgs, or with `own_msgs` only the
+/// owned ones. The set as sent and the sorted numbers.
+fn pick_set(
+    rng: &mut Xoshiro256PlusPlus,
+    ctx: &CommandContext<'_>,
+    count: u32,
+) -> Option<(String, Vec<u32>)> {
+    let msgs = ctx.msgs;
+    if msgs == 0 || count == 0 {
+        return None;
+    }
+    let mut picked: Vec<u32> = match ctx.own_seqs {
+        None => (0..count.min(msgs))
+            .map(|_| rng.random_range(1..=msgs))
+            .collect(),
+        Some([]) => return None,
+        Some(own) => (0..count.min(own.len() as u32))
+            .map(|_| own[rng.random_range(0..own.len())])
+            .collect(),
+    };
+    picked.sort_unstable();
+    picked.dedup();
+    Some((format_ranges(&picked), picked))
+}
+
+/// A STORE whose effect tracking does not follow (only that it is in flight).
+fn untracked_store(
+    tag: &str,
+    text: String,
+    picked: &[u32],
+    silent: bool,
+    ctx: &CommandContext<'_>,
+) -> Built {
+    let line = format!("{tag} {text}");
+    Built {
+        parts: vec![CommandPart {
+            bytes: format!("{line}\r\n").into_bytes(),
+            secret_from: None,
+        }],
+        line,
+        search: None,
+        store: ctx.track_stores.then(|| StoreIntent {
+            set: merge_ranges(picked),
+            add: true,
+            flags: Vec::new(),
+            silent,
+        }),
+    }
+}
+
 /// `own_flags` STORE (or DELETE): only `+FLAGS`/`-FLAGS` of flags this slot owns,
 /// only the `\Deleted` owner runs DELETE.
 fn owned_store(
@@ -316,15 +383,7 @@ fn owned_store(
         }
         (rng.random_range(0..limit), flags, rng.random_bool(0.5))
     };
-    if msgs == 0 || count == 0 {
-        return None;
-    }
-    let mut picked: Vec<u32> = (0..count.min(msgs))
-        .map(|_| rng.random_range(1..=msgs))
-        .collect();
-    picked.sort_unstable();
-    picked.dedup();
-    let set = format_ranges(&picked);
+    let (set, picked) = pick_set(rng, ctx, count)?;
     let silent = rng.random_bool(0.5);
     let text = format!(
         "STORE {set} {}FLAGS{} ({})",

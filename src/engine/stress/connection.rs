@@ -134,6 +134,9 @@ impl<'a> Connection<'a> {
                 if ctx.settings.own_flags {
                     view.owned = crate::tracking::flags::owned_by(slot, ctx.settings.clients);
                 }
+                if ctx.settings.own_msgs {
+                    view.own_msgs = Some((slot, ctx.settings.clients.max(1)));
+                }
                 view
             }),
             select_reset: None,
@@ -413,6 +416,18 @@ impl<'a> Connection<'a> {
         if state == State::Search && self.pending.iter().any(|p| p.state == State::Search) {
             return false;
         }
+        // own_msgs: STORE picks from messages with known owners; let FETCHes tell them.
+        if matches!(state, State::Store | State::Delete)
+            && self.view.as_ref().is_some_and(|v| v.own_msgs.is_some())
+            && self.pending.iter().any(|p| {
+                matches!(
+                    p.state,
+                    State::Select | State::UidFetch | State::Fetch | State::Fetch2
+                )
+            })
+        {
+            return false;
+        }
         true
     }
 
@@ -427,6 +442,14 @@ impl<'a> Connection<'a> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
+        let own_seqs = match &self.view {
+            Some(view)
+                if view.own_msgs.is_some() && matches!(state, State::Store | State::Delete) =>
+            {
+                Some(view.owned_seqs())
+            }
+            _ => None,
+        };
         let ctx = CommandContext {
             settings: &self.ctx.settings,
             capabilities: &self.capabilities,
@@ -436,6 +459,12 @@ impl<'a> Connection<'a> {
             keywords: self.keywords,
             now,
             owned: self.view.as_ref().map_or(&[][..], |v| &v.owned[..]),
+            own_seqs: own_seqs.as_deref(),
+            own_seqs_wanted: self.view.as_ref().is_some_and(|v| v.own_msgs.is_some()),
+            track_stores: self
+                .view
+                .as_ref()
+                .is_some_and(|v| v.own_msgs.is_some() || !v.owned.is_empty()),
         };
         let Some(built) = commands::build(state, &tag, &ctx, self.rng) else {
             return;
