@@ -228,3 +228,26 @@ fn dovecot_gives_no_errors_with_own_msgs() {
     let run = run(lab.imap_port, &["own_msgs", "clients=8"]);
     assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
 }
+
+#[test]
+fn checkpoint_finds_views_that_disagree() {
+    // The dropped flag reaches some connections and not others.
+    caught(
+        Lie::DropFlag,
+        &["checkpoint=1", "clients=6"],
+        &["checkpoint: "],
+    );
+}
+
+#[test]
+fn dovecot_gives_no_errors_with_checkpoints_and_many_users() {
+    // The C tool dies on an assertion with checkpoint=1 users=100.
+    let lab = common::lab();
+    // testuser1..100 are left for load runs like this one (see common::FRESH_USERS).
+    let run = run(
+        lab.imap_port,
+        &["user=testuser%d", "users=100", "clients=30", "checkpoint=1"],
+    );
+    assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
+    assert!(run.output.contains("ChkP"), "{}", run.output);
+}

@@ -12,6 +12,7 @@
 //! Checks never panic and never stop a run: every finding is a [`Finding`] the
 //! connection turns into a report.
 
+pub mod checkpoint;
 pub mod date;
 pub mod flags;
 pub mod search;
@@ -19,6 +20,7 @@ pub mod search;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::imap::response::{FetchItem, SeqSet};
 use crate::imap::token::Arg;
@@ -70,6 +72,9 @@ pub struct Storage {
     pub uidvalidity: Option<u32>,
     pub uids: HashMap<u32, UidMeta>,
     pub expunged: HashSet<u32>,
+    pub checkpoint: checkpoint::CheckpointState,
+    /// Wakes connections holding for a checkpoint.
+    pub notify: Arc<tokio::sync::Notify>,
 }
 
 impl Storage {
@@ -110,9 +115,19 @@ impl Registry {
 
     /// A new per-connection view of `user`'s `mailbox`.
     pub fn view(self: &Arc<Self>, user: &str, mailbox: &str, connection: u64) -> View {
+        let storage = self.storage(user, mailbox);
+        let notify = {
+            let mut s = lock(&storage);
+            s.checkpoint.live.insert(connection);
+            s.notify.clone()
+        };
         View {
             registry: self.clone(),
-            storage: self.storage(user, mailbox),
+            storage,
+            notify,
+            checkpoint: None,
+            check_round: 0,
+            checkpoints_passed: 0,
             user: user.into(),
             mailbox: mailbox.into(),
             connection,
@@ -129,6 +144,20 @@ impl Registry {
             scratch: Vec::new(),
             findings: Vec::new(),
         }
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        let mut s = lock(&self.storage);
+        let me = self.connection;
+        s.checkpoint.live.remove(&me);
+        s.checkpoint.selected.remove(&me);
+        if let Some(round) = s.checkpoint.round.as_mut() {
+            round.members.retain(|m| *m != me);
+            round.idle.remove(&me);
+        }
+        s.notify.notify_waiters();
     }
 }
 
@@ -152,6 +181,13 @@ struct PendingSearch {
 pub struct View {
     registry: Arc<Registry>,
     storage: Arc<Mutex<Storage>>,
+    notify: Arc<tokio::sync::Notify>,
+    /// `checkpoint=N`: the interval.
+    pub checkpoint: Option<Duration>,
+    /// The round this connection sent its CHECK for.
+    check_round: u64,
+    /// Checkpoints this connection took part in that found nothing (for `ChkP`).
+    pub checkpoints_passed: u32,
     user: Box<str>,
     mailbox: Box<str>,
     connection: u64,
@@ -193,6 +229,164 @@ impl View {
         self.keywords.clear();
         self.flags_seen = false;
         self.search = None;
+        self.set_selected(false);
+    }
+
+    /// The SELECT completed (true) or a new one starts (false).
+    pub fn set_selected(&mut self, selected: bool) {
+        let mut s = lock(&self.storage);
+        if selected {
+            s.checkpoint.selected.insert(self.connection);
+        } else {
+            s.checkpoint.selected.remove(&self.connection);
+        }
+    }
+
+    /// Waits for checkpoint progress of this storage.
+    pub fn notified(&self) -> Arc<tokio::sync::Notify> {
+        self.notify.clone()
+    }
+
+    /// What to do about checkpoints before sending more (`idle`: nothing in flight).
+    pub fn checkpoint_gate(&mut self, idle: bool) -> checkpoint::Gate {
+        use checkpoint::{Gate, ROUND_TIMEOUT, Round};
+        let Some(interval) = self.checkpoint else {
+            return Gate::Open;
+        };
+        let now = Instant::now();
+        let storage_arc = self.storage.clone();
+        let mut s = lock(&storage_arc);
+        let me = self.connection;
+        let cp = &mut s.checkpoint;
+        if cp.round.is_none() {
+            let next = *cp.next.get_or_insert(now + interval);
+            if now < next {
+                return Gate::Open;
+            }
+            let members: Vec<u64> = cp.selected.iter().copied().collect();
+            if members.is_empty() {
+                cp.next = Some(now + interval);
+                return Gate::Open;
+            }
+            cp.rounds += 1;
+            cp.round = Some(Round {
+                id: cp.rounds,
+                started: now,
+                members,
+                idle: HashSet::new(),
+                checking: false,
+                snapshots: Vec::new(),
+            });
+        }
+        let live = cp.live.clone();
+        let Some(round) = cp.round.as_mut() else {
+            return Gate::Open;
+        };
+        if now.duration_since(round.started) > ROUND_TIMEOUT {
+            cp.round = None;
+            cp.next = Some(now + interval);
+            s.notify.notify_waiters();
+            drop(s);
+            self.findings.push(Finding {
+                severity: Severity::Warning,
+                message: format!(
+                    "checkpoint of mailbox \"{}\" abandoned: connections didn't go idle within {ROUND_TIMEOUT:?}",
+                    self.mailbox
+                ),
+            });
+            return Gate::Open;
+        }
+        if idle {
+            round.idle.insert(me);
+        }
+        round.members.retain(|m| live.contains(m));
+        if !round.checking && live.iter().all(|c| round.idle.contains(c)) {
+            round.checking = true;
+            s.notify.notify_waiters();
+        }
+        let Some(round) = s.checkpoint.round.as_ref() else {
+            return Gate::Open;
+        };
+        if round.checking && round.members.contains(&me) && self.check_round != round.id {
+            self.check_round = round.id;
+            return Gate::SendCheck;
+        }
+        drop(s);
+        if self.try_finish_checkpoint() {
+            return Gate::Open;
+        }
+        Gate::Hold
+    }
+
+    /// Our checkpoint CHECK completed: hand in the view.
+    pub fn checkpoint_checked(&mut self) {
+        let snapshot = checkpoint::Snapshot {
+            connection: self.connection,
+            uids: self.uids.clone(),
+            flags: self
+                .msgs
+                .iter()
+                .map(|m| {
+                    m.flags_known.then(|| {
+                        let mut v: Vec<Box<[u8]>> = self
+                            .flag_names(m.flags)
+                            .into_iter()
+                            .map(|n| n.to_ascii_lowercase().into_bytes().into_boxed_slice())
+                            .collect();
+                        v.sort_unstable();
+                        v
+                    })
+                })
+                .collect(),
+            modseqs: self.msgs.iter().map(|m| m.modseq).collect(),
+        };
+        {
+            let mut s = lock(&self.storage);
+            if let Some(round) = s.checkpoint.round.as_mut()
+                && round.members.contains(&self.connection)
+            {
+                round.snapshots.push(snapshot);
+            }
+        }
+        self.try_finish_checkpoint();
+    }
+
+    /// Compares when every member has handed in its view; true if the round ended.
+    fn try_finish_checkpoint(&mut self) -> bool {
+        let Some(interval) = self.checkpoint else {
+            return true;
+        };
+        let mut s = lock(&self.storage);
+        let Some(round) = s.checkpoint.round.as_ref() else {
+            return true;
+        };
+        let done = round.checking
+            && round
+                .members
+                .iter()
+                .all(|m| round.snapshots.iter().any(|snap| snap.connection == *m));
+        if !done {
+            return false;
+        }
+        let Some(round) = s.checkpoint.round.take() else {
+            return true;
+        };
+        s.checkpoint.next = Some(Instant::now() + interval);
+        s.notify.notify_waiters();
+        drop(s);
+        let snaps: Vec<_> = round
+            .snapshots
+            .into_iter()
+            .filter(|snap| round.members.contains(&snap.connection))
+            .collect();
+        let errors = checkpoint::compare(&self.mailbox, &snaps);
+        if errors.is_empty() {
+            self.checkpoints_passed += u32::try_from(snaps.len()).unwrap_or(u32::MAX);
+        }
+        for e in errors {
+            self.error(e);
+        }
+        true
     }
 
     fn error(&mut self, message: String) {
@@ -665,8 +859,12 @@ impl View {
             for seq in a.max(1)..=b.min(count) {
                 let idx = (seq - 1) as usize;
                 let m = &mut self.msgs[idx];
-                if intent.silent && intent.flags.is_empty() {
-                    m.flags_known = false;
+                if intent.silent {
+                    // The new MODSEQ (and for untracked STOREs the flags) never came.
+                    m.modseq = 0;
+                    if intent.flags.is_empty() {
+                        m.flags_known = false;
+                    }
                 }
                 let uid = self.uids[idx];
                 if owner

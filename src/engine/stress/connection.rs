@@ -18,6 +18,7 @@ use crate::imap::response::{Code, Response, Status, Untagged};
 use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
 use crate::metrics::{Event, Outcome, Report, Severity};
 use crate::tracking::View;
+use crate::tracking::checkpoint::Gate;
 use crate::users::User;
 
 /// Commands in flight per connection.
@@ -92,6 +93,10 @@ pub struct Connection<'a> {
     view: Option<View>,
     /// The SELECT whose view reset was done (its number).
     select_reset: Option<u32>,
+    /// Sending is held for a checkpoint of this mailbox.
+    holding: bool,
+    /// The tag number of our checkpoint CHECK.
+    checkpoint_tag: Option<u32>,
 }
 
 impl<'a> Connection<'a> {
@@ -137,9 +142,12 @@ impl<'a> Connection<'a> {
                 if ctx.settings.own_msgs {
                     view.own_msgs = Some((slot, ctx.settings.clients.max(1)));
                 }
+                view.checkpoint = ctx.settings.checkpoint;
                 view
             }),
             select_reset: None,
+            holding: false,
+            checkpoint_tag: None,
         }
     }
 
@@ -174,6 +182,19 @@ impl<'a> Connection<'a> {
                         end: SessionEnd::LoggedOut,
                         error: None,
                     };
+                }
+                if self.holding
+                    && let Some(view) = self.view.as_ref()
+                {
+                    // Wait for the other connections of this mailbox (checkpoint).
+                    let notify = view.notified();
+                    let mut stop = self.run_state.clone();
+                    tokio::select! {
+                        _ = notify.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
                 }
                 // Nothing could be planned at all: leave cleanly.
                 self.planned = Some(State::Logout);
@@ -255,6 +276,14 @@ impl<'a> Connection<'a> {
         let Some(view) = self.view.as_mut() else {
             return;
         };
+        for _ in 0..std::mem::take(&mut view.checkpoints_passed) {
+            self.ctx.metrics.send(Event::Count {
+                state: State::Checkpoint,
+            });
+        }
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
         if view.findings.is_empty() {
             return;
         }
@@ -312,6 +341,25 @@ impl<'a> Connection<'a> {
 
     /// Sends as many planned commands as the pipelining rules allow.
     fn fill(&mut self) {
+        self.holding = false;
+        if *self.run_state.borrow() == RunState::Running
+            && !self.logout_sent
+            && let Some(view) = self.view.as_mut()
+        {
+            match view.checkpoint_gate(self.pending.is_empty()) {
+                Gate::Open => {}
+                Gate::Hold => {
+                    self.holding = true;
+                    return;
+                }
+                Gate::SendCheck => {
+                    self.checkpoint_tag = Some(self.next_tag);
+                    self.send_internal(State::Check, "CHECK", false);
+                    self.holding = true;
+                    return;
+                }
+            }
+        }
         loop {
             if self.pending.len() >= MAX_PIPELINE || !self.waiting_parts.is_empty() {
                 return;
@@ -460,11 +508,11 @@ impl<'a> Connection<'a> {
             now,
             owned: self.view.as_ref().map_or(&[][..], |v| &v.owned[..]),
             own_seqs: own_seqs.as_deref(),
-            own_seqs_wanted: self.view.as_ref().is_some_and(|v| v.own_msgs.is_some()),
-            track_stores: self
+            own_seqs_wanted: self
                 .view
                 .as_ref()
-                .is_some_and(|v| v.own_msgs.is_some() || !v.owned.is_empty()),
+                .is_some_and(|v| v.own_msgs.is_some() || v.checkpoint.is_some()),
+            track_stores: self.view.is_some(),
         };
         let Some(built) = commands::build(state, &tag, &ctx, self.rng) else {
             return;
@@ -538,6 +586,12 @@ impl<'a> Connection<'a> {
                     .remove(index)
                     .ok_or_else(|| Ended::error("Unexpected tagged reply", Some(line())))?;
                 self.sync_select();
+                if self.checkpoint_tag == Some(pending.number) {
+                    self.checkpoint_tag = None;
+                    if let Some(view) = self.view.as_mut() {
+                        view.checkpoint_checked();
+                    }
+                }
                 if index == 0 && !self.waiting_parts.is_empty() && status != Status::Ok {
                     // The server refused a command before taking all its literals.
                     self.waiting_parts.clear();
@@ -589,7 +643,12 @@ impl<'a> Connection<'a> {
 
     fn on_ok(&mut self, state: State, line: &str) -> Result<(), Ended> {
         match state {
-            State::Select => self.level = Level::Selected,
+            State::Select => {
+                self.level = Level::Selected;
+                if let Some(view) = self.view.as_mut() {
+                    view.set_selected(true);
+                }
+            }
             State::Logout => {
                 if !self.bye_seen {
                     return Err(Ended::error(
