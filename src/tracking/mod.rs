@@ -48,6 +48,9 @@ pub struct StaticData {
     pub first_seen: Option<(Box<str>, u32)>,
 }
 
+/// A `BODY[HEADER.FIELDS (...)]` section name and the reply.
+pub type HeaderReply = (Box<[u8]>, Box<[u8]>);
+
 /// What is known about one UID of a storage.
 #[derive(Debug, Default)]
 pub struct UidMeta {
@@ -64,6 +67,8 @@ pub struct UidMeta {
     pub owner_flags: Option<Vec<Box<[u8]>>>,
     /// `own_msgs`: the owner's last MODSEQ; 0 after its own STORE.
     pub owner_modseq: u64,
+    /// `BODY[HEADER.FIELDS (...)]` replies by section name.
+    pub headers: Vec<HeaderReply>,
 }
 
 /// One user's mailbox, shared by every connection that selects it.
@@ -1001,6 +1006,38 @@ impl View {
                         checked[0] = Some("RFC822.SIZE");
                     }
                 }
+                FetchItem::Section {
+                    name,
+                    origin: None,
+                    data,
+                } if is_header_fields(name) => {
+                    let Some(Some(text)) = data.as_nstring() else {
+                        continue;
+                    };
+                    if text.is_empty() {
+                        continue;
+                    }
+                    if let Some(h) = unexpected_header(name, text) {
+                        errors.push(format!(
+                            "{} reply has header {h}: expected only the headers asked for",
+                            String::from_utf8_lossy(name)
+                        ));
+                    }
+                    match meta
+                        .headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    {
+                        Some((_, old)) if **old != *text => errors.push(format!(
+                            "{} changed: expected '{}', got '{}'",
+                            String::from_utf8_lossy(name),
+                            excerpt(old).trim_end(),
+                            excerpt(text).trim_end()
+                        )),
+                        Some(_) => {}
+                        None => meta.headers.push((Box::from(*name), Box::from(text))),
+                    }
+                }
                 FetchItem::Envelope(env) if !is_placeholder_envelope(env) => {
                     scratch.clear();
                     write_arg(env, scratch);
@@ -1212,6 +1249,37 @@ fn excerpt(b: &[u8]) -> String {
         t.push_str("...");
         t
     }
+}
+
+/// `BODY[HEADER.FIELDS (...)]` (not `.NOT`).
+fn is_header_fields(name: &[u8]) -> bool {
+    const P: &[u8] = b"BODY[HEADER.FIELDS (";
+    name.get(..P.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(P))
+}
+
+/// A header in a HEADER.FIELDS reply that the section didn't ask for.
+fn unexpected_header(name: &[u8], text: &[u8]) -> Option<String> {
+    let open = name.iter().position(|&b| b == b'(')?;
+    let close = name.iter().rposition(|&b| b == b')')?;
+    let asked: Vec<&[u8]> = name
+        .get(open + 1..close)?
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .collect();
+    for line in text.split(|&b| b == b'\n') {
+        if line.first().is_none_or(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let header = line[..colon].trim_ascii();
+        if !asked.iter().any(|a| a.eq_ignore_ascii_case(header)) {
+            return Some(String::from_utf8_lossy(header).into_owned());
+        }
+    }
+    None
 }
 
 /// ENVELOPE of ten NILs: what some servers send for an expunged message.

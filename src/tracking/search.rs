@@ -41,6 +41,7 @@ pub enum SearchKey {
     /// `NOT DELETED`: flags may change under us, so always unknown.
     NotDeleted,
     Or(Box<SearchKey>, Box<SearchKey>),
+    Not(Box<SearchKey>),
     /// A parenthesised AND group (the query root is an AND without parentheses).
     And(Vec<SearchKey>),
 }
@@ -101,6 +102,10 @@ impl SearchKey {
                 out.push(' ');
                 b.render(out);
             }
+            SearchKey::Not(a) => {
+                out.push_str("NOT ");
+                a.render(out);
+            }
             SearchKey::And(items) => {
                 out.push('(');
                 render_list(items, out);
@@ -131,6 +136,7 @@ impl SearchKey {
                 (Some(false), Some(false)) => Some(false),
                 _ => None,
             },
+            SearchKey::Not(a) => a.eval(f).map(|b| !b),
             SearchKey::And(items) => and(items, f),
         }
     }
@@ -235,6 +241,9 @@ mod tests {
         assert_eq!(and.eval(&f), Some(false));
         let unknown = SearchKey::And(vec![SearchKey::NotDeleted, seq]);
         assert_eq!(unknown.eval(&f), None);
+        let not = SearchKey::Not(Box::new(SearchKey::Smaller(500)));
+        assert_eq!(not.eval(&f), Some(true));
+        assert_eq!(SearchKey::Not(Box::new(unknown)).eval(&f), None);
         let mut s = String::new();
         SearchKey::Or(
             Box::new(SearchKey::SeqSet(vec![(1, 2), (5, 5)])),

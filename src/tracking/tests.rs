@@ -190,3 +190,29 @@ fn own_flags_checks_only_known_flags_and_owned_changes() {
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].contains("didn't update \\Seen"), "{e:?}");
 }
+
+#[test]
+fn header_fields_are_tracked() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 1 EXISTS");
+    feed(
+        &mut a,
+        "* 1 FETCH (UID 3 BODY[HEADER.FIELDS (Subject From)] {26}\r\nSubject: hi\r\nFrom: a@b\r\n\r\n)",
+    );
+    feed(
+        &mut a,
+        "* 1 FETCH (BODY[HEADER.FIELDS (Subject From)] {26}\r\nSubject: ho\r\nFrom: a@b\r\n\r\n)",
+    );
+    feed(
+        &mut a,
+        "* 1 FETCH (BODY[HEADER.FIELDS (From)] {22}\r\nTo: x@y\r\nFrom: a@b\r\n\r\n)",
+    );
+    let e = errors(&mut a);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].contains("BODY[HEADER.FIELDS (Subject From)] changed"),
+        "{e:?}"
+    );
+    assert!(e[1].contains("has header To"), "{e:?}");
+}

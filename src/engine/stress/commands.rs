@@ -543,7 +543,12 @@ fn search_group(
     out: &mut Vec<SearchKey>,
 ) {
     while rng.random_range(0..100) < p {
-        out.push(search_node(rng, msgs, now, p, depth));
+        let node = search_node(rng, msgs, now, p, depth);
+        // Like the C tool, no two siblings of one kind (sequence sets, sizes, dates of
+        // one field). Dovecot 2.3 merges `NOT SMALLER a NOT SMALLER b` wrongly.
+        if !out.iter().any(|o| same_kind(o, &node)) {
+            out.push(node);
+        }
         p /= 2;
     }
     if out.is_empty() {
@@ -553,7 +558,7 @@ fn search_group(
 
 fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth: u32) -> SearchKey {
     let kinds = if depth >= 3 { 10 } else { 12 };
-    match rng.random_range(0..kinds) {
+    let key = match rng.random_range(0..kinds) {
         0 => {
             let draws = msgs / 2 + 1;
             let mut picked: Vec<u32> = (0..draws.min(msgs.max(1)))
@@ -593,6 +598,29 @@ fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth:
             search_group(rng, msgs, now, child, depth + 1, &mut items);
             group(items)
         }
+    };
+    // Beyond the C tool: some keys negated (NOT of an unknown stays unknown).
+    if key != SearchKey::NotDeleted && rng.random_range(0..8) == 0 {
+        SearchKey::Not(Box::new(key))
+    } else {
+        key
+    }
+}
+
+/// Keys that would conflict as siblings of one AND.
+fn same_kind(a: &SearchKey, b: &SearchKey) -> bool {
+    fn base(k: &SearchKey) -> &SearchKey {
+        match k {
+            SearchKey::Not(inner) => base(inner),
+            k => k,
+        }
+    }
+    match (base(a), base(b)) {
+        (SearchKey::SeqSet(_), SearchKey::SeqSet(_))
+        | (SearchKey::Smaller(_), SearchKey::Smaller(_))
+        | (SearchKey::Larger(_), SearchKey::Larger(_)) => true,
+        (SearchKey::Date { field: f, .. }, SearchKey::Date { field: g, .. }) => f == g,
+        _ => false,
     }
 }
 
