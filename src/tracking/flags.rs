@@ -42,6 +42,8 @@ pub struct MsgState {
     pub flags: u64,
     /// `flags` is what the server last said.
     pub flags_known: bool,
+    /// The view's FETCH FLAGS counter when `flags` last came from the server.
+    pub flags_epoch: u64,
 }
 
 /// What one of our STOREs changes.
@@ -55,6 +57,8 @@ pub struct StoreIntent {
     /// `own_flags`): flags of its messages become unknown if it was silent.
     pub flags: Vec<&'static str>,
     pub silent: bool,
+    /// The view's FETCH FLAGS counter when the STORE was sent (set by the view).
+    pub sent_epoch: u64,
 }
 
 /// `own_msgs`: the UID's owner slot.

@@ -142,6 +142,7 @@ impl Registry {
             owned: Vec::new(),
             own_msgs: None,
             stores: Vec::new(),
+            flags_epoch: 0,
             keywords: Vec::new(),
             flags_seen: false,
             imap4rev2: false,
@@ -206,6 +207,8 @@ pub struct View {
     pub owned: Vec<&'static str>,
     /// `own_msgs`: (this slot, clients): a UID belongs to slot `uid % clients`.
     pub own_msgs: Option<(u32, u32)>,
+    /// FETCH FLAGS seen so far in this view.
+    flags_epoch: u64,
     /// Our STOREs in flight (tag number, what they change).
     stores: Vec<(u32, StoreIntent)>,
     /// Keywords announced by the last untagged FLAGS.
@@ -763,9 +766,12 @@ impl View {
                 ));
             }
         }
+        self.flags_epoch += 1;
+        let epoch = self.flags_epoch;
         if let Some(m) = self.msgs.get_mut(idx) {
             m.flags = bits;
             m.flags_known = complete;
+            m.flags_epoch = epoch;
         }
     }
 
@@ -844,7 +850,8 @@ impl View {
     }
 
     /// One of our STOREs (tag `number`) was sent.
-    pub fn store_sent(&mut self, number: u32, intent: StoreIntent) {
+    pub fn store_sent(&mut self, number: u32, mut intent: StoreIntent) {
+        intent.sent_epoch = self.flags_epoch;
         self.stores.push((number, intent));
     }
 
@@ -889,6 +896,7 @@ impl View {
         if mask == 0 {
             return;
         }
+        let others_in_flight = !self.stores.is_empty();
         let storage_arc = self.storage.clone();
         for &(a, b) in &intent.set {
             for seq in a.max(1)..=b.min(count) {
@@ -898,10 +906,28 @@ impl View {
                 if !state.flags_known {
                     continue;
                 }
+                // Pipelined commands: a FETCH that came while the STORE was in flight
+                // may be older or newer than its change, and another STORE of ours
+                // may change the same flags; then only the server's word counts.
+                let raced = state.flags_epoch > intent.sent_epoch || others_in_flight;
+                if intent.silent {
+                    let m = &mut self.msgs[idx];
+                    if raced {
+                        m.flags_known = false;
+                    } else if intent.add {
+                        m.flags |= mask;
+                    } else {
+                        m.flags &= !mask;
+                    }
+                    continue;
+                }
+                if others_in_flight {
+                    continue;
+                }
                 let expunged = uid != 0 && lock(&storage_arc).expunged.contains(&uid);
                 let have = state.flags & mask;
                 let wrong = if intent.add { mask & !have } else { have };
-                if wrong != 0 && !intent.silent && !expungeissued && !expunged {
+                if wrong != 0 && !expungeissued && !expunged {
                     let message_id = self.message_id(uid);
                     let (op, want) = if intent.add {
                         ("+FLAGS", "set")
@@ -914,12 +940,6 @@ impl View {
                             self.who(seq, uid, message_id.as_deref())
                         ));
                     }
-                }
-                let m = &mut self.msgs[idx];
-                if intent.add {
-                    m.flags |= mask;
-                } else {
-                    m.flags &= !mask;
                 }
             }
         }

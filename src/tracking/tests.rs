@@ -162,6 +162,7 @@ fn own_flags_checks_only_known_flags_and_owned_changes() {
             add: true,
             flags: vec!["\\Seen"],
             silent: false,
+            sent_epoch: 0,
         },
     );
     feed(&mut a, "* 2 FETCH (FLAGS (\\Seen))");
@@ -182,6 +183,7 @@ fn own_flags_checks_only_known_flags_and_owned_changes() {
             add: false,
             flags: vec!["\\Seen"],
             silent: false,
+            sent_epoch: 0,
         },
     );
     feed(&mut a, "* 2 FETCH (FLAGS (\\Seen))");
@@ -215,4 +217,30 @@ fn header_fields_are_tracked() {
         "{e:?}"
     );
     assert!(e[1].contains("has header To"), "{e:?}");
+}
+
+#[test]
+fn pipelined_silent_store_does_not_overwrite_newer_flags() {
+    // Seen in Dovecot: STORE +FLAGS.SILENT \Seen then STORE -FLAGS \Seen pipelined; the
+    // second one's FETCH arrives before the first one's tagged OK.
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    a.owned = vec!["\\Seen"];
+    feed(&mut a, "* 1 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 1 FLAGS ())");
+    let intent = |add, silent| StoreIntent {
+        set: vec![(1, 1)],
+        add,
+        flags: vec!["\\Seen"],
+        silent,
+        sent_epoch: 0,
+    };
+    a.store_sent(13, intent(true, true));
+    a.store_sent(15, intent(false, false));
+    feed(&mut a, "* 1 FETCH (FLAGS ())");
+    a.store_done(13, true, false);
+    a.store_done(15, true, false);
+    feed(&mut a, "* 1 FETCH (FLAGS ())");
+    let e = errors(&mut a);
+    assert!(e.is_empty(), "{e:?}");
 }

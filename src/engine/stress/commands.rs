@@ -330,6 +330,7 @@ fn untracked_store(
             add: true,
             flags: Vec::new(),
             silent,
+            sent_epoch: 0,
         }),
     }
 }
@@ -404,6 +405,7 @@ fn owned_store(
             add,
             flags,
             silent,
+            sent_epoch: 0,
         }),
     })
 }
