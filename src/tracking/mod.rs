@@ -1088,19 +1088,28 @@ impl View {
                 _ => {}
             }
         }
-        let message_id = meta.message_id.clone();
         // Copies with the same Message-ID must agree (only items that agreed per UID).
         if errors.is_empty()
-            && let Some(id) = &message_id
+            && let Some(id) = &meta.message_id
             && checked.iter().any(Option::is_some)
         {
             let mut messages = lock(&self.registry.messages);
-            let global = messages.entry(id.clone()).or_default();
-            let here: (Box<str>, u32) = (self.user.clone(), uid);
+            let global = match messages.get_mut(id) {
+                Some(g) => g,
+                None => messages.entry(id.clone()).or_default(),
+            };
             let first = global
                 .first_seen
-                .get_or_insert_with(|| here.clone())
-                .clone();
+                .get_or_insert_with(|| (self.user.clone(), uid));
+            let is_first = *first.0 == *self.user && first.1 == uid;
+            let (first_user, first_uid) = (
+                if is_first {
+                    None
+                } else {
+                    Some(first.0.clone())
+                },
+                first.1,
+            );
             let mut cross = Vec::new();
             if let Some(s) = meta.data.size {
                 check_size(&mut global.size, s, "RFC822.SIZE", &mut cross);
@@ -1118,15 +1127,18 @@ impl View {
                     check_text(theirs, v, name, &mut cross);
                 }
             }
-            if first != here {
+            if let Some(first_user) = first_user {
                 for e in cross {
                     errors.push(format!(
-                        "{e} (as seen for user {} UID {} with the same Message-ID)",
-                        first.0, first.1
+                        "{e} (as seen for user {first_user} UID {first_uid} with the same Message-ID)"
                     ));
                 }
             }
         }
+        if errors.is_empty() {
+            return;
+        }
+        let message_id = meta.message_id.clone();
         drop(storage);
         for e in errors {
             let who = self.who(seq, uid, message_id.as_deref());
