@@ -123,7 +123,11 @@ pub fn build(
             let set = random_set(rng, msgs, msgs.min(100))?;
             format!(
                 "FETCH {set} ({})",
-                fetch_items(rng, ctx.settings.qresync || ctx.own_seqs_wanted)
+                fetch_items(
+                    rng,
+                    ctx.settings.qresync || ctx.own_seqs_wanted,
+                    ctx.settings.checkpoint.is_some() && ctx.track_stores
+                )
             )
         }
         State::Fetch2 => {
@@ -459,10 +463,15 @@ pub fn format_ranges(sorted: &[u32]) -> String {
     out
 }
 
-fn fetch_items(rng: &mut Xoshiro256PlusPlus, with_uid: bool) -> String {
-    let mut items = Vec::with_capacity(5);
+/// FETCH items: `UID` first when asked (QRESYNC, own_msgs, checkpoints), `FLAGS` too
+/// for checkpoints (views compare flags they know).
+fn fetch_items(rng: &mut Xoshiro256PlusPlus, with_uid: bool, with_flags: bool) -> String {
+    let mut items = Vec::with_capacity(6);
     if with_uid {
         items.push("UID".to_owned());
+    }
+    if with_flags {
+        items.push("FLAGS".to_owned());
     }
     for _ in 0..rng.random_range(1..=4) {
         if rng.random_range(0..4) < 3 {
