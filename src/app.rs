@@ -73,6 +73,7 @@ pub async fn run_stress(settings: Settings) -> anyhow::Result<ExitCode> {
         metrics: metrics.clone(),
         client_options,
         quit: std::sync::atomic::AtomicBool::new(false),
+        tracking: crate::tracking::Registry::new(),
     });
     let engine = tokio::spawn(stress::run(ctx.clone(), state_rx));
     let status = supervise(&settings, &metrics, &state_tx, engine, &ctx.quit).await;

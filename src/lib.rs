@@ -40,4 +40,5 @@ pub mod pop3;
 pub mod profile;
 pub mod report;
 pub mod sasl;
+pub mod tracking;
 pub mod users;

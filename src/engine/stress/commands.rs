@@ -8,7 +8,8 @@ use crate::engine::states::State;
 use crate::imap::Capabilities;
 use crate::imap::command::{CommandBuilder, CommandPart, quoted};
 use crate::mail::MessageSource;
-use crate::mail::date::{MONTHS, civil_from_days};
+use crate::tracking::flags::StoreIntent;
+use crate::tracking::search::{DateField, DateOp, SearchKey, render_list};
 
 /// What a connection knows when it builds a command.
 pub struct CommandContext<'a> {
@@ -23,6 +24,14 @@ pub struct CommandContext<'a> {
     pub keywords: bool,
     /// Unix time now (for SEARCH dates).
     pub now: i64,
+    /// `own_flags`: the flags this slot owns (empty otherwise).
+    pub owned: &'a [&'static str],
+    /// `own_msgs`: the sequences this slot may STORE to (None: any).
+    pub own_seqs: Option<&'a [u32]>,
+    /// Tracking wants to know about every STORE in flight.
+    pub track_stores: bool,
+    /// `own_msgs`: FETCH always asks for UID, so messages get known owners.
+    pub own_seqs_wanted: bool,
 }
 
 /// A command ready to send.
@@ -31,6 +40,10 @@ pub struct Built {
     pub parts: Vec<CommandPart>,
     /// The command line for error messages (without CRLF, literal data left out).
     pub line: String,
+    /// For SEARCH: the query tree, for verifying the reply.
+    pub search: Option<Vec<SearchKey>>,
+    /// With `own_flags`, for STORE and DELETE: what the command changes.
+    pub store: Option<StoreIntent>,
 }
 
 const FETCH_ITEMS: [&str; 7] = [
@@ -114,7 +127,14 @@ pub fn build(
         State::UidFetch => "UID FETCH 1:* FLAGS".to_owned(),
         State::Fetch => {
             let set = random_set(rng, msgs, msgs.min(100))?;
-            format!("FETCH {set} ({})", fetch_items(rng, ctx.settings.qresync))
+            format!(
+                "FETCH {set} ({})",
+                fetch_items(
+                    rng,
+                    ctx.settings.qresync || ctx.own_seqs_wanted,
+                    ctx.settings.checkpoint.is_some() && ctx.track_stores
+                )
+            )
         }
         State::Fetch2 => {
             if msgs == 0 {
@@ -128,7 +148,19 @@ pub fn build(
             if msgs == 0 {
                 return None;
             }
-            format!("SEARCH {}", search_query(rng, msgs, ctx.now))
+            let keys = search_keys(rng, msgs, ctx.now);
+            let mut text = String::from("SEARCH ");
+            render_list(&keys, &mut text);
+            let line = format!("{tag} {text}");
+            return Some(Built {
+                parts: vec![CommandPart {
+                    bytes: format!("{line}\r\n").into_bytes(),
+                    secret_from: None,
+                }],
+                line,
+                search: Some(keys),
+                store: None,
+            });
         }
         State::Sort => {
             if msgs == 0 {
@@ -166,17 +198,23 @@ pub fn build(
             };
             format!("{verb} {range} {}", quoted(copybox))
         }
+        State::Store if ctx.settings.own_flags => return owned_store(tag, ctx, rng, false),
+        State::Delete if ctx.settings.own_flags => return owned_store(tag, ctx, rng, true),
         State::Store => {
             let limit = if msgs < 10 { msgs } else { (msgs / 5).min(50) };
             if limit == 0 {
                 return None;
             }
             let count = rng.random_range(0..limit);
-            let set = random_set(rng, msgs, count)?;
+            let (set, picked) = pick_set(rng, ctx, count)?;
             let op = ["+", "-", ""][rng.random_range(0..3)];
-            let silent = if rng.random_bool(0.5) { ".SILENT" } else { "" };
+            let silent = rng.random_bool(0.5);
             let flags = random_flags(rng, ctx.keywords);
-            format!("STORE {set} {op}FLAGS{silent} ({flags})")
+            let text = format!(
+                "STORE {set} {op}FLAGS{} ({flags})",
+                if silent { ".SILENT" } else { "" }
+            );
+            return Some(untracked_store(tag, text, &picked, silent, ctx));
         }
         State::Delete => {
             let p = &ctx.settings.probabilities;
@@ -187,9 +225,13 @@ pub fn build(
                 bound += msgs - ctx.settings.msgs;
             }
             let count = rng.random_range(0..bound).min(1000);
-            let set = random_set(rng, msgs, count)?;
-            let silent = if rng.random_bool(0.5) { ".SILENT" } else { "" };
-            format!("STORE {set} +FLAGS{silent} \\Deleted")
+            let (set, picked) = pick_set(rng, ctx, count)?;
+            let silent = rng.random_bool(0.5);
+            let text = format!(
+                "STORE {set} +FLAGS{} \\Deleted",
+                if silent { ".SILENT" } else { "" }
+            );
+            return Some(untracked_store(tag, text, &picked, silent, ctx));
         }
         State::Expunge => "EXPUNGE".to_owned(),
         State::Append => return append(tag, ctx, rng),
@@ -206,6 +248,8 @@ pub fn build(
             secret_from: None,
         }],
         line,
+        search: None,
+        store: None,
     })
 }
 
@@ -245,6 +289,134 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
     Some(Built {
         parts: builder.finish(),
         line,
+        search: None,
+        store: None,
+    })
+}
+
+/// Up to `count` random messages: sequences in 1..=msgs, or with `own_msgs` only the
+/// owned ones. The set as sent and the sorted numbers.
+fn pick_set(
+    rng: &mut Xoshiro256PlusPlus,
+    ctx: &CommandContext<'_>,
+    count: u32,
+) -> Option<(String, Vec<u32>)> {
+    let msgs = ctx.msgs;
+    if msgs == 0 || count == 0 {
+        return None;
+    }
+    let mut picked: Vec<u32> = match ctx.own_seqs {
+        None => (0..count.min(msgs))
+            .map(|_| rng.random_range(1..=msgs))
+            .collect(),
+        Some([]) => return None,
+        Some(own) => (0..count.min(own.len() as u32))
+            .map(|_| own[rng.random_range(0..own.len())])
+            .collect(),
+    };
+    picked.sort_unstable();
+    picked.dedup();
+    Some((format_ranges(&picked), picked))
+}
+
+/// A STORE whose effect tracking does not follow (only that it is in flight).
+fn untracked_store(
+    tag: &str,
+    text: String,
+    picked: &[u32],
+    silent: bool,
+    ctx: &CommandContext<'_>,
+) -> Built {
+    let line = format!("{tag} {text}");
+    Built {
+        parts: vec![CommandPart {
+            bytes: format!("{line}\r\n").into_bytes(),
+            secret_from: None,
+        }],
+        line,
+        search: None,
+        store: ctx.track_stores.then(|| StoreIntent {
+            set: merge_ranges(picked),
+            add: true,
+            flags: Vec::new(),
+            silent,
+            sent_epoch: 0,
+        }),
+    }
+}
+
+/// `own_flags` STORE (or DELETE): only `+FLAGS`/`-FLAGS` of flags this slot owns,
+/// only the `\Deleted` owner runs DELETE.
+fn owned_store(
+    tag: &str,
+    ctx: &CommandContext<'_>,
+    rng: &mut Xoshiro256PlusPlus,
+    delete: bool,
+) -> Option<Built> {
+    let msgs = ctx.msgs;
+    let (count, flags, add) = if delete {
+        if !ctx.owned.contains(&"\\Deleted") {
+            return None;
+        }
+        let p = &ctx.settings.probabilities;
+        let append = u32::from(p.get(State::Append));
+        let delete = u32::from(p.get(State::Delete)).max(1);
+        let mut bound = 1 + (append + delete / 2) / delete;
+        if msgs > ctx.settings.msgs + 5 {
+            bound += msgs - ctx.settings.msgs;
+        }
+        (
+            rng.random_range(0..bound).min(1000),
+            vec!["\\Deleted"],
+            true,
+        )
+    } else {
+        let usable: Vec<&'static str> = ctx
+            .owned
+            .iter()
+            .copied()
+            .filter(|f| *f != "\\Deleted" && (ctx.keywords || f.starts_with('\\')))
+            .collect();
+        if usable.is_empty() {
+            return None;
+        }
+        let limit = if msgs < 10 { msgs } else { (msgs / 5).min(50) };
+        if limit == 0 {
+            return None;
+        }
+        let mut flags: Vec<&'static str> = usable
+            .iter()
+            .copied()
+            .filter(|_| rng.random_bool(0.5))
+            .collect();
+        if flags.is_empty() {
+            flags.push(usable[rng.random_range(0..usable.len())]);
+        }
+        (rng.random_range(0..limit), flags, rng.random_bool(0.5))
+    };
+    let (set, picked) = pick_set(rng, ctx, count)?;
+    let silent = rng.random_bool(0.5);
+    let text = format!(
+        "STORE {set} {}FLAGS{} ({})",
+        if add { "+" } else { "-" },
+        if silent { ".SILENT" } else { "" },
+        flags.join(" ")
+    );
+    let line = format!("{tag} {text}");
+    Some(Built {
+        parts: vec![CommandPart {
+            bytes: format!("{line}\r\n").into_bytes(),
+            secret_from: None,
+        }],
+        line,
+        search: None,
+        store: Some(StoreIntent {
+            set: merge_ranges(&picked),
+            add,
+            flags,
+            silent,
+            sent_epoch: 0,
+        }),
     })
 }
 
@@ -297,10 +469,15 @@ pub fn format_ranges(sorted: &[u32]) -> String {
     out
 }
 
-fn fetch_items(rng: &mut Xoshiro256PlusPlus, with_uid: bool) -> String {
-    let mut items = Vec::with_capacity(5);
+/// FETCH items: `UID` first when asked (QRESYNC, own_msgs, checkpoints), `FLAGS` too
+/// for checkpoints (views compare flags they know).
+fn fetch_items(rng: &mut Xoshiro256PlusPlus, with_uid: bool, with_flags: bool) -> String {
+    let mut items = Vec::with_capacity(6);
     if with_uid {
         items.push("UID".to_owned());
+    }
+    if with_flags {
+        items.push("FLAGS".to_owned());
     }
     for _ in 0..rng.random_range(1..=4) {
         if rng.random_range(0..4) < 3 {
@@ -360,10 +537,18 @@ fn sort_criteria(rng: &mut Xoshiro256PlusPlus, msgs: u32) -> String {
 /// A random query: an AND of one or more criteria, with OR chains and parenthesised
 /// groups. Without tracked message data (sizes, dates, subjects) the values are drawn
 /// around typical ones, as the C tool does before it has seen any message.
+#[cfg(test)]
 fn search_query(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64) -> String {
+    let mut s = String::new();
+    render_list(&search_keys(rng, msgs, now), &mut s);
+    s
+}
+
+/// The query tree: the root AND list.
+pub fn search_keys(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64) -> Vec<SearchKey> {
     let mut parts = Vec::new();
     search_group(rng, msgs, now, 100, 0, &mut parts);
-    parts.join(" ")
+    parts
 }
 
 fn search_group(
@@ -372,39 +557,57 @@ fn search_group(
     now: i64,
     mut p: u32,
     depth: u32,
-    out: &mut Vec<String>,
+    out: &mut Vec<SearchKey>,
 ) {
     while rng.random_range(0..100) < p {
-        out.push(search_node(rng, msgs, now, p, depth));
+        let node = search_node(rng, msgs, now, p, depth);
+        // Like the C tool, no two siblings of one kind (sequence sets, sizes, dates of
+        // one field). Dovecot 2.3 merges `NOT SMALLER a NOT SMALLER b` wrongly.
+        if !out.iter().any(|o| same_kind(o, &node)) {
+            out.push(node);
+        }
         p /= 2;
     }
     if out.is_empty() {
-        out.push("ALL".to_owned());
+        out.push(SearchKey::All);
     }
 }
 
-fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth: u32) -> String {
+fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth: u32) -> SearchKey {
     let kinds = if depth >= 3 { 10 } else { 12 };
-    match rng.random_range(0..kinds) {
+    let key = match rng.random_range(0..kinds) {
         0 => {
             let draws = msgs / 2 + 1;
-            random_set(rng, msgs, draws).unwrap_or_else(|| "1".to_owned())
+            let mut picked: Vec<u32> = (0..draws.min(msgs.max(1)))
+                .map(|_| rng.random_range(1..=msgs.max(1)))
+                .collect();
+            picked.sort_unstable();
+            picked.dedup();
+            SearchKey::SeqSet(merge_ranges(&picked))
         }
-        1 => format!("SMALLER {}", 2048 + rng.random_range(0..2048)),
-        2 => format!("LARGER {}", 2048 + rng.random_range(0..2048)),
+        1 => SearchKey::Smaller(2048 + rng.random_range(0..2048)),
+        2 => SearchKey::Larger(2048 + rng.random_range(0..2048)),
         k @ 3..=8 => {
-            let key = ["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"][k - 3];
+            let (field, op) = [
+                (DateField::Internal, DateOp::Before),
+                (DateField::Internal, DateOp::On),
+                (DateField::Internal, DateOp::Since),
+                (DateField::Sent, DateOp::Before),
+                (DateField::Sent, DateOp::On),
+                (DateField::Sent, DateOp::Since),
+            ][k - 3];
             let days_ago = rng.random_range(0..10);
-            format!("{key} {}", search_date(now - days_ago * 86_400))
+            let day = (now - days_ago * 86_400).div_euclid(86_400) * 86_400;
+            SearchKey::Date { field, op, day }
         }
-        9 => "NOT DELETED".to_owned(),
+        9 => SearchKey::NotDeleted,
         10 => {
             let child = p.saturating_sub((p / 30).max(1));
             let mut a = Vec::new();
             let mut b = Vec::new();
             search_group(rng, msgs, now, child, depth + 1, &mut a);
             search_group(rng, msgs, now, child, depth + 1, &mut b);
-            format!("OR {} {}", group(a), group(b))
+            SearchKey::Or(Box::new(group(a)), Box::new(group(b)))
         }
         _ => {
             let child = p.saturating_sub((p / 30).max(1));
@@ -412,25 +615,50 @@ fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth:
             search_group(rng, msgs, now, child, depth + 1, &mut items);
             group(items)
         }
-    }
-}
-
-fn group(mut items: Vec<String>) -> String {
-    if items.len() == 1 {
-        items.pop().unwrap_or_default()
+    };
+    // Beyond the C tool: some keys negated (NOT of an unknown stays unknown).
+    if key != SearchKey::NotDeleted && rng.random_range(0..8) == 0 {
+        SearchKey::Not(Box::new(key))
     } else {
-        format!("({})", items.join(" "))
+        key
     }
 }
 
-/// `DD-Mon-YYYY` of a unix time's UTC day.
-fn search_date(unix: i64) -> String {
-    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
-    let month = MONTHS
-        .get((month as usize).saturating_sub(1))
-        .copied()
-        .unwrap_or("Jan");
-    format!("{day}-{month}-{year}")
+/// Keys that would conflict as siblings of one AND.
+fn same_kind(a: &SearchKey, b: &SearchKey) -> bool {
+    fn base(k: &SearchKey) -> &SearchKey {
+        match k {
+            SearchKey::Not(inner) => base(inner),
+            k => k,
+        }
+    }
+    match (base(a), base(b)) {
+        (SearchKey::SeqSet(_), SearchKey::SeqSet(_))
+        | (SearchKey::Smaller(_), SearchKey::Smaller(_))
+        | (SearchKey::Larger(_), SearchKey::Larger(_)) => true,
+        (SearchKey::Date { field: f, .. }, SearchKey::Date { field: g, .. }) => f == g,
+        _ => false,
+    }
+}
+
+fn group(mut items: Vec<SearchKey>) -> SearchKey {
+    if items.len() == 1 {
+        items.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(items)
+    }
+}
+
+/// Sorted, deduplicated numbers as inclusive ranges.
+fn merge_ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &n in sorted {
+        match out.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => out.push((n, n)),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -468,6 +696,9 @@ mod tests {
             assert_eq!(q.matches('(').count(), q.matches(')').count(), "{q}");
             assert!(!q.is_empty());
         }
-        assert_eq!(search_date(1_700_000_000), "14-Nov-2023");
+        assert_eq!(
+            crate::tracking::search::search_date(1_700_000_000),
+            "14-Nov-2023"
+        );
     }
 }

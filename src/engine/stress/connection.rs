@@ -17,6 +17,8 @@ use crate::imap::command::{CommandPart, quoted};
 use crate::imap::response::{Code, Response, Status, Untagged};
 use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
 use crate::metrics::{Event, Outcome, Report, Severity};
+use crate::tracking::View;
+use crate::tracking::checkpoint::Gate;
 use crate::users::User;
 
 /// Commands in flight per connection.
@@ -87,6 +89,14 @@ pub struct Connection<'a> {
     logout_sent: bool,
     bye_seen: bool,
     nothing_runnable_reported: bool,
+    /// The mailbox model; `None` with `no_tracking`.
+    view: Option<View>,
+    /// The SELECT whose view reset was done (its number).
+    select_reset: Option<u32>,
+    /// Sending is held for a checkpoint of this mailbox.
+    holding: bool,
+    /// The tag number of our checkpoint CHECK.
+    checkpoint_tag: Option<u32>,
 }
 
 impl<'a> Connection<'a> {
@@ -97,6 +107,7 @@ impl<'a> Connection<'a> {
         run_state: &'a watch::Receiver<RunState>,
         user: &'a User,
         id: u64,
+        slot: u32,
         stream: ImapStream,
         capabilities: Capabilities,
         next_tag: u32,
@@ -122,6 +133,21 @@ impl<'a> Connection<'a> {
             logout_sent: false,
             bye_seen: false,
             nothing_runnable_reported: false,
+            view: (!ctx.settings.no_tracking).then(|| {
+                let mut view = ctx.tracking.view(&user.name, &ctx.settings.mailbox, id);
+                view.imap4rev2 = ctx.settings.imap4rev2;
+                if ctx.settings.own_flags {
+                    view.owned = crate::tracking::flags::owned_by(slot, ctx.settings.clients);
+                }
+                if ctx.settings.own_msgs {
+                    view.own_msgs = Some((slot, ctx.settings.clients.max(1)));
+                }
+                view.checkpoint = ctx.settings.checkpoint;
+                view
+            }),
+            select_reset: None,
+            holding: false,
+            checkpoint_tag: None,
         }
     }
 
@@ -156,6 +182,19 @@ impl<'a> Connection<'a> {
                         end: SessionEnd::LoggedOut,
                         error: None,
                     };
+                }
+                if self.holding
+                    && let Some(view) = self.view.as_ref()
+                {
+                    // Wait for the other connections of this mailbox (checkpoint).
+                    let notify = view.notified();
+                    let mut stop = self.run_state.clone();
+                    tokio::select! {
+                        _ = notify.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
                 }
                 // Nothing could be planned at all: leave cleanly.
                 self.planned = Some(State::Logout);
@@ -195,7 +234,9 @@ impl<'a> Connection<'a> {
                     return Ended::error(what, None);
                 }
             };
-            if let Err(ended) = self.handle(&response) {
+            let handled = self.handle(&response);
+            self.report_findings(&response);
+            if let Err(ended) = handled {
                 return ended;
             }
             if !self.stream.has_buffered_input()
@@ -230,6 +271,45 @@ impl<'a> Connection<'a> {
         });
     }
 
+    /// Turns the view's findings into reports carrying the server line.
+    fn report_findings(&mut self, response: &RawResponse) {
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        for _ in 0..std::mem::take(&mut view.checkpoints_passed) {
+            self.ctx.metrics.send(Event::Count {
+                state: State::Checkpoint,
+            });
+        }
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        if view.findings.is_empty() {
+            return;
+        }
+        let mut findings = std::mem::take(&mut view.findings);
+        let line = lossy(response.first_line());
+        for f in findings.drain(..) {
+            self.report(f.severity, f.message, Some(line.clone()));
+        }
+        if let Some(view) = self.view.as_mut() {
+            view.findings = findings;
+        }
+    }
+
+    /// A SELECT at the front of the queue starts a new view: every earlier reply is in.
+    fn sync_select(&mut self) {
+        if let Some(front) = self.pending.front()
+            && front.state == State::Select
+            && self.select_reset != Some(front.number)
+        {
+            self.select_reset = Some(front.number);
+            if let Some(view) = self.view.as_mut() {
+                view.reset();
+            }
+        }
+    }
+
     fn take_tag(&mut self) -> (u32, String) {
         let n = self.next_tag;
         self.next_tag += 1;
@@ -261,6 +341,25 @@ impl<'a> Connection<'a> {
 
     /// Sends as many planned commands as the pipelining rules allow.
     fn fill(&mut self) {
+        self.holding = false;
+        if *self.run_state.borrow() == RunState::Running
+            && !self.logout_sent
+            && let Some(view) = self.view.as_mut()
+        {
+            match view.checkpoint_gate(self.pending.is_empty()) {
+                Gate::Open => {}
+                Gate::Hold => {
+                    self.holding = true;
+                    return;
+                }
+                Gate::SendCheck => {
+                    self.checkpoint_tag = Some(self.next_tag);
+                    self.send_internal(State::Check, "CHECK", false);
+                    self.holding = true;
+                    return;
+                }
+            }
+        }
         loop {
             if self.pending.len() >= MAX_PIPELINE || !self.waiting_parts.is_empty() {
                 return;
@@ -370,6 +469,18 @@ impl<'a> Connection<'a> {
         if state == State::Search && self.pending.iter().any(|p| p.state == State::Search) {
             return false;
         }
+        // own_msgs: STORE picks from messages with known owners; let FETCHes tell them.
+        if matches!(state, State::Store | State::Delete)
+            && self.view.as_ref().is_some_and(|v| v.own_msgs.is_some())
+            && self.pending.iter().any(|p| {
+                matches!(
+                    p.state,
+                    State::Select | State::UidFetch | State::Fetch | State::Fetch2
+                )
+            })
+        {
+            return false;
+        }
         true
     }
 
@@ -384,6 +495,14 @@ impl<'a> Connection<'a> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
+        let own_seqs = match &self.view {
+            Some(view)
+                if view.own_msgs.is_some() && matches!(state, State::Store | State::Delete) =>
+            {
+                Some(view.owned_seqs())
+            }
+            _ => None,
+        };
         let ctx = CommandContext {
             settings: &self.ctx.settings,
             capabilities: &self.capabilities,
@@ -392,6 +511,13 @@ impl<'a> Connection<'a> {
             messages: self.ctx.messages.as_ref(),
             keywords: self.keywords,
             now,
+            owned: self.view.as_ref().map_or(&[][..], |v| &v.owned[..]),
+            own_seqs: own_seqs.as_deref(),
+            own_seqs_wanted: self
+                .view
+                .as_ref()
+                .is_some_and(|v| v.own_msgs.is_some() || v.checkpoint.is_some()),
+            track_stores: self.view.is_some(),
         };
         let Some(built) = commands::build(state, &tag, &ctx, self.rng) else {
             return;
@@ -408,6 +534,14 @@ impl<'a> Connection<'a> {
         if state == State::Logout {
             self.logout_sent = true;
         }
+        if let Some(view) = self.view.as_mut() {
+            if let Some(keys) = built.search {
+                view.search_sent(keys);
+            }
+            if let Some(intent) = built.store {
+                view.store_sent(number, intent);
+            }
+        }
         self.pending.push_back(Pending {
             number,
             state,
@@ -415,6 +549,7 @@ impl<'a> Connection<'a> {
             started: Instant::now(),
             line: built.line,
         });
+        self.sync_select();
     }
 
     fn handle(&mut self, response: &RawResponse) -> Result<(), Ended> {
@@ -455,6 +590,13 @@ impl<'a> Connection<'a> {
                     .pending
                     .remove(index)
                     .ok_or_else(|| Ended::error("Unexpected tagged reply", Some(line())))?;
+                self.sync_select();
+                if self.checkpoint_tag == Some(pending.number) {
+                    self.checkpoint_tag = None;
+                    if let Some(view) = self.view.as_mut() {
+                        view.checkpoint_checked();
+                    }
+                }
                 if index == 0 && !self.waiting_parts.is_empty() && status != Status::Ok {
                     // The server refused a command before taking all its literals.
                     self.waiting_parts.clear();
@@ -475,6 +617,17 @@ impl<'a> Connection<'a> {
                 let code_trycreate = matches!(text.code, Some(Code::TryCreate));
                 let code_expungeissued = matches!(&text.code, Some(Code::Other { name, .. }) if name.eq_ignore_ascii_case(b"EXPUNGEISSUED"));
                 let text = String::from_utf8_lossy(text.text).into_owned();
+                if let Some(view) = self.view.as_mut() {
+                    match pending.state {
+                        State::Search => view.search_done(status == Status::Ok, code_expungeissued),
+                        State::Store | State::Delete => view.store_done(
+                            pending.number,
+                            status == Status::Ok,
+                            code_expungeissued,
+                        ),
+                        _ => {}
+                    }
+                }
                 match status {
                     Status::Ok => self.on_ok(pending.state, &line())?,
                     Status::No => {
@@ -500,7 +653,12 @@ impl<'a> Connection<'a> {
                     .start_compress()
                     .map_err(|e| Ended::error(format!("COMPRESS: {e}"), Some(line.to_owned())))?;
             }
-            State::Select => self.level = Level::Selected,
+            State::Select => {
+                self.level = Level::Selected;
+                if let Some(view) = self.view.as_mut() {
+                    view.set_selected(true);
+                }
+            }
             State::Logout => {
                 if !self.bye_seen {
                     return Err(Ended::error(
@@ -579,6 +737,14 @@ impl<'a> Connection<'a> {
             Untagged::Status { text, .. } => match text.code {
                 Some(Code::PermanentFlags(flags)) => {
                     self.keywords = flags.iter().any(|f| *f == b"\\*");
+                    if let Some(view) = self.view.as_mut() {
+                        view.permanent_flags(&flags);
+                    }
+                }
+                Some(Code::UidValidity(v)) => {
+                    if let Some(view) = self.view.as_mut() {
+                        view.uidvalidity(v);
+                    }
                 }
                 Some(Code::Capability(caps)) => {
                     self.capabilities = Capabilities::from_atoms(caps.iter().copied());
@@ -587,6 +753,44 @@ impl<'a> Connection<'a> {
             },
             Untagged::Capability(caps) => {
                 self.capabilities = Capabilities::from_atoms(caps.iter().copied());
+            }
+            Untagged::Exists(n) if self.view.is_some() => {
+                if let Some(view) = self.view.as_mut() {
+                    view.exists(n);
+                    self.msgs = view.count();
+                }
+            }
+            Untagged::Expunge(n) if self.view.is_some() => {
+                if let Some(view) = self.view.as_mut() {
+                    view.expunge(n);
+                    self.msgs = view.count();
+                }
+            }
+            Untagged::Vanished {
+                earlier: false,
+                uids,
+            } if self.view.is_some() => {
+                if let Some(view) = self.view.as_mut() {
+                    view.vanished(&uids);
+                    self.msgs = view.count();
+                }
+            }
+            Untagged::Fetch { seq, items } => {
+                if let Some(view) = self.view.as_mut() {
+                    view.fetch(seq, &items);
+                }
+            }
+            Untagged::Flags(flags) => {
+                if let Some(view) = self.view.as_mut() {
+                    view.flags(&flags);
+                }
+            }
+            Untagged::Search { nums, .. } => {
+                if let Some(view) = self.view.as_mut()
+                    && line().starts_with("* SEARCH")
+                {
+                    view.search_reply(&nums);
+                }
             }
             Untagged::Exists(n) => {
                 if n < self.msgs {

@@ -52,6 +52,8 @@ pub struct StressContext {
     pub client_options: ClientOptions,
     /// Set when `disconnect_quit` saw a connection drop: the run must end.
     pub quit: AtomicBool,
+    /// Mailbox models shared by every connection (unused with `no_tracking`).
+    pub tracking: Arc<crate::tracking::Registry>,
 }
 
 /// Connection slots opened at once; more open as logins succeed (like the C tool).
@@ -100,6 +102,7 @@ pub async fn run(ctx: Arc<StressContext>, run_state: watch::Receiver<RunState>) 
                     ramp: ramp.clone(),
                     connection_ids: connection_ids.clone(),
                     run_state: run_state.clone(),
+                    index: slot,
                 };
                 tasks.spawn(slot_task.run());
             }
@@ -155,6 +158,8 @@ struct Slot {
     ramp: Ramp,
     connection_ids: Arc<AtomicU64>,
     run_state: watch::Receiver<RunState>,
+    /// The slot number (owner id for `own_flags`).
+    index: u32,
 }
 
 /// Why a session ended.
@@ -284,6 +289,7 @@ impl Slot {
             &self.run_state,
             user,
             id,
+            self.index,
             stream,
             capabilities,
             next_tag,

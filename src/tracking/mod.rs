@@ -1,0 +1,1375 @@
+//! State tracking: what each connection has been told about its mailbox, checked
+//! against everything the server says later and against what other connections of the
+//! same user were told.
+//!
+//! * [`Registry`]: shared by every connection of a run. Holds one [`Storage`] per
+//!   user+mailbox (static data per UID, who saw `\Recent`, UIDs seen expunged) and the
+//!   static data per Message-ID (the same message appended twice must look the same).
+//! * [`View`]: one per connection: the sequence → UID map driven by EXISTS, EXPUNGE and
+//!   VANISHED, per-message MODSEQ, the keywords announced by FLAGS, and the SEARCH
+//!   being verified.
+//!
+//! Checks never panic and never stop a run: every finding is a [`Finding`] the
+//! connection turns into a report.
+
+pub mod checkpoint;
+pub mod date;
+pub mod flags;
+pub mod search;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::imap::response::{FetchItem, SeqSet};
+use crate::imap::token::Arg;
+use crate::metrics::Severity;
+use flags::{MsgState, StoreIntent};
+use search::{Facts, SearchKey};
+
+/// Longest excerpt of a value quoted in a finding.
+const EXCERPT: usize = 300;
+/// Expunged UIDs remembered per storage before the set is forgotten.
+const MAX_EXPUNGED: usize = 100_000;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Static data of a message (the same for every copy of it).
+#[derive(Debug, Default)]
+pub struct StaticData {
+    pub size: Option<u64>,
+    pub envelope: Option<Box<[u8]>>,
+    pub body: Option<Box<[u8]>>,
+    pub bodystructure: Option<Box<[u8]>>,
+    /// For per-Message-ID data: the UID (and mailbox owner) it was first seen with.
+    pub first_seen: Option<(Box<str>, u32)>,
+}
+
+/// A `BODY[HEADER.FIELDS (...)]` section name and the reply.
+pub type HeaderReply = (Box<[u8]>, Box<[u8]>);
+
+/// What is known about one UID of a storage.
+#[derive(Debug, Default)]
+pub struct UidMeta {
+    pub message_id: Option<Box<[u8]>>,
+    pub internaldate: Option<(i64, Box<[u8]>)>,
+    pub sent: Option<i64>,
+    pub data: StaticData,
+    /// The connection that saw `\Recent` on it first.
+    pub recent_owner: Option<u64>,
+    /// A second session was reported; report each UID once.
+    pub recent_reported: bool,
+    /// `own_msgs`: the owner's last view of the flags (sorted, lowercase, no
+    /// `\Recent`), kept across the owner slot's sessions; `None` after its own STORE.
+    pub owner_flags: Option<Vec<Box<[u8]>>>,
+    /// `own_msgs`: the owner's last MODSEQ; 0 after its own STORE.
+    pub owner_modseq: u64,
+    /// `BODY[HEADER.FIELDS (...)]` replies by section name.
+    pub headers: Vec<HeaderReply>,
+}
+
+/// One user's mailbox, shared by every connection that selects it.
+#[derive(Debug, Default)]
+pub struct Storage {
+    pub uidvalidity: Option<u32>,
+    pub uids: HashMap<u32, UidMeta>,
+    pub expunged: HashSet<u32>,
+    pub checkpoint: checkpoint::CheckpointState,
+    /// Wakes connections holding for a checkpoint.
+    pub notify: Arc<tokio::sync::Notify>,
+}
+
+impl Storage {
+    fn expunged(&mut self, uid: u32) {
+        self.uids.remove(&uid);
+        if self.expunged.len() >= MAX_EXPUNGED {
+            self.expunged.clear();
+        }
+        self.expunged.insert(uid);
+    }
+}
+
+/// A storage as the connections share it.
+pub type SharedStorage = Arc<Mutex<Storage>>;
+
+/// Everything tracking shares across the connections of a run.
+#[derive(Debug, Default)]
+pub struct Registry {
+    storages: Mutex<HashMap<(String, String), SharedStorage>>,
+    messages: Mutex<HashMap<Box<[u8]>, StaticData>>,
+}
+
+impl Registry {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Registry::default())
+    }
+
+    /// The storage of `user`'s `mailbox`, created on first use.
+    pub fn storage(&self, user: &str, mailbox: &str) -> Arc<Mutex<Storage>> {
+        let mut map = lock(&self.storages);
+        if let Some(s) = map.get(&(user.to_owned(), mailbox.to_owned())) {
+            return s.clone();
+        }
+        let s = Arc::new(Mutex::new(Storage::default()));
+        map.insert((user.to_owned(), mailbox.to_owned()), s.clone());
+        s
+    }
+
+    /// A new per-connection view of `user`'s `mailbox`.
+    pub fn view(self: &Arc<Self>, user: &str, mailbox: &str, connection: u64) -> View {
+        let storage = self.storage(user, mailbox);
+        let notify = {
+            let mut s = lock(&storage);
+            s.checkpoint.live.insert(connection);
+            s.notify.clone()
+        };
+        View {
+            registry: self.clone(),
+            storage,
+            notify,
+            checkpoint: None,
+            check_round: 0,
+            checkpoints_passed: 0,
+            user: user.into(),
+            mailbox: mailbox.into(),
+            connection,
+            uids: Vec::new(),
+            msgs: Vec::new(),
+            kw_names: Vec::new(),
+            owned: Vec::new(),
+            own_msgs: None,
+            stores: Vec::new(),
+            flags_epoch: 0,
+            keywords: Vec::new(),
+            flags_seen: false,
+            imap4rev2: false,
+            search: None,
+            scratch: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        let mut s = lock(&self.storage);
+        let me = self.connection;
+        s.checkpoint.live.remove(&me);
+        s.checkpoint.selected.remove(&me);
+        if let Some(round) = s.checkpoint.round.as_mut() {
+            round.members.retain(|m| *m != me);
+            round.idle.remove(&me);
+        }
+        s.notify.notify_waiters();
+    }
+}
+
+/// One finding: an error (the server lied) or a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct PendingSearch {
+    key: Vec<SearchKey>,
+    replied: bool,
+    /// Messages that must have matched but were not returned (checked at the tagged OK).
+    missing: Vec<(u32, u32)>,
+}
+
+/// One connection's view of its selected mailbox.
+#[derive(Debug)]
+pub struct View {
+    registry: Arc<Registry>,
+    storage: Arc<Mutex<Storage>>,
+    notify: Arc<tokio::sync::Notify>,
+    /// `checkpoint=N`: the interval.
+    pub checkpoint: Option<Duration>,
+    /// The round this connection sent its CHECK for.
+    check_round: u64,
+    /// Checkpoints this connection took part in that found nothing (for `ChkP`).
+    pub checkpoints_passed: u32,
+    user: Box<str>,
+    mailbox: Box<str>,
+    connection: u64,
+    /// Sequence − 1 → UID; 0 = not known yet.
+    uids: Vec<u32>,
+    /// Sequence − 1 → MODSEQ and flags.
+    msgs: Vec<MsgState>,
+    /// Keywords seen in this selection; bit `5 + i` of [`MsgState::flags`] is `kw_names[i]`.
+    kw_names: Vec<Box<[u8]>>,
+    /// `own_flags`: the flags and keywords this connection's slot owns.
+    pub owned: Vec<&'static str>,
+    /// `own_msgs`: (this slot, clients): a UID belongs to slot `uid % clients`.
+    pub own_msgs: Option<(u32, u32)>,
+    /// FETCH FLAGS seen so far in this view.
+    flags_epoch: u64,
+    /// Our STOREs in flight (tag number, what they change).
+    stores: Vec<(u32, StoreIntent)>,
+    /// Keywords announced by the last untagged FLAGS.
+    keywords: Vec<Box<[u8]>>,
+    flags_seen: bool,
+    /// IMAP4rev2: `\Recent` is gone; FETCH FLAGS may still carry it and is ignored.
+    pub imap4rev2: bool,
+    search: Option<PendingSearch>,
+    scratch: Vec<u8>,
+    /// Findings since the caller last took them.
+    pub findings: Vec<Finding>,
+}
+
+impl View {
+    /// Messages in the view.
+    pub fn count(&self) -> u32 {
+        u32::try_from(self.uids.len()).unwrap_or(u32::MAX)
+    }
+
+    /// A SELECT is starting: everything about the old selection is forgotten.
+    pub fn reset(&mut self) {
+        self.uids.clear();
+        self.msgs.clear();
+        self.kw_names.clear();
+        self.stores.clear();
+        self.keywords.clear();
+        self.flags_seen = false;
+        self.search = None;
+        self.set_selected(false);
+    }
+
+    /// The SELECT completed (true) or a new one starts (false).
+    pub fn set_selected(&mut self, selected: bool) {
+        let mut s = lock(&self.storage);
+        if selected {
+            s.checkpoint.selected.insert(self.connection);
+        } else {
+            s.checkpoint.selected.remove(&self.connection);
+        }
+    }
+
+    /// Waits for checkpoint progress of this storage.
+    pub fn notified(&self) -> Arc<tokio::sync::Notify> {
+        self.notify.clone()
+    }
+
+    /// What to do about checkpoints before sending more (`idle`: nothing in flight).
+    pub fn checkpoint_gate(&mut self, idle: bool) -> checkpoint::Gate {
+        use checkpoint::{Gate, ROUND_TIMEOUT, Round};
+        let Some(interval) = self.checkpoint else {
+            return Gate::Open;
+        };
+        let now = Instant::now();
+        let storage_arc = self.storage.clone();
+        let mut s = lock(&storage_arc);
+        let me = self.connection;
+        let cp = &mut s.checkpoint;
+        if cp.round.is_none() {
+            let next = *cp.next.get_or_insert(now + interval);
+            if now < next {
+                return Gate::Open;
+            }
+            let members: Vec<u64> = cp.selected.iter().copied().collect();
+            if members.is_empty() {
+                cp.next = Some(now + interval);
+                return Gate::Open;
+            }
+            cp.rounds += 1;
+            cp.round = Some(Round {
+                id: cp.rounds,
+                started: now,
+                members,
+                idle: HashSet::new(),
+                checking: false,
+                snapshots: Vec::new(),
+            });
+        }
+        let live = cp.live.clone();
+        let Some(round) = cp.round.as_mut() else {
+            return Gate::Open;
+        };
+        if now.duration_since(round.started) > ROUND_TIMEOUT {
+            cp.round = None;
+            cp.next = Some(now + interval);
+            s.notify.notify_waiters();
+            drop(s);
+            self.findings.push(Finding {
+                severity: Severity::Warning,
+                message: format!(
+                    "checkpoint of mailbox \"{}\" abandoned: connections didn't go idle within {ROUND_TIMEOUT:?}",
+                    self.mailbox
+                ),
+            });
+            return Gate::Open;
+        }
+        if idle {
+            round.idle.insert(me);
+        }
+        round.members.retain(|m| live.contains(m));
+        if !round.checking && live.iter().all(|c| round.idle.contains(c)) {
+            round.checking = true;
+            s.notify.notify_waiters();
+        }
+        let Some(round) = s.checkpoint.round.as_ref() else {
+            return Gate::Open;
+        };
+        if round.checking && round.members.contains(&me) && self.check_round != round.id {
+            self.check_round = round.id;
+            return Gate::SendCheck;
+        }
+        drop(s);
+        if self.try_finish_checkpoint() {
+            return Gate::Open;
+        }
+        Gate::Hold
+    }
+
+    /// Our checkpoint CHECK completed: hand in the view.
+    pub fn checkpoint_checked(&mut self) {
+        let snapshot = checkpoint::Snapshot {
+            connection: self.connection,
+            uids: self.uids.clone(),
+            flags: self
+                .msgs
+                .iter()
+                .map(|m| {
+                    m.flags_known.then(|| {
+                        let mut v: Vec<Box<[u8]>> = self
+                            .flag_names(m.flags)
+                            .into_iter()
+                            .map(|n| n.to_ascii_lowercase().into_bytes().into_boxed_slice())
+                            .collect();
+                        v.sort_unstable();
+                        v
+                    })
+                })
+                .collect(),
+            modseqs: self.msgs.iter().map(|m| m.modseq).collect(),
+        };
+        {
+            let mut s = lock(&self.storage);
+            if let Some(round) = s.checkpoint.round.as_mut()
+                && round.members.contains(&self.connection)
+            {
+                round.snapshots.push(snapshot);
+            }
+        }
+        self.try_finish_checkpoint();
+    }
+
+    /// Compares when every member has handed in its view; true if the round ended.
+    fn try_finish_checkpoint(&mut self) -> bool {
+        let Some(interval) = self.checkpoint else {
+            return true;
+        };
+        let mut s = lock(&self.storage);
+        let Some(round) = s.checkpoint.round.as_ref() else {
+            return true;
+        };
+        let done = round.checking
+            && round
+                .members
+                .iter()
+                .all(|m| round.snapshots.iter().any(|snap| snap.connection == *m));
+        if !done {
+            return false;
+        }
+        let Some(round) = s.checkpoint.round.take() else {
+            return true;
+        };
+        s.checkpoint.next = Some(Instant::now() + interval);
+        s.notify.notify_waiters();
+        drop(s);
+        let snaps: Vec<_> = round
+            .snapshots
+            .into_iter()
+            .filter(|snap| round.members.contains(&snap.connection))
+            .collect();
+        let errors = checkpoint::compare(&self.mailbox, &snaps);
+        if errors.is_empty() {
+            self.checkpoints_passed += u32::try_from(snaps.len()).unwrap_or(u32::MAX);
+        }
+        for e in errors {
+            self.error(e);
+        }
+        true
+    }
+
+    fn error(&mut self, message: String) {
+        self.findings.push(Finding {
+            severity: Severity::Error,
+            message,
+        });
+    }
+
+    /// `mailbox "INBOX" seq 3 UID 7 Message-ID <x@y>` for messages.
+    fn who(&self, seq: u32, uid: u32, message_id: Option<&[u8]>) -> String {
+        let mut s = format!("mailbox \"{}\"", self.mailbox);
+        if seq != 0 {
+            let _ = write!(s, " seq {seq}");
+        }
+        if uid != 0 {
+            let _ = write!(s, " UID {uid}");
+        }
+        if let Some(id) = message_id {
+            let _ = write!(s, " Message-ID {}", String::from_utf8_lossy(id));
+        }
+        s
+    }
+
+    /// `* n EXISTS`
+    pub fn exists(&mut self, n: u32) {
+        let count = self.count();
+        if n < count {
+            self.error(format!(
+                "{}: message count dropped without EXPUNGE: expected at least {count} messages, EXISTS says {n}",
+                self.who(0, 0, None)
+            ));
+            // Believe the server from now on, or every later line would be an error too.
+            self.uids.truncate(n as usize);
+            self.msgs.truncate(n as usize);
+            return;
+        }
+        self.uids.resize(n as usize, 0);
+        self.msgs.resize(n as usize, MsgState::default());
+    }
+
+    /// `* n EXPUNGE`
+    pub fn expunge(&mut self, n: u32) {
+        let count = self.count();
+        if n == 0 || n > count {
+            self.error(format!(
+                "{}: EXPUNGE of seq {n}: expected a sequence in 1..={count}",
+                self.who(0, 0, None)
+            ));
+            return;
+        }
+        let idx = (n - 1) as usize;
+        let uid = self.uids.remove(idx);
+        self.msgs.remove(idx);
+        if uid != 0 {
+            lock(&self.storage).expunged(uid);
+        }
+    }
+
+    /// `* VANISHED uids` (not EARLIER): removes each UID that is in the view. A UID not
+    /// known yet removes one unknown entry from the gap where it would be.
+    pub fn vanished(&mut self, uids: &SeqSet) {
+        let mut storage = lock(&self.storage);
+        for &(a, b) in &uids.0 {
+            let (a, b) = (a.min(b), a.max(b));
+            // `*` and huge ranges: only UIDs up to the highest in the view matter.
+            let top = self.uids.iter().copied().max().unwrap_or(0).max(a);
+            let b = if b == u32::MAX { top } else { b };
+            if b.saturating_sub(a) > 1_000_000 {
+                continue;
+            }
+            for uid in a..=b {
+                // Entries after the last known UID below `uid` and before the first
+                // known UID at or above it.
+                let mut gap_start = 0;
+                let mut found = None;
+                for (i, &u) in self.uids.iter().enumerate() {
+                    if u == 0 {
+                        continue;
+                    }
+                    if u < uid {
+                        gap_start = i + 1;
+                    } else {
+                        found = Some(i);
+                        break;
+                    }
+                }
+                let gap_end = found.unwrap_or(self.uids.len());
+                let remove = match found {
+                    Some(i) if self.uids[i] == uid => Some(i),
+                    // An unknown entry in the gap may be this UID; unknown entries are
+                    // interchangeable, so removing the first is exact.
+                    _ if gap_end > gap_start => Some(gap_start),
+                    _ => None,
+                };
+                if let Some(i) = remove {
+                    self.uids.remove(i);
+                    self.msgs.remove(i);
+                    storage.expunged(uid);
+                }
+            }
+        }
+    }
+
+    /// Untagged `FLAGS (...)`: the keywords the mailbox knows.
+    pub fn flags(&mut self, flags: &[&[u8]]) {
+        // A keyword that disappears while a message still has it.
+        for (i, kw) in self.kw_names.iter().enumerate() {
+            if flags.iter().any(|f| f.eq_ignore_ascii_case(kw)) {
+                continue;
+            }
+            let bit = 1u64 << (flags::KEYWORD_BASE + i);
+            let users = self
+                .msgs
+                .iter()
+                .filter(|m| m.flags_known && m.flags & bit != 0)
+                .count();
+            if users > 0 {
+                let kw = String::from_utf8_lossy(kw).into_owned();
+                self.findings.push(Finding {
+                    severity: Severity::Error,
+                    message: format!(
+                        "mailbox \"{}\": keyword {kw} dropped from FLAGS: expected it to stay, {users} message(s) still have it",
+                        self.mailbox
+                    ),
+                });
+            }
+        }
+        self.keywords.clear();
+        self.keywords.extend(
+            flags
+                .iter()
+                .filter(|f| !f.starts_with(b"\\"))
+                .map(|f| Box::<[u8]>::from(*f)),
+        );
+        self.flags_seen = true;
+    }
+
+    /// `[PERMANENTFLAGS (...)]`: keywords must have been announced by FLAGS first.
+    pub fn permanent_flags(&mut self, flags: &[&[u8]]) {
+        if !self.flags_seen {
+            return;
+        }
+        for f in flags {
+            if !f.starts_with(b"\\") && !self.has_keyword(f) {
+                let kw = String::from_utf8_lossy(f).into_owned();
+                self.error(format!(
+                    "{}: PERMANENTFLAGS keyword {kw} was not announced by FLAGS",
+                    self.who(0, 0, None)
+                ));
+            }
+        }
+    }
+
+    fn has_keyword(&self, kw: &[u8]) -> bool {
+        self.keywords.iter().any(|k| k.eq_ignore_ascii_case(kw))
+    }
+
+    /// `[UIDVALIDITY n]`: the same storage keeps its UIDVALIDITY.
+    pub fn uidvalidity(&mut self, v: u32) {
+        let mut storage = lock(&self.storage);
+        match storage.uidvalidity {
+            Some(old) if old != v => {
+                storage.uidvalidity = Some(v);
+                storage.uids.clear();
+                storage.expunged.clear();
+                drop(storage);
+                self.error(format!(
+                    "{}: UIDVALIDITY changed: expected {old}, got {v}",
+                    self.who(0, 0, None)
+                ));
+            }
+            _ => storage.uidvalidity = Some(v),
+        }
+    }
+
+    /// `* seq FETCH (items)`
+    pub fn fetch(&mut self, seq: u32, items: &[FetchItem<'_>]) {
+        let count = self.count();
+        if seq == 0 || seq > count {
+            self.error(format!(
+                "{}: FETCH for seq {seq} beyond EXISTS: expected a sequence in 1..={count}",
+                self.who(0, 0, None)
+            ));
+            return;
+        }
+        let idx = (seq - 1) as usize;
+        let mut uid = self.uids[idx];
+        let mut statics = false;
+        for item in items {
+            match item {
+                FetchItem::Uid(u) => uid = self.fetched_uid(idx, *u),
+                FetchItem::Envelope(_)
+                | FetchItem::InternalDate(_)
+                | FetchItem::Rfc822Size(_)
+                | FetchItem::Body(_)
+                | FetchItem::BodyStructure(_)
+                | FetchItem::Section { .. } => statics = true,
+                _ => {}
+            }
+        }
+        for item in items {
+            match item {
+                FetchItem::ModSeq(m) => self.fetched_modseq(idx, uid, *m),
+                FetchItem::Flags(flags) => self.fetched_flags(seq, uid, flags),
+                _ => {}
+            }
+        }
+        if uid != 0 && statics {
+            self.fetched_static(seq, uid, items);
+        }
+    }
+
+    fn fetched_uid(&mut self, idx: usize, u: u32) -> u32 {
+        let seq = idx as u32 + 1;
+        let known = self.uids[idx];
+        if u == 0 {
+            self.error(format!(
+                "{}: FETCH returned invalid UID 0",
+                self.who(seq, known, None)
+            ));
+            return known;
+        }
+        if known != 0 {
+            if known != u {
+                self.error(format!(
+                    "{}: UID changed for seq {seq}: expected UID {known}, got {u}",
+                    self.who(seq, known, None)
+                ));
+            }
+            return known;
+        }
+        let lower = self.uids[..idx]
+            .iter()
+            .rposition(|&x| x != 0)
+            .map(|i| (i, self.uids[i]));
+        let upper = self.uids[idx + 1..]
+            .iter()
+            .position(|&x| x != 0)
+            .map(|i| (idx + 1 + i, self.uids[idx + 1 + i]));
+        if let Some((i, l)) = lower.filter(|&(_, l)| l >= u) {
+            self.error(format!(
+                "{}: UID {u} out of order: seq {} has UID {l}, expected a UID above it",
+                self.who(seq, 0, None),
+                i + 1
+            ));
+            return 0;
+        }
+        if let Some((i, h)) = upper.filter(|&(_, h)| h <= u) {
+            self.error(format!(
+                "{}: UID {u} out of order: seq {} has UID {h}, expected a UID below it",
+                self.who(seq, 0, None),
+                i + 1
+            ));
+            return 0;
+        }
+        self.uids[idx] = u;
+        u
+    }
+
+    fn fetched_modseq(&mut self, idx: usize, uid: u32, m: u64) {
+        let seq = idx as u32 + 1;
+        let old = self.msgs[idx].modseq;
+        if m == 0 {
+            self.error(format!("{}: invalid MODSEQ 0", self.who(seq, uid, None)));
+        } else if m < old {
+            self.error(format!(
+                "{}: MODSEQ went backwards: expected at least {old}, got {m}",
+                self.who(seq, uid, None)
+            ));
+        } else {
+            self.msgs[idx].modseq = m;
+        }
+        if self.owns_msg(uid) && self.stores.is_empty() {
+            let mut storage = lock(&self.storage);
+            let meta = storage.uids.entry(uid).or_default();
+            let before = std::mem::replace(&mut meta.owner_modseq, m);
+            drop(storage);
+            if before != 0 && m != before && m >= old {
+                self.error(format!(
+                    "{}: MODSEQ of owned message changed by another session: expected {before}, got {m}",
+                    self.who(seq, uid, None)
+                ));
+            }
+        }
+    }
+
+    fn fetched_flags(&mut self, seq: u32, uid: u32, flags: &[&[u8]]) {
+        let mut bits = 0u64;
+        let mut complete = true;
+        for flag in flags {
+            if flag.starts_with(b"\\") {
+                if let Some(bit) = flags::system_bit(flag) {
+                    bits |= bit;
+                } else if flag.eq_ignore_ascii_case(b"\\Recent") {
+                    if uid != 0 && !self.imap4rev2 {
+                        self.recent(seq, uid);
+                    }
+                } else {
+                    let f = String::from_utf8_lossy(flag).into_owned();
+                    self.error(format!(
+                        "{}: invalid system flag {f} in FETCH FLAGS",
+                        self.who(seq, uid, None)
+                    ));
+                }
+                continue;
+            }
+            if self.flags_seen && !self.has_keyword(flag) {
+                let kw = String::from_utf8_lossy(flag).into_owned();
+                self.error(format!(
+                    "{}: keyword {kw} used in FETCH FLAGS without being announced by FLAGS",
+                    self.who(seq, uid, None)
+                ));
+                // Report each keyword once per selection.
+                self.keywords.push(Box::from(*flag));
+            }
+            match self.keyword_bit(flag) {
+                Some(bit) => bits |= bit,
+                None => complete = false,
+            }
+        }
+        let idx = (seq - 1) as usize;
+        let Some(state) = self.msgs.get(idx).copied() else {
+            return;
+        };
+        if state.flags_known && complete && !self.owned.is_empty() && self.stores.is_empty() {
+            let owned = self.owned_mask();
+            let changed = (state.flags ^ bits) & owned;
+            if changed != 0 {
+                let message_id = self.message_id(uid);
+                for name in self.flag_names(changed) {
+                    let was = if state.flags & self.name_bit(&name) != 0 {
+                        "set"
+                    } else {
+                        "clear"
+                    };
+                    let now = if was == "set" { "clear" } else { "set" };
+                    self.error(format!(
+                        "{}: owned flag {name} changed by another session: expected it {was}, got it {now}",
+                        self.who(seq, uid, message_id.as_deref())
+                    ));
+                }
+            }
+        }
+        if complete && self.stores.is_empty() && self.owns_msg(uid) {
+            let mut names: Vec<Box<[u8]>> = flags
+                .iter()
+                .filter(|f| !f.eq_ignore_ascii_case(b"\\Recent"))
+                .map(|f| f.to_ascii_lowercase().into_boxed_slice())
+                .collect();
+            names.sort_unstable();
+            let mut storage = lock(&self.storage);
+            let meta = storage.uids.entry(uid).or_default();
+            let before = meta.owner_flags.replace(names.clone());
+            let message_id = meta.message_id.clone();
+            drop(storage);
+            if let Some(before) = before.filter(|b| *b != names) {
+                let text = |v: &[Box<[u8]>]| {
+                    v.iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                self.error(format!(
+                    "{}: flags of owned message changed by another session: expected ({}), got ({})",
+                    self.who(seq, uid, message_id.as_deref()),
+                    text(&before),
+                    text(&names)
+                ));
+            }
+        }
+        self.flags_epoch += 1;
+        let epoch = self.flags_epoch;
+        if let Some(m) = self.msgs.get_mut(idx) {
+            m.flags = bits;
+            m.flags_known = complete;
+            m.flags_epoch = epoch;
+        }
+    }
+
+    /// `own_msgs`: this connection's slot owns `uid`.
+    fn owns_msg(&self, uid: u32) -> bool {
+        uid != 0
+            && self.own_msgs.is_some_and(|(slot, clients)| {
+                flags::msg_owner(uid, clients) == slot % clients.max(1)
+            })
+    }
+
+    /// `own_msgs`: sequences of messages this slot owns (UID known, not seen expunged).
+    pub fn owned_seqs(&self) -> Vec<u32> {
+        let storage = lock(&self.storage);
+        self.uids
+            .iter()
+            .enumerate()
+            .filter(|&(_, &uid)| self.owns_msg(uid) && !storage.expunged.contains(&uid))
+            .map(|(i, _)| i as u32 + 1)
+            .collect()
+    }
+
+    /// The bit of a keyword, registering it in this selection; `None` past the limit.
+    fn keyword_bit(&mut self, kw: &[u8]) -> Option<u64> {
+        let i = match self
+            .kw_names
+            .iter()
+            .position(|k| k.eq_ignore_ascii_case(kw))
+        {
+            Some(i) => i,
+            None if self.kw_names.len() < flags::MAX_KEYWORDS => {
+                self.kw_names.push(Box::from(kw));
+                self.kw_names.len() - 1
+            }
+            None => return None,
+        };
+        Some(1 << (flags::KEYWORD_BASE + i))
+    }
+
+    fn name_bit(&mut self, name: &str) -> u64 {
+        flags::system_bit(name.as_bytes())
+            .or_else(|| self.keyword_bit(name.as_bytes()))
+            .unwrap_or(0)
+    }
+
+    fn owned_mask(&mut self) -> u64 {
+        let owned = std::mem::take(&mut self.owned);
+        let mask = owned.iter().fold(0, |m, f| m | self.name_bit(f));
+        self.owned = owned;
+        mask
+    }
+
+    fn flag_names(&self, bits: u64) -> Vec<String> {
+        let mut names = Vec::new();
+        for (i, f) in flags::SYSTEM_FLAGS.iter().enumerate() {
+            if bits & (1 << i) != 0 {
+                names.push((*f).to_owned());
+            }
+        }
+        for (i, k) in self.kw_names.iter().enumerate() {
+            if bits & (1 << (flags::KEYWORD_BASE + i)) != 0 {
+                names.push(String::from_utf8_lossy(k).into_owned());
+            }
+        }
+        names
+    }
+
+    fn message_id(&self, uid: u32) -> Option<Box<[u8]>> {
+        if uid == 0 {
+            return None;
+        }
+        lock(&self.storage)
+            .uids
+            .get(&uid)
+            .and_then(|m| m.message_id.clone())
+    }
+
+    /// One of our STOREs (tag `number`) was sent.
+    pub fn store_sent(&mut self, number: u32, mut intent: StoreIntent) {
+        intent.sent_epoch = self.flags_epoch;
+        self.stores.push((number, intent));
+    }
+
+    /// Our STORE `number` completed. With `own_flags`, every message of its set whose
+    /// flags are known must now show the change: a STORE that changed nothing needs no
+    /// FETCH (RFC 3501), so only what is known is checked.
+    pub fn store_done(&mut self, number: u32, ok: bool, expungeissued: bool) {
+        let Some(i) = self.stores.iter().position(|(n, _)| *n == number) else {
+            return;
+        };
+        let (_, intent) = self.stores.swap_remove(i);
+        let count = self.count();
+        // Whatever it did, our STORE may have changed flags and MODSEQs silently.
+        let owner = self.own_msgs.is_some();
+        let mut storage = lock(&self.storage);
+        for &(a, b) in &intent.set {
+            for seq in a.max(1)..=b.min(count) {
+                let idx = (seq - 1) as usize;
+                let m = &mut self.msgs[idx];
+                if intent.silent {
+                    // The new MODSEQ (and for untracked STOREs the flags) never came.
+                    m.modseq = 0;
+                    if intent.flags.is_empty() {
+                        m.flags_known = false;
+                    }
+                }
+                let uid = self.uids[idx];
+                if owner
+                    && uid != 0
+                    && let Some(meta) = storage.uids.get_mut(&uid)
+                {
+                    meta.owner_flags = None;
+                    meta.owner_modseq = 0;
+                }
+            }
+        }
+        drop(storage);
+        if !ok {
+            return;
+        }
+        let mask = intent.flags.iter().fold(0, |m, f| m | self.name_bit(f));
+        if mask == 0 {
+            return;
+        }
+        let others_in_flight = !self.stores.is_empty();
+        let storage_arc = self.storage.clone();
+        for &(a, b) in &intent.set {
+            for seq in a.max(1)..=b.min(count) {
+                let idx = (seq - 1) as usize;
+                let uid = self.uids[idx];
+                let state = self.msgs[idx];
+                if !state.flags_known {
+                    continue;
+                }
+                // Pipelined commands: a FETCH that came while the STORE was in flight
+                // may be older or newer than its change, and another STORE of ours
+                // may change the same flags; then only the server's word counts.
+                let raced = state.flags_epoch > intent.sent_epoch || others_in_flight;
+                if intent.silent {
+                    let m = &mut self.msgs[idx];
+                    if raced {
+                        m.flags_known = false;
+                    } else if intent.add {
+                        m.flags |= mask;
+                    } else {
+                        m.flags &= !mask;
+                    }
+                    continue;
+                }
+                if others_in_flight {
+                    continue;
+                }
+                let expunged = uid != 0 && lock(&storage_arc).expunged.contains(&uid);
+                let have = state.flags & mask;
+                let wrong = if intent.add { mask & !have } else { have };
+                if wrong != 0 && !expungeissued && !expunged {
+                    let message_id = self.message_id(uid);
+                    let (op, want) = if intent.add {
+                        ("+FLAGS", "set")
+                    } else {
+                        ("-FLAGS", "clear")
+                    };
+                    for name in self.flag_names(wrong) {
+                        self.error(format!(
+                            "{}: STORE {op} didn't update {name}: expected it {want} after the STORE, the server's flags say otherwise",
+                            self.who(seq, uid, message_id.as_deref())
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn recent(&mut self, seq: u32, uid: u32) {
+        let mut storage = lock(&self.storage);
+        let meta = storage.uids.entry(uid).or_default();
+        match meta.recent_owner {
+            None => meta.recent_owner = Some(self.connection),
+            Some(owner) if owner != self.connection && !meta.recent_reported => {
+                meta.recent_reported = true;
+                let message_id = meta.message_id.clone();
+                drop(storage);
+                self.error(format!(
+                    "{}: \\Recent flag in multiple sessions: expected only in connection {owner}, also seen in connection {}",
+                    self.who(seq, uid, message_id.as_deref()),
+                    self.connection
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn fetched_static(&mut self, seq: u32, uid: u32, items: &[FetchItem<'_>]) {
+        let storage_arc = self.storage.clone();
+        let mut storage = lock(&storage_arc);
+        let meta = storage.uids.entry(uid).or_default();
+        let mut errors: Vec<String> = Vec::new();
+        let scratch = &mut self.scratch;
+        // The Message-ID first: later items are reported with it.
+        for item in items {
+            if let FetchItem::Envelope(env) = item
+                && let Some(fields) = env.as_list()
+                && !fields.iter().all(Arg::is_nil)
+            {
+                if let Some(Some(id)) = fields.get(9).and_then(Arg::as_nstring) {
+                    match &meta.message_id {
+                        Some(old) if !old.eq_ignore_ascii_case(id) => errors.push(format!(
+                            "Message-ID changed: expected {}, got {}",
+                            excerpt(old),
+                            excerpt(id)
+                        )),
+                        Some(_) => {}
+                        None => meta.message_id = Some(Box::from(id)),
+                    }
+                }
+                if meta.sent.is_none()
+                    && let Some(Some(d)) = fields.first().and_then(Arg::as_nstring)
+                {
+                    meta.sent = date::parse_rfc5322(d);
+                }
+            }
+        }
+        let mut checked: [Option<&'static str>; 5] = [None; 5];
+        for item in items {
+            match item {
+                FetchItem::InternalDate(d) => match date::parse_internaldate(d) {
+                    None => errors.push(format!("broken INTERNALDATE {}", excerpt(d))),
+                    Some(0) => {}
+                    Some(t) => match &meta.internaldate {
+                        Some((old, text)) if *old != t => errors.push(format!(
+                            "INTERNALDATE changed: expected \"{}\", got \"{}\"",
+                            String::from_utf8_lossy(text),
+                            String::from_utf8_lossy(d)
+                        )),
+                        Some(_) => {}
+                        None => meta.internaldate = Some((t, Box::from(d.trim_ascii()))),
+                    },
+                },
+                FetchItem::Rfc822Size(s) if *s != 0 => {
+                    check_size(&mut meta.data.size, *s, "RFC822.SIZE", &mut errors);
+                    checked[0] = Some("RFC822.SIZE");
+                }
+                FetchItem::Section {
+                    name,
+                    origin: None,
+                    data,
+                } if name.eq_ignore_ascii_case(b"BODY[]")
+                    || name.eq_ignore_ascii_case(b"RFC822") =>
+                {
+                    if let Some(len) = data.literal_size().filter(|&l| l > 0) {
+                        check_size(&mut meta.data.size, len, "BODY[] size", &mut errors);
+                        checked[0] = Some("RFC822.SIZE");
+                    }
+                }
+                FetchItem::Section {
+                    name,
+                    origin: None,
+                    data,
+                } if is_header_fields(name) => {
+                    let Some(Some(text)) = data.as_nstring() else {
+                        continue;
+                    };
+                    if text.is_empty() {
+                        continue;
+                    }
+                    if let Some(h) = unexpected_header(name, text) {
+                        errors.push(format!(
+                            "{} reply has header {h}: expected only the headers asked for",
+                            String::from_utf8_lossy(name)
+                        ));
+                    }
+                    match meta
+                        .headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    {
+                        Some((_, old)) if **old != *text => errors.push(format!(
+                            "{} changed: expected '{}', got '{}'",
+                            String::from_utf8_lossy(name),
+                            excerpt(old).trim_end(),
+                            excerpt(text).trim_end()
+                        )),
+                        Some(_) => {}
+                        None => meta.headers.push((Box::from(*name), Box::from(text))),
+                    }
+                }
+                FetchItem::Envelope(env) if !is_placeholder_envelope(env) => {
+                    scratch.clear();
+                    write_arg(env, scratch);
+                    check_text(&mut meta.data.envelope, scratch, "ENVELOPE", &mut errors);
+                    checked[1] = Some("ENVELOPE");
+                }
+                FetchItem::Body(b) => {
+                    scratch.clear();
+                    write_arg(b, scratch);
+                    if !is_placeholder_body(scratch) {
+                        check_text(&mut meta.data.body, scratch, "BODY", &mut errors);
+                        checked[2] = Some("BODY");
+                    }
+                }
+                FetchItem::BodyStructure(b) => {
+                    scratch.clear();
+                    write_arg(b, scratch);
+                    if !is_placeholder_body(scratch) {
+                        check_text(
+                            &mut meta.data.bodystructure,
+                            scratch,
+                            "BODYSTRUCTURE",
+                            &mut errors,
+                        );
+                        checked[3] = Some("BODYSTRUCTURE");
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Copies with the same Message-ID must agree (only items that agreed per UID).
+        if errors.is_empty()
+            && let Some(id) = &meta.message_id
+            && checked.iter().any(Option::is_some)
+        {
+            let mut messages = lock(&self.registry.messages);
+            let global = match messages.get_mut(id) {
+                Some(g) => g,
+                None => messages.entry(id.clone()).or_default(),
+            };
+            let first = global
+                .first_seen
+                .get_or_insert_with(|| (self.user.clone(), uid));
+            let is_first = *first.0 == *self.user && first.1 == uid;
+            let (first_user, first_uid) = (
+                if is_first {
+                    None
+                } else {
+                    Some(first.0.clone())
+                },
+                first.1,
+            );
+            let mut cross = Vec::new();
+            if let Some(s) = meta.data.size {
+                check_size(&mut global.size, s, "RFC822.SIZE", &mut cross);
+            }
+            for (mine, theirs, name) in [
+                (&meta.data.envelope, &mut global.envelope, "ENVELOPE"),
+                (&meta.data.body, &mut global.body, "BODY"),
+                (
+                    &meta.data.bodystructure,
+                    &mut global.bodystructure,
+                    "BODYSTRUCTURE",
+                ),
+            ] {
+                if let Some(v) = mine {
+                    check_text(theirs, v, name, &mut cross);
+                }
+            }
+            if let Some(first_user) = first_user {
+                for e in cross {
+                    errors.push(format!(
+                        "{e} (as seen for user {first_user} UID {first_uid} with the same Message-ID)"
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            return;
+        }
+        let message_id = meta.message_id.clone();
+        drop(storage);
+        for e in errors {
+            let who = self.who(seq, uid, message_id.as_deref());
+            self.error(format!("{who}: {e}"));
+        }
+    }
+
+    /// A SEARCH with this query (root AND) was sent.
+    pub fn search_sent(&mut self, key: Vec<SearchKey>) {
+        self.search = Some(PendingSearch {
+            key,
+            replied: false,
+            missing: Vec::new(),
+        });
+    }
+
+    /// `* SEARCH nums` answering the pending SEARCH.
+    pub fn search_reply(&mut self, nums: &[u32]) {
+        let Some(mut pending) = self.search.take() else {
+            return;
+        };
+        if pending.replied {
+            self.error(format!("{}: duplicate SEARCH reply", self.who(0, 0, None)));
+            self.search = Some(pending);
+            return;
+        }
+        pending.replied = true;
+        let count = self.count();
+        let mut sorted = nums.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if let Some(&n) = sorted.iter().find(|&&n| n == 0 || n > count) {
+            self.error(format!(
+                "{}: SEARCH reply seq {n}: expected a sequence in 1..={count}",
+                self.who(0, 0, None)
+            ));
+        }
+        let storage_arc = self.storage.clone();
+        let storage = lock(&storage_arc);
+        let mut extra = Vec::new();
+        for (i, &uid) in self.uids.iter().enumerate() {
+            let seq = i as u32 + 1;
+            let meta = (uid != 0).then(|| storage.uids.get(&uid)).flatten();
+            let facts = Facts {
+                seq,
+                size: meta.and_then(|m| m.data.size),
+                internal: meta.and_then(|m| m.internaldate.as_ref().map(|d| d.0)),
+                sent: meta.and_then(|m| m.sent),
+            };
+            let returned = sorted.binary_search(&seq).is_ok();
+            match search::and(&pending.key, &facts) {
+                Some(true) if !returned => pending.missing.push((seq, uid)),
+                Some(false) if returned => extra.push((seq, uid)),
+                _ => {}
+            }
+        }
+        drop(storage);
+        if !extra.is_empty() {
+            let query = query_text(&pending.key);
+            for (seq, uid) in extra {
+                self.error(format!(
+                    "{}: SEARCH {query}: returned a message that cannot match",
+                    self.who(seq, uid, None)
+                ));
+            }
+        }
+        self.search = Some(pending);
+    }
+
+    /// The pending SEARCH completed (`ok`: tagged OK; `expungeissued`: its code).
+    pub fn search_done(&mut self, ok: bool, expungeissued: bool) {
+        let Some(pending) = self.search.take() else {
+            return;
+        };
+        if !ok {
+            return;
+        }
+        let query = query_text(&pending.key);
+        if !pending.replied {
+            self.error(format!(
+                "{}: SEARCH {query}: expected an untagged SEARCH reply, got none",
+                self.who(0, 0, None)
+            ));
+            return;
+        }
+        if expungeissued {
+            return;
+        }
+        let storage = lock(&self.storage);
+        let missing: Vec<(u32, u32)> = pending
+            .missing
+            .iter()
+            .copied()
+            .filter(|(_, uid)| !storage.expunged.contains(uid))
+            .collect();
+        drop(storage);
+        for (seq, uid) in missing {
+            self.error(format!(
+                "{}: SEARCH {query}: result is missing a message that must match",
+                self.who(seq, uid, None)
+            ));
+        }
+    }
+}
+
+fn query_text(key: &[SearchKey]) -> String {
+    let mut s = String::new();
+    search::render_list(key, &mut s);
+    s
+}
+
+fn check_size(slot: &mut Option<u64>, new: u64, name: &str, errors: &mut Vec<String>) {
+    match *slot {
+        Some(old) if old != new => {
+            errors.push(format!("{name} changed: expected {old}, got {new}"));
+        }
+        Some(_) => {}
+        None => *slot = Some(new),
+    }
+}
+
+fn check_text(slot: &mut Option<Box<[u8]>>, new: &[u8], name: &str, errors: &mut Vec<String>) {
+    match slot {
+        Some(old) if !old.eq_ignore_ascii_case(new) => errors.push(format!(
+            "{name} changed: expected '{}', got '{}'",
+            excerpt(old),
+            excerpt(new)
+        )),
+        Some(_) => {}
+        None => *slot = Some(Box::from(new)),
+    }
+}
+
+fn excerpt(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    if s.chars().count() <= EXCERPT {
+        s.into_owned()
+    } else {
+        let mut t: String = s.chars().take(EXCERPT).collect();
+        t.push_str("...");
+        t
+    }
+}
+
+/// `BODY[HEADER.FIELDS (...)]` (not `.NOT`).
+fn is_header_fields(name: &[u8]) -> bool {
+    const P: &[u8] = b"BODY[HEADER.FIELDS (";
+    name.get(..P.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(P))
+}
+
+/// A header in a HEADER.FIELDS reply that the section didn't ask for.
+fn unexpected_header(name: &[u8], text: &[u8]) -> Option<String> {
+    let open = name.iter().position(|&b| b == b'(')?;
+    let close = name.iter().rposition(|&b| b == b')')?;
+    let asked: Vec<&[u8]> = name
+        .get(open + 1..close)?
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .collect();
+    for line in text.split(|&b| b == b'\n') {
+        if line.first().is_none_or(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let header = line[..colon].trim_ascii();
+        if !asked.iter().any(|a| a.eq_ignore_ascii_case(header)) {
+            return Some(String::from_utf8_lossy(header).into_owned());
+        }
+    }
+    None
+}
+
+/// ENVELOPE of ten NILs: what some servers send for an expunged message.
+fn is_placeholder_envelope(env: &Arg<'_>) -> bool {
+    env.as_list().is_none_or(|f| f.iter().all(Arg::is_nil))
+}
+
+/// BODY/BODYSTRUCTURE of an empty text/plain part: an expunged message's placeholder.
+fn is_placeholder_body(serialized: &[u8]) -> bool {
+    const EMPTY: &[u8] = b"(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0";
+    serialized == b"NIL"
+        || serialized
+            .get(..EMPTY.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(EMPTY))
+}
+
+/// A canonical form of an argument: strings quoted whichever way they came.
+pub fn write_arg(arg: &Arg<'_>, out: &mut Vec<u8>) {
+    match arg {
+        Arg::Atom(a) => out.extend_from_slice(a),
+        Arg::Quoted(q) => write_quoted(q, out),
+        Arg::Literal(l) => write_quoted(l, out),
+        Arg::SkippedLiteral { size } => {
+            let _ = write!(Bytes(out), "{{{size}}}");
+        }
+        Arg::Nil => out.extend_from_slice(b"NIL"),
+        Arg::List(items) => {
+            out.push(b'(');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                write_arg(item, out);
+            }
+            out.push(b')');
+        }
+    }
+}
+
+fn write_quoted(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
+}
+
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,376 @@
+//! A fault-injecting IMAP proxy for tracking tests: it sits between the tool and a real
+//! server and rewrites server responses to lie in exactly one way per run ([`Lie`]).
+//! Client bytes pass through untouched; server responses are framed with
+//! [`imaptest::imap::Framer`] and only their line text is edited: literal data always
+//! passes through byte for byte.
+//!
+//! Most lies are told on every other occurrence (counted over the whole proxy), so the
+//! tool sees both the truth and the lie about the same thing, as it would with a buggy
+//! server. [`LyingProxy::lies`] counts the lies told, so a test can tell "the tool missed
+//! it" from "the lie never came up".
+//!
+//! The proxy runs on its own thread with a single-threaded tokio runtime and stops when
+//! dropped.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::BytesMut;
+use imaptest::imap::{Framer, FramerLimits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// The one way a proxy lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lie {
+    /// Pass everything through.
+    Transparent,
+    /// `UID u` in a FETCH becomes `UID u+1`.
+    Uid,
+    /// `* n EXPUNGE` is dropped.
+    SwallowExpunge,
+    /// `* n FETCH` becomes `* n+1000 FETCH`.
+    FetchBeyondExists,
+    /// FETCH FLAGS gain `$Unannounced`.
+    UnannouncedKeyword,
+    /// The INTERNALDATE's hour changes.
+    InternalDate,
+    /// RFC822.SIZE grows by one.
+    Rfc822Size,
+    /// The ENVELOPE's first string gets an `x` appended.
+    Envelope,
+    /// The BODYSTRUCTURE's first string gets an `x` appended.
+    BodyStructure,
+    /// Every FETCH FLAGS list gets `\Recent` (every session sees it).
+    Recent,
+    /// `MODSEQ (n)` becomes `MODSEQ (1)`.
+    ModSeqBackwards,
+    /// `* SEARCH a b c` loses its last number.
+    SearchMissing,
+    /// A FETCH FLAGS list silently loses its first flag (a non-atomic flag update).
+    DropFlag,
+    /// `* n EXISTS` becomes `* n-2 EXISTS` (below the last count when one message came).
+    ExistsShrinks,
+}
+
+/// A running proxy; dropping it stops it and closes every connection.
+pub struct LyingProxy {
+    pub addr: SocketAddr,
+    lies: Arc<AtomicU64>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LyingProxy {
+    /// Listens on 127.0.0.1:0 and forwards every connection to `upstream`.
+    pub fn start(upstream: SocketAddr, lie: Lie) -> Self {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let lies = Arc::new(AtomicU64::new(0));
+        let counter = lies.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+                addr_tx
+                    .send(listener.local_addr().expect("proxy addr"))
+                    .ok();
+                let occurrences = Arc::new(AtomicU64::new(0));
+                let accept = async {
+                    loop {
+                        let Ok((client, _)) = listener.accept().await else {
+                            continue;
+                        };
+                        let lies = counter.clone();
+                        let occurrences = occurrences.clone();
+                        tokio::spawn(async move {
+                            if let Ok(server) = TcpStream::connect(upstream).await {
+                                relay(client, server, lie, lies, occurrences).await;
+                            }
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        let addr = addr_rx.recv().expect("proxy started");
+        LyingProxy {
+            addr,
+            lies,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Lies told so far.
+    pub fn lies(&self) -> u64 {
+        self.lies.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for LyingProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    lie: Lie,
+    lies: Arc<AtomicU64>,
+    occurrences: Arc<AtomicU64>,
+) {
+    let (mut client_rd, mut client_wr) = client.into_split();
+    let (mut server_rd, mut server_wr) = server.into_split();
+    let upstream = async {
+        let _ = tokio::io::copy(&mut client_rd, &mut server_wr).await;
+        let _ = server_wr.shutdown().await;
+    };
+    let downstream = async {
+        let mut framer = Framer::new(FramerLimits {
+            max_line: 16 * 1024 * 1024,
+            max_literal: usize::MAX / 2,
+        });
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut out = Vec::with_capacity(64 * 1024);
+        loop {
+            match server_rd.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            out.clear();
+            loop {
+                match framer.next_response(&mut buf) {
+                    Ok(Some(resp)) => {
+                        let told = rewrite(lie, resp.bytes(), &occurrences, &mut out);
+                        if told {
+                            lies.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            if client_wr.write_all(&out).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_wr.shutdown().await;
+    };
+    tokio::join!(upstream, downstream);
+}
+
+/// The response split into line text and literal data, in wire order.
+fn segments(resp: &[u8]) -> Vec<(bool, &[u8])> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < resp.len() {
+        let rest = &resp[pos..];
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let line = &rest[..end];
+        out.push((false, line));
+        pos += end;
+        let trimmed = line.strip_suffix(b"\r\n").unwrap_or(line);
+        if let Some(inner) = trimmed.strip_suffix(b"}")
+            && let Some(open) = inner.iter().rposition(|&b| b == b'{')
+        {
+            let digits = &inner[open + 1..];
+            let digits = digits.strip_suffix(b"+").unwrap_or(digits);
+            if let Some(n) = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|d| d.parse::<usize>().ok())
+            {
+                let n = n.min(resp.len() - pos);
+                out.push((true, &resp[pos..pos + n]));
+                pos += n;
+            }
+        }
+    }
+    out
+}
+
+/// Every other occurrence (over the whole proxy) is a lie.
+fn turn(occurrences: &AtomicU64) -> bool {
+    occurrences.fetch_add(1, Ordering::Relaxed) % 2 == 1
+}
+
+/// Appends `resp` to `out`, rewritten by `lie`. Returns whether a lie was told.
+fn rewrite(lie: Lie, resp: &[u8], occurrences: &AtomicU64, out: &mut Vec<u8>) -> bool {
+    let parts = segments(resp);
+    let Some(&(_, first)) = parts.first() else {
+        return false;
+    };
+    let words: Vec<&[u8]> = first.trim_ascii_end().split(|&b| b == b' ').collect();
+    let untagged_num = |name: &[u8]| {
+        words.first() == Some(&&b"*"[..])
+            && words.len() >= 3
+            && words[2].eq_ignore_ascii_case(name)
+            && std::str::from_utf8(words[1])
+                .ok()
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some()
+    };
+    let is_fetch = untagged_num(b"FETCH");
+    let seq = || -> u64 {
+        std::str::from_utf8(words[1])
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut told = false;
+    match lie {
+        Lie::Transparent => {}
+        Lie::SwallowExpunge if untagged_num(b"EXPUNGE") && turn(occurrences) => return true,
+        Lie::ExistsShrinks if untagged_num(b"EXISTS") && seq() > 2 && turn(occurrences) => {
+            out.extend_from_slice(format!("* {} EXISTS\r\n", seq() - 2).as_bytes());
+            return true;
+        }
+        Lie::FetchBeyondExists if is_fetch && turn(occurrences) => {
+            out.extend_from_slice(format!("* {} ", seq() + 1000).as_bytes());
+            let skip = words[0].len() + 1 + words[1].len() + 1;
+            out.extend_from_slice(&first[skip..]);
+            for (_, p) in &parts[1..] {
+                out.extend_from_slice(p);
+            }
+            return true;
+        }
+        Lie::SearchMissing
+            if words.first() == Some(&&b"*"[..])
+                && words
+                    .get(1)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"SEARCH"))
+                && words.len() > 2
+                && words[2..].iter().all(|w| w.iter().all(u8::is_ascii_digit))
+                && turn(occurrences) =>
+        {
+            let kept = words[..words.len() - 1].join(&b' ');
+            out.extend_from_slice(&kept);
+            out.extend_from_slice(b"\r\n");
+            return true;
+        }
+        _ if is_fetch => {
+            for (literal, p) in &parts {
+                if *literal {
+                    out.extend_from_slice(p);
+                } else {
+                    told |= edit_fetch_text(lie, p, occurrences, out);
+                }
+            }
+            return told;
+        }
+        _ => {}
+    }
+    out.extend_from_slice(resp);
+    false
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Edits the FETCH item `lie` is about inside one line of FETCH text.
+fn edit_fetch_text(lie: Lie, text: &[u8], occurrences: &AtomicU64, out: &mut Vec<u8>) -> bool {
+    let number_after = |key: &[u8]| -> Option<(usize, usize, u64)> {
+        let at = find(text, key)? + key.len();
+        let len = text[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let n = std::str::from_utf8(&text[at..at + len])
+            .ok()?
+            .parse()
+            .ok()?;
+        Some((at, at + len, n))
+    };
+    let replace = |out: &mut Vec<u8>, from: usize, to: usize, with: &[u8]| {
+        out.extend_from_slice(&text[..from]);
+        out.extend_from_slice(with);
+        out.extend_from_slice(&text[to..]);
+    };
+    let edit: Option<(usize, usize, Vec<u8>)> = match lie {
+        Lie::Uid => number_after(b" UID ")
+            .or_else(|| number_after(b"(UID "))
+            .map(|(a, b, n)| (a, b, (n + 1).to_string().into_bytes())),
+        Lie::Rfc822Size => {
+            number_after(b"RFC822.SIZE ").map(|(a, b, n)| (a, b, (n + 1).to_string().into_bytes()))
+        }
+        Lie::ModSeqBackwards => number_after(b"MODSEQ (")
+            .filter(|&(_, _, n)| n > 1)
+            .map(|(a, b, _)| (a, b, b"1".to_vec())),
+        Lie::UnannouncedKeyword => {
+            find(text, b"FLAGS (").map(|i| (i + 7, i + 7, b"$Unannounced ".to_vec()))
+        }
+        Lie::DropFlag => find(text, b"FLAGS (").and_then(|i| {
+            let start = i + 7;
+            let len = text[start..]
+                .iter()
+                .take_while(|&&b| b != b' ' && b != b')')
+                .count();
+            let flag = &text[start..start + len];
+            if len == 0 || flag.eq_ignore_ascii_case(b"\\Recent") {
+                return None;
+            }
+            let end = if text.get(start + len) == Some(&b' ') {
+                start + len + 1
+            } else {
+                start + len
+            };
+            Some((start, end, Vec::new()))
+        }),
+        Lie::Recent => find(text, b"FLAGS (")
+            .filter(|&i| find(&text[i..], b"\\Recent").is_none())
+            .map(|i| (i + 7, i + 7, b"\\Recent ".to_vec())),
+        Lie::InternalDate => find(text, b"INTERNALDATE \"").and_then(|i| {
+            // "dd-Mon-yyyy hh:..." : the hour's first digit is at +12.
+            let h = i + 14 + 12;
+            let d = *text.get(h)?;
+            let new = if d == b'0' { b'1' } else { b'0' };
+            Some((h, h + 1, vec![new]))
+        }),
+        Lie::Envelope | Lie::BodyStructure => {
+            let key: &[u8] = if lie == Lie::Envelope {
+                b"ENVELOPE ("
+            } else {
+                b"BODYSTRUCTURE ("
+            };
+            find(text, key).and_then(|i| {
+                let open = i + key.len() + text[i + key.len()..].iter().position(|&b| b == b'"')?;
+                let close = open + 1 + text[open + 1..].iter().position(|&b| b == b'"')?;
+                Some((close, close, b"x".to_vec()))
+            })
+        }
+        _ => None,
+    };
+    // Recent and unannounced keywords are told every time; the rest every other time.
+    let always = matches!(lie, Lie::Recent | Lie::UnannouncedKeyword);
+    match edit {
+        Some((from, to, with)) if always || turn(occurrences) => {
+            replace(out, from, to, &with);
+            true
+        }
+        _ => {
+            out.extend_from_slice(text);
+            false
+        }
+    }
+}
