@@ -26,4 +26,5 @@ pub mod metrics;
 pub mod net;
 pub mod report;
 pub mod sasl;
+pub mod scripted;
 pub mod users;
