@@ -65,6 +65,13 @@ fn lossy(b: &[u8]) -> String {
 }
 
 impl Vars {
+    pub fn new(modseq_rule: bool) -> Self {
+        Vars {
+            modseq_rule,
+            ..Vars::default()
+        }
+    }
+
     pub fn set(&mut self, name: &str, value: impl Into<Vec<u8>>) {
         self.values.insert(name.to_owned(), value.into());
     }
@@ -372,7 +379,7 @@ impl Vars {
                     }
                 }
                 _ => {
-                    let ms = m.as_astring().unwrap_or_default();
+                    let ms = c_str(m.as_astring().unwrap_or_default());
                     if ms == b"$" && matches!(a, Some(Arg::List(_))) {
                         // "$" also skips over a list.
                     } else if ms == b"$]" {
@@ -383,7 +390,7 @@ impl Vars {
                             ai += 1;
                         }
                     } else {
-                        let Some(astr) = a.and_then(Arg::as_astring) else {
+                        let Some(astr) = a.and_then(Arg::as_astring).map(c_str) else {
                             self.note(ai, DisplayArg(m).to_string(), got());
                             return ret;
                         };
@@ -462,7 +469,7 @@ impl Vars {
         if !unordered {
             return self.match_args(pat, args, FULL, false);
         }
-        if args.len() % chain != 0 {
+        if !args.len().is_multiple_of(chain) {
             self.note(
                 0,
                 format!("a list of {chain}-element chains"),
@@ -546,6 +553,15 @@ impl Vars {
             return None;
         }
         copy.mismatch
+    }
+}
+
+/// The C tool compares values as C strings: a NUL byte (possible in `~{n}` literals)
+/// ends the value. Kept so verdicts match (release-2.3's append-binary relies on it).
+fn c_str(s: &[u8]) -> &[u8] {
+    match memchr::memchr(0, s) {
+        Some(i) => &s[..i],
+        None => s,
     }
 }
 

@@ -1,5 +1,119 @@
-//! Scripted tests (`test=DIR`): ImapTest's test-file grammar and verdicts.
+//! Scripted tests (`test=DIR` or `test=FILE`): ImapTest's test-file grammar, run
+//! against a server with the C tool's verdicts.
+//!
+//! * [`parser`]: test files (header, the three command forms, untagged expectations,
+//!   `{{{` literals, `!ifenv`/`!sleep`/`!output` directives) into [`parser::Test`].
+//! * [`args`]: the IMAP tokenizer used for expected and received data alike.
+//! * [`matcher`]: variables, `$` wildcards, relative sequences and list directives.
+//! * [`runner`]: connections, setup for `state:`, command groups and checks.
+//! * [`report`]: per-test lines, the summary and JUnit XML.
+//!
+//! Tests run one after another, as the C tool runs them: they share the user and the
+//! test mailbox, so running them in parallel would make them clobber each other.
+//!
+//! Compatibility notes (both upstream suites run unchanged):
+//! * in multi-connection tests a deferred tagged reply may omit the connection
+//!   number (the release-2.3 suite does); when given it must match;
+//! * the `$modseqN` ordering rule applies only to tests whose `$modseqN` names
+//!   appear in increasing order (see [`parser::modseq_rule_applies`]);
+//! * a malformed file is reported (`Error: <path> line <n>: <what>`) and counted as
+//!   a failed test; the other files still run.
 
 pub mod args;
 pub mod matcher;
+pub mod mbox;
 pub mod parser;
+pub mod report;
+pub mod runner;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::config::Settings;
+use crate::net::Endpoint;
+use parser::DEFAULT_MBOX;
+use report::{Summary, TestResult};
+use runner::{RunContext, TestRun};
+
+/// Test files named by `test=`: a directory's entries (not hidden, not `*.mbox`, not
+/// sub-directories) in byte order, or the one file. Also returns the default mbox.
+pub fn discover(path: &Path) -> anyhow::Result<(Vec<PathBuf>, PathBuf)> {
+    let meta = std::fs::metadata(path).with_context(|| format!("stat({})", path.display()))?;
+    if !meta.is_dir() {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        return Ok((vec![path.to_owned()], dir.join(DEFAULT_MBOX)));
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).with_context(|| format!("opendir({})", path.display()))? {
+        let entry = entry.with_context(|| format!("readdir({})", path.display()))?;
+        let name = entry.file_name();
+        let bytes = name.as_encoded_bytes();
+        if bytes.starts_with(b".") || bytes.ends_with(b".mbox") {
+            continue;
+        }
+        if entry.path().is_dir() {
+            continue;
+        }
+        names.push(name);
+    }
+    names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+    let files = names.into_iter().map(|n| path.join(n)).collect();
+    Ok((files, path.join(DEFAULT_MBOX)))
+}
+
+/// Runs every test named by `settings.test`, prints a line per test (stdout), failure
+/// reports (stderr) and the summary (stdout), and writes JUnit XML to `junit` if given.
+/// Returns the exit status: 0 when nothing failed, 2 otherwise.
+pub async fn run(settings: &Settings, junit: Option<&Path>) -> anyhow::Result<u8> {
+    let Some(test_path) = settings.test.as_deref() else {
+        bail!("no test= path given");
+    };
+    if settings.user.template.contains('%') {
+        bail!(
+            "scripted tests log in as one user: give user= without % conversions (got {})",
+            settings.user.template
+        );
+    }
+    let (files, default_mbox) = discover(test_path)?;
+    let endpoint = Endpoint::resolve(
+        &settings.host,
+        settings.connect_host(),
+        settings.imap_port(),
+        &settings.tls,
+        settings.timeout,
+    )
+    .await
+    .context("cannot prepare the server endpoint")?;
+    let mut ctx = RunContext {
+        settings,
+        endpoint: &endpoint,
+        next_conn_id: 1,
+    };
+    let mut results: Vec<TestResult> = Vec::with_capacity(files.len());
+    for file in &files {
+        let result = match parser::parse_file(file, &default_mbox) {
+            Err(e) => {
+                eprintln!("Error: {e}");
+                TestResult::malformed(file, e.to_string())
+            }
+            Ok(test) => TestRun::new(&mut ctx, &test).run().await,
+        };
+        for f in &result.failures {
+            eprintln!("{f}\n");
+        }
+        println!("{}", result.line());
+        results.push(result);
+    }
+    let summary = Summary::from_results(&results);
+    println!("{}", summary.lines());
+    if let Some(path) = junit {
+        let suite = test_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| test_path.display().to_string());
+        std::fs::write(path, report::junit_xml(&suite, &results))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if summary.failed > 0 { 2 } else { 0 })
+}

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use super::args::{self, Arg};
 
+/// `user N: $user2`: the connection logs in as the `user2` setting.
+pub const USER2: &str = "$user2";
+
 /// Largest `connections:` value (and connection prefix).
 pub const MAX_CONNECTIONS: usize = 100;
 
@@ -103,7 +106,7 @@ pub struct Test {
     pub state: StartState,
     pub messages: MessageCount,
     pub ignore_extra_untagged: bool,
-    /// `user N:` overrides, indexed by connection.
+    /// `user N:` overrides, indexed by connection; [`USER2`] means the `user2` setting.
     pub users: Vec<Option<String>>,
     /// `user N: $user2`: the test needs the `user2` setting.
     pub require_user2: bool,
@@ -463,11 +466,13 @@ fn cmd_reply(line: &[u8]) -> (u32, Option<ReplyWord>, &[u8]) {
     let mut tag = 0;
     let mut rest = line;
     let word = first_word(rest);
-    if word.len() > 3 && word[..3].eq_ignore_ascii_case(b"tag") && word.len() < rest.len() {
-        if let Some(n) = parse_uint(&word[3..]).filter(|&n| n > 0) {
-            tag = n;
-            rest = rest.get(word.len() + 1..).unwrap_or_default();
-        }
+    if word.len() > 3
+        && word[..3].eq_ignore_ascii_case(b"tag")
+        && word.len() < rest.len()
+        && let Some(n) = parse_uint(&word[3..]).filter(|&n| n > 0)
+    {
+        tag = n;
+        rest = rest.get(word.len() + 1..).unwrap_or_default();
     }
     let word = first_word(rest);
     let reply = if word.eq_ignore_ascii_case(b"ok") {
@@ -577,7 +582,7 @@ impl FileParser<'_> {
                 }
                 let user = if value == "$user2" || value == "${user2}" {
                     test.require_user2 = true;
-                    None
+                    Some(USER2.to_owned())
                 } else {
                     Some(value.to_owned())
                 };
@@ -891,7 +896,7 @@ fn directives_at(args: &mut Vec<Arg>, reply: &[u8], pos: &ListPos<'_>) -> Result
         .iter()
         .take_while(|a| a.as_atom().is_some_and(|s| s.starts_with(b"$!")))
         .count();
-    if (args.len() - ndirectives) % chain != 0 {
+    if !(args.len() - ndirectives).is_multiple_of(chain) {
         return Err(format!("Invalid list argument count, chain size={chain}"));
     }
     let mut prev_atom: Option<Vec<u8>> = None;
