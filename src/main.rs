@@ -4,7 +4,7 @@ use imaptest::app::{self, exit};
 use imaptest::cli::{self, Command};
 
 fn main() -> ExitCode {
-    let command = match cli::parse(std::env::args().skip(1)) {
+    let command = match cli::parse_os(std::env::args_os().skip(1)) {
         Ok(command) => command,
         Err(e) => {
             eprintln!("Fatal: {e}");
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match run(command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Fatal: {e:#}");
+            eprintln!("Fatal: {}", one_line(&e));
             ExitCode::from(exit::FATAL)
         }
     }
@@ -38,4 +38,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             runtime.block_on(app::run(*settings))
         }
     }
+}
+
+/// The error and its causes on one line, skipping causes the message already quotes
+/// (many errors include their source in their own text).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text.replace('\n', " ")
 }
