@@ -110,7 +110,7 @@ impl ImapClient {
         let stream = ImapStream::new(
             transport,
             peer,
-            options.limits.clone(),
+            options.limits,
             rawlog,
             options.timeout,
         );

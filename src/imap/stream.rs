@@ -72,7 +72,7 @@ impl ImapStream {
             transport,
             peer,
             buf: BytesMut::with_capacity(READ_CHUNK),
-            framer: Framer::new(limits.clone()),
+            framer: Framer::new(limits),
             limits,
             rawlog,
             timeout,
