@@ -107,13 +107,7 @@ impl ImapClient {
             })?),
             None => None,
         };
-        let stream = ImapStream::new(
-            transport,
-            peer,
-            options.limits,
-            rawlog,
-            options.timeout,
-        );
+        let stream = ImapStream::new(transport, peer, options.limits, rawlog, options.timeout);
         let mut client = ImapClient {
             stream,
             id,

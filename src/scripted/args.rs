@@ -284,6 +284,13 @@ impl Parser<'_> {
     }
 }
 
+/// The first line of `data`, without its line ending.
+pub fn first_line(data: &[u8]) -> &[u8] {
+    let end = memchr::memchr(b'\n', data).unwrap_or(data.len());
+    let line = &data[..end];
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 /// Renders arguments back to IMAP-like text for messages.
 pub struct Display<'a>(pub &'a [Arg]);
 

@@ -134,10 +134,17 @@ impl Vars {
                     i += 1;
                 }
                 b'!' => {
-                    while i + 1 < line.len() && line[i + 1] != b' ' {
+                    // For display, a directive also ends at ')' (the C tool eats it).
+                    while i + 1 < line.len()
+                        && line[i + 1] != b' '
+                        && !(keep_unset && line[i + 1] == b')')
+                    {
                         i += 1;
                     }
                     i += 1;
+                    if keep_unset && line.get(i) == Some(&b' ') {
+                        i += 1;
+                    }
                 }
                 _ => {
                     let name: &[u8];
@@ -156,6 +163,8 @@ impl Vars {
                     }
                     if let Some(seq) = parse_u32(name) {
                         out.extend(self.relative_seq(seq));
+                    } else if let (true, Some(v)) = (keep_unset, name.strip_prefix(b"case:")) {
+                        out.extend_from_slice(v);
                     } else if let Some(v) = self.values.get(&*String::from_utf8_lossy(name)) {
                         out.extend_from_slice(v);
                     } else if keep_unset {
@@ -395,7 +404,8 @@ impl Vars {
                             return ret;
                         };
                         let Some((mstr, icase)) = self.expand_input(ms, astr) else {
-                            self.note(ai, DisplayArg(m).to_string(), got());
+                            let shown = self.shown_pattern(m, ms);
+                            self.note(ai, shown, got());
                             return ret;
                         };
                         let last = mi + 1 == pat.len();
@@ -405,11 +415,7 @@ impl Vars {
                             eq(astr, &mstr, icase)
                         };
                         if !ok {
-                            let shown = if mstr == ms {
-                                DisplayArg(m).to_string()
-                            } else {
-                                format!("{} (expanded: {})", DisplayArg(m), lossy(&mstr))
-                            };
+                            let shown = self.shown_pattern(m, ms);
                             self.note(ai, shown, got());
                             return ret;
                         }
@@ -429,6 +435,19 @@ impl Vars {
                 .unwrap_or_default();
             self.note(ai, "end of list".into(), extra);
             ret
+        }
+    }
+
+    /// A pattern element for messages, with its expansion when that differs.
+    fn shown_pattern(&self, m: &Arg, ms: &[u8]) -> String {
+        if !self.diagnose {
+            return String::new();
+        }
+        let (exp, _) = self.expand_all(ms, true);
+        if exp == ms {
+            DisplayArg(m).to_string()
+        } else {
+            format!("{} (expanded: {})", DisplayArg(m), lossy(&exp))
         }
     }
 

@@ -66,6 +66,24 @@ pub fn discover(path: &Path) -> anyhow::Result<(Vec<PathBuf>, PathBuf)> {
 /// reports (stderr) and the summary (stdout), and writes JUnit XML to `junit` if given.
 /// Returns the exit status: 0 when nothing failed, 2 otherwise.
 pub async fn run(settings: &Settings, junit: Option<&Path>) -> anyhow::Result<u8> {
+    let results = run_tests(settings, true).await?;
+    let summary = Summary::from_results(&results);
+    println!("{}", summary.lines());
+    if let Some(path) = junit {
+        let test_path = settings.test.as_deref().unwrap_or(Path::new("tests"));
+        let suite = test_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| test_path.display().to_string());
+        std::fs::write(path, report::junit_xml(&suite, &results))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if summary.failed > 0 { 2 } else { 0 })
+}
+
+/// Runs every test named by `settings.test` and returns the results; with `print`,
+/// the per-test lines and failure reports are printed as tests finish.
+pub async fn run_tests(settings: &Settings, print: bool) -> anyhow::Result<Vec<TestResult>> {
     let Some(test_path) = settings.test.as_deref() else {
         bail!("no test= path given");
     };
@@ -94,26 +112,20 @@ pub async fn run(settings: &Settings, junit: Option<&Path>) -> anyhow::Result<u8
     for file in &files {
         let result = match parser::parse_file(file, &default_mbox) {
             Err(e) => {
-                eprintln!("Error: {e}");
+                if print {
+                    eprintln!("Error: {e}");
+                }
                 TestResult::malformed(file, e.to_string())
             }
             Ok(test) => TestRun::new(&mut ctx, &test).run().await,
         };
-        for f in &result.failures {
-            eprintln!("{f}\n");
+        if print {
+            for f in &result.failures {
+                eprintln!("{f}\n");
+            }
+            println!("{}", result.line());
         }
-        println!("{}", result.line());
         results.push(result);
     }
-    let summary = Summary::from_results(&results);
-    println!("{}", summary.lines());
-    if let Some(path) = junit {
-        let suite = test_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| test_path.display().to_string());
-        std::fs::write(path, report::junit_xml(&suite, &results))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(if summary.failed > 0 { 2 } else { 0 })
+    Ok(results)
 }

@@ -25,7 +25,12 @@ pub struct RunContext<'a> {
 #[derive(Debug)]
 enum Resp {
     Untagged(Vec<Arg>),
-    Tagged { tag: String, args: Vec<Arg> },
+    Tagged {
+        tag: String,
+        args: Vec<Arg>,
+        /// The reply line after the tag, for messages.
+        text: String,
+    },
     Continuation,
 }
 
@@ -40,6 +45,7 @@ fn classify(raw: &[u8]) -> Resp {
         _ => Resp::Tagged {
             tag: String::from_utf8_lossy(word).trim_end().to_owned(),
             args: args::parse_lenient(rest),
+            text: String::from_utf8_lossy(super::args::first_line(rest)).into_owned(),
         },
     }
 }
@@ -556,7 +562,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
                         list.push(lossy(name));
                     }
                 }
-                Resp::Tagged { tag: got, args } if got == tag => {
+                Resp::Tagged { tag: got, args, .. } if got == tag => {
                     if let Some(caps) = capabilities_in(&args) {
                         conn.caps = caps;
                         if line.starts_with("LOGIN ") || line == "CAPABILITY" {
@@ -991,7 +997,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
                     let conn = &mut self.conns[ci];
                     conn.track(&args, Some(&mut self.vars));
                 }
-                Resp::Tagged { tag, args } => {
+                Resp::Tagged { tag, args, text } => {
                     let Some(pos) = pending.iter().position(|(t, _)| *t == tag) else {
                         continue;
                     };
@@ -1009,9 +1015,8 @@ impl<'a, 'c> TestRun<'a, 'c> {
                     }
                     if r != FULL {
                         let mut msg = format!(
-                            "Expected tagged reply '{}', got '{}'",
+                            "Expected tagged reply '{}', got '{text}'",
                             Display(&cmd.reply),
-                            Display(&args)
                         );
                         if k > 0 {
                             msg.push_str(&format!(
