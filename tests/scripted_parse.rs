@@ -36,6 +36,11 @@ fn parse_suite(dir: &Path) -> Vec<parser::Test> {
 fn release_2_3_suite_parses() {
     let dir = suite("release-2.3");
     if !dir.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} not found (CI needs ../shared beside the clone)",
+            dir.display()
+        );
         eprintln!("skipping: {} not found", dir.display());
         return;
     }
@@ -67,9 +72,88 @@ fn release_2_3_suite_parses() {
 fn main_suite_parses() {
     let dir = suite("main");
     if !dir.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} not found (CI needs ../shared beside the clone)",
+            dir.display()
+        );
         eprintln!("skipping: {} not found", dir.display());
         return;
     }
     let tests = parse_suite(&dir);
     assert_eq!(tests.len(), 72);
+}
+
+mod fuzz {
+    use std::path::{Path, PathBuf};
+
+    use imaptest::scripted::{args, matcher, parser};
+    use proptest::prelude::*;
+
+    fn grammar_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let pieces = prop::sample::select(vec![
+            "ok ",
+            "no ",
+            "bad ",
+            "\"\" ",
+            "tag1 ",
+            "tag2 ",
+            "1 ",
+            "2 ",
+            "* ",
+            "! ",
+            "? ",
+            "fetch ",
+            "(",
+            ")",
+            "$",
+            "$x",
+            "${y}",
+            "$!unordered=2 ",
+            "$!ban=a ",
+            "{{{",
+            "}}}",
+            "~{{{",
+            "{3}\r\nabc",
+            "\"q\"",
+            "\n",
+            "\n\n",
+            "state: auth\n",
+            "connections: 2\n",
+            "!ifenv PATH\n",
+            "!else\n",
+            "!endif\n",
+            "!sleep 1ms\n",
+            "!output $x\n",
+            "nil ",
+            "\0",
+            "\u{e4}",
+            "#c\n",
+            "[a ",
+            "]",
+        ]);
+        prop::collection::vec(pieces, 0..60).prop_map(|v| v.concat().into_bytes())
+    }
+
+    proptest! {
+        #[test]
+        fn parser_never_panics(data in prop_oneof![grammar_bytes(), prop::collection::vec(any::<u8>(), 0..400)]) {
+            let _ = parser::parse_bytes(Path::new("t/x"), &data, PathBuf::from("m"), &|_| true);
+        }
+
+        #[test]
+        fn tokenizer_and_matcher_never_panic(p in grammar_bytes(), input in grammar_bytes()) {
+            let received = args::parse_lenient(&input);
+            let _ = args::parse_strict(&input);
+            if let Ok(pattern) = args::parse_strict(&p) {
+                let mut vars = matcher::Vars::new(true);
+                vars.reset_seqmap(3);
+                let _ = vars.match_args(&pattern, &received, matcher::FULL, false);
+                let _ = vars.match_args(&pattern, &received, matcher::FULL, true);
+                let _ = vars.diagnose(&pattern, &received, false);
+                let _ = vars.expand_all(&p, true);
+                let _ = vars.expand_all(&p, false);
+            }
+        }
+    }
 }

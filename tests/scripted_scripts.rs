@@ -6,36 +6,25 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use imaptest::config::Settings;
+
+mod common;
 use imaptest::scripted::report::{Outcome, TestResult};
 
-const LAB: &str = "127.0.0.1:10143";
-
-fn lab_up() -> bool {
-    let up =
-        std::net::TcpStream::connect_timeout(&LAB.parse().unwrap(), Duration::from_secs(2)).is_ok();
-    if !up {
-        eprintln!("skipping: no IMAP server on {LAB}");
-    }
-    up
-}
-
 fn scripts(dir: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/scripts")
-        .join(dir)
+    common::repo_root().join("tests/scripts").join(dir)
 }
 
 fn settings(user: &str, test: &Path, timeout: Duration) -> Settings {
     let mut s = Settings {
-        host: "127.0.0.1".into(),
-        port: Some(10143),
+        host: common::lab().host.into(),
+        port: Some(common::lab().imap_port),
         mailbox: "imaptest".into(),
         test: Some(test.to_owned()),
         timeout,
         ..Settings::default()
     };
     s.user.template = user.into();
-    s.user.password = "pass".into();
+    s.user.password = common::lab().user_password.into();
     s
 }
 
@@ -51,10 +40,12 @@ fn report(r: &TestResult) -> String {
 
 #[tokio::test]
 async fn grammar_features_pass() {
-    if !lab_up() {
-        return;
-    }
-    let results = run("testuser903", &scripts("pass"), Duration::from_secs(30)).await;
+    let results = run(
+        &common::fresh_user(),
+        &scripts("pass"),
+        Duration::from_secs(30),
+    )
+    .await;
     assert!(results.len() >= 15);
     for r in &results {
         if r.name.starts_with("skip-") {
@@ -111,31 +102,33 @@ fn check_failures(results: &[TestResult]) {
 
 #[tokio::test]
 async fn wrong_expectations_fail_precisely() {
-    if !lab_up() {
-        return;
-    }
-    let results = run("testuser904", &scripts("fail"), Duration::from_secs(30)).await;
+    let results = run(
+        &common::fresh_user(),
+        &scripts("fail"),
+        Duration::from_secs(30),
+    )
+    .await;
     assert!(results.len() >= 18);
     check_failures(&results);
 }
 
 #[tokio::test]
 async fn command_timeout_fails() {
-    if !lab_up() {
-        return;
-    }
-    let results = run("testuser905", &scripts("timeout"), Duration::from_secs(1)).await;
+    let results = run(
+        &common::fresh_user(),
+        &scripts("timeout"),
+        Duration::from_secs(1),
+    )
+    .await;
     assert_eq!(results.len(), 1);
     check_failures(&results);
 }
 
 #[tokio::test]
 async fn malformed_file_is_reported_and_others_run() {
-    if !lab_up() {
-        return;
-    }
     let dir = scripts("malformed");
-    let results = run("testuser906", &dir, Duration::from_secs(30)).await;
+    let user = common::fresh_user();
+    let results = run(&user, &dir, Duration::from_secs(30)).await;
     let outcomes: Vec<(&str, &Outcome)> = results
         .iter()
         .map(|r| (r.name.as_str(), &r.outcome))
@@ -146,11 +139,8 @@ async fn malformed_file_is_reported_and_others_run() {
     let want = format!("{} line 5: Missing ')'", dir.join("b-bad").display());
     assert_eq!(outcomes[1], ("b-bad", &Outcome::Malformed(want)));
     // The exit status says something failed.
-    let status = imaptest::scripted::run(
-        &settings("testuser906", &dir, Duration::from_secs(30)),
-        None,
-    )
-    .await
-    .unwrap();
+    let status = imaptest::scripted::run(&settings(&user, &dir, Duration::from_secs(30)), None)
+        .await
+        .unwrap();
     assert_eq!(status, 2);
 }
