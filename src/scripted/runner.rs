@@ -1030,6 +1030,20 @@ impl<'a, 'c> TestRun<'a, 'c> {
                         }
                         self.fail(msg);
                     }
+                    // Like the C tool, a BAD that the script did not expect is a
+                    // protocol error: the connection is dropped and the test ends.
+                    if is_atom(args.first(), "BAD") && !is_atom(cmd.reply.first(), "bad") {
+                        self.fail(format!(
+                            "Unexpected disconnection (BAD reply for command: {})",
+                            lossy(&cmd.text)
+                        ));
+                        if let Some(s) = &mut self.conns[ci].stream {
+                            s.shutdown().await;
+                        }
+                        self.conns[ci].stream = None;
+                        self.count_group();
+                        return GroupEnd::Abort;
+                    }
                 }
             }
         }
