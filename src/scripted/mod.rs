@@ -30,11 +30,33 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
 use crate::config::Settings;
 use crate::net::Endpoint;
+use crate::users::{UserPicker, UserTemplate, read_userfile};
 use parser::DEFAULT_MBOX;
 use report::{Summary, TestResult};
 use runner::{RunContext, TestRun};
+
+/// Users as the other modes pick them: the `user=` template over `users=`/`domains=`,
+/// or `userfile=`.
+fn user_picker(settings: &Settings) -> anyhow::Result<UserPicker> {
+    let user = &settings.user;
+    let template = UserTemplate::parse(&user.template)?;
+    let file = match &user.userfile {
+        Some(path) => Some(read_userfile(path)?),
+        None => None,
+    };
+    Ok(UserPicker::new(
+        template,
+        user.users,
+        user.domains,
+        file,
+        user.password.clone(),
+    )?)
+}
 
 /// Test files named by `test=`: a directory's entries (not hidden, not `*.mbox`, not
 /// sub-directories) in byte order, or the one file. Also returns the default mbox.
@@ -87,12 +109,11 @@ pub async fn run_tests(settings: &Settings, print: bool) -> anyhow::Result<Vec<T
     let Some(test_path) = settings.test.as_deref() else {
         bail!("no test= path given");
     };
-    if settings.user.template.contains('%') {
-        bail!(
-            "scripted tests log in as one user: give user= without % conversions (got {})",
-            settings.user.template
-        );
-    }
+    let users = user_picker(settings)?;
+    let mut rng = match settings.seed {
+        Some(seed) => Xoshiro256PlusPlus::seed_from_u64(seed),
+        None => Xoshiro256PlusPlus::from_rng(&mut rand::rng()),
+    };
     let (files, default_mbox) = discover(test_path)?;
     let endpoint = Endpoint::resolve(
         &settings.host,
@@ -117,7 +138,12 @@ pub async fn run_tests(settings: &Settings, print: bool) -> anyhow::Result<Vec<T
                 }
                 TestResult::malformed(file, e.to_string())
             }
-            Ok(test) => TestRun::new(&mut ctx, &test).run().await,
+            Ok(test) => {
+                // One user per test, shared by its connections (they must see the
+                // same mailbox); `user N:` headers override it per connection.
+                let user = users.pick(&mut rng);
+                TestRun::new(&mut ctx, &test, user).run().await
+            }
         };
         if print {
             for f in &result.failures {

@@ -12,6 +12,7 @@ use crate::config::{Settings, TlsMode};
 use crate::imap::framer::FramerLimits;
 use crate::imap::stream::{ImapStream, StreamError};
 use crate::net::{Endpoint, Rawlog};
+use crate::users::User;
 
 /// Everything shared by the tests of one run.
 pub struct RunContext<'a> {
@@ -275,10 +276,12 @@ pub struct TestRun<'a, 'c> {
     state: GroupState,
     /// Matching the greeting (before setup).
     in_banner: bool,
+    /// The user of connections without a `user N:` header.
+    user: User,
 }
 
 impl<'a, 'c> TestRun<'a, 'c> {
-    pub fn new(ctx: &'c mut RunContext<'a>, test: &'c Test) -> Self {
+    pub fn new(ctx: &'c mut RunContext<'a>, test: &'c Test, user: User) -> Self {
         let result = TestResult::new(test);
         TestRun {
             ctx,
@@ -291,6 +294,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             cur_group: 0,
             state: GroupState::default(),
             in_banner: false,
+            user,
         }
     }
 
@@ -363,11 +367,16 @@ impl<'a, 'c> TestRun<'a, 'c> {
             .then(|| "needs user2=".to_owned())
     }
 
-    fn user_for(&self, i: usize) -> String {
+    /// (name, password) of connection `i`.
+    fn user_for(&self, i: usize) -> (String, String) {
+        let password = self.ctx.settings.user.password.clone();
         match self.test.users.get(i).and_then(Option::as_deref) {
-            Some(USER2) => self.ctx.settings.user.user2.clone().unwrap_or_default(),
-            Some(u) => u.to_owned(),
-            None => self.ctx.settings.user.template.clone(),
+            Some(USER2) => (
+                self.ctx.settings.user.user2.clone().unwrap_or_default(),
+                password,
+            ),
+            Some(u) => (u.to_owned(), password),
+            None => (self.user.name.clone(), self.user.password.clone()),
         }
     }
 
@@ -393,7 +402,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             max_literal: 64 * 1024 * 1024,
         };
         let stream = ImapStream::new(transport, peer, limits, rawlog, settings.timeout);
-        let user = self.user_for(i);
+        let (user, password) = self.user_for(i);
         Ok(Conn {
             stream: Some(stream),
             id,
@@ -405,7 +414,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             logout_sent: false,
             cur_box: settings.mailbox.clone(),
             user,
-            password: settings.user.password.clone(),
+            password,
         })
     }
 
