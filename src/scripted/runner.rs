@@ -549,7 +549,13 @@ impl<'a, 'c> TestRun<'a, 'c> {
                 wait_continuation = true;
             }
         }
-        let io = |e: StreamError| SetupError::Io(format!("{line}: {e}"));
+        // Never show the password.
+        let shown = if line.starts_with("LOGIN ") {
+            "LOGIN".to_owned()
+        } else {
+            line.to_owned()
+        };
+        let io = |e: StreamError| SetupError::Io(format!("{shown}: {e}"));
         conn.send(&bytes, secret).await.map_err(io)?;
         loop {
             let raw = conn.read().await.map_err(io)?;
@@ -583,11 +589,6 @@ impl<'a, 'c> TestRun<'a, 'c> {
                     if ok || (no && ignore_no) {
                         return Ok(args);
                     }
-                    let shown = if line.starts_with("LOGIN ") {
-                        "LOGIN".to_owned()
-                    } else {
-                        line.to_owned()
-                    };
                     return Err(SetupError::Failed(format!(
                         "{shown} (tag {tag}) failed: {}",
                         Display(&args)
