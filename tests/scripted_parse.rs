@@ -157,3 +157,27 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn discovery_skips_mboxes_hidden_files_and_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["b", "a", "a.mbox", "default.mbox", ".hidden", "Z"] {
+        std::fs::write(dir.path().join(name), "\nok noop\n").unwrap();
+    }
+    std::fs::create_dir(dir.path().join("broken")).unwrap();
+    let (files, mbox) = imaptest::scripted::discover(dir.path()).unwrap();
+    let names: Vec<_> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["Z", "a", "b"]);
+    assert_eq!(mbox, dir.path().join(DEFAULT_MBOX));
+    let (files, mbox) = imaptest::scripted::discover(&dir.path().join("a")).unwrap();
+    assert_eq!(files, [dir.path().join("a")]);
+    assert_eq!(mbox, dir.path().join(DEFAULT_MBOX));
+    // A test's own mbox wins over default.mbox.
+    let t = parser::parse_file(&dir.path().join("a"), &mbox).unwrap();
+    assert_eq!(t.mbox, dir.path().join("a.mbox"));
+    let t = parser::parse_file(&dir.path().join("b"), &mbox).unwrap();
+    assert_eq!(t.mbox, mbox);
+}

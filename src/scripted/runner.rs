@@ -221,6 +221,14 @@ impl Conn {
         if is_atom(args.first(), "BYE") {
             self.seen_bye = true;
         }
+        if is_atom(args.first(), "VANISHED") && !matches!(args.get(1), Some(Arg::List(_))) {
+            // QRESYNC's EXPUNGE: only the message count is tracked.
+            let set = args.get(1).and_then(Arg::as_atom).unwrap_or_default();
+            let gone = crate::imap::response::SeqSet::parse(set).map_or(0, |s| s.count());
+            self.exists = self
+                .exists
+                .saturating_sub(u32::try_from(gone).unwrap_or(u32::MAX));
+        }
         let num = args
             .first()
             .and_then(Arg::as_atom)
