@@ -144,3 +144,30 @@ async fn malformed_file_is_reported_and_others_run() {
         .unwrap();
     assert_eq!(status, 2);
 }
+
+#[tokio::test]
+async fn runs_over_starttls_and_implicit_tls() {
+    use imaptest::config::{TlsMode, TlsSettings};
+    let lab = common::lab();
+    let test = scripts("pass").join("forms");
+    for (mode, port) in [
+        (TlsMode::StartTls, lab.imap_port),
+        (TlsMode::Implicit, lab.imaps_port),
+    ] {
+        let mut s = settings(&common::fresh_user(), &test, Duration::from_secs(30));
+        s.port = Some(port);
+        s.tls = TlsSettings {
+            mode,
+            accept_any_cert: false,
+            ca_file: Some(lab.ca_file.clone()),
+        };
+        let results = imaptest::scripted::run_tests(&s, false).await.unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(
+            results[0].outcome,
+            Outcome::Passed,
+            "{mode:?}: {}",
+            report(&results[0])
+        );
+    }
+}

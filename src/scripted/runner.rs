@@ -1,7 +1,7 @@
 //! Running one parsed test against the server: connections, setup for the requested
 //! state, command groups, and the checks of the C tool.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::args::{self, Arg, Display};
 use super::matcher::{FULL, Vars};
@@ -1134,9 +1134,6 @@ fn append_has_body(args_text: &[u8], replace: bool) -> bool {
     }
     matches!(args.get(i + 1), Some(Arg::Literal(_))) || is_atom(args.get(i + 1), "catenate")
 }
-
-/// Connect/read timeouts come from the settings; this is the fallback for tests.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
