@@ -179,7 +179,8 @@ struct Conn {
     next_tag: u32,
     caps: Vec<String>,
     postlogin_caps: bool,
-    exists: u32,
+    /// UID of each message of the selected mailbox by sequence (0: not known yet).
+    uids: Vec<u32>,
     seen_bye: bool,
     logout_sent: bool,
     /// Mailbox that `append` (alone) appends to: the test mailbox, then the last SELECTed.
@@ -213,8 +214,15 @@ impl Conn {
         }
     }
 
-    /// Notes what the state tracking needs from an untagged reply.
-    fn track(&mut self, args: &[Arg], vars: Option<&mut Vars>) {
+    /// Messages in the selected mailbox.
+    fn exists(&self) -> u32 {
+        u32::try_from(self.uids.len()).unwrap_or(u32::MAX)
+    }
+
+    /// State tracking for one untagged reply: capabilities, BYE, and the mailbox view
+    /// (message count and UIDs). Returns the protocol violations the C tool treats as
+    /// input errors (it then drops the connection).
+    fn track(&mut self, args: &[Arg], vars: Option<&mut Vars>) -> Result<(), String> {
         if let Some(caps) = capabilities_in(args) {
             self.caps = caps;
         }
@@ -222,28 +230,77 @@ impl Conn {
             self.seen_bye = true;
         }
         if is_atom(args.first(), "VANISHED") && !matches!(args.get(1), Some(Arg::List(_))) {
-            // QRESYNC's EXPUNGE: only the message count is tracked.
+            // QRESYNC's EXPUNGE.
             let set = args.get(1).and_then(Arg::as_atom).unwrap_or_default();
-            let gone = crate::imap::response::SeqSet::parse(set).map_or(0, |s| s.count());
-            self.exists = self
-                .exists
-                .saturating_sub(u32::try_from(gone).unwrap_or(u32::MAX));
+            let Some(set) = crate::imap::response::SeqSet::parse(set) else {
+                return Err("Invalid VANISHED sequence-set".into());
+            };
+            let before = self.uids.len();
+            self.uids.retain(|u| *u == 0 || !set.contains(*u));
+            let unknown = usize::try_from(set.count())
+                .unwrap_or(usize::MAX)
+                .saturating_sub(before - self.uids.len());
+            // UIDs never fetched: only the count can be kept.
+            for _ in 0..unknown {
+                if let Some(pos) = self.uids.iter().rposition(|u| *u == 0) {
+                    self.uids.remove(pos);
+                }
+            }
         }
         let num = args
             .first()
             .and_then(Arg::as_atom)
             .and_then(|a| std::str::from_utf8(a).ok())
             .and_then(|a| a.parse::<u32>().ok());
-        if let Some(n) = num {
-            if is_atom(args.get(1), "EXISTS") {
-                self.exists = n;
-            } else if is_atom(args.get(1), "EXPUNGE") {
-                self.exists = self.exists.saturating_sub(1);
-                if let Some(v) = vars {
-                    v.expunge(n);
+        let Some(n) = num else { return Ok(()) };
+        let count = self.uids.len();
+        let seq = n as usize;
+        if is_atom(args.get(1), "EXISTS") {
+            if seq < count {
+                self.uids.truncate(seq);
+                return Err(format!("Message count dropped {count} -> {n}"));
+            }
+            self.uids.resize(seq, 0);
+        } else if is_atom(args.get(1), "EXPUNGE") {
+            if n == 0 {
+                return Err("Tried to expunge sequence 0".into());
+            }
+            if seq > count {
+                return Err(format!(
+                    "Tried to expunge sequence {n} with only {count} msgs"
+                ));
+            }
+            self.uids.remove(seq - 1);
+            if let Some(v) = vars {
+                v.expunge(n);
+            }
+        } else if is_atom(args.get(1), "FETCH") && n > 0 && seq <= count {
+            let Some(items) = args.get(2).and_then(Arg::as_list) else {
+                return Err("FETCH didn't return a list".into());
+            };
+            let uid = items
+                .chunks(2)
+                .find(|kv| is_atom(kv.first(), "UID"))
+                .and_then(|kv| kv.get(1));
+            if let Some(uid) = uid {
+                let value = uid.as_atom().unwrap_or_default();
+                let parsed = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|&u| u > 0);
+                let Some(uid) = parsed else {
+                    return Err(format!("Invalid UID number {}", lossy(value)));
+                };
+                let slot = &mut self.uids[seq - 1];
+                if *slot != 0 && *slot != uid {
+                    let old = *slot;
+                    *slot = uid;
+                    return Err(format!("UID changed for sequence {n}: {old} -> {uid}"));
                 }
+                *slot = uid;
             }
         }
+        Ok(())
     }
 }
 
@@ -417,7 +474,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             next_tag: 1,
             caps: Vec::new(),
             postlogin_caps: false,
-            exists: 0,
+            uids: Vec::new(),
             seen_bye: false,
             logout_sent: false,
             cur_box: settings.mailbox.clone(),
@@ -480,7 +537,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
                     return false;
                 }
             };
-            self.conns[i].track(&args, None);
+            let _ = self.conns[i].track(&args, None);
             if i == 0 && self.test.have_banner_check {
                 self.state = GroupState::default();
                 self.in_banner = true;
@@ -577,7 +634,15 @@ impl<'a, 'c> TestRun<'a, 'c> {
                     }
                 }
                 Resp::Untagged(args) => {
-                    conn.track(&args, None);
+                    if let Err(e) = conn.track(&args, None) {
+                        if let Some(s) = &mut conn.stream {
+                            s.shutdown().await;
+                        }
+                        conn.stream = None;
+                        return Err(SetupError::Io(format!(
+                            "{shown}: Unexpected disconnection (server input error: {e})"
+                        )));
+                    }
                     if let Some(list) = listed.as_deref_mut()
                         && (is_atom(args.first(), "LIST") || is_atom(args.first(), "LSUB"))
                         && let Some(name) = args.get(3).and_then(Arg::as_astring)
@@ -958,7 +1023,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             self.count_group();
             return GroupEnd::Abort;
         }
-        let exists = self.conns[ci].exists;
+        let exists = self.conns[ci].exists();
         self.vars.reset_seqmap(exists);
 
         // (tag, command index); literal parts waiting for a continuation.
@@ -1013,7 +1078,18 @@ impl<'a, 'c> TestRun<'a, 'c> {
                 Resp::Untagged(args) => {
                     self.handle_untagged(&args);
                     let conn = &mut self.conns[ci];
-                    conn.track(&args, Some(&mut self.vars));
+                    if let Err(e) = conn.track(&args, Some(&mut self.vars)) {
+                        // The C tool drops the connection on such input.
+                        self.fail(format!(
+                            "Unexpected disconnection (server input error: {e})"
+                        ));
+                        if let Some(s) = &mut self.conns[ci].stream {
+                            s.shutdown().await;
+                        }
+                        self.conns[ci].stream = None;
+                        self.count_group();
+                        return GroupEnd::Abort;
+                    }
                 }
                 Resp::Tagged { tag, args, text } => {
                     let Some(pos) = pending.iter().position(|(t, _)| *t == tag) else {
@@ -1109,9 +1185,16 @@ impl<'a, 'c> TestRun<'a, 'c> {
     }
 }
 
-/// `SELECT`/`EXAMINE <box>` switches the mailbox a bare `append` goes to.
+/// `SELECT`/`EXAMINE <box>` switches the mailbox a bare `append` goes to; they and
+/// CLOSE/UNSELECT start a new mailbox view.
 fn note_selected_box(conn: &mut Conn, text: &[u8]) {
     let args = args::parse_lenient(text);
+    if ["SELECT", "EXAMINE", "CLOSE", "UNSELECT"]
+        .iter()
+        .any(|c| is_atom(args.first(), c))
+    {
+        conn.uids.clear();
+    }
     if (is_atom(args.first(), "SELECT") || is_atom(args.first(), "EXAMINE"))
         && let Some(name) = args.get(1).and_then(Arg::as_astring)
     {
@@ -1138,6 +1221,61 @@ fn append_has_body(args_text: &[u8], replace: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn conn() -> Conn {
+        Conn {
+            stream: None,
+            id: 1,
+            next_tag: 1,
+            caps: Vec::new(),
+            postlogin_caps: false,
+            uids: Vec::new(),
+            seen_bye: false,
+            logout_sent: false,
+            cur_box: "imaptest".into(),
+            user: "u".into(),
+            password: "p".into(),
+        }
+    }
+
+    fn track(c: &mut Conn, line: &str) -> Result<(), String> {
+        c.track(&args::parse_lenient(line.as_bytes()), None)
+    }
+
+    #[test]
+    fn state_tracking_catches_protocol_violations() {
+        let mut c = conn();
+        track(&mut c, "3 EXISTS").unwrap();
+        track(&mut c, "1 FETCH (UID 10 FLAGS ())").unwrap();
+        track(&mut c, "2 FETCH (FLAGS () UID 11)").unwrap();
+        track(&mut c, "3 FETCH (UID 12)").unwrap();
+        track(&mut c, "1 EXPUNGE").unwrap();
+        assert_eq!(c.uids, [11, 12]);
+        assert_eq!(
+            track(&mut c, "1 FETCH (UID 12)").unwrap_err(),
+            "UID changed for sequence 1: 11 -> 12"
+        );
+        assert_eq!(
+            track(&mut c, "3 EXPUNGE").unwrap_err(),
+            "Tried to expunge sequence 3 with only 2 msgs"
+        );
+        assert!(track(&mut c, "0 EXPUNGE").is_err());
+        assert!(track(&mut c, "1 FETCH (UID x)").is_err());
+        assert!(track(&mut c, "1 FETCH UID").is_err());
+        assert_eq!(
+            track(&mut c, "1 EXISTS").unwrap_err(),
+            "Message count dropped 2 -> 1"
+        );
+        track(&mut c, "4 EXISTS").unwrap();
+        track(&mut c, "VANISHED 12,99").unwrap();
+        assert_eq!(c.exists(), 2);
+        track(&mut c, "VANISHED (EARLIER) 1:5").unwrap();
+        assert_eq!(c.exists(), 2);
+        track(&mut c, "BYE bye").unwrap();
+        assert!(c.seen_bye);
+        // A FETCH beyond the known count is only a warning in the C tool.
+        track(&mut c, "9 FETCH (UID 1)").unwrap();
+    }
 
     #[test]
     fn helpers() {
