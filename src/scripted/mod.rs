@@ -7,17 +7,38 @@
 //! * [`matcher`]: variables, `$` wildcards, relative sequences and list directives.
 //! * [`runner`]: connections, setup for `state:`, command groups and checks.
 //! * [`report`]: per-test lines, the summary and JUnit XML.
+//! * [`mbox`]: the messages setup and `append` commands use.
+//!
+//! Output: a line per test on stdout (`pass`, `FAIL`, `skip`), failure reports in the
+//! C tool's format on stderr (`*** Test <name> command <g>/<n> (line <l>)`, the
+//! reason, the element that differed, the command), then the C tool's three summary
+//! lines. Exit status 2 if any test failed.
 //!
 //! Tests run one after another, as the C tool runs them: they share the user and the
 //! test mailbox, so running them in parallel would make them clobber each other.
+//! Each test logs in as one user (picked from `user=`/`userfile=`), shared by its
+//! connections unless a `user N:` header says otherwise.
 //!
-//! Compatibility notes (both upstream suites run unchanged):
+//! Behaviour kept from the C tool because verdicts depend on it:
+//! * values compare as C strings: a NUL byte in a `~{n}` literal ends the value;
+//! * an unset variable in a command fails it, and the command is still sent as far
+//!   as it was expanded;
+//! * a tagged BAD that the script did not expect (`bad`) ends the test, as does
+//!   server input the mailbox view rejects (message count dropping, EXPUNGE out of
+//!   range, a UID changing for a sequence): the C tool drops the connection;
+//! * a failure does not stop the test; later groups still run and count.
+//!
+//! Compatibility between the two upstream suites (both run unchanged):
 //! * in multi-connection tests a deferred tagged reply may omit the connection
 //!   number (the release-2.3 suite does); when given it must match;
 //! * the `$modseqN` ordering rule applies only to tests whose `$modseqN` names
 //!   appear in increasing order (see [`parser::modseq_rule_applies`]);
-//! * a malformed file is reported (`Error: <path> line <n>: <what>`) and counted as
-//!   a failed test; the other files still run.
+//! * greeting checks, `$]` and `${case:...}` (newer tool only) are always available.
+//!
+//! Differences on purpose: a malformed file is reported (`Error: <path> line <n>:
+//! <what>`) and counted as a failed test while the other files still run (the C tool
+//! stops); unknown `!directives` and a greeting check after the first group are
+//! parse errors; the per-command timeout is `timeout=` (30 s by default).
 
 pub mod args;
 pub mod matcher;
