@@ -105,7 +105,10 @@ async fn every_mutated_upstream_test_fails() {
     check_mutants(mutate).await;
 }
 
-async fn check_mutants(mutate: fn(&[u8]) -> Option<(Vec<u8>, usize)>) {
+/// A mutation: the changed file and the changed line, or `None` to leave it out.
+type Mutator = fn(&[u8]) -> Option<(Vec<u8>, usize)>;
+
+async fn check_mutants(mutate: Mutator) {
     let Some(dir) = suite() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let mut mutated = Vec::new();
