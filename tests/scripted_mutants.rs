@@ -1,4 +1,4 @@
-//! Mutation check: in every upstream test of release-2.3 that runs on the lab, change
+//! Mutation check: in every upstream test (both suites) that runs on the lab, change
 //! one number (by +1000, so that it cannot coincide with another reply, which one reply
 //! may satisfy) in the first expected untagged reply that has one; the test must then
 //! fail. A runner that passes everything would pass the suite too, but not this.
@@ -11,10 +11,12 @@ use imaptest::scripted::report::Outcome;
 
 mod common;
 
-fn suite() -> Option<PathBuf> {
+fn suite(name: &str) -> Option<PathBuf> {
     let dir = match std::env::var_os("IMAPTEST_SUITE_DIR") {
-        Some(dir) => PathBuf::from(dir).join("release-2.3"),
-        None => common::repo_root().join("../shared/imaptest-suite/release-2.3"),
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => common::repo_root()
+            .join("../shared/imaptest-suite")
+            .join(name),
     };
     if dir.exists() {
         return Some(dir);
@@ -109,10 +111,17 @@ async fn every_mutated_upstream_test_fails() {
 type Mutator = fn(&[u8]) -> Option<(Vec<u8>, usize)>;
 
 async fn check_mutants(mutate: Mutator) {
-    let Some(dir) = suite() else { return };
+    for name in ["release-2.3", "main"] {
+        if let Some(dir) = suite(name) {
+            check_suite_mutants(&dir, mutate).await;
+        }
+    }
+}
+
+async fn check_suite_mutants(dir: &std::path::Path, mutate: Mutator) {
     let tmp = tempfile::tempdir().unwrap();
     let mut mutated = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         if entry.path().is_dir() {
             continue;
