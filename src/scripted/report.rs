@@ -70,6 +70,27 @@ impl TestResult {
         self.outcome = Outcome::Failed;
     }
 
+    /// "command 3/9 (line 12): <reason>" of the first failure, on one line.
+    pub fn first_failure(&self) -> String {
+        let Some(f) = self.failures.first() else {
+            return String::new();
+        };
+        let mut lines = f.lines();
+        let head = lines.next().unwrap_or_default();
+        let place = head
+            .split_once(" command ")
+            .map(|(_, p)| format!("command {p}"))
+            .or_else(|| {
+                head.split_once(" initialization failed: ")
+                    .map(|(_, r)| format!("initialization: {r}"))
+            })
+            .unwrap_or_else(|| head.to_owned());
+        match lines.next().and_then(|l| l.strip_prefix(" - failed: ")) {
+            Some(reason) => format!("{place}: {reason}"),
+            None => place,
+        }
+    }
+
     pub fn failed(&self) -> bool {
         matches!(self.outcome, Outcome::Failed | Outcome::Malformed(_))
     }
@@ -84,10 +105,11 @@ impl TestResult {
                 self.elapsed.as_secs_f64()
             ),
             Outcome::Failed => format!(
-                "FAIL  {} ({} failures in {} commands)",
+                "FAIL  {} ({} failures in {} commands; first: {})",
                 self.name,
                 self.failures.len(),
-                self.commands_run
+                self.commands_run,
+                self.first_failure()
             ),
             Outcome::Skipped(why) => format!("skip  {} ({why})", self.name),
             Outcome::Malformed(msg) => format!("FAIL  {} (malformed: {msg})", self.name),
@@ -280,6 +302,10 @@ mod tests {
             ),
         ];
         let s = Summary::from_results(&rs);
+        assert_eq!(
+            rs[1].line(),
+            "FAIL  b (2 failures in 4 commands; first: command 0/1 (line 1): x <y>)"
+        );
         assert_eq!(
             s.lines(),
             "4 test groups: 2 failed, 1 skipped due to missing capabilities\nbase protocol: 0/3 individual commands failed\nextensions: 2/4 individual commands failed"
