@@ -16,7 +16,7 @@ use crate::imap::framer::FramerLimits;
 use crate::mail::{Mbox, MessageSource, RandomMessages};
 use crate::metrics::{self, Report, Severity, Sink};
 use crate::net::Endpoint;
-use crate::report::Console;
+use crate::report::{Console, CsvTimeline, ResultsFile};
 use crate::sasl::ScramCache;
 use crate::users::{UserPicker, UserTemplate, read_userfile};
 
@@ -34,6 +34,7 @@ pub mod exit {
 
 /// Runs classic stress mode to the end and returns the exit status.
 pub async fn run_stress(settings: Settings) -> anyhow::Result<ExitCode> {
+    raise_fd_limit(u64::from(settings.clients) + 100);
     let settings = Arc::new(settings);
     let endpoint = Arc::new(
         Endpoint::resolve(
@@ -58,14 +59,7 @@ pub async fn run_stress(settings: Settings) -> anyhow::Result<ExitCode> {
     let scram_cache = ScramCache::default();
     preflight(&settings, &endpoint, &users, &scram_cache, &client_options).await?;
 
-    let columns =
-        Console::<std::io::Stdout, std::io::Stderr>::visible_columns(&settings.probabilities);
-    let sinks: Vec<Box<dyn Sink>> = vec![Box::new(Console::stdio(
-        columns,
-        Some(settings.probabilities.clone()),
-        u64::from(settings.clients),
-    ))];
-    let (metrics, aggregator) = metrics::channel(sinks);
+    let (metrics, aggregator) = metrics::channel(sinks(&settings)?);
     let aggregator = tokio::spawn(aggregator.run());
 
     let (state_tx, state_rx) = watch::channel(RunState::Running);
@@ -77,12 +71,71 @@ pub async fn run_stress(settings: Settings) -> anyhow::Result<ExitCode> {
         scram_cache,
         metrics: metrics.clone(),
         client_options,
+        quit: std::sync::atomic::AtomicBool::new(false),
     });
-    let engine = tokio::spawn(stress::run(ctx, state_rx));
-    let status = supervise(&settings, &metrics, &state_tx, engine).await;
+    let engine = tokio::spawn(stress::run(ctx.clone(), state_rx));
+    let status = supervise(&settings, &metrics, &state_tx, engine, &ctx.quit).await;
     drop(metrics);
+    // The context holds a metrics handle too; the aggregator ends when all are gone.
+    drop(ctx);
     let _totals = aggregator.await.context("metrics aggregator failed")?;
     Ok(ExitCode::from(status))
+}
+
+/// The sinks of a stress run: the console, plus the `csv=` timeline and the `output=`
+/// results file when asked for. Files are created here, before the run starts.
+fn sinks(settings: &Settings) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    let columns =
+        Console::<std::io::Stdout, std::io::Stderr>::visible_columns(&settings.probabilities);
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(Console::stdio(
+        columns.clone(),
+        Some(settings.probabilities.clone()),
+        u64::from(settings.clients),
+    ))];
+    if let Some(path) = &settings.csv {
+        sinks.push(Box::new(CsvTimeline::create(path)?));
+    }
+    if let Some(path) = &settings.output {
+        sinks.push(Box::new(ResultsFile::create(path, columns)?));
+    }
+    Ok(sinks)
+}
+
+/// Raises the soft open-file limit to the hard limit, so thousands of clients don't
+/// run out of descriptors, and warns when even that is below `wanted`.
+fn raise_fd_limit(wanted: u64) {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                limit = raised;
+            }
+        }
+        // rlim_t is u64 on Linux but not everywhere.
+        #[allow(clippy::useless_conversion)]
+        let effective = u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX);
+        if effective < wanted {
+            eprintln!(
+                "Warning: open file limit is {effective}, below the {wanted} descriptors \
+                 this many clients need; raise it with ulimit -n"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = wanted;
 }
 
 /// Watches the clock, signals and `error_quit` while the engine runs.
@@ -91,6 +144,7 @@ async fn supervise(
     metrics: &metrics::Metrics,
     state_tx: &watch::Sender<RunState>,
     mut engine: tokio::task::JoinHandle<()>,
+    quit: &std::sync::atomic::AtomicBool,
 ) -> u8 {
     let mut status = exit::OK;
     let run_for = settings.secs.map(|s| s.run);
@@ -133,6 +187,11 @@ async fn supervise(
                 if settings.error_quit && metrics.error_count() > 0 && status != exit::ERRORS {
                     info("Exiting due to error_quit parameter");
                     status = exit::ERRORS;
+                    let _ = state_tx.send(RunState::StopNow);
+                }
+                if quit.load(std::sync::atomic::Ordering::Relaxed) && status != exit::INTERRUPTED {
+                    info("Exiting due to disconnect_quit parameter");
+                    status = exit::INTERRUPTED;
                     let _ = state_tx.send(RunState::StopNow);
                 }
                 if stop_deadline.is_some_and(|d| now >= d) && *state_tx.borrow() != RunState::StopNow {

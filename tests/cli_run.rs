@@ -92,7 +92,14 @@ fn first_stress_run_against_the_lab() {
 
 #[test]
 fn unreachable_host_is_one_line() {
-    let out = imaptest(&["host=127.0.0.1", "port=1", "user=u", "secs=1"]);
+    let out = imaptest(&[
+        "host=127.0.0.1",
+        "port=1",
+        "user=u",
+        "secs=1",
+        "-",
+        "select=0",
+    ]);
     assert_one_line_error(&out, &["127.0.0.1:1", "refused"]);
 }
 
@@ -119,6 +126,8 @@ fn tls_failure_is_one_line() {
         "ssl",
         "user=testuser1",
         "secs=1",
+        "-",
+        "select=0",
     ]);
     assert_one_line_error(&out, &["TLS handshake", "certificate"]);
 }

@@ -163,6 +163,12 @@ impl ImapClient {
         &mut self.stream
     }
 
+    /// Hands the connection over to code that pipelines on the stream itself: the
+    /// stream, the capabilities and the number of the next tag.
+    pub fn into_parts(self) -> (ImapStream, Capabilities, u32) {
+        (self.stream, self.capabilities, self.next_tag)
+    }
+
     /// Returns the next tag, `<connection id>.<n>` as the C tool does.
     pub fn next_tag(&mut self) -> String {
         let tag = format!("{}.{}", self.id, self.next_tag);

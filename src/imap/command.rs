@@ -69,7 +69,6 @@ impl CommandBuilder {
     }
 
     fn string_inner(mut self, value: &[u8], secret: bool) -> Self {
-        let literal_plus = self.literal_plus;
         let part = self.current();
         part.bytes.push(b' ');
         if secret && part.secret_from.is_none() {
@@ -77,42 +76,31 @@ impl CommandBuilder {
         }
         if can_quote(value) {
             push_quoted(&mut part.bytes, value);
-            return self;
-        }
-        let header = if literal_plus {
-            format!("{{{}+}}\r\n", value.len())
+            self
         } else {
-            format!("{{{}}}\r\n", value.len())
-        };
-        part.bytes.extend_from_slice(header.as_bytes());
+            self.push_literal(value, secret)
+        }
+    }
+
+    /// Appends `value` as a literal (never quoted): `{n+}` with LITERAL+, else `{n}`
+    /// and a new part sent after the server's continuation.
+    pub fn literal(mut self, value: &[u8]) -> Self {
+        self.current().bytes.push(b' ');
+        self.push_literal(value, false)
+    }
+
+    fn push_literal(mut self, value: &[u8], secret: bool) -> Self {
+        let literal_plus = self.literal_plus;
+        let part = self.current();
+        let plus = if literal_plus { "+" } else { "" };
+        part.bytes
+            .extend_from_slice(format!("{{{}{plus}}}\r\n", value.len()).as_bytes());
         if literal_plus {
             part.bytes.extend_from_slice(value);
         } else {
             self.parts.push(CommandPart {
                 bytes: value.to_vec(),
                 secret_from: secret.then_some(0),
-            });
-        }
-        self
-    }
-
-    /// Appends `value` as a literal (never quoted): `{n+}` with LITERAL+, else `{n}`
-    /// and a new part sent after the server's continuation.
-    pub fn literal(mut self, value: &[u8]) -> Self {
-        let literal_plus = self.literal_plus;
-        let part = self.current();
-        let header = if literal_plus {
-            format!(" {{{}+}}\r\n", value.len())
-        } else {
-            format!(" {{{}}}\r\n", value.len())
-        };
-        part.bytes.extend_from_slice(header.as_bytes());
-        if literal_plus {
-            part.bytes.extend_from_slice(value);
-        } else {
-            self.parts.push(CommandPart {
-                bytes: value.to_vec(),
-                secret_from: None,
             });
         }
         self
@@ -163,7 +151,7 @@ mod tests {
             .finish();
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].bytes, b"a1 LOGIN \"us\\\"er\" \"p\\\\w\"\r\n");
-        assert_eq!(parts[0].secret_from, Some(17));
+        assert_eq!(parts[0].secret_from, Some(18));
     }
 
     #[test]

@@ -347,9 +347,9 @@ impl Framer {
         loop {
             match self.state {
                 State::Literal {
-                    size,
                     remaining,
                     keep: true,
+                    ..
                 } => {
                     let avail = (buf.len() - self.pos) as u64;
                     if avail < remaining {
@@ -359,7 +359,6 @@ impl Framer {
                     self.pos += remaining as usize;
                     self.scan = self.pos;
                     self.state = State::Line;
-                    let _ = size;
                 }
                 State::Literal {
                     size,

@@ -93,6 +93,27 @@ pub enum Response<'a> {
     Untagged(Untagged<'a>),
 }
 
+impl<'a> Response<'a> {
+    /// The tag, for a tagged response.
+    pub fn tag(&self) -> Option<&'a [u8]> {
+        match self {
+            Response::Tagged { tag, .. } => Some(tag),
+            _ => None,
+        }
+    }
+
+    /// True for `* BYE`: the server is about to close the connection.
+    pub fn is_bye(&self) -> bool {
+        matches!(
+            self,
+            Response::Untagged(Untagged::Status {
+                status: Status::Bye,
+                ..
+            })
+        )
+    }
+}
+
 /// Condition of a status response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -622,7 +643,7 @@ fn fetch<'a>(c: &mut Cursor<'a>, seq: u32) -> Result<Untagged<'a>> {
     c.skip_spaces();
     if !c.eat(b')') {
         loop {
-            let name = c.atom()?;
+            let name = c.section_atom()?;
             c.sp()?;
             items.push(fetch_item(c, name)?);
             let spaced = c.skip_spaces();
@@ -796,6 +817,8 @@ mod tests {
         assert!(parse(b"* OK [UIDNEXT 99999999999] x\r\n").is_err());
         assert!(parse(b"* OK [UIDNEXT 4 x\r\n").is_err());
         assert!(parse(b"A1 FOO bar\r\n").is_err());
+        assert_eq!(parse(b"x1 BAD no\r\n").unwrap().tag(), Some(&b"x1"[..]));
+        assert!(parse(b"* BYE Logging out\r\n").unwrap().is_bye());
         let r = parse(b"* OK [X-FOO a b] t\r\n").unwrap();
         let Response::Untagged(Untagged::Status { text, .. }) = r else {
             panic!()

@@ -56,9 +56,16 @@ pub struct ImapStream {
     timeout: Duration,
     bytes_in: u64,
     bytes_out: u64,
+    /// How much to reserve for the next read.
+    read_size: usize,
+    /// Bytes queued by [`Self::queue`], written by [`Self::flush_queued`].
+    out: Vec<u8>,
 }
 
-const READ_CHUNK: usize = 16 * 1024;
+/// Read sizes adapt between these: idle connections keep a small buffer, busy ones
+/// read large FETCH bodies in few system calls.
+const MIN_READ: usize = 1024;
+const MAX_READ: usize = 64 * 1024;
 
 impl ImapStream {
     pub fn new(
@@ -71,13 +78,15 @@ impl ImapStream {
         ImapStream {
             transport,
             peer,
-            buf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::new(),
+            read_size: MIN_READ,
             framer: Framer::new(limits),
             limits,
             rawlog,
             timeout,
             bytes_in: 0,
             bytes_out: 0,
+            out: Vec::new(),
         }
     }
 
@@ -132,8 +141,9 @@ impl ImapStream {
     }
 
     async fn fill(&mut self, timeout: Option<Duration>) -> Result<usize, StreamError> {
-        self.buf.reserve(READ_CHUNK);
+        self.buf.reserve(self.read_size);
         let start = self.buf.len();
+        let room = self.buf.capacity() - start;
         let read = self.transport.read_buf(&mut self.buf);
         let n = match timeout {
             Some(limit) => match tokio::time::timeout(limit, read).await {
@@ -146,6 +156,11 @@ impl ImapStream {
             log.input(&self.buf[start..start + n]);
         }
         self.bytes_in += n as u64;
+        self.read_size = if n >= room {
+            (self.read_size * 2).min(MAX_READ)
+        } else {
+            (self.read_size / 2).max(MIN_READ)
+        };
         Ok(n)
     }
 
@@ -155,15 +170,35 @@ impl ImapStream {
         bytes: &[u8],
         secret_from: Option<usize>,
     ) -> Result<(), StreamError> {
+        self.queue(bytes, secret_from);
+        self.flush_queued().await
+    }
+
+    /// Queues bytes for the next [`Self::flush_queued`], so pipelined commands leave
+    /// in one write.
+    pub fn queue(&mut self, bytes: &[u8], secret_from: Option<usize>) {
         if let Some(log) = &mut self.rawlog {
             log.output(bytes, secret_from);
         }
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Writes everything queued.
+    pub async fn flush_queued(&mut self) -> Result<(), StreamError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
         self.transport
-            .write_all(bytes)
+            .write_all(&self.out)
             .await
             .map_err(StreamError::Write)?;
         self.transport.flush().await.map_err(StreamError::Write)?;
-        self.bytes_out += bytes.len() as u64;
+        self.bytes_out += self.out.len() as u64;
+        self.out.clear();
+        // Don't keep a large APPEND buffer around on an idle connection.
+        if self.out.capacity() > 64 * 1024 {
+            self.out = Vec::new();
+        }
         Ok(())
     }
 

@@ -22,7 +22,8 @@
 //!
 //! Leniency: atoms here also accept `%`, `*`, `\`, `]` and 8-bit bytes (flags
 //! such as `\*`, sequence sets such as `1:*`, UTF-8 mailbox names), and a
-//! `[...]` section may appear inside an atom (`BODY[HEADER.FIELDS (TO)]<0>`).
+//! `[...]` section may appear inside a FETCH item name
+//! (`BODY[HEADER.FIELDS (TO)]<0>`, see [`Cursor::section_atom`]).
 //! Runs of spaces count as one separator; trailing spaces are ignored.
 //! Lists may follow a list without a space, as multipart BODYSTRUCTUREs do.
 
@@ -207,8 +208,20 @@ pub(crate) fn first_line(data: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// Atom bytes, as a table: this test runs once per byte of every atom.
+static ATOM_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c >= 0x80 || (c > b' ' && c < 0x7f && !matches!(c, b'(' | b')' | b'{' | b'"'));
+        b += 1;
+    }
+    t
+};
+
 pub(crate) fn is_atom_char(b: u8) -> bool {
-    b >= 0x80 || (b > b' ' && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'"'))
+    ATOM_CHARS[usize::from(b)]
 }
 
 /// Reading position inside one response's bytes.
@@ -220,6 +233,9 @@ pub struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
     skipped: &'a [(usize, u64)],
+    /// Items of the lists being read, innermost last: each finished list is
+    /// copied out in one exact-size allocation instead of growing a Vec.
+    stack: Vec<Arg<'a>>,
 }
 
 type Result<T> = std::result::Result<T, ParseError>;
@@ -231,6 +247,7 @@ impl<'a> Cursor<'a> {
             data,
             pos: 0,
             skipped,
+            stack: Vec::new(),
         }
     }
 
@@ -263,6 +280,8 @@ impl<'a> Cursor<'a> {
     }
 
     /// An error at the current position, carrying the first line.
+    #[cold]
+    #[inline(never)]
     pub fn error(&self, reason: ParseErrorKind) -> ParseError {
         ParseError {
             reason,
@@ -336,27 +355,69 @@ impl<'a> Cursor<'a> {
         line.strip_suffix(b"\r").unwrap_or(line)
     }
 
-    /// `atom`, including any `[...]` section (which may hold spaces and
-    /// parentheses) and a following `<origin>`.
+    /// `atom` (in the ASTRING-CHAR sense: `]` and `[` included).
     pub fn atom(&mut self) -> Result<&'a [u8]> {
         let start = self.pos;
-        while let Some(b) = self.peek() {
-            if b == b'[' {
-                let rest = self.rest();
-                match memchr::memchr2(b']', b'\n', rest) {
-                    Some(i) if rest.get(i) == Some(&b']') => self.pos += i + 1,
-                    _ => return Err(self.expected("]")),
-                }
-            } else if is_atom_char(b) {
-                self.pos += 1;
-            } else {
+        let rest = self.rest();
+        let len = rest
+            .iter()
+            .position(|&b| !is_atom_char(b))
+            .unwrap_or(rest.len());
+        self.pos += len;
+        if len == 0 {
+            Err(self.expected("atom"))
+        } else {
+            Ok(self.slice(start, self.pos))
+        }
+    }
+
+    /// A FETCH item name: an atom whose `[...]` section may hold spaces and
+    /// parentheses, with any `<origin>` after it
+    /// (`BODY[HEADER.FIELDS (TO FROM)]<0>`).
+    pub fn section_atom(&mut self) -> Result<&'a [u8]> {
+        let start = self.pos;
+        loop {
+            let rest = self.rest();
+            self.pos += rest
+                .iter()
+                .position(|&b| b == b'[' || !is_atom_char(b))
+                .unwrap_or(rest.len());
+            if self.peek() != Some(b'[') {
                 break;
+            }
+            // A section runs to its "]"; a lone "[" is an ordinary char.
+            let open = self.pos;
+            self.pos += 1;
+            if self.skip_section().is_err() {
+                self.pos = open + 1;
             }
         }
         if self.pos == start {
             Err(self.expected("atom"))
         } else {
             Ok(self.slice(start, self.pos))
+        }
+    }
+
+    /// Skips a section's content up to and including `]`. Header field
+    /// names in it may be quoted strings or literals (`header-fld-name =
+    /// astring`).
+    fn skip_section(&mut self) -> Result<()> {
+        loop {
+            match self.peek() {
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b'"') => {
+                    self.quoted_raw()?;
+                }
+                _ if self.at_literal() => {
+                    self.literal()?;
+                }
+                Some(b'\r' | b'\n') | None => return Err(self.expected("]")),
+                Some(_) => self.pos += 1,
+            }
         }
     }
 
@@ -375,7 +436,7 @@ impl<'a> Cursor<'a> {
         if self.pos == start
             || self
                 .peek()
-                .is_some_and(|b| is_atom_char(b) && !matches!(b, b']' | b'}'))
+                .is_some_and(|b| is_atom_char(b) && !matches!(b, b']' | b'}' | b'+'))
         {
             self.pos = start;
             return Err(self.expected("number"));
@@ -522,18 +583,24 @@ impl<'a> Cursor<'a> {
 
     /// Items after an opening parenthesis, up to and including `)`.
     fn list_body(&mut self, depth: usize) -> Result<Vec<Arg<'a>>> {
-        let mut items = Vec::new();
         self.skip_spaces();
         if self.eat(b')') {
-            return Ok(items);
+            return Ok(Vec::new());
         }
+        let base = self.stack.len();
+        let result = self.list_items(depth);
+        let items = self.stack.drain(base..).collect();
+        result.map(|()| items)
+    }
+
+    fn list_items(&mut self, depth: usize) -> Result<()> {
         loop {
             let item = self.arg_at(depth)?;
             let was_list = matches!(item, Arg::List(_));
-            items.push(item);
+            self.stack.push(item);
             let spaced = self.skip_spaces();
             if self.eat(b')') {
-                return Ok(items);
+                return Ok(());
             }
             // body-type-mpart = 1*body SP media-subtype: bodies are adjacent.
             if !spaced && !was_list {
@@ -611,11 +678,17 @@ mod tests {
         assert_eq!(arg(b"FOO").unwrap(), Arg::Atom(b"FOO"));
         assert_eq!(arg(b"nil").unwrap(), Arg::Nil);
         assert_eq!(arg(b"\\Seen").unwrap(), Arg::Atom(b"\\Seen"));
+        let mut c = Cursor::new(b"BODY[HEADER.FIELDS (TO FROM)]<0> x", &[]);
         assert_eq!(
-            arg(b"BODY[HEADER.FIELDS (TO FROM)]<0> x").unwrap(),
-            Arg::Atom(b"BODY[HEADER.FIELDS (TO FROM)]<0>")
+            c.section_atom().unwrap(),
+            b"BODY[HEADER.FIELDS (TO FROM)]<0>"
         );
-        assert!(arg(b"BODY[HEADER").is_err());
+        let mut c = Cursor::new(b"BODY[HEADER x", &[]);
+        assert_eq!(c.section_atom().unwrap(), b"BODY[HEADER");
+        assert_eq!(arg(b"[Gmail]/Sent x").unwrap(), Arg::Atom(b"[Gmail]/Sent"));
+        let raw = b"BODY[HEADER.FIELDS (\"A]\" {2}\r\n]x)]<1> x";
+        let mut c = Cursor::new(raw, &[]);
+        assert_eq!(c.section_atom().unwrap(), &raw[..raw.len() - 2]);
         assert!(arg(b")").is_err());
     }
 
@@ -632,6 +705,7 @@ mod tests {
     #[test]
     fn literals() {
         assert_eq!(arg(b"{3}\r\nabc").unwrap(), Arg::Literal(b"abc"));
+        assert_eq!(arg(b"{3+}\r\nabc").unwrap(), Arg::Literal(b"abc"));
         assert_eq!(arg(b"~{3}\r\na\0c").unwrap(), Arg::Literal(b"a\0c"));
         assert_eq!(arg(b"{0}\r\n").unwrap(), Arg::Literal(b""));
         assert!(arg(b"{4}\r\nabc").is_err());

@@ -42,16 +42,21 @@ impl Rawlog {
         let _ = self.out.flush();
     }
 
-    /// Bytes sent to the server; everything from `secret_from` up to the line end is masked.
+    /// Bytes sent to the server; everything from `secret_from` up to the final line end
+    /// is masked.
     pub fn output(&mut self, bytes: &[u8], secret_from: Option<usize>) {
         let mut open = self.out_line_open;
         let _ = match secret_from {
             Some(at) if at < bytes.len() => {
                 let (shown, hidden) = bytes.split_at(at);
-                let tail = hidden
+                // Everything up to the final line ending is secret: a password may
+                // follow as a literal on the next line.
+                let keep = hidden
                     .iter()
-                    .position(|&b| b == b'\r' || b == b'\n')
-                    .map_or(&[][..], |end| &hidden[end..]);
+                    .rev()
+                    .take_while(|&&b| b == b'\r' || b == b'\n')
+                    .count();
+                let tail = &hidden[hidden.len() - keep..];
                 let mut masked = Vec::with_capacity(shown.len() + MASK.len() + tail.len());
                 masked.extend_from_slice(shown);
                 masked.extend_from_slice(MASK);
@@ -133,7 +138,7 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert_eq!(
             strip_times(&text),
-            "S: * OK ready\r\nC: 7.1 LOGIN \"bob\" <hidden>\r\nS: 7.1 OK done\r\nS: * partial line\r"
+            "S: * OK ready\nC: 7.1 LOGIN \"bob\" <hidden>\nS: 7.1 OK done\nS: * partial line"
         );
     }
 }

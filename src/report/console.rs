@@ -231,7 +231,7 @@ mod tests {
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert!(text.contains("Logi List Stat Sele Fetc Fet2 Copy Stor Dele Expu Appe Logo\n"));
         assert!(text.contains("100%  50%  50% 100% 100% 100%  33%  50% 100% 100% 100% 100%\n"));
-        assert!(text.contains("    1    0    0"), "{text}");
+        assert!(text.contains("\n   1    0    0"), "{text}");
         assert!(text.contains("  4/  5 [50%]\n"), "{text}");
         assert!(text.contains("   3    0"), "average line: {text}");
         assert!(text.contains("Totals:\n"));

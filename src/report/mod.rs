@@ -1,5 +1,9 @@
 //! Sinks that consume aggregated metrics.
 
 pub mod console;
+pub mod csv;
+pub mod output;
 
+pub use self::csv::CsvTimeline;
 pub use console::Console;
+pub use output::ResultsFile;

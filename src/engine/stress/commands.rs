@@ -1,0 +1,467 @@
+//! The command each state sends, in the C tool's shapes.
+
+use rand::RngExt;
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use crate::config::Settings;
+use crate::engine::states::State;
+use crate::imap::Capabilities;
+use crate::imap::command::{CommandBuilder, CommandPart, quoted};
+use crate::mail::MessageSource;
+use crate::mail::date::{MONTHS, civil_from_days};
+
+/// What a connection knows when it builds a command.
+pub struct CommandContext<'a> {
+    pub settings: &'a Settings,
+    pub capabilities: &'a Capabilities,
+    /// Messages in the selected mailbox as this connection sees it.
+    pub msgs: u32,
+    /// Hierarchy separator learned from `LIST "" ""`.
+    pub separator: char,
+    pub messages: &'a dyn MessageSource,
+    /// The server accepts new keywords (PERMANENTFLAGS has `\*`).
+    pub keywords: bool,
+    /// Unix time now (for SEARCH dates).
+    pub now: i64,
+}
+
+/// A command ready to send.
+#[derive(Debug)]
+pub struct Built {
+    pub parts: Vec<CommandPart>,
+    /// The command line for error messages (without CRLF, literal data left out).
+    pub line: String,
+}
+
+const FETCH_ITEMS: [&str; 7] = [
+    "UID",
+    "FLAGS",
+    "ENVELOPE",
+    "INTERNALDATE",
+    "BODY",
+    "BODYSTRUCTURE",
+    "RFC822.SIZE",
+];
+const HEADERS: [&str; 7] = [
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "References",
+    "In-Reply-To",
+    "Message-ID",
+];
+const FETCH2_ITEMS: [&str; 5] = [
+    "BODY.PEEK[HEADER]",
+    "RFC822.HEADER",
+    "BODY.PEEK[]",
+    "BODY.PEEK[1]",
+    "BODY.PEEK[TEXT]",
+];
+const SYSTEM_FLAGS: [&str; 4] = ["\\Answered", "\\Flagged", "\\Seen", "\\Draft"];
+const KEYWORDS: [&str; 5] = ["$Label1", "$Label2", "$Label3", "$Label4", "$Label5"];
+const SORT_KEYS: [&str; 7] = ["ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO"];
+
+/// Builds `state`'s command with `tag`, or `None` when there is nothing to send
+/// (e.g. FETCH in an empty mailbox): the state is then consumed silently.
+pub fn build(
+    state: State,
+    tag: &str,
+    ctx: &CommandContext<'_>,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Option<Built> {
+    let mailbox = quoted(&ctx.settings.mailbox);
+    let msgs = ctx.msgs;
+    let text = match state {
+        State::ListRoot => "LIST \"\" \"\"".to_owned(),
+        State::List => "LIST \"\" *".to_owned(),
+        State::MCreate => format!("CREATE {}", test_mailbox(ctx.separator, rng)),
+        State::MDelete => format!("DELETE {}", test_mailbox(ctx.separator, rng)),
+        State::MRename => format!(
+            "RENAME {} {}",
+            test_mailbox(ctx.separator, rng),
+            test_mailbox(ctx.separator, rng)
+        ),
+        State::MSubs => {
+            let verb = if rng.random_bool(0.5) {
+                "SUBSCRIBE"
+            } else {
+                "UNSUBSCRIBE"
+            };
+            format!("{verb} {}", test_mailbox(ctx.separator, rng))
+        }
+        State::Status => {
+            let recent = if ctx.settings.imap4rev2 {
+                ""
+            } else {
+                " RECENT"
+            };
+            format!("STATUS {mailbox} (MESSAGES UNSEEN{recent})")
+        }
+        State::Select => {
+            if ctx.capabilities.has("CONDSTORE") {
+                format!("SELECT {mailbox} (CONDSTORE)")
+            } else {
+                format!("SELECT {mailbox}")
+            }
+        }
+        State::UidFetch => "UID FETCH 1:* FLAGS".to_owned(),
+        State::Fetch => {
+            let set = random_set(rng, msgs, msgs.min(100))?;
+            format!("FETCH {set} ({})", fetch_items(rng, ctx.settings.qresync))
+        }
+        State::Fetch2 => {
+            if msgs == 0 {
+                return None;
+            }
+            let n = rng.random_range(1..=msgs);
+            let item = FETCH2_ITEMS[rng.random_range(0..FETCH2_ITEMS.len())];
+            format!("FETCH {n} (UID {item})")
+        }
+        State::Search => {
+            if msgs == 0 {
+                return None;
+            }
+            format!("SEARCH {}", search_query(rng, msgs, ctx.now))
+        }
+        State::Sort => {
+            if msgs == 0 {
+                return None;
+            }
+            format!(
+                "SORT ({}) US-ASCII {}",
+                sort_keys(rng),
+                sort_criteria(rng, msgs)
+            )
+        }
+        State::Thread => {
+            if msgs == 0 {
+                return None;
+            }
+            "THREAD REFERENCES US-ASCII ALL".to_owned()
+        }
+        State::Copy | State::Move => {
+            let copybox = ctx.settings.copybox.as_deref()?;
+            if msgs == 0 {
+                return None;
+            }
+            if state == State::Move
+                && !(ctx.capabilities.has("MOVE") || ctx.capabilities.has("IMAP4REV2"))
+            {
+                return None;
+            }
+            let a = rng.random_range(1..=msgs);
+            let b = a + rng.random_range(0..=msgs - a).min(5);
+            let verb = if state == State::Copy { "COPY" } else { "MOVE" };
+            let range = if a == b {
+                a.to_string()
+            } else {
+                format!("{a}:{b}")
+            };
+            format!("{verb} {range} {}", quoted(copybox))
+        }
+        State::Store => {
+            let limit = if msgs < 10 { msgs } else { (msgs / 5).min(50) };
+            if limit == 0 {
+                return None;
+            }
+            let count = rng.random_range(0..limit);
+            let set = random_set(rng, msgs, count)?;
+            let op = ["+", "-", ""][rng.random_range(0..3)];
+            let silent = if rng.random_bool(0.5) { ".SILENT" } else { "" };
+            let flags = random_flags(rng, ctx.keywords);
+            format!("STORE {set} {op}FLAGS{silent} ({flags})")
+        }
+        State::Delete => {
+            let p = &ctx.settings.probabilities;
+            let append = u32::from(p.get(State::Append));
+            let delete = u32::from(p.get(State::Delete)).max(1);
+            let mut bound = 1 + (append + delete / 2) / delete;
+            if msgs > ctx.settings.msgs + 5 {
+                bound += msgs - ctx.settings.msgs;
+            }
+            let count = rng.random_range(0..bound).min(1000);
+            let set = random_set(rng, msgs, count)?;
+            let silent = if rng.random_bool(0.5) { ".SILENT" } else { "" };
+            format!("STORE {set} +FLAGS{silent} \\Deleted")
+        }
+        State::Expunge => "EXPUNGE".to_owned(),
+        State::Append => return append(tag, ctx, rng),
+        State::Noop => "NOOP".to_owned(),
+        State::Idle => "IDLE".to_owned(),
+        State::Check => "CHECK".to_owned(),
+        State::Logout => "LOGOUT".to_owned(),
+        _ => return None,
+    };
+    let line = format!("{tag} {text}");
+    Some(Built {
+        parts: vec![CommandPart {
+            bytes: format!("{line}\r\n").into_bytes(),
+            secret_from: None,
+        }],
+        line,
+    })
+}
+
+/// `APPEND "box" [(flags)] ["date"] {n}` + message, and with MULTIAPPEND further
+/// messages in the same command while the "again" probability says so.
+fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> Option<Built> {
+    let target = ctx.settings.msgs;
+    if ctx.msgs - ctx.msgs / 8 >= target {
+        return None;
+    }
+    let again = ctx.settings.probabilities.again(State::Append);
+    let multiappend = ctx.capabilities.has("MULTIAPPEND") && again > 0;
+    let mut builder = CommandBuilder::new(tag, "APPEND", ctx.capabilities.literal_plus())
+        .string(ctx.settings.mailbox.as_bytes());
+    let mut count = 0;
+    let mut bytes = 0;
+    loop {
+        let message = ctx.messages.next_message(rng);
+        if rng.random_bool(0.5) {
+            builder = builder.raw(&format!("({})", random_flags(rng, false)));
+        }
+        if rng.random_bool(0.5) {
+            builder = builder.raw(&format!("\"{}\"", message.date.imap_format()));
+        }
+        builder = builder.literal(&message.data);
+        count += 1;
+        bytes += message.data.len();
+        if !multiappend || rng.random_range(0..100u32) >= u32::from(again) || count >= 100 {
+            break;
+        }
+    }
+    let line = format!(
+        "{tag} APPEND {} ({count} message{}, {bytes} bytes)",
+        quoted(&ctx.settings.mailbox),
+        if count == 1 { "" } else { "s" }
+    );
+    Some(Built {
+        parts: builder.finish(),
+        line,
+    })
+}
+
+/// `"test<sep>N"` or `"test<sep>N<sep>M"`, N and M in 0..20.
+fn test_mailbox(separator: char, rng: &mut Xoshiro256PlusPlus) -> String {
+    let n = rng.random_range(0..20);
+    let name = if rng.random_bool(0.5) {
+        format!("test{separator}{n}")
+    } else {
+        let m = rng.random_range(0..20);
+        format!("test{separator}{n}{separator}{m}")
+    };
+    quoted(&name)
+}
+
+/// Up to `count` random sequence numbers in 1..=msgs, merged into ranges.
+pub fn random_set(rng: &mut Xoshiro256PlusPlus, msgs: u32, count: u32) -> Option<String> {
+    if msgs == 0 || count == 0 {
+        return None;
+    }
+    let mut picked: Vec<u32> = (0..count.min(msgs))
+        .map(|_| rng.random_range(1..=msgs))
+        .collect();
+    picked.sort_unstable();
+    picked.dedup();
+    Some(format_ranges(&picked))
+}
+
+/// `1,3:5,9` from sorted, deduplicated numbers.
+pub fn format_ranges(sorted: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+fn fetch_items(rng: &mut Xoshiro256PlusPlus, with_uid: bool) -> String {
+    let mut items = Vec::with_capacity(5);
+    if with_uid {
+        items.push("UID".to_owned());
+    }
+    for _ in 0..rng.random_range(1..=4) {
+        if rng.random_range(0..4) < 3 {
+            items.push(FETCH_ITEMS[rng.random_range(0..FETCH_ITEMS.len())].to_owned());
+        } else {
+            let headers: Vec<&str> = (0..rng.random_range(1..=4))
+                .map(|_| HEADERS[rng.random_range(0..HEADERS.len())])
+                .collect();
+            items.push(format!("BODY.PEEK[HEADER.FIELDS ({})]", headers.join(" ")));
+        }
+    }
+    items.join(" ")
+}
+
+/// Each system flag but `\Deleted` with 50 %, each `$LabelN` keyword with 25 %.
+fn random_flags(rng: &mut Xoshiro256PlusPlus, keywords: bool) -> String {
+    let mut flags: Vec<&str> = SYSTEM_FLAGS
+        .into_iter()
+        .filter(|_| rng.random_bool(0.5))
+        .collect();
+    if keywords {
+        flags.extend(KEYWORDS.into_iter().filter(|_| rng.random_bool(0.25)));
+    }
+    flags.join(" ")
+}
+
+fn sort_keys(rng: &mut Xoshiro256PlusPlus) -> String {
+    let i = rng.random_range(0..SORT_KEYS.len());
+    let mut keys = String::new();
+    if rng.random_range(0..3) == 0 {
+        keys.push_str("REVERSE ");
+    }
+    keys.push_str(SORT_KEYS[i]);
+    let j = rng.random_range(0..SORT_KEYS.len());
+    if j != i && rng.random_range(0..3) == 0 {
+        keys.push(' ');
+        if rng.random_range(0..3) == 0 {
+            keys.push_str("REVERSE ");
+        }
+        keys.push_str(SORT_KEYS[j]);
+    }
+    keys
+}
+
+fn sort_criteria(rng: &mut Xoshiro256PlusPlus, msgs: u32) -> String {
+    match rng.random_range(0..3) {
+        0 => "ALL".to_owned(),
+        1 => "FLAGGED".to_owned(),
+        _ => {
+            let a = rng.random_range(1..=msgs);
+            let b = rng.random_range(1..=msgs);
+            format!("{}:{}", a.min(b), a.max(b))
+        }
+    }
+}
+
+/// A random query: an AND of one or more criteria, with OR chains and parenthesised
+/// groups. Without tracked message data (sizes, dates, subjects) the values are drawn
+/// around typical ones, as the C tool does before it has seen any message.
+fn search_query(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64) -> String {
+    let mut parts = Vec::new();
+    search_group(rng, msgs, now, 100, 0, &mut parts);
+    parts.join(" ")
+}
+
+fn search_group(
+    rng: &mut Xoshiro256PlusPlus,
+    msgs: u32,
+    now: i64,
+    mut p: u32,
+    depth: u32,
+    out: &mut Vec<String>,
+) {
+    while rng.random_range(0..100) < p {
+        out.push(search_node(rng, msgs, now, p, depth));
+        p /= 2;
+    }
+    if out.is_empty() {
+        out.push("ALL".to_owned());
+    }
+}
+
+fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth: u32) -> String {
+    let kinds = if depth >= 3 { 10 } else { 12 };
+    match rng.random_range(0..kinds) {
+        0 => {
+            let draws = msgs / 2 + 1;
+            random_set(rng, msgs, draws).unwrap_or_else(|| "1".to_owned())
+        }
+        1 => format!("SMALLER {}", 2048 + rng.random_range(0..2048)),
+        2 => format!("LARGER {}", 2048 + rng.random_range(0..2048)),
+        k @ 3..=8 => {
+            let key = ["BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"][k - 3];
+            let days_ago = rng.random_range(0..10);
+            format!("{key} {}", search_date(now - days_ago * 86_400))
+        }
+        9 => "NOT DELETED".to_owned(),
+        10 => {
+            let child = p.saturating_sub((p / 30).max(1));
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            search_group(rng, msgs, now, child, depth + 1, &mut a);
+            search_group(rng, msgs, now, child, depth + 1, &mut b);
+            format!("OR {} {}", group(a), group(b))
+        }
+        _ => {
+            let child = p.saturating_sub((p / 30).max(1));
+            let mut items = Vec::new();
+            search_group(rng, msgs, now, child, depth + 1, &mut items);
+            group(items)
+        }
+    }
+}
+
+fn group(mut items: Vec<String>) -> String {
+    if items.len() == 1 {
+        items.pop().unwrap_or_default()
+    } else {
+        format!("({})", items.join(" "))
+    }
+}
+
+/// `DD-Mon-YYYY` of a unix time's UTC day.
+fn search_date(unix: i64) -> String {
+    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
+    let month = MONTHS
+        .get((month as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan");
+    format!("{day}-{month}-{year}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn ranges_merge() {
+        assert_eq!(format_ranges(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(format_ranges(&[4]), "4");
+        assert_eq!(format_ranges(&[]), "");
+    }
+
+    #[test]
+    fn random_sets_stay_in_range() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        for msgs in 1..50 {
+            let set = random_set(&mut rng, msgs, msgs).unwrap();
+            for piece in set.split(',') {
+                for n in piece.split(':') {
+                    let n: u32 = n.parse().unwrap();
+                    assert!((1..=msgs).contains(&n), "{set} with {msgs} msgs");
+                }
+            }
+        }
+        assert_eq!(random_set(&mut rng, 0, 5), None);
+    }
+
+    #[test]
+    fn search_queries_are_balanced_and_dated() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        for _ in 0..200 {
+            let q = search_query(&mut rng, 30, 1_700_000_000);
+            assert_eq!(q.matches('(').count(), q.matches(')').count(), "{q}");
+            assert!(!q.is_empty());
+        }
+        assert_eq!(search_date(1_700_000_000), "14-Nov-2023");
+    }
+}

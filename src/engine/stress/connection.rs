@@ -1,0 +1,655 @@
+//! One logged-in connection of the stress engine: plans states, pipelines up to ten
+//! commands under the RFC 3501 §5.5 rules, and handles every reply.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use tokio::sync::watch;
+
+use super::commands::{self, CommandContext};
+use super::plan::Planner;
+use super::{RunState, SessionEnd, StressContext};
+use crate::engine::states::{Level, State};
+use crate::imap::client::lossy;
+use crate::imap::command::{CommandPart, quoted};
+use crate::imap::response::{Code, Response, Status, Untagged};
+use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
+use crate::metrics::{Event, Outcome, Report, Severity};
+use crate::users::User;
+
+/// Commands in flight per connection.
+pub const MAX_PIPELINE: usize = 10;
+
+/// NO texts some servers send for messages expunged by another session; not errors.
+const EXPUNGED_NO_TEXTS: [&str; 5] = [
+    "no longer exist",
+    "No matching messages",
+    "have been expunged",
+    "have been deleted",
+    "Document has been deleted",
+];
+const STORE_NO_TEXTS: [&str; 3] = [
+    "Cannot store on expunged messages",
+    "STORE completed",
+    "STORE failed",
+];
+
+/// A command sent and not yet answered.
+#[derive(Debug)]
+struct Pending {
+    number: u32,
+    state: State,
+    /// Internal commands (CREATE after TRYCREATE, ENABLE) are not counted. ENABLE is
+    /// filed under BANNER, which has no column.
+    counted: bool,
+    started: Instant,
+    line: String,
+}
+
+/// Why the connection loop stopped.
+pub struct Ended {
+    pub end: SessionEnd,
+    /// An error to report (message, server line).
+    pub error: Option<(String, Option<String>)>,
+}
+
+impl Ended {
+    fn error(message: impl Into<String>, line: Option<String>) -> Self {
+        Ended {
+            end: SessionEnd::Dropped,
+            error: Some((message.into(), line)),
+        }
+    }
+}
+
+pub struct Connection<'a> {
+    ctx: &'a StressContext,
+    rng: &'a mut Xoshiro256PlusPlus,
+    run_state: &'a watch::Receiver<RunState>,
+    user: &'a User,
+    id: u64,
+    stream: ImapStream,
+    capabilities: Capabilities,
+    next_tag: u32,
+    pending: VecDeque<Pending>,
+    /// Parts of the command being sent that wait for a `+` continuation.
+    waiting_parts: VecDeque<CommandPart>,
+    level: Level,
+    planner: Planner,
+    /// A state chosen but not yet sendable (blocked by the pipelining rules).
+    planned: Option<State>,
+    msgs: u32,
+    separator: char,
+    keywords: bool,
+    idle_done_sent: bool,
+    logout_sent: bool,
+    bye_seen: bool,
+    nothing_runnable_reported: bool,
+}
+
+impl<'a> Connection<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ctx: &'a StressContext,
+        rng: &'a mut Xoshiro256PlusPlus,
+        run_state: &'a watch::Receiver<RunState>,
+        user: &'a User,
+        id: u64,
+        stream: ImapStream,
+        capabilities: Capabilities,
+        next_tag: u32,
+    ) -> Self {
+        Connection {
+            planner: Planner::after_login(ctx.settings.random_states),
+            ctx,
+            rng,
+            run_state,
+            user,
+            id,
+            stream,
+            capabilities,
+            next_tag,
+            pending: VecDeque::new(),
+            waiting_parts: VecDeque::new(),
+            level: Level::Auth,
+            planned: None,
+            msgs: 0,
+            separator: '/',
+            keywords: false,
+            idle_done_sent: false,
+            logout_sent: false,
+            bye_seen: false,
+            nothing_runnable_reported: false,
+        }
+    }
+
+    /// Runs until LOGOUT completes or the connection fails.
+    pub async fn run(mut self) -> Ended {
+        let ended = self.run_inner().await;
+        self.stream.shutdown().await;
+        ended
+    }
+
+    async fn run_inner(&mut self) -> Ended {
+        self.send_internal(State::ListRoot, "LIST \"\" \"\"", true);
+        if self.ctx.settings.imap4rev2 {
+            self.send_internal(State::Banner, "ENABLE IMAP4REV2", false);
+        }
+        if self.ctx.settings.qresync {
+            self.send_internal(State::Banner, "ENABLE QRESYNC", false);
+        }
+        let read_timeout = self
+            .ctx
+            .settings
+            .stalled_disconnect_timeout
+            .unwrap_or(self.ctx.settings.timeout);
+        loop {
+            self.fill();
+            if let Err(e) = self.stream.flush_queued().await {
+                return Ended::error(e.to_string(), None);
+            }
+            if self.pending.is_empty() {
+                if self.logout_sent {
+                    return Ended {
+                        end: SessionEnd::LoggedOut,
+                        error: None,
+                    };
+                }
+                // Nothing could be planned at all: leave cleanly.
+                self.planned = Some(State::Logout);
+                continue;
+            }
+            if self.chance(State::Delay) {
+                self.count(State::Delay);
+                let pause = self.rng.random_range(0..1000u64);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            let response = match self.stream.read_response_within(Some(read_timeout)).await {
+                Ok(r) => r,
+                Err(StreamError::Frame(e)) => {
+                    self.report(Severity::Error, format!("error parsing input: {e}"), None);
+                    continue;
+                }
+                Err(StreamError::Closed) if self.logout_sent && self.bye_seen => {
+                    return Ended {
+                        end: SessionEnd::LoggedOut,
+                        error: None,
+                    };
+                }
+                Err(StreamError::Timeout(t)) => {
+                    let waiting = self.pending.front().map(|p| p.line.clone());
+                    return Ended::error(
+                        format!("no reply from server within {t:?}, waiting for command"),
+                        waiting,
+                    );
+                }
+                Err(e) => {
+                    let what = match &e {
+                        StreamError::Closed => {
+                            "Client disconnected: server closed the connection".to_owned()
+                        }
+                        other => format!("Client disconnected: {other}"),
+                    };
+                    return Ended::error(what, None);
+                }
+            };
+            if let Err(ended) = self.handle(&response) {
+                return ended;
+            }
+            if !self.stream.has_buffered_input()
+                && self.chance(State::Disconnect)
+                && !self.logout_sent
+            {
+                self.count(State::Disconnect);
+                return Ended {
+                    end: SessionEnd::Dropped,
+                    error: None,
+                };
+            }
+        }
+    }
+
+    fn chance(&mut self, state: State) -> bool {
+        let p = self.ctx.settings.probabilities.get(state);
+        p > 0 && self.rng.random_range(0..100u32) < u32::from(p)
+    }
+
+    fn count(&self, state: State) {
+        self.ctx.metrics.send(Event::Count { state });
+    }
+
+    fn report(&self, severity: Severity, message: String, line: Option<String>) {
+        self.ctx.metrics.report(Report {
+            severity,
+            user: Some(self.user.name.clone()),
+            connection: Some(self.id),
+            message,
+            line,
+        });
+    }
+
+    fn take_tag(&mut self) -> (u32, String) {
+        let n = self.next_tag;
+        self.next_tag += 1;
+        (n, format!("{}.{n}", self.id))
+    }
+
+    /// Queues an internal command (LIST "" "", ENABLE, CREATE).
+    fn send_internal(&mut self, state: State, text: &str, counted: bool) {
+        let (number, tag) = self.take_tag();
+        let line = format!("{tag} {text}");
+        self.stream.queue(format!("{line}\r\n").as_bytes(), None);
+        self.pending.push_back(Pending {
+            number,
+            state,
+            counted,
+            started: Instant::now(),
+            line,
+        });
+    }
+
+    /// The level once every outstanding state change has completed.
+    fn effective_level(&self) -> Level {
+        self.pending
+            .iter()
+            .rev()
+            .find_map(|p| target_level(p.state))
+            .unwrap_or(self.level)
+    }
+
+    /// Sends as many planned commands as the pipelining rules allow.
+    fn fill(&mut self) {
+        loop {
+            if self.pending.len() >= MAX_PIPELINE || !self.waiting_parts.is_empty() {
+                return;
+            }
+            if self.pending.iter().any(|p| p.state == State::Idle) {
+                return;
+            }
+            if self.ctx.settings.no_pipelining && !self.pending.is_empty() {
+                return;
+            }
+            if self.logout_sent {
+                return;
+            }
+            if *self.run_state.borrow() != RunState::Running {
+                self.planned = Some(State::Logout);
+            }
+            let state = match self.planned {
+                Some(state) => state,
+                None => self.plan(),
+            };
+            self.planned = Some(state);
+            if !self.can_send(state) {
+                return;
+            }
+            self.planned = None;
+            self.send(state);
+        }
+    }
+
+    fn plan(&mut self) -> State {
+        let level = self.effective_level();
+        let inline_append = self.capabilities.has("MULTIAPPEND");
+        let probabilities = &self.ctx.settings.probabilities;
+        match self
+            .planner
+            .next(self.rng, probabilities, level, inline_append)
+        {
+            Some(state) => state,
+            None => {
+                if !self.nothing_runnable_reported {
+                    self.nothing_runnable_reported = true;
+                    self.report(
+                        Severity::Warning,
+                        format!("no state can run at level {level:?} with these probabilities; logging out"),
+                        None,
+                    );
+                }
+                State::Logout
+            }
+        }
+    }
+
+    /// RFC 3501 §5.5: what may be pipelined behind what is outstanding.
+    fn can_send(&self, state: State) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let info = state.info();
+        if state == State::Idle {
+            return false;
+        }
+        let changer = self
+            .pending
+            .iter()
+            .find(|p| target_level(p.state).is_some());
+        if target_level(state).is_some() {
+            if changer.is_some() {
+                return false;
+            }
+            // LOGOUT waits for everything; SELECT for selected-level commands.
+            if state == State::Logout
+                || self
+                    .pending
+                    .iter()
+                    .any(|p| p.state.info().level == Level::Selected)
+            {
+                return false;
+            }
+        }
+        if let Some(changer) = changer {
+            let target = target_level(changer.state).unwrap_or(self.level);
+            if info.level >= target || info.level > self.level {
+                return false;
+            }
+        }
+        if info.uses_msgset
+            && self.pending.iter().any(|p| {
+                let i = p.state.info();
+                i.may_expunge || i.changes_level || p.state == State::ListRoot
+            })
+        {
+            return false;
+        }
+        // Test mailbox names need the separator LIST "" "" is about to tell.
+        if matches!(
+            state,
+            State::MCreate | State::MDelete | State::MRename | State::MSubs
+        ) && self.pending.iter().any(|p| p.state == State::ListRoot)
+        {
+            return false;
+        }
+        if state == State::Search && self.pending.iter().any(|p| p.state == State::Search) {
+            return false;
+        }
+        true
+    }
+
+    fn send(&mut self, state: State) {
+        if state.info().level == Level::Selected && self.msgs == 0 {
+            // Nothing to do in an empty mailbox: the state is consumed.
+            return;
+        }
+        // The tag is only used up when a command is really sent.
+        let number = self.next_tag;
+        let tag = format!("{}.{number}", self.id);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let ctx = CommandContext {
+            settings: &self.ctx.settings,
+            capabilities: &self.capabilities,
+            msgs: self.msgs,
+            separator: self.separator,
+            messages: self.ctx.messages.as_ref(),
+            keywords: self.keywords,
+            now,
+        };
+        let Some(built) = commands::build(state, &tag, &ctx, self.rng) else {
+            return;
+        };
+        self.next_tag += 1;
+        let mut parts = built.parts.into_iter();
+        if let Some(first) = parts.next() {
+            self.stream.queue(&first.bytes, first.secret_from);
+        }
+        self.waiting_parts.extend(parts);
+        if state == State::Idle {
+            self.idle_done_sent = false;
+        }
+        if state == State::Logout {
+            self.logout_sent = true;
+        }
+        self.pending.push_back(Pending {
+            number,
+            state,
+            counted: true,
+            started: Instant::now(),
+            line: built.line,
+        });
+    }
+
+    fn handle(&mut self, response: &RawResponse) -> Result<(), Ended> {
+        let line = || lossy(response.first_line());
+        let parsed = match response.parse() {
+            Ok(p) => p,
+            Err(e) => {
+                self.report(
+                    Severity::Error,
+                    format!("error parsing input: {e}"),
+                    Some(line()),
+                );
+                return Ok(());
+            }
+        };
+        match parsed {
+            Response::Continuation(_) => {
+                if let Some(part) = self.waiting_parts.pop_front() {
+                    self.stream.queue(&part.bytes, part.secret_from);
+                } else if self.pending.iter().any(|p| p.state == State::Idle)
+                    && !self.idle_done_sent
+                {
+                    self.idle_done_sent = true;
+                    self.stream.queue(b"DONE\r\n", None);
+                } else {
+                    return Err(Ended::error("Unexpected continuation", Some(line())));
+                }
+            }
+            Response::Tagged { tag, status, text } => {
+                let number = parse_tag(tag, self.id)
+                    .ok_or_else(|| Ended::error("Unexpected tagged reply", Some(line())))?;
+                let index = self
+                    .pending
+                    .iter()
+                    .position(|p| p.number == number)
+                    .ok_or_else(|| Ended::error("Unexpected tagged reply", Some(line())))?;
+                let pending = self
+                    .pending
+                    .remove(index)
+                    .ok_or_else(|| Ended::error("Unexpected tagged reply", Some(line())))?;
+                if index == 0 && !self.waiting_parts.is_empty() && status != Status::Ok {
+                    // The server refused a command before taking all its literals.
+                    self.waiting_parts.clear();
+                }
+                if pending.counted {
+                    self.ctx.metrics.send(Event::Command {
+                        state: pending.state,
+                        outcome: match status {
+                            Status::Ok => Outcome::Ok,
+                            Status::No => Outcome::No,
+                            _ => Outcome::Bad,
+                        },
+                        intended: pending.started,
+                        started: pending.started,
+                        finished: Instant::now(),
+                    });
+                }
+                let code_trycreate = matches!(text.code, Some(Code::TryCreate));
+                let code_expungeissued = matches!(&text.code, Some(Code::Other { name, .. }) if name.eq_ignore_ascii_case(b"EXPUNGEISSUED"));
+                let text = String::from_utf8_lossy(text.text).into_owned();
+                match status {
+                    Status::Ok => self.on_ok(pending.state, &line())?,
+                    Status::No => {
+                        self.on_no(&pending, &text, code_trycreate, code_expungeissued, line())
+                    }
+                    _ => {
+                        return Err(Ended::error(
+                            format!("BAD reply for command: {}", pending.line),
+                            Some(line()),
+                        ));
+                    }
+                }
+            }
+            Response::Untagged(untagged) => self.on_untagged(untagged, line)?,
+        }
+        Ok(())
+    }
+
+    fn on_ok(&mut self, state: State, line: &str) -> Result<(), Ended> {
+        match state {
+            State::Select => self.level = Level::Selected,
+            State::Logout => {
+                if !self.bye_seen {
+                    return Err(Ended::error(
+                        "Server didn't send BYE",
+                        Some(line.to_owned()),
+                    ));
+                }
+                self.level = Level::NonAuth;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_no(
+        &mut self,
+        pending: &Pending,
+        text: &str,
+        trycreate: bool,
+        expungeissued: bool,
+        line: String,
+    ) {
+        let state = pending.state;
+        let tolerated = match state {
+            State::MCreate | State::MDelete | State::MRename | State::MSubs => true,
+            State::Copy | State::Move => {
+                if trycreate && let Some(copybox) = self.ctx.settings.copybox.clone() {
+                    self.send_internal(
+                        State::MCreate,
+                        &format!("CREATE {}", quoted(&copybox)),
+                        false,
+                    );
+                }
+                trycreate || expungeissued
+            }
+            State::Fetch | State::Fetch2 | State::UidFetch => {
+                EXPUNGED_NO_TEXTS.iter().any(|t| text.contains(t))
+            }
+            State::Store | State::Delete => {
+                STORE_NO_TEXTS.contains(&text) || EXPUNGED_NO_TEXTS.iter().any(|t| text.contains(t))
+            }
+            State::Banner => true,
+            _ => false,
+        };
+        if !tolerated {
+            self.report(
+                Severity::Error,
+                format!("{} failed", state.name()),
+                Some(line),
+            );
+        }
+    }
+
+    fn on_untagged(
+        &mut self,
+        untagged: Untagged<'_>,
+        line: impl Fn() -> String,
+    ) -> Result<(), Ended> {
+        match untagged {
+            Untagged::Status {
+                status: Status::Bye,
+                ..
+            } => {
+                if self.logout_sent && !self.bye_seen {
+                    self.bye_seen = true;
+                } else {
+                    return Err(Ended::error("Unexpected BYE", Some(line())));
+                }
+            }
+            Untagged::Status {
+                status: Status::Bad,
+                ..
+            } => {
+                self.report(Severity::Error, "BAD received".to_owned(), Some(line()));
+            }
+            Untagged::Status { text, .. } => match text.code {
+                Some(Code::PermanentFlags(flags)) => {
+                    self.keywords = flags.iter().any(|f| *f == b"\\*");
+                }
+                Some(Code::Capability(caps)) => {
+                    self.capabilities = Capabilities::from_atoms(caps.iter().copied());
+                }
+                _ => {}
+            },
+            Untagged::Capability(caps) => {
+                self.capabilities = Capabilities::from_atoms(caps.iter().copied());
+            }
+            Untagged::Exists(n) => {
+                if n < self.msgs {
+                    self.report(
+                        Severity::Error,
+                        format!("Message count dropped {} -> {n}", self.msgs),
+                        Some(line()),
+                    );
+                }
+                self.msgs = n;
+            }
+            Untagged::Expunge(n) => {
+                if n == 0 || n > self.msgs {
+                    self.report(
+                        Severity::Error,
+                        format!("Tried to expunge sequence {n} with only {} msgs", self.msgs),
+                        Some(line()),
+                    );
+                } else {
+                    self.msgs -= 1;
+                }
+            }
+            Untagged::Vanished {
+                earlier: false,
+                uids,
+            } => {
+                let gone = u32::try_from(uids.count()).unwrap_or(u32::MAX);
+                self.msgs = self.msgs.saturating_sub(gone);
+            }
+            Untagged::List {
+                delimiter: Some(d), ..
+            } if self
+                .pending
+                .front()
+                .is_some_and(|p| p.state == State::ListRoot) =>
+            {
+                self.separator = char::from(d);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The level a state change leads to, for the states that change it.
+fn target_level(state: State) -> Option<Level> {
+    match state {
+        State::Select => Some(Level::Selected),
+        State::Logout => Some(Level::NonAuth),
+        State::Login | State::Authenticate => Some(Level::Auth),
+        _ => None,
+    }
+}
+
+/// `<id>.<n>` → n, if the id is this connection's.
+fn parse_tag(tag: &[u8], id: u64) -> Option<u32> {
+    let text = std::str::from_utf8(tag).ok()?;
+    let (conn, n) = text.split_once('.')?;
+    if conn.parse::<u64>().ok()? != id {
+        return None;
+    }
+    n.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_belong_to_their_connection() {
+        assert_eq!(parse_tag(b"7.12", 7), Some(12));
+        assert_eq!(parse_tag(b"8.12", 7), None);
+        assert_eq!(parse_tag(b"7x12", 7), None);
+        assert_eq!(parse_tag(b"*", 7), None);
+    }
+}

@@ -1,0 +1,282 @@
+//! The CSV timeline sink (`csv=FILE`): one RFC 4180 file, one header row, then for every
+//! second one row per command state that had any activity plus one connections row.
+//!
+//! Columns (the same header for every row; columns a row kind doesn't use are empty):
+//!
+//! | column | `command` rows | `connections` rows |
+//! |---|---|---|
+//! | `unix_time` | wall-clock end of the second, whole seconds since the epoch | same |
+//! | `elapsed_s` | seconds since the run started (1, 2, …; the last may be partial) | same |
+//! | `kind` | `command` | `connections` |
+//! | `command` | state name (`LOGIN`, `FETCH2`, …) | empty |
+//! | `count` | events, as in the console columns | empty |
+//! | `ok`, `no`, `bad` | tagged replies by status | empty |
+//! | `failed` | commands without a tagged reply | empty |
+//! | `errors` | same as `failed` (error reports are not attributed to commands) | error reports this second |
+//! | `avg_us`, `p50_us`, `p90_us`, `p99_us`, `max_us` | reply latency of timed commands; empty if none | empty |
+//! | `active`, `open` | empty | connections past the greeting / open, at the end of the second |
+//! | `connects`, `disconnects` | empty | this second |
+//!
+//! Command states with no activity in a second (no count and nothing timed) get no row,
+//! which keeps files small; the connections row is written every second, so a second is
+//! complete when its connections row is there and `elapsed_s` never skips. Summing
+//! `count` per command over the file gives the console's `Totals` line.
+//!
+//! Each second's rows are written to the file with one `write` and flushed, so a run that
+//! is killed keeps every completed second.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::time::UNIX_EPOCH;
+
+use anyhow::Context;
+
+use crate::engine::states::State;
+use crate::metrics::{Interval, Report, Sink, StateFigures};
+
+/// The header row, in column order.
+pub const HEADER: [&str; 19] = [
+    "unix_time",
+    "elapsed_s",
+    "kind",
+    "command",
+    "count",
+    "ok",
+    "no",
+    "bad",
+    "failed",
+    "errors",
+    "avg_us",
+    "p50_us",
+    "p90_us",
+    "p99_us",
+    "max_us",
+    "active",
+    "open",
+    "connects",
+    "disconnects",
+];
+
+/// Writes the CSV timeline to any writer (a file for `csv=`).
+pub struct CsvTimeline<W: Write + Send> {
+    out: W,
+    /// Where the rows go, for error messages.
+    name: String,
+    /// One second's rows, written to `out` in one go.
+    buf: Vec<u8>,
+    /// Set after the first write error: the error is printed once, then rows are dropped.
+    failed: bool,
+}
+
+impl CsvTimeline<File> {
+    /// Creates (or truncates) `path` and writes the header row.
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let file =
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        Self::new(file, path.display().to_string())
+    }
+}
+
+impl<W: Write + Send> CsvTimeline<W> {
+    /// A timeline on `out`; the header row is written (and flushed) at once.
+    pub fn new(out: W, name: String) -> anyhow::Result<Self> {
+        let mut sink = CsvTimeline {
+            out,
+            name,
+            buf: Vec::with_capacity(8 * 1024),
+            failed: false,
+        };
+        {
+            let mut w = csv::Writer::from_writer(&mut sink.buf);
+            w.write_record(HEADER)?;
+            w.flush()?;
+        }
+        sink.commit()
+            .with_context(|| format!("cannot write {}", sink.name))?;
+        Ok(sink)
+    }
+
+    /// The underlying writer (tests read back what was written).
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// Writes the buffered rows with one `write_all` and flushes.
+    fn commit(&mut self) -> std::io::Result<()> {
+        let result = self
+            .out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush());
+        self.buf.clear();
+        result
+    }
+
+    fn rows(&mut self, interval: &Interval) -> csv::Result<()> {
+        let unix_time = interval
+            .at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        let elapsed = interval.elapsed_secs.to_string();
+        let mut w = csv::Writer::from_writer(&mut self.buf);
+        for state in State::all() {
+            let f = interval.state(state);
+            if f.count == 0 && f.timed == 0 {
+                continue;
+            }
+            let mut row: Vec<String> = Vec::with_capacity(HEADER.len());
+            row.extend([
+                unix_time.clone(),
+                elapsed.clone(),
+                "command".to_owned(),
+                state.name().to_owned(),
+            ]);
+            row.extend([f.count, f.ok, f.no, f.bad, f.failed, f.failed].map(|n| n.to_string()));
+            row.extend(latency_columns(f));
+            row.extend(std::iter::repeat_n(String::new(), 4));
+            w.write_record(&row)?;
+        }
+        let mut row: Vec<String> = vec![unix_time, elapsed, "connections".to_owned()];
+        row.extend(std::iter::repeat_n(String::new(), 6));
+        row.push(interval.errors.to_string());
+        row.extend(std::iter::repeat_n(String::new(), 5));
+        row.extend(
+            [
+                interval.active,
+                interval.open,
+                interval.connects,
+                interval.disconnects,
+            ]
+            .map(|n| n.to_string()),
+        );
+        w.write_record(&row)?;
+        w.flush()?;
+        Ok(())
+    }
+
+    fn write_interval(&mut self, interval: &Interval) {
+        if self.failed {
+            return;
+        }
+        let result = match self.rows(interval) {
+            Ok(()) => self.commit(),
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        if let Err(e) = result {
+            self.failed = true;
+            eprintln!(
+                "Error: csv: cannot write {}: {e}; no more rows are written",
+                self.name
+            );
+        }
+    }
+}
+
+/// `avg_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; empty when nothing was timed.
+fn latency_columns(f: &StateFigures) -> [String; 5] {
+    if f.timed == 0 {
+        return Default::default();
+    }
+    let h = &f.latency;
+    [
+        (f.latency_sum_us / f.timed).to_string(),
+        h.value_at_quantile(0.5).to_string(),
+        h.value_at_quantile(0.9).to_string(),
+        h.value_at_quantile(0.99).to_string(),
+        h.max().to_string(),
+    ]
+}
+
+impl<W: Write + Send> Sink for CsvTimeline<W> {
+    fn interval(&mut self, interval: &Interval) {
+        self.write_interval(interval);
+    }
+
+    fn report(&mut self, _report: &Report) {}
+
+    fn finish(&mut self, _totals: &Interval) {
+        if !self.failed {
+            let _ = self.out.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Event, Outcome, Severity};
+    use std::time::{Duration, Instant};
+
+    fn command(iv: &mut Interval, state: State, outcome: Outcome, ms: u64) {
+        let now = Instant::now();
+        iv.record(&Event::Command {
+            state,
+            outcome,
+            intended: now,
+            started: now,
+            finished: now + Duration::from_millis(ms),
+        });
+    }
+
+    fn text(sink: &CsvTimeline<Vec<u8>>) -> String {
+        String::from_utf8(sink.get_ref().clone()).unwrap()
+    }
+
+    #[test]
+    fn header_only_when_nothing_ran() {
+        let sink = CsvTimeline::new(Vec::new(), "mem".into()).unwrap();
+        assert_eq!(text(&sink), format!("{}\n", HEADER.join(",")));
+    }
+
+    #[test]
+    fn rows_for_active_states_and_connections() {
+        let mut sink = CsvTimeline::new(Vec::new(), "mem".into()).unwrap();
+        let mut iv = Interval::new();
+        iv.elapsed_secs = 1;
+        iv.at = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        command(&mut iv, State::Login, Outcome::Ok, 2);
+        command(&mut iv, State::Login, Outcome::No, 4);
+        iv.record(&Event::Count {
+            state: State::Delay,
+        });
+        iv.record(&Event::Connected);
+        iv.record(&Event::Report(Report {
+            severity: Severity::Error,
+            user: None,
+            connection: None,
+            message: "x".into(),
+            line: None,
+        }));
+        iv.active = 3;
+        iv.open = 4;
+        sink.interval(&iv);
+        let text = text(&sink);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(
+            lines[1],
+            "1700000000,1,command,LOGIN,1,1,1,0,0,0,3000,2000,4001,4001,4001,,,,"
+        );
+        assert_eq!(lines[2], "1700000000,1,command,DELAY,1,0,0,0,0,0,,,,,,,,,");
+        assert_eq!(lines[3], "1700000000,1,connections,,,,,,,1,,,,,,3,4,1,0");
+        for line in &lines {
+            assert_eq!(line.split(',').count(), HEADER.len(), "{line}");
+        }
+    }
+
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn unwritable_output_is_an_error_at_creation() {
+        assert!(CsvTimeline::new(Broken, "broken".into()).is_err());
+    }
+}
