@@ -16,6 +16,7 @@ use crate::imap::framer::FramerLimits;
 use crate::mail::{Mbox, MessageSource, RandomMessages};
 use crate::metrics::{self, Report, Severity, Sink};
 use crate::net::Endpoint;
+use crate::net::connect::SPREAD_SOURCES_ABOVE;
 use crate::report::{Console, CsvTimeline, ResultsFile};
 use crate::sasl::ScramCache;
 use crate::users::{UserPicker, UserTemplate, read_userfile};
@@ -36,16 +37,16 @@ pub mod exit {
 pub async fn run_stress(settings: Settings) -> anyhow::Result<ExitCode> {
     raise_fd_limit(u64::from(settings.clients) + 100);
     let settings = Arc::new(settings);
-    let endpoint = Arc::new(
-        Endpoint::resolve(
-            &settings.host,
-            settings.connect_host(),
-            settings.imap_port(),
-            &settings.tls,
-            settings.timeout,
-        )
-        .await?,
-    );
+    let mut endpoint = Endpoint::resolve(
+        &settings.host,
+        settings.connect_host(),
+        settings.imap_port(),
+        &settings.tls,
+        settings.timeout,
+    )
+    .await?;
+    endpoint.spread_source_addresses(settings.clients > SPREAD_SOURCES_ABOVE);
+    let endpoint = Arc::new(endpoint);
     let users = Arc::new(user_picker(&settings)?);
     let messages = message_source(&settings)?;
     let client_options = ClientOptions {

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod conversation;
 pub mod engine;
 pub mod imap;
 pub mod mail;

@@ -4,6 +4,9 @@ use imaptest::app::{self, exit};
 use imaptest::cli::{self, Command};
 
 fn main() -> ExitCode {
+    if let Some(code) = conversation_subcommand() {
+        return code;
+    }
     let command = match cli::parse_os(std::env::args_os().skip(1)) {
         Ok(command) => command,
         Err(e) => {
@@ -18,6 +21,30 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FATAL)
         }
     }
+}
+
+/// `imaptest client …` and `imaptest server …`: conversation scripts.
+fn conversation_subcommand() -> Option<ExitCode> {
+    let mut args = std::env::args_os().skip(1);
+    let entry: fn(&[String]) -> anyhow::Result<ExitCode> = match args.next()?.to_str()? {
+        "client" => imaptest::conversation::client_main,
+        "server" => imaptest::conversation::server_main,
+        _ => return None,
+    };
+    let args: Vec<String> = match args.map(|a| a.into_string()).collect() {
+        Ok(args) => args,
+        Err(bad) => {
+            eprintln!(
+                "Fatal: argument is not valid UTF-8: {}",
+                bad.to_string_lossy()
+            );
+            return Some(ExitCode::from(exit::FATAL));
+        }
+    };
+    Some(entry(&args).unwrap_or_else(|e| {
+        eprintln!("Fatal: {}", one_line(&e));
+        ExitCode::from(exit::FATAL)
+    }))
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {

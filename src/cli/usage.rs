@@ -73,6 +73,16 @@ pub fn usage() -> String {
         };
         line(&mut out, &format!("  {name}={hint}"), &help);
     }
+    line(
+        &mut out,
+        "client SCRIPT ...",
+        "Run a conversation script against a server (imaptest client --help)",
+    );
+    line(
+        &mut out,
+        "server SCRIPT ...",
+        "Play a scripted server on loopback (imaptest server --help)",
+    );
     line(&mut out, "help, -h, --help", "Show this help");
     line(&mut out, "--version, -V", "Show the version");
     out

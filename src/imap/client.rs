@@ -217,17 +217,37 @@ impl ImapClient {
         self.collect(tag, untagged, started).await
     }
 
+    /// Reads until the tagged reply of `tag`. A malformed response or a frame error does
+    /// not end the wait: it is returned after the tagged reply, so the connection stays
+    /// in sync. A BYE followed by the server closing is reported with the BYE's text.
     async fn collect(
         &mut self,
         tag: &str,
         mut untagged: Vec<RawResponse>,
         started: Instant,
     ) -> Result<Completion, ClientError> {
+        let mut first_error: Option<ClientError> = None;
+        let mut bye: Option<String> = None;
         loop {
-            let response = self.stream.read_response().await?;
+            let response = match self.stream.read_response().await {
+                Ok(response) => response,
+                Err(e) if e.is_recoverable() => {
+                    first_error.get_or_insert(ClientError::Stream(e));
+                    continue;
+                }
+                Err(StreamError::Closed) if bye.is_some() => {
+                    return Err(ClientError::Bye(bye.unwrap_or_default()));
+                }
+                // An earlier malformed response explains more than the close after it.
+                Err(e) => return Err(first_error.unwrap_or(e.into())),
+            };
             match response.parse() {
                 Ok(Response::Tagged { .. }) => {
-                    return self.finish_tagged(tag, response, untagged, started);
+                    let done = self.finish_tagged(tag, response, untagged, started);
+                    return match first_error {
+                        Some(e) => Err(e),
+                        None => done,
+                    };
                 }
                 Ok(Response::Continuation(_)) => {
                     return Err(ClientError::UnexpectedContinuation(lossy(
@@ -235,11 +255,27 @@ impl ImapClient {
                     )));
                 }
                 Ok(Response::Untagged(u)) => {
+                    if matches!(
+                        u,
+                        Untagged::Status {
+                            status: Status::Bye,
+                            ..
+                        }
+                    ) {
+                        bye = Some(lossy(response.first_line()));
+                    }
                     self.note_untagged(&u);
                     drop(u);
                     untagged.push(response);
                 }
-                Err(e) => return Err(ClientError::Parse(e.to_string())),
+                Err(e) => {
+                    let ours = response.tag() == Some(tag.as_bytes());
+                    let error = ClientError::Parse(e.to_string());
+                    if ours {
+                        return Err(first_error.unwrap_or(error));
+                    }
+                    first_error.get_or_insert(error);
+                }
             }
         }
     }

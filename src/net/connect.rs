@@ -1,12 +1,12 @@
 //! Where connections go: resolved addresses (round robin), the TLS mode and connector.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use tokio::net::{TcpStream, lookup_host};
+use tokio::net::{TcpSocket, TcpStream, lookup_host};
 use tokio_rustls::TlsConnector;
 
 use super::Transport;
@@ -42,7 +42,14 @@ pub struct Endpoint {
     mode: TlsMode,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     timeout: Duration,
+    /// Spread source addresses over 127.0.0.1–127.0.0.254 (loopback targets only).
+    spread_sources: bool,
+    next_source: AtomicUsize,
 }
+
+/// Beyond this many connections one source address runs out of ephemeral ports
+/// (about 28 k by default, 64 k at most), so loopback runs spread their sources.
+pub const SPREAD_SOURCES_ABOVE: u32 = 20_000;
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,7 +98,34 @@ impl Endpoint {
             mode: tls_settings.mode,
             tls,
             timeout,
+            spread_sources: false,
+            next_source: AtomicUsize::new(0),
         })
+    }
+
+    /// Binds each new connection to the next of 127.0.0.1–127.0.0.254 when the server
+    /// is on IPv4 loopback (Linux routes all of 127/8 to `lo`), with
+    /// `IP_BIND_ADDRESS_NO_PORT` so the port is chosen per 4-tuple at connect time.
+    /// Returns whether spreading is on.
+    pub fn spread_source_addresses(&mut self, enable: bool) -> bool {
+        self.spread_sources = enable
+            && self
+                .addrs
+                .iter()
+                .all(|a| matches!(a.ip(), IpAddr::V4(ip) if ip.is_loopback()));
+        self.spread_sources
+    }
+
+    async fn tcp_connect(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        if !self.spread_sources {
+            return TcpStream::connect(addr).await;
+        }
+        let n = self.next_source.fetch_add(1, Ordering::Relaxed) % 254;
+        let source = Ipv4Addr::new(127, 0, 0, 1 + n as u8);
+        let socket = TcpSocket::new_v4()?;
+        bind_address_no_port(&socket)?;
+        socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+        socket.connect(addr).await
     }
 
     pub fn mode(&self) -> TlsMode {
@@ -106,7 +140,7 @@ impl Endpoint {
     pub async fn connect(&self) -> Result<(Transport, SocketAddr), NetError> {
         let i = self.next_addr.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
         let addr = self.addrs[i];
-        let tcp = match tokio::time::timeout(self.timeout, TcpStream::connect(addr)).await {
+        let tcp = match tokio::time::timeout(self.timeout, self.tcp_connect(addr)).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(source)) => return Err(NetError::Connect { addr, source }),
             Err(_) => {
@@ -144,5 +178,73 @@ impl Endpoint {
                 timeout: self.timeout,
             }),
         }
+    }
+}
+
+/// Sets `IP_BIND_ADDRESS_NO_PORT`: bind() picks no port, connect() does, so many
+/// connections can share a source address as long as their 4-tuples differ.
+fn bind_address_no_port(socket: &TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and a pointer to a c_int that outlives the call,
+    // with its exact size, as setsockopt(2) requires.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn loopback_sources_are_spread() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut ep = Endpoint::resolve(
+            "127.0.0.1",
+            "127.0.0.1",
+            port,
+            &TlsSettings::default(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert!(ep.spread_source_addresses(true));
+        let mut peers = Vec::new();
+        for _ in 0..3 {
+            let (_conn, _) = ep.connect().await.unwrap();
+            let (_, peer) = listener.accept().await.unwrap();
+            peers.push(peer.ip());
+        }
+        let expected: Vec<IpAddr> = (1..=3)
+            .map(|n| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
+            .collect();
+        assert_eq!(peers, expected);
+    }
+
+    #[tokio::test]
+    async fn non_loopback_targets_are_never_spread() {
+        let mut ep = Endpoint::resolve(
+            "192.0.2.1",
+            "192.0.2.1",
+            143,
+            &TlsSettings::default(),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        assert!(!ep.spread_source_addresses(true));
     }
 }
