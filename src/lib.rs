@@ -6,15 +6,23 @@
 //!
 //! * [`cli`]: the legacy `key=value` command line, turned into [`config::Settings`].
 //! * [`config`]: the validated settings every mode runs from.
-//! * [`net`]: TCP connects, TLS (rustls), STARTTLS upgrades and rawlogs. Knows no protocol.
+//! * [`net`]: TCP connects, TLS (rustls), STARTTLS upgrades, rawlogs and a bounded line
+//!   reader for the text protocols. Knows no protocol.
 //! * [`imap`]: the IMAP response framer, tokenizer and typed views, command encoding,
 //!   and [`imap::ImapStream`], a framed IMAP connection. Knows nothing of scheduling.
+//! * [`lmtp`]: the LMTP client (LHLO, STARTTLS, pipelined deliveries, one reply per
+//!   recipient) and the delivery marker header.
+//! * [`pop3`]: the POP3 client (CAPA, STLS, USER/PASS, SASL AUTH, STAT/LIST/UIDL/RETR/
+//!   TOP/DELE).
 //! * [`sasl`]: client SASL mechanisms (PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256).
 //! * [`users`]: user name templates and user files.
 //! * [`mail`]: message sources (mbox, random bodies) and the test mbox generator.
 //! * [`engine`]: the stress engine; sends [`metrics::Event`]s and never prints.
 //! * [`metrics`]: the events engines emit and the per-second aggregation.
-//! * [`report`]: sinks that consume aggregated metrics (console).
+//! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline, `output=`).
+//! * [`conversation`]: Exim-style client scripts and a scriptable server
+//!   (`imaptest client`, `imaptest server`).
+//! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
 
 pub mod app;
 pub mod cli;
@@ -22,9 +30,11 @@ pub mod config;
 pub mod conversation;
 pub mod engine;
 pub mod imap;
+pub mod lmtp;
 pub mod mail;
 pub mod metrics;
 pub mod net;
+pub mod pop3;
 pub mod report;
 pub mod sasl;
 pub mod scripted;

@@ -244,3 +244,65 @@ fn same_seed_sends_the_same_commands() {
     }
     assert_eq!(logs[0], logs[1]);
 }
+
+#[test]
+fn first_sigint_logs_out_and_prints_totals() {
+    let user = common::fresh_user();
+    let mut args = base_args(&user, 30);
+    args.extend([
+        "-".into(),
+        "select=0".into(),
+        "noop=100".into(),
+        "logout=1".into(),
+    ]);
+    let child = Command::new(env!("CARGO_BIN_EXE_imaptest"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start imaptest");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("wait");
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "clients did not log out promptly"
+    );
+    assert!(
+        stderr.contains("Received SIGINT - waiting for existing clients to finish"),
+        "{stderr}"
+    );
+    let totals = totals(&stdout);
+    assert!(totals["Noop"] > 0, "{totals:?}");
+    // Every session that logged in also logged out.
+    assert_eq!(totals["Logi"], totals["Logo"], "{totals:?}");
+}
+
+#[test]
+fn compress_deflate_keeps_the_session_working() {
+    let user = common::fresh_user();
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = base_args(&user, 2);
+    args.extend([
+        format!("mbox={}", mbox()),
+        format!("rawlog={}", dir.path().display()),
+        "compress=100".into(),
+        "noop=50".into(),
+    ]);
+    let totals = run_clean(&args);
+    assert!(totals["Comp"] > 0, "{totals:?}");
+    // Commands after COMPRESS were answered: FETCH and LOGOUT still count.
+    assert!(totals["Fetc"] > 0 && totals["Logo"] > 0, "{totals:?}");
+    let log = std::fs::read_to_string(dir.path().join("rawlog.1")).unwrap();
+    let switch = log
+        .find("COMPRESS DEFLATE started")
+        .expect("compression started");
+    // The rawlog shows the inflated conversation after the switch.
+    assert!(log[switch..].contains("S: * BYE"), "{log}");
+}

@@ -6,9 +6,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::framer::{FrameError, Framer, FramerLimits, RawResponse};
+use crate::net::deflate::Deflate;
 use crate::net::{Endpoint, NetError, Rawlog, Transport};
 
 /// Why reading or writing a response failed.
@@ -33,6 +37,8 @@ pub enum StreamError {
     StartTlsInjection(usize),
     #[error("STARTTLS on a connection that already uses TLS")]
     AlreadyTls,
+    #[error("the connection is already compressed")]
+    Compressed,
     #[error("{0}")]
     Net(#[from] NetError),
 }
@@ -47,7 +53,7 @@ impl StreamError {
 /// A connection carrying IMAP responses.
 #[derive(Debug)]
 pub struct ImapStream {
-    transport: Transport,
+    io: Io,
     peer: SocketAddr,
     buf: BytesMut,
     framer: Framer,
@@ -76,7 +82,7 @@ impl ImapStream {
         timeout: Duration,
     ) -> Self {
         ImapStream {
-            transport,
+            io: Io::Raw(transport),
             peer,
             buf: BytesMut::new(),
             read_size: MIN_READ,
@@ -95,7 +101,11 @@ impl ImapStream {
     }
 
     pub fn is_tls(&self) -> bool {
-        self.transport.is_tls()
+        match &self.io {
+            Io::Raw(t) => t.is_tls(),
+            Io::Compressed(d) => d.get_ref().is_tls(),
+            Io::Detached => false,
+        }
     }
 
     pub fn bytes_in(&self) -> u64 {
@@ -144,7 +154,7 @@ impl ImapStream {
         self.buf.reserve(self.read_size);
         let start = self.buf.len();
         let room = self.buf.capacity() - start;
-        let read = self.transport.read_buf(&mut self.buf);
+        let read = self.io.read_buf(&mut self.buf);
         let n = match timeout {
             Some(limit) => match tokio::time::timeout(limit, read).await {
                 Ok(r) => r.map_err(StreamError::Read)?,
@@ -188,11 +198,11 @@ impl ImapStream {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.transport
+        self.io
             .write_all(&self.out)
             .await
             .map_err(StreamError::Write)?;
-        self.transport.flush().await.map_err(StreamError::Write)?;
+        self.io.flush().await.map_err(StreamError::Write)?;
         self.bytes_out += self.out.len() as u64;
         self.out.clear();
         // Don't keep a large APPEND buffer around on an idle connection.
@@ -209,7 +219,7 @@ impl ImapStream {
             return Err(StreamError::StartTlsInjection(self.buf.len()));
         }
         let ImapStream {
-            transport,
+            io,
             peer,
             limits,
             mut rawlog,
@@ -218,9 +228,10 @@ impl ImapStream {
             bytes_out,
             ..
         } = self;
-        let tcp = match transport {
-            Transport::Plain(tcp) => tcp,
-            Transport::Tls(_) => return Err(StreamError::AlreadyTls),
+        let tcp = match io {
+            Io::Raw(Transport::Plain(tcp)) => tcp,
+            Io::Raw(Transport::Tls(_)) => return Err(StreamError::AlreadyTls),
+            Io::Compressed(_) | Io::Detached => return Err(StreamError::Compressed),
         };
         let transport = endpoint.handshake(tcp, peer).await?;
         if let Some(log) = &mut rawlog {
@@ -232,8 +243,88 @@ impl ImapStream {
         Ok(upgraded)
     }
 
+    /// Starts `COMPRESS DEFLATE` after the server's OK: from here on both directions are
+    /// compressed. Input buffered after the OK is already compressed data.
+    pub fn start_compress(&mut self) -> Result<(), StreamError> {
+        let leftover = self.buf.split();
+        match std::mem::replace(&mut self.io, Io::Detached) {
+            Io::Raw(transport) => {
+                self.io = Io::Compressed(Box::new(Deflate::new(transport, &leftover)));
+                if let Some(log) = &mut self.rawlog {
+                    log.note("COMPRESS DEFLATE started");
+                }
+                Ok(())
+            }
+            other => {
+                self.io = other;
+                Err(StreamError::Compressed)
+            }
+        }
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        matches!(self.io, Io::Compressed(_))
+    }
+
     /// Closes the write side; errors are of no interest at this point.
     pub async fn shutdown(&mut self) {
-        let _ = self.transport.shutdown().await;
+        let _ = self.io.shutdown().await;
+    }
+}
+
+/// The transport, or the transport under DEFLATE after COMPRESS.
+#[derive(Debug)]
+enum Io {
+    Raw(Transport),
+    Compressed(Box<Deflate<Transport>>),
+    /// Only while switching to compression.
+    Detached,
+}
+
+fn detached() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection is being switched")
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Raw(t) => Pin::new(t).poll_read(cx, buf),
+            Io::Compressed(d) => Pin::new(d.as_mut()).poll_read(cx, buf),
+            Io::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Raw(t) => Pin::new(t).poll_write(cx, buf),
+            Io::Compressed(d) => Pin::new(d.as_mut()).poll_write(cx, buf),
+            Io::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Raw(t) => Pin::new(t).poll_flush(cx),
+            Io::Compressed(d) => Pin::new(d.as_mut()).poll_flush(cx),
+            Io::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Raw(t) => Pin::new(t).poll_shutdown(cx),
+            Io::Compressed(d) => Pin::new(d.as_mut()).poll_shutdown(cx),
+            Io::Detached => Poll::Ready(Err(detached())),
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! folds them into one [`Interval`] per second and hands intervals and reports to
 //! [`Sink`]s (console, CSV, …). Engines never print.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
@@ -91,8 +91,9 @@ pub struct StateFigures {
     pub no: u64,
     pub bad: u64,
     pub failed: u64,
-    /// Latency of every completed command, in microseconds.
-    pub latency: Histogram<u64>,
+    /// Latency of every completed command, in microseconds; allocated on the first
+    /// command (a histogram is ~190 KB and most states are idle in most seconds).
+    pub latency: Option<Box<Histogram<u64>>>,
     /// Sum of latencies in microseconds (exact average without histogram rounding).
     pub latency_sum_us: u64,
     /// Commands timed (any outcome).
@@ -108,7 +109,7 @@ impl StateFigures {
             no: 0,
             bad: 0,
             failed: 0,
-            latency: new_histogram(),
+            latency: None,
             latency_sum_us: 0,
             timed: 0,
             lateness_max_us: 0,
@@ -121,10 +122,27 @@ impl StateFigures {
         self.no += other.no;
         self.bad += other.bad;
         self.failed += other.failed;
-        let _ = self.latency.add(&other.latency);
+        if let Some(theirs) = &other.latency {
+            match &mut self.latency {
+                Some(mine) => {
+                    let _ = mine.add(theirs.as_ref());
+                }
+                None => self.latency = Some(theirs.clone()),
+            }
+        }
         self.latency_sum_us += other.latency_sum_us;
         self.timed += other.timed;
         self.lateness_max_us = self.lateness_max_us.max(other.lateness_max_us);
+    }
+
+    /// The latency at quantile `q` in µs (0 if nothing was timed).
+    pub fn latency_at(&self, q: f64) -> u64 {
+        self.latency.as_ref().map_or(0, |h| h.value_at_quantile(q))
+    }
+
+    /// The largest latency in µs (0 if nothing was timed).
+    pub fn latency_max(&self) -> u64 {
+        self.latency.as_ref().map_or(0, |h| h.max())
     }
 
     /// Average latency in milliseconds, 0 if nothing was timed.
@@ -199,7 +217,9 @@ impl Interval {
                     Outcome::Failed => f.failed += 1,
                 }
                 let us = finished.saturating_duration_since(*started).as_micros() as u64;
-                f.latency.saturating_record(us.max(1));
+                f.latency
+                    .get_or_insert_with(|| Box::new(new_histogram()))
+                    .saturating_record(us.max(1));
                 f.latency_sum_us += us;
                 f.timed += 1;
                 let late = started.saturating_duration_since(*intended).as_micros() as u64;
@@ -216,8 +236,8 @@ impl Interval {
         }
     }
 
-    /// Adds another interval's figures (for totals and ten-second averages).
-    pub fn add(&mut self, other: &Interval) {
+    /// Adds another interval's counts and latencies, keeping this one's time and gauges.
+    pub fn add_figures(&mut self, other: &Interval) {
         for (mine, theirs) in self.states.iter_mut().zip(&other.states) {
             mine.add(theirs);
         }
@@ -225,6 +245,12 @@ impl Interval {
         self.disconnects += other.disconnects;
         self.errors += other.errors;
         self.warnings += other.warnings;
+    }
+
+    /// Adds a later interval (for totals and ten-second averages): its figures, and its
+    /// time and gauges as the latest.
+    pub fn add(&mut self, other: &Interval) {
+        self.add_figures(other);
         self.elapsed_secs = other.elapsed_secs;
         self.at = other.at;
         self.active = other.active;
@@ -250,28 +276,48 @@ pub trait Sink: Send {
 }
 
 /// The sending side engines hold. Cloning is cheap.
+///
+/// Counted events go straight into a per-thread shard of the current second (an
+/// uncontended lock and a histogram record, no allocation); reports, which are rare
+/// and printed at once, go through a channel.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    tx: mpsc::UnboundedSender<Event>,
+    shards: Arc<[Mutex<Interval>]>,
+    reports: mpsc::UnboundedSender<Report>,
     pub gauges: Arc<Gauges>,
     errors: Arc<AtomicU64>,
 }
 
+/// Shards of the current second: one per worker thread is enough to avoid contention.
+const SHARDS: usize = 16;
+
+thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
+    };
+}
+
 impl Metrics {
     pub fn send(&self, event: Event) {
-        if let Event::Report(Report {
-            severity: Severity::Error,
-            ..
-        }) = &event
-        {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+        match event {
+            Event::Report(report) => self.report(report),
+            event => {
+                let shard = SHARD.with(|s| *s);
+                let mut interval = self.shards[shard]
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                interval.record(&event);
+            }
         }
-        // The aggregator outlives engines; a closed channel only happens at exit.
-        let _ = self.tx.send(event);
     }
 
     pub fn report(&self, report: Report) {
-        self.send(Event::Report(report));
+        if report.severity == Severity::Error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // The aggregator outlives engines; a closed channel only happens at exit.
+        let _ = self.reports.send(report);
     }
 
     /// Errors reported so far (for `error_quit`).
@@ -280,9 +326,22 @@ impl Metrics {
     }
 }
 
+/// Moves everything recorded in `shards` since the last call into `into`.
+fn drain_shards(shards: &[Mutex<Interval>], into: &mut Interval) {
+    for shard in shards {
+        let taken = {
+            let mut interval = shard.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut *interval)
+        };
+        into.add_figures(&taken);
+    }
+}
+
 /// Folds events into per-second intervals and feeds sinks.
 pub struct Aggregator {
-    rx: mpsc::UnboundedReceiver<Event>,
+    reports: mpsc::UnboundedReceiver<Report>,
+    /// A handle without a report sender, to drain the shards.
+    shards: Arc<[Mutex<Interval>]>,
     gauges: Arc<Gauges>,
     sinks: Vec<Box<dyn Sink>>,
     tick: Duration,
@@ -292,14 +351,17 @@ pub struct Aggregator {
 pub fn channel(sinks: Vec<Box<dyn Sink>>) -> (Metrics, Aggregator) {
     let (tx, rx) = mpsc::unbounded_channel();
     let gauges = Arc::new(Gauges::default());
+    let shards: Arc<[Mutex<Interval>]> = (0..SHARDS).map(|_| Mutex::new(Interval::new())).collect();
     (
         Metrics {
-            tx,
+            shards: shards.clone(),
+            reports: tx,
             gauges: gauges.clone(),
             errors: Arc::new(AtomicU64::new(0)),
         },
         Aggregator {
-            rx,
+            reports: rx,
+            shards,
             gauges,
             sinks,
             tick: Duration::from_secs(1),
@@ -319,8 +381,8 @@ impl Aggregator {
         let mut elapsed = 0;
         loop {
             tokio::select! {
-                event = self.rx.recv() => match event {
-                    Some(event) => self.record(&mut current, event),
+                report = self.reports.recv() => match report {
+                    Some(report) => self.record(&mut current, report),
                     None => break,
                 },
                 _ = ticker.tick() => {
@@ -337,16 +399,15 @@ impl Aggregator {
         totals
     }
 
-    fn record(&mut self, current: &mut Interval, event: Event) {
-        current.record(&event);
-        if let Event::Report(report) = &event {
-            for sink in &mut self.sinks {
-                sink.report(report);
-            }
+    fn record(&mut self, current: &mut Interval, report: Report) {
+        for sink in &mut self.sinks {
+            sink.report(&report);
         }
+        current.record(&Event::Report(report));
     }
 
     fn close(&mut self, current: &mut Interval, totals: &mut Interval, elapsed: u64) {
+        drain_shards(&self.shards, current);
         let (active, open, slots) = self.gauges.snapshot();
         current.elapsed_secs = elapsed;
         current.at = SystemTime::now();

@@ -178,13 +178,12 @@ fn latency_columns(f: &StateFigures) -> [String; 5] {
     if f.timed == 0 {
         return Default::default();
     }
-    let h = &f.latency;
     [
         (f.latency_sum_us / f.timed).to_string(),
-        h.value_at_quantile(0.5).to_string(),
-        h.value_at_quantile(0.9).to_string(),
-        h.value_at_quantile(0.99).to_string(),
-        h.max().to_string(),
+        f.latency_at(0.5).to_string(),
+        f.latency_at(0.9).to_string(),
+        f.latency_at(0.99).to_string(),
+        f.latency_max().to_string(),
     ]
 }
 

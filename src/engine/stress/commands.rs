@@ -74,6 +74,12 @@ pub fn build(
     let msgs = ctx.msgs;
     let text = match state {
         State::ListRoot => "LIST \"\" \"\"".to_owned(),
+        State::Compress => {
+            if !ctx.capabilities.has("COMPRESS=DEFLATE") {
+                return None;
+            }
+            "COMPRESS DEFLATE".to_owned()
+        }
         State::List => "LIST \"\" *".to_owned(),
         State::MCreate => format!("CREATE {}", test_mailbox(ctx.separator, rng)),
         State::MDelete => format!("DELETE {}", test_mailbox(ctx.separator, rng)),

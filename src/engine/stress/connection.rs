@@ -265,7 +265,12 @@ impl<'a> Connection<'a> {
             if self.pending.len() >= MAX_PIPELINE || !self.waiting_parts.is_empty() {
                 return;
             }
-            if self.pending.iter().any(|p| p.state == State::Idle) {
+            // Nothing follows IDLE or COMPRESS until they complete.
+            if self
+                .pending
+                .iter()
+                .any(|p| matches!(p.state, State::Idle | State::Compress))
+            {
                 return;
             }
             if self.ctx.settings.no_pipelining && !self.pending.is_empty() {
@@ -319,7 +324,7 @@ impl<'a> Connection<'a> {
             return true;
         }
         let info = state.info();
-        if state == State::Idle {
+        if matches!(state, State::Idle | State::Compress) {
             return false;
         }
         let changer = self
@@ -490,6 +495,11 @@ impl<'a> Connection<'a> {
 
     fn on_ok(&mut self, state: State, line: &str) -> Result<(), Ended> {
         match state {
+            State::Compress => {
+                self.stream
+                    .start_compress()
+                    .map_err(|e| Ended::error(format!("COMPRESS: {e}"), Some(line.to_owned())))?;
+            }
             State::Select => self.level = Level::Selected,
             State::Logout => {
                 if !self.bye_seen {

@@ -15,6 +15,7 @@ pub struct Planner {
     current: State,
     random: bool,
     uidfetch_done: bool,
+    compress_done: bool,
 }
 
 impl Planner {
@@ -24,6 +25,7 @@ impl Planner {
             current: State::Login,
             random,
             uidfetch_done: false,
+            compress_done: false,
         }
     }
 
@@ -68,8 +70,8 @@ impl Planner {
     fn runnable(&self, state: State, level: Level) -> bool {
         match state {
             State::Login | State::Authenticate | State::Banner => false,
-            // COMPRESS DEFLATE is not supported yet; the walk passes over it.
-            State::Compress => false,
+            // Once per connection, like UIDFETCH.
+            State::Compress if self.compress_done => false,
             State::UidFetch if self.uidfetch_done => false,
             s => s.info().level <= level,
         }
@@ -77,8 +79,10 @@ impl Planner {
 
     fn accept(&mut self, state: State) -> State {
         self.current = state;
-        if state == State::UidFetch {
-            self.uidfetch_done = true;
+        match state {
+            State::UidFetch => self.uidfetch_done = true,
+            State::Compress => self.compress_done = true,
+            _ => {}
         }
         state
     }
