@@ -20,6 +20,8 @@
 //! * [`engine`]: the stress engine; sends [`metrics::Event`]s and never prints.
 //! * [`metrics`]: the events engines emit and the per-second aggregation.
 //! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline, `output=`).
+//! * [`profile`]: profile mode: the TOML profile, legacy `profile.conf`, the scheduler
+//!   and dry-run plans.
 //! * [`conversation`]: Exim-style client scripts and a scriptable server
 //!   (`imaptest client`, `imaptest server`).
 //! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
@@ -35,6 +37,7 @@ pub mod mail;
 pub mod metrics;
 pub mod net;
 pub mod pop3;
+pub mod profile;
 pub mod report;
 pub mod sasl;
 pub mod scripted;

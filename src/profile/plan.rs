@@ -1,0 +1,137 @@
+//! Dry-run plans: the generated schedule written as CSV, without any connection
+//! (`imaptest profile=FILE plan=OUT dry_run`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use super::ProfileError;
+use super::model::Profile;
+use super::schedule::{Action, Directory, Schedule, ScheduleOptions};
+
+/// Options of a plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    pub schedule: ScheduleOptions,
+}
+
+/// Totals of a written plan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanSummary {
+    pub users: usize,
+    pub actions: u64,
+    /// Time of the last action.
+    pub last: Duration,
+    /// The covered period (the `until` of the schedule, or the last action).
+    pub period: Duration,
+    pub by_action: BTreeMap<&'static str, u64>,
+}
+
+impl PlanSummary {
+    /// A human summary: counts and rates per action.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let secs = self.period.as_secs_f64().max(1e-9);
+        let _ = writeln!(
+            s,
+            "plan: {} users, {} actions over {:.1} s ({:.1}/s)",
+            self.users,
+            self.actions,
+            secs,
+            self.actions as f64 / secs
+        );
+        for name in Action::NAMES {
+            if let Some(n) = self.by_action.get(name) {
+                let _ = writeln!(s, "  {name:<15} {n:>10}  {:>10.2}/s", *n as f64 / secs);
+            }
+        }
+        s
+    }
+}
+
+/// Writes the plan of `profile` as CSV: `time_s,user,username,population,client,action,detail`.
+/// Needs a finite period: `run.duration` or `opts.schedule.until`.
+pub fn write_plan(
+    profile: &Profile,
+    opts: &PlanOptions,
+    out: &mut dyn Write,
+) -> Result<PlanSummary, ProfileError> {
+    let until = opts.schedule.until.or(profile.run.duration.map(|d| d.0));
+    let Some(until) = until else {
+        return Err(ProfileError::Invalid {
+            path: "plan".into(),
+            message: "a plan needs a period: set run.duration in the profile (or give secs=)"
+                .into(),
+        });
+    };
+    let directory = Directory::new(profile).map_err(|message| ProfileError::Invalid {
+        path: "profile".into(),
+        message,
+    })?;
+    let io_err = |source: io::Error| ProfileError::Io {
+        path: "plan".into(),
+        source,
+    };
+    let mut schedule_opts = opts.schedule;
+    schedule_opts.until = Some(until);
+    let schedule = Schedule::new(profile, schedule_opts);
+    let mut summary = PlanSummary {
+        users: schedule.users(),
+        period: until,
+        ..PlanSummary::default()
+    };
+    let mut out = io::BufWriter::new(out);
+    writeln!(out, "time_s,user,username,population,client,action,detail").map_err(io_err)?;
+    let mut line = String::new();
+    for a in schedule {
+        line.clear();
+        let (username, _) = directory.user(a.user);
+        let population = profile.populations[a.population as usize].name.get_ref();
+        let client = a
+            .client
+            .map_or("", |c| profile.clients[c as usize].name.get_ref().as_str());
+        let detail = a.action.to_string();
+        let detail = detail.split_once(' ').map_or("", |(_, d)| d);
+        let _ = writeln!(
+            line,
+            "{}.{:06},{},{},{},{},{},{}",
+            a.at.as_secs(),
+            a.at.subsec_micros(),
+            a.user,
+            csv_field(&username),
+            csv_field(population),
+            csv_field(client),
+            a.action.name(),
+            detail
+        );
+        out.write_all(line.as_bytes()).map_err(io_err)?;
+        summary.actions += 1;
+        summary.last = a.at;
+        *summary.by_action.entry(a.action.name()).or_default() += 1;
+    }
+    out.flush().map_err(io_err)?;
+    Ok(summary)
+}
+
+/// Writes the plan of `profile` to the file `path`.
+pub fn write_plan_file(
+    profile: &Profile,
+    opts: &PlanOptions,
+    path: &Path,
+) -> Result<PlanSummary, ProfileError> {
+    let mut file = std::fs::File::create(path).map_err(|source| ProfileError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    write_plan(profile, opts, &mut file)
+}
+
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
