@@ -271,8 +271,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     if settings.test.is_some() {
         bail!("scripted tests (test=) are not implemented yet");
     }
-    if settings.profile.is_some() {
-        bail!("profile mode (profile=) is not implemented yet");
+    if let Some(profile) = &settings.profile {
+        if settings.dry_run {
+            return plan_profile(profile, &settings);
+        }
+        bail!(
+            "running profiles is not implemented yet; check a profile with `imaptest profile={} dry_run plan=FILE`",
+            profile.display()
+        );
     }
     run_stress(settings).await
 }
@@ -300,5 +306,21 @@ pub fn generate_mbox(out: &std::path::Path, count: usize, seed: u64) -> anyhow::
         stats.max_size,
         out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `imaptest profile=FILE dry_run [plan=OUT]`: the schedule without any connection.
+fn plan_profile(profile: &std::path::Path, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let out = settings
+        .plan
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("plan.csv"));
+    let (summary, warnings) =
+        crate::profile::dry_run(profile, &out, settings.seed, settings.secs.map(|s| s.run))?;
+    for warning in warnings {
+        eprintln!("Warning: {warning}");
+    }
+    print!("{}", summary.to_text());
+    eprintln!("Plan written to {}", out.display());
     Ok(ExitCode::SUCCESS)
 }

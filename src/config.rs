@@ -108,6 +108,10 @@ pub struct Settings {
     pub profile: Option<PathBuf>,
     pub output: Option<PathBuf>,
     pub csv: Option<PathBuf>,
+    /// `plan=FILE`: with `dry_run`, write a profile's schedule here instead of running it.
+    pub plan: Option<PathBuf>,
+    /// `dry_run`: plan a profile without connecting.
+    pub dry_run: bool,
     /// Largest server literal kept in memory; larger ones are skipped, their size kept.
     pub max_literal: usize,
     /// Connect and command timeout.
@@ -147,6 +151,8 @@ impl Default for Settings {
             profile: None,
             output: None,
             csv: None,
+            plan: None,
+            dry_run: false,
             max_literal: 32 * 1024,
             timeout: Duration::from_secs(30),
         }

@@ -7,6 +7,9 @@ fn main() -> ExitCode {
     if let Some(code) = conversation_subcommand() {
         return code;
     }
+    if let Some(code) = profile_subcommand() {
+        return code;
+    }
     let command = match cli::parse_os(std::env::args_os().skip(1)) {
         Ok(command) => command,
         Err(e) => {
@@ -45,6 +48,38 @@ fn conversation_subcommand() -> Option<ExitCode> {
         eprintln!("Fatal: {}", one_line(&e));
         ExitCode::from(exit::FATAL)
     }))
+}
+
+/// `imaptest profile convert FILE` (legacy profile.conf or TOML → TOML on stdout) and
+/// `imaptest schema` (the JSON Schema of TOML profiles).
+fn profile_subcommand() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).take(4).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["schema"] => {
+            print!("{}", imaptest::profile::schema::profile_schema_json());
+            Some(ExitCode::SUCCESS)
+        }
+        ["profile", "convert", file] => {
+            match imaptest::profile::convert_file(std::path::Path::new(file)) {
+                Ok((toml, warnings)) => {
+                    for warning in warnings {
+                        eprintln!("Warning: {warning}");
+                    }
+                    print!("{toml}");
+                    Some(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("Fatal: {e}");
+                    Some(ExitCode::from(exit::FATAL))
+                }
+            }
+        }
+        ["profile", ..] => {
+            eprintln!("Fatal: usage: imaptest profile convert FILE");
+            Some(ExitCode::from(exit::FATAL))
+        }
+        _ => None,
+    }
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {

@@ -174,3 +174,62 @@ fn help_lists_usage() {
     assert!(out.status.success());
     assert!(text(&out.stdout).starts_with("Usage: imaptest"));
 }
+
+#[test]
+fn profile_dry_run_writes_a_plan_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.csv");
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/office.toml");
+    // host= points nowhere reachable: a dry run must not need it.
+    let out = imaptest(&[
+        &format!("profile={profile}"),
+        "host=127.0.0.1",
+        "port=1",
+        "dry_run",
+        &format!("plan={}", plan.display()),
+        "secs=30",
+        "seed=7",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("plan: "),
+        "{}",
+        text(&out.stdout)
+    );
+    let csv = std::fs::read_to_string(&plan).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("time_s,user,username,population,client,action,detail")
+    );
+    assert!(lines.count() > 10, "{csv}");
+}
+
+#[test]
+fn legacy_profile_converts_to_loadable_toml() {
+    let legacy = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/imaptest-suite/profile.conf"
+    );
+    let out = imaptest(&["profile", "convert", legacy]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let toml = text(&out.stdout);
+    assert!(toml.starts_with("#:schema "), "{toml}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("converted.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let (profile, _) = imaptest::profile::load(&path).expect("converted TOML loads");
+    let _ = profile;
+}
+
+#[test]
+fn schema_subcommand_prints_the_committed_schema() {
+    let out = imaptest(&["schema"]);
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/profile.schema.json"
+    ))
+    .unwrap();
+    assert_eq!(text(&out.stdout), committed);
+}

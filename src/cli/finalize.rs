@@ -88,7 +88,11 @@ pub(crate) fn finalize_with(settings: &mut Settings, seen: &Seen) -> Result<(), 
         return Err(CliError::InvalidProbabilities);
     }
 
-    if settings.user.template.is_empty() && settings.user.userfile.is_none() {
+    // A profile names its own users.
+    if settings.user.template.is_empty()
+        && settings.user.userfile.is_none()
+        && settings.profile.is_none()
+    {
         return Err(CliError::MissingUsername);
     }
     if settings.test.is_some() {

@@ -522,6 +522,18 @@ pub static KEYS: &[KeySpec] = &[
         },
     ),
     key(
+        "plan",
+        Testing,
+        Value,
+        "FILE",
+        "",
+        "With profile= and dry_run: write the schedule (time, user, action) as CSV",
+        |b, a| {
+            b.settings.plan = Some(b.path(a));
+            Ok(())
+        },
+    ),
+    key(
         "output",
         Testing,
         Value,
@@ -573,6 +585,14 @@ pub static KEYS: &[KeySpec] = &[
         b.settings.no_pipelining = true;
         Ok(())
     }),
+    flag(
+        "dry_run",
+        "With profile=: plan the schedule without connecting (see plan=)",
+        |b, _| {
+            b.settings.dry_run = true;
+            Ok(())
+        },
+    ),
     flag(
         "no_tracking",
         "Do not track FETCH replies (saves memory)",

@@ -208,6 +208,9 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["csv=stats.csv"], |s| {
         s.csv == Some(PathBuf::from("stats.csv"))
     }),
+    (&["plan=plan.csv"], |s| {
+        s.plan == Some(PathBuf::from("plan.csv"))
+    }),
     (&["rawlog"], |s| s.rawlog == Some(PathBuf::from("."))),
     (&["rawlog=/tmp/logs"], |s| {
         s.rawlog == Some(PathBuf::from("/tmp/logs"))
@@ -215,6 +218,7 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["random"], |s| s.random_states),
     (&["no_pipelining"], |s| s.no_pipelining),
     (&["no_tracking"], |s| s.no_tracking),
+    (&["dry_run"], |s| s.dry_run),
     (&["disconnect_quit"], |s| s.disconnect_quit),
     (&["error_quit"], |s| s.error_quit),
     (&["own_msgs"], |s| s.own_msgs),

@@ -83,6 +83,12 @@ pub fn usage() -> String {
         "server SCRIPT ...",
         "Play a scripted server on loopback (imaptest server --help)",
     );
+    line(
+        &mut out,
+        "profile convert FILE",
+        "Print a legacy profile.conf (or a TOML profile) as a TOML profile",
+    );
+    line(&mut out, "schema", "Print the JSON Schema of TOML profiles");
     line(&mut out, "help, -h, --help", "Show this help");
     line(&mut out, "--version, -V", "Show the version");
     out

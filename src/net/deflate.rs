@@ -63,34 +63,31 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deflate<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.input_pos < this.input.len() {
-                let before_in = this.decompress.total_in();
-                let before_out = this.decompress.total_out();
-                let status = this
-                    .decompress
-                    .decompress(
-                        &this.input[this.input_pos..],
-                        buf.initialize_unfilled(),
-                        FlushDecompress::None,
-                    )
-                    .map_err(data_error)?;
-                let consumed = (this.decompress.total_in() - before_in) as usize;
-                let produced = (this.decompress.total_out() - before_out) as usize;
-                this.input_pos += consumed;
-                buf.advance(produced);
-                if this.input_pos >= this.input.len() {
-                    this.input.clear();
-                    this.input_pos = 0;
-                }
-                if produced > 0 {
-                    return Poll::Ready(Ok(()));
-                }
-                if status == Status::StreamEnd {
-                    return Poll::Ready(Ok(()));
-                }
-                if consumed > 0 {
-                    continue;
-                }
+            // Inflate whatever is buffered; with no new input this still drains output
+            // the inflater holds back from an earlier call.
+            let before_in = this.decompress.total_in();
+            let before_out = this.decompress.total_out();
+            let status = this
+                .decompress
+                .decompress(
+                    &this.input[this.input_pos..],
+                    buf.initialize_unfilled(),
+                    FlushDecompress::Sync,
+                )
+                .map_err(data_error)?;
+            let consumed = (this.decompress.total_in() - before_in) as usize;
+            let produced = (this.decompress.total_out() - before_out) as usize;
+            this.input_pos += consumed;
+            buf.advance(produced);
+            if this.input_pos >= this.input.len() {
+                this.input.clear();
+                this.input_pos = 0;
+            }
+            if produced > 0 || status == Status::StreamEnd {
+                return Poll::Ready(Ok(()));
+            }
+            if consumed > 0 {
+                continue;
             }
             // Need more compressed bytes.
             let start = this.input.len();
