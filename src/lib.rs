@@ -40,5 +40,6 @@ pub mod pop3;
 pub mod profile;
 pub mod report;
 pub mod sasl;
+pub mod scripted;
 pub mod tracking;
 pub mod users;
