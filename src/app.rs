@@ -270,7 +270,8 @@ async fn preflight(
 /// Runs the mode the settings select.
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     if settings.test.is_some() {
-        bail!("scripted tests (test=) are not implemented yet");
+        let status = crate::scripted::run(&settings, settings.junit.as_deref()).await?;
+        return Ok(ExitCode::from(status));
     }
     if let Some(profile) = &settings.profile {
         if settings.dry_run {

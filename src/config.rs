@@ -108,6 +108,8 @@ pub struct Settings {
     pub profile: Option<PathBuf>,
     pub output: Option<PathBuf>,
     pub csv: Option<PathBuf>,
+    /// `junit=FILE`: scripted test results as JUnit XML.
+    pub junit: Option<PathBuf>,
     /// `plan=FILE`: with `dry_run`, write a profile's schedule here instead of running it.
     pub plan: Option<PathBuf>,
     /// `dry_run`: plan a profile without connecting.
@@ -151,6 +153,7 @@ impl Default for Settings {
             profile: None,
             output: None,
             csv: None,
+            junit: None,
             plan: None,
             dry_run: false,
             max_literal: 32 * 1024,

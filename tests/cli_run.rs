@@ -233,3 +233,40 @@ fn schema_subcommand_prints_the_committed_schema() {
     .unwrap();
     assert_eq!(text(&out.stdout), committed);
 }
+
+#[test]
+fn upstream_suite_through_the_binary_matches_the_c_tool() {
+    let lab = common::lab();
+    let user = common::fresh_user();
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let suite = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/imaptest-suite/release-2.3"
+    );
+    let out = imaptest(&[
+        &format!("port={}", lab.imap_port),
+        &format!("user={user}"),
+        &format!("pass={}", lab.user_password),
+        &format!("test={suite}"),
+        &format!("junit={}", junit.display()),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("71 test groups: 0 failed"), "{stdout}");
+    assert!(
+        stdout.contains("base protocol: 0/457 individual commands failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("extensions: 0/330 individual commands failed"),
+        "{stdout}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"71\" failures=\"0\""), "{xml}");
+}

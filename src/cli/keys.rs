@@ -522,6 +522,18 @@ pub static KEYS: &[KeySpec] = &[
         },
     ),
     key(
+        "junit",
+        Testing,
+        Value,
+        "FILE",
+        "",
+        "With test=: write the results as JUnit XML",
+        |b, a| {
+            b.settings.junit = Some(b.path(a));
+            Ok(())
+        },
+    ),
+    key(
         "plan",
         Testing,
         Value,

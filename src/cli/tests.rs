@@ -208,6 +208,9 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["csv=stats.csv"], |s| {
         s.csv == Some(PathBuf::from("stats.csv"))
     }),
+    (&["junit=results.xml"], |s| {
+        s.junit == Some(PathBuf::from("results.xml"))
+    }),
     (&["plan=plan.csv"], |s| {
         s.plan == Some(PathBuf::from("plan.csv"))
     }),
