@@ -337,3 +337,43 @@ async fn engine_slow_drip_then_stall() {
         "no reply from server within 1s, waiting for command: 1.2 ",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_shows_stalled_connections_on_the_console() {
+    // Logged in, then LIST "" "" is never answered: the server goes quiet for 25 s.
+    let script = format!(
+        "{PREFLIGHT}> * OK [CAPABILITY IMAP4rev1] ready\n<1.1 LOGIN\n> 1.1 OK Logged in\n<1.2 LIST\n*sleep 25\n>*eof\n"
+    );
+    let (port, _task) = serve(&script, Some(2)).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_imaptest"))
+            .args([
+                "host=127.0.0.1".to_owned(),
+                format!("port={port}"),
+                "user=u".to_owned(),
+                "pass=p".to_owned(),
+                "clients=1".to_owned(),
+                "secs=19,1".to_owned(),
+                "timeout=40".to_owned(),
+                "-".to_owned(),
+                "select=0".to_owned(),
+            ])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("imaptest exits by itself")
+    .expect("imaptest output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(1 stalled >3s)"), "{stdout}");
+    let stall_line = stdout
+        .lines()
+        .find(|l| l.starts_with(" - 1 stalled for "))
+        .unwrap_or_else(|| panic!("no stall line in {stdout}"));
+    assert!(
+        stall_line.ends_with(" secs in command: 1.2 LIST \"\" \"\""),
+        "{stall_line}"
+    );
+}

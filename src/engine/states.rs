@@ -138,7 +138,8 @@ pub const STATES: [StateInfo; 32] = [
     info(State::Append, "APPEND", "Appe", 100, 5, Auth, "E"),
     info(State::Noop, "NOOP", "Noop", 0, 0, Auth, "E"),
     info(State::Idle, "IDLE", "Idle", 0, 0, Auth, "E"),
-    info(State::Check, "CHECK", "Chec", 0, 0, Auth, "E"),
+    // RFC 3501 allows CHECK only in the selected state (the C tool marks it A).
+    info(State::Check, "CHECK", "Chec", 0, 0, Selected, "E"),
     info(State::Logout, "LOGOUT", "Logo", 100, 0, NonAuth, "C"),
     info(State::Disconnect, "DISCONNECT", "Disc", 0, 0, NonAuth, ""),
     info(State::Delay, "DELAY", "Dela", 0, 0, NonAuth, ""),

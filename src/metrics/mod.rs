@@ -72,6 +72,58 @@ pub struct Gauges {
     pub slots_used: AtomicU64,
 }
 
+/// What one connection is doing, for the console's stalled-connection lines. The
+/// engine touches it on every read and write; the aggregator looks once a second.
+#[derive(Debug)]
+pub struct ConnectionStatus {
+    id: u64,
+    epoch: Instant,
+    last_io_ms: AtomicU64,
+    /// The oldest command still waiting for its reply: (tag number, command line).
+    waiting_for: Mutex<Option<(u32, String)>>,
+}
+
+impl ConnectionStatus {
+    /// Records I/O now.
+    pub fn touch(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_io_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Sets the oldest outstanding command; does nothing if it is unchanged.
+    pub fn set_waiting(&self, oldest: Option<(u32, &str)>) {
+        let mut waiting = self.waiting_for.lock().unwrap_or_else(|p| p.into_inner());
+        let same = match (&*waiting, oldest) {
+            (Some((a, _)), Some((b, _))) => *a == b,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            *waiting = oldest.map(|(n, line)| (n, line.to_owned()));
+        }
+    }
+
+    /// Seconds since the last I/O and the command waited for, if one is outstanding.
+    fn stall(&self, now_ms: u64) -> Option<(u64, String)> {
+        let waiting = self.waiting_for.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, line) = waiting.as_ref()?;
+        let idle_ms = now_ms.saturating_sub(self.last_io_ms.load(Ordering::Relaxed));
+        Some((idle_ms / 1000, line.clone()))
+    }
+}
+
+/// The connections the aggregator watches for stalls.
+#[derive(Debug)]
+struct StallWatch {
+    epoch: Instant,
+    connections: Mutex<Vec<std::sync::Weak<ConnectionStatus>>>,
+}
+
+/// A connection waiting longer than this counts as stalled on the per-second line.
+const STALLED_AFTER_SECS: u64 = 3;
+/// A connection waiting longer than this gets a line of its own.
+const STALL_LINE_AFTER_SECS: u64 = 15;
+
 impl Gauges {
     pub fn snapshot(&self) -> (u64, u64, u64) {
         (
@@ -170,6 +222,10 @@ pub struct Interval {
     pub disconnects: u64,
     pub errors: u64,
     pub warnings: u64,
+    /// Connections waiting more than 3 s for a reply at the end of the interval.
+    pub stalled: u64,
+    /// ` - <id> stalled for <n> secs in command: <line>` for those waiting over 15 s.
+    pub stalled_lines: Vec<String>,
     /// Gauges at the end of the interval: active, open, slots used.
     pub active: u64,
     pub open: u64,
@@ -186,6 +242,8 @@ impl Interval {
             disconnects: 0,
             errors: 0,
             warnings: 0,
+            stalled: 0,
+            stalled_lines: Vec::new(),
             active: 0,
             open: 0,
             slots_used: 0,
@@ -253,6 +311,7 @@ impl Interval {
         self.add_figures(other);
         self.elapsed_secs = other.elapsed_secs;
         self.at = other.at;
+        self.stalled = other.stalled;
         self.active = other.active;
         self.open = other.open;
         self.slots_used = other.slots_used;
@@ -283,6 +342,7 @@ pub trait Sink: Send {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     shards: Arc<[Mutex<Interval>]>,
+    stalls: Arc<StallWatch>,
     reports: mpsc::UnboundedSender<Report>,
     pub gauges: Arc<Gauges>,
     errors: Arc<AtomicU64>,
@@ -320,6 +380,25 @@ impl Metrics {
         let _ = self.reports.send(report);
     }
 
+    /// Registers a connection for stall watching; keep the returned status alive for
+    /// the connection's lifetime.
+    pub fn watch_connection(&self, id: u64) -> Arc<ConnectionStatus> {
+        let status = Arc::new(ConnectionStatus {
+            id,
+            epoch: self.stalls.epoch,
+            last_io_ms: AtomicU64::new(0),
+            waiting_for: Mutex::new(None),
+        });
+        status.touch();
+        let mut connections = self
+            .stalls
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        connections.push(Arc::downgrade(&status));
+        status
+    }
+
     /// Errors reported so far (for `error_quit`).
     pub fn error_count(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
@@ -340,6 +419,7 @@ fn drain_shards(shards: &[Mutex<Interval>], into: &mut Interval) {
 /// Folds events into per-second intervals and feeds sinks.
 pub struct Aggregator {
     reports: mpsc::UnboundedReceiver<Report>,
+    stalls: Arc<StallWatch>,
     /// A handle without a report sender, to drain the shards.
     shards: Arc<[Mutex<Interval>]>,
     gauges: Arc<Gauges>,
@@ -351,16 +431,22 @@ pub struct Aggregator {
 pub fn channel(sinks: Vec<Box<dyn Sink>>) -> (Metrics, Aggregator) {
     let (tx, rx) = mpsc::unbounded_channel();
     let gauges = Arc::new(Gauges::default());
+    let stalls = Arc::new(StallWatch {
+        epoch: Instant::now(),
+        connections: Mutex::new(Vec::new()),
+    });
     let shards: Arc<[Mutex<Interval>]> = (0..SHARDS).map(|_| Mutex::new(Interval::new())).collect();
     (
         Metrics {
             shards: shards.clone(),
+            stalls: stalls.clone(),
             reports: tx,
             gauges: gauges.clone(),
             errors: Arc::new(AtomicU64::new(0)),
         },
         Aggregator {
             reports: rx,
+            stalls,
             shards,
             gauges,
             sinks,
@@ -406,8 +492,34 @@ impl Aggregator {
         current.record(&Event::Report(report));
     }
 
+    /// Counts connections waiting too long for a reply and names the longest waits.
+    fn find_stalls(&self, current: &mut Interval) {
+        let now_ms = self.stalls.epoch.elapsed().as_millis() as u64;
+        let mut connections = self
+            .stalls
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        connections.retain(|weak| weak.strong_count() > 0);
+        for status in connections.iter().filter_map(|weak| weak.upgrade()) {
+            let Some((idle, line)) = status.stall(now_ms) else {
+                continue;
+            };
+            if idle > STALLED_AFTER_SECS {
+                current.stalled += 1;
+            }
+            if idle > STALL_LINE_AFTER_SECS {
+                current.stalled_lines.push(format!(
+                    " - {} stalled for {idle} secs in command: {line}",
+                    status.id
+                ));
+            }
+        }
+    }
+
     fn close(&mut self, current: &mut Interval, totals: &mut Interval, elapsed: u64) {
         drain_shards(&self.shards, current);
+        self.find_stalls(current);
         let (active, open, slots) = self.gauges.snapshot();
         current.elapsed_secs = elapsed;
         current.at = SystemTime::now();

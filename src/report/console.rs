@@ -110,13 +110,20 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
             line.push_str(&format!("{:4} ", interval.state(s).count));
         }
         line.push_str(&format!("{:3}/{:3}", interval.active, interval.open));
+        if interval.stalled > 0 {
+            line.push_str(&format!(" ({} stalled >3s)", interval.stalled));
+        }
         if interval.slots_used < self.clients {
             line.push_str(&format!(
                 " [{}%]",
                 interval.slots_used * 100 / self.clients.max(1)
             ));
         }
-        writeln!(self.out, "{line}")
+        writeln!(self.out, "{line}")?;
+        for stalled in &interval.stalled_lines {
+            writeln!(self.out, "{stalled}")?;
+        }
+        Ok(())
     }
 
     fn write_interval(&mut self, interval: &Interval) -> io::Result<()> {

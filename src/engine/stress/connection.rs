@@ -89,6 +89,8 @@ pub struct Connection<'a> {
     logout_sent: bool,
     bye_seen: bool,
     nothing_runnable_reported: bool,
+    /// Last I/O and the oldest outstanding command, for the console's stall lines.
+    status: std::sync::Arc<crate::metrics::ConnectionStatus>,
     /// The mailbox model; `None` with `no_tracking`.
     view: Option<View>,
     /// The SELECT whose view reset was done (its number).
@@ -133,6 +135,7 @@ impl<'a> Connection<'a> {
             logout_sent: false,
             bye_seen: false,
             nothing_runnable_reported: false,
+            status: ctx.metrics.watch_connection(id),
             view: (!ctx.settings.no_tracking).then(|| {
                 let mut view = ctx.tracking.view(&user.name, &ctx.settings.mailbox, id);
                 view.imap4rev2 = ctx.settings.imap4rev2;
@@ -176,6 +179,9 @@ impl<'a> Connection<'a> {
             if let Err(e) = self.stream.flush_queued().await {
                 return Ended::error(e.to_string(), None);
             }
+            self.status.touch();
+            self.status
+                .set_waiting(self.pending.front().map(|p| (p.number, p.line.as_str())));
             if self.pending.is_empty() {
                 if self.logout_sent {
                     return Ended {
@@ -206,7 +212,10 @@ impl<'a> Connection<'a> {
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
             let response = match self.stream.read_response_within(Some(read_timeout)).await {
-                Ok(r) => r,
+                Ok(r) => {
+                    self.status.touch();
+                    r
+                }
                 Err(StreamError::Frame(e)) => {
                     self.report(Severity::Error, format!("error parsing input: {e}"), None);
                     continue;
