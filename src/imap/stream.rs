@@ -5,14 +5,16 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use bytes::BytesMut;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::framer::{FrameError, Framer, FramerLimits, RawResponse};
 use crate::net::deflate::Deflate;
+use crate::net::inbound::{Inbound, ReadFailure};
 use crate::net::{Endpoint, NetError, Rawlog, Transport};
 
 /// Why reading or writing a response failed.
@@ -62,16 +64,10 @@ pub struct ImapStream {
     timeout: Duration,
     bytes_in: u64,
     bytes_out: u64,
-    /// How much to reserve for the next read.
-    read_size: usize,
+    inbound: Inbound,
     /// Bytes queued by [`Self::queue`], written by [`Self::flush_queued`].
     out: Vec<u8>,
 }
-
-/// Read sizes adapt between these: idle connections keep a small buffer, busy ones
-/// read large FETCH bodies in few system calls.
-const MIN_READ: usize = 1024;
-const MAX_READ: usize = 64 * 1024;
 
 impl ImapStream {
     pub fn new(
@@ -85,7 +81,7 @@ impl ImapStream {
             io: Io::Raw(transport),
             peer,
             buf: BytesMut::new(),
-            read_size: MIN_READ,
+            inbound: Inbound::default(),
             framer: Framer::new(limits),
             limits,
             rawlog,
@@ -151,26 +147,15 @@ impl ImapStream {
     }
 
     async fn fill(&mut self, timeout: Option<Duration>) -> Result<usize, StreamError> {
-        self.buf.reserve(self.read_size);
-        let start = self.buf.len();
-        let room = self.buf.capacity() - start;
-        let read = self.io.read_buf(&mut self.buf);
-        let n = match timeout {
-            Some(limit) => match tokio::time::timeout(limit, read).await {
-                Ok(r) => r.map_err(StreamError::Read)?,
-                Err(_) => return Err(StreamError::Timeout(limit)),
-            },
-            None => read.await.map_err(StreamError::Read)?,
-        };
-        if let Some(log) = &mut self.rawlog {
-            log.input(&self.buf[start..start + n]);
-        }
+        let n = self
+            .inbound
+            .fill(&mut self.io, &mut self.buf, self.rawlog.as_mut(), timeout)
+            .await
+            .map_err(|failure| match failure {
+                ReadFailure::Io(e) => StreamError::Read(e),
+                ReadFailure::Timeout(limit) => StreamError::Timeout(limit),
+            })?;
         self.bytes_in += n as u64;
-        self.read_size = if n >= room {
-            (self.read_size * 2).min(MAX_READ)
-        } else {
-            (self.read_size / 2).max(MIN_READ)
-        };
         Ok(n)
     }
 

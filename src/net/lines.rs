@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use super::inbound::{Inbound, ReadFailure};
 use super::{Endpoint, NetError, Rawlog, Transport};
 
 /// The default bound on one line, CRLF excluded.
@@ -20,10 +21,6 @@ pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 
 /// How much of a server line error messages quote.
 const QUOTE_MAX: usize = 200;
-
-/// Read sizes adapt between these, as in the IMAP stream.
-const MIN_READ: usize = 1024;
-const MAX_READ: usize = 64 * 1024;
 
 /// Why reading or writing a line failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +77,7 @@ pub struct LineStream<S = Transport> {
     timeout: Duration,
     bytes_in: u64,
     bytes_out: u64,
-    read_size: usize,
+    inbound: Inbound,
     out: Vec<u8>,
 }
 
@@ -95,7 +92,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineStream<S> {
             timeout,
             bytes_in: 0,
             bytes_out: 0,
-            read_size: MIN_READ,
+            inbound: Inbound::default(),
             out: Vec::new(),
         }
     }
@@ -174,22 +171,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LineStream<S> {
     }
 
     async fn fill(&mut self) -> Result<usize, LineError> {
-        self.buf.reserve(self.read_size);
-        let start = self.buf.len();
-        let room = self.buf.capacity() - start;
-        let n = match tokio::time::timeout(self.timeout, self.io.read_buf(&mut self.buf)).await {
-            Ok(r) => r.map_err(LineError::Read)?,
-            Err(_) => return Err(LineError::Timeout(self.timeout)),
-        };
-        if let Some(log) = &mut self.rawlog {
-            log.input(&self.buf[start..start + n]);
-        }
+        let n = self
+            .inbound
+            .fill(
+                &mut self.io,
+                &mut self.buf,
+                self.rawlog.as_mut(),
+                Some(self.timeout),
+            )
+            .await
+            .map_err(|failure| match failure {
+                ReadFailure::Io(e) => LineError::Read(e),
+                ReadFailure::Timeout(limit) => LineError::Timeout(limit),
+            })?;
         self.bytes_in += n as u64;
-        self.read_size = if n >= room {
-            (self.read_size * 2).min(MAX_READ)
-        } else {
-            (self.read_size / 2).max(MIN_READ)
-        };
         Ok(n)
     }
 

@@ -2,6 +2,7 @@
 
 pub mod connect;
 pub mod deflate;
+pub mod inbound;
 pub mod lines;
 pub mod rawlog;
 pub mod tls;
