@@ -30,6 +30,15 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// One process pair at a time: a port found free can be taken by another test's
+/// connection before the server binds it, and parallel runs on a loaded 2-core machine
+/// stretch the servers' timeouts.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Starts `imaptest server SCRIPT port=P` and waits until it listens (the readiness
 /// probe is the script's first connection, so scripts here start with a probe section).
 fn server(script: &Path, port: u16, extra: &[&str]) -> Child {
@@ -64,6 +73,7 @@ fn with_probe(dir: &Path, name: &str) -> PathBuf {
 
 #[test]
 fn imap_example_client_against_example_server() {
+    let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let srv = server(&with_probe(dir.path(), "imap.server"), port, &[]);
@@ -103,6 +113,7 @@ fn imap_example_client_against_example_server() {
 
 #[test]
 fn smtp_example_over_starttls() {
+    let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let srv = server(&with_probe(dir.path(), "smtp.server"), port, &[]);
@@ -127,6 +138,7 @@ fn smtp_example_over_starttls() {
 
 #[test]
 fn mismatches_exit_2_with_the_script_line_on_stderr() {
+    let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let server_script = dir.path().join("s.server");
     std::fs::write(
@@ -179,6 +191,7 @@ fn mismatches_exit_2_with_the_script_line_on_stderr() {
 
 #[test]
 fn bad_arguments_and_scripts_are_fatal() {
+    let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.client");
     std::fs::write(&bad, "??? ok\n+++ soon\n").unwrap();
