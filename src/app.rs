@@ -76,7 +76,8 @@ pub async fn run_stress(settings: Settings) -> anyhow::Result<ExitCode> {
         tracking: crate::tracking::Registry::new(),
     });
     let engine = tokio::spawn(stress::run(ctx.clone(), state_rx));
-    let status = supervise(&settings, &metrics, &state_tx, engine, &ctx.quit).await;
+    let run_for = settings.secs.map(|s| s.run);
+    let (status, _) = supervise(&settings, run_for, &metrics, &state_tx, engine, &ctx.quit).await;
     drop(metrics);
     // The context holds a metrics handle too; the aggregator ends when all are gone.
     drop(ctx);
@@ -140,16 +141,18 @@ fn raise_fd_limit(wanted: u64) {
     let _ = wanted;
 }
 
-/// Watches the clock, signals and `error_quit` while the engine runs.
-async fn supervise(
+/// Watches the clock, signals and `error_quit` while the engine runs; stops the run
+/// after `run_for` (None: the engine ends by itself). Returns the exit status and the
+/// engine's result (None if it failed).
+async fn supervise<T>(
     settings: &Settings,
+    run_for: Option<Duration>,
     metrics: &metrics::Metrics,
     state_tx: &watch::Sender<RunState>,
-    mut engine: tokio::task::JoinHandle<()>,
+    mut engine: tokio::task::JoinHandle<T>,
     quit: &std::sync::atomic::AtomicBool,
-) -> u8 {
+) -> (u8, Option<T>) {
     let mut status = exit::OK;
-    let run_for = settings.secs.map(|s| s.run);
     let grace = settings
         .secs
         .map_or(Duration::from_secs(30), |s| s.stop_grace);
@@ -167,7 +170,7 @@ async fn supervise(
     };
     loop {
         tokio::select! {
-            _ = &mut engine => return status,
+            done = &mut engine => return (status, done.ok()),
             _ = tokio::signal::ctrl_c() => {
                 status = exit::INTERRUPTED;
                 if *state_tx.borrow() == RunState::Running {
@@ -277,10 +280,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         if settings.dry_run {
             return plan_profile(profile, &settings);
         }
-        bail!(
-            "running profiles is not implemented yet; check a profile with `imaptest profile={} dry_run plan=FILE`",
-            profile.display()
-        );
+        let profile = profile.clone();
+        return run_profile(settings, &profile).await;
     }
     run_stress(settings).await
 }
@@ -325,4 +326,302 @@ fn plan_profile(profile: &std::path::Path, settings: &Settings) -> anyhow::Resul
     print!("{}", summary.to_text());
     eprintln!("Plan written to {}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Profile mode: runs a profile's schedule against its servers to the end.
+async fn run_profile(settings: Settings, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use crate::engine::profile::{self as engine, ProfileRun};
+    use crate::profile::schedule::{Directory, ScheduleOptions};
+
+    let (profile, warnings) = crate::profile::load(path)?;
+    for warning in warnings {
+        eprintln!("Warning: {warning}");
+    }
+    let profile = Arc::new(profile);
+    let directory =
+        Directory::new(&profile).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let users = profile
+        .population_sizes()
+        .iter()
+        .map(|&n| u64::from(n))
+        .sum::<u64>();
+    let connections: u64 = profile
+        .clients
+        .iter()
+        .map(|c| u64::from(c.connections))
+        .max()
+        .unwrap_or(1);
+    raise_fd_limit(users.saturating_mul(connections).min(1 << 20) + 100);
+    let endpoints = profile_endpoints(&settings, &profile).await?;
+    let messages = crate::mail::open_source(&settings.mbox, settings.random_msg_size)?;
+    let period = settings
+        .secs
+        .map(|s| s.run)
+        .or(profile.run.duration.map(|d| d.0));
+
+    let columns = profile_columns(&profile, &settings.user.mech);
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(
+        Console::stdio(columns.clone(), None, 0).with_profile(),
+    )];
+    if let Some(path) = &settings.csv {
+        sinks.push(Box::new(CsvTimeline::create(path)?.with_profile_rows()));
+    }
+    if let Some(path) = &settings.session_csv {
+        sinks.push(Box::new(crate::report::SessionCsv::create(path)?));
+    }
+    if let Some(path) = &settings.output {
+        sinks.push(Box::new(ResultsFile::create(path, columns)?));
+    }
+    let (metrics, aggregator) = metrics::channel(sinks);
+    let aggregator = tokio::spawn(aggregator.run());
+
+    let limits = FramerLimits {
+        max_literal: settings.max_literal,
+        ..FramerLimits::default()
+    };
+    let run = ProfileRun {
+        profile,
+        schedule: ScheduleOptions {
+            seed: settings.seed,
+            until: period,
+            shard: None,
+        },
+        directory,
+        endpoints,
+        messages,
+        default_password: settings.user.password.clone(),
+        mech: settings.user.mech.clone(),
+        imap_options: ClientOptions {
+            limits,
+            timeout: settings.timeout,
+            rawlog_dir: settings.rawlog.clone(),
+        },
+        pop3_options: crate::pop3::Pop3Options {
+            timeout: settings.timeout,
+            rawlog_dir: settings.rawlog.clone(),
+            ..Default::default()
+        },
+        lmtp_options: crate::lmtp::LmtpOptions {
+            rawlog_dir: settings.rawlog.clone(),
+            ..Default::default()
+        },
+        stop_grace: settings
+            .secs
+            .map_or(Duration::from_secs(30), |s| s.stop_grace),
+        spin: Duration::from_micros(100),
+    };
+    let (state_tx, state_rx) = watch::channel(RunState::Running);
+    let engine = tokio::spawn(engine::run(run, metrics.clone(), state_rx));
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let (status, summary) = supervise(&settings, None, &metrics, &state_tx, engine, &never).await;
+    drop(metrics);
+    let _totals = aggregator.await.context("metrics aggregator failed")?;
+    if let Some(summary) = summary {
+        print!("{}", summary_text(&summary));
+    }
+    let status = if status == exit::OK && _totals.errors > 0 && settings.error_quit {
+        exit::ERRORS
+    } else {
+        status
+    };
+    Ok(ExitCode::from(status))
+}
+
+/// Per client type: sessions and commands, after Totals.
+fn summary_text(summary: &crate::engine::profile::Summary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("\nClient types:\n");
+    for client in &summary.clients {
+        let commands: Vec<String> = client
+            .commands
+            .iter()
+            .map(|&(state, n)| format!("{} {n}", client.command_name(state)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} ({}): {} sessions; {}",
+            client.name,
+            match client.protocol {
+                crate::profile::model::Protocol::Imap => "imap",
+                crate::profile::model::Protocol::Pop3 => "pop3",
+            },
+            client.sessions,
+            if commands.is_empty() {
+                "no commands".to_owned()
+            } else {
+                commands.join(", ")
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Actions: {} handed over, {} skipped (message gone or session down)",
+        summary.actions, summary.skipped
+    );
+    out
+}
+
+/// The console columns of a profile run: what its clients can do.
+fn profile_columns(profile: &crate::profile::Profile, mech: &str) -> Vec<State> {
+    use crate::profile::model::Protocol;
+    let imap = profile
+        .clients
+        .iter()
+        .any(|c| c.protocol == Protocol::Imap && c.connections > 0);
+    let pop3 = profile.clients.iter().any(|c| c.protocol == Protocol::Pop3);
+    let idle = profile
+        .clients
+        .iter()
+        .any(|c| c.protocol == Protocol::Imap && c.idle);
+    let polls = profile
+        .clients
+        .iter()
+        .any(|c| c.protocol == Protocol::Imap && !c.idle);
+    let moves = profile
+        .populations
+        .iter()
+        .any(|p| p.move_to_spam > 0.0 || p.filter_to_spam > 0.0);
+    let lmtp = profile
+        .populations
+        .iter()
+        .any(|p| p.inbox_delivery.is_some() || p.spam_delivery.is_some());
+    let login = if mech == "LOGIN" {
+        State::Login
+    } else {
+        State::Authenticate
+    };
+    let mut columns = Vec::new();
+    let mut add = |on: bool, states: &[State]| {
+        if on {
+            columns.extend_from_slice(states);
+        }
+    };
+    add(imap || pop3, &[login]);
+    add(imap, &[State::List]);
+    add(imap || pop3, &[State::Select, State::Fetch]);
+    add(imap || pop3, &[State::Fetch2]);
+    add(imap, &[State::Store, State::Delete]);
+    add(imap || pop3, &[State::Expunge]);
+    add(imap, &[State::Append]);
+    add(moves, &[State::Move]);
+    add(polls, &[State::Noop]);
+    add(idle, &[State::Idle]);
+    add(imap || pop3, &[State::Logout]);
+    add(lmtp, &[State::Lmtp]);
+    columns.sort();
+    columns.dedup();
+    columns
+}
+
+/// The servers a profile talks to: `[servers.*]`, falling back to the command line's
+/// `host=`/`hostip=`/`port=`/`ssl=` and the protocols' default ports.
+async fn profile_endpoints(
+    settings: &Settings,
+    profile: &crate::profile::Profile,
+) -> anyhow::Result<crate::engine::profile::Endpoints> {
+    use crate::config::{TlsMode, TlsSettings};
+    use crate::profile::model::{Protocol, Tls};
+
+    let servers = &profile.servers;
+    let resolve = |name: &'static str,
+                   host: Option<&String>,
+                   port: Option<u16>,
+                   tls: Option<Tls>,
+                   default_port: (u16, u16)| {
+        let mode = match tls {
+            Some(Tls::None) => TlsMode::Plain,
+            Some(Tls::Implicit) => TlsMode::Implicit,
+            Some(Tls::StartTls) => TlsMode::StartTls,
+            None => settings.tls.mode,
+        };
+        let host = host
+            .or(servers.host.as_ref())
+            .cloned()
+            .unwrap_or_else(|| settings.host.clone());
+        let connect = if host == settings.host {
+            settings.connect_host().to_owned()
+        } else {
+            host.clone()
+        };
+        let port = port.unwrap_or(if mode == TlsMode::Implicit {
+            default_port.1
+        } else {
+            default_port.0
+        });
+        let tls = TlsSettings {
+            mode,
+            ..settings.tls.clone()
+        };
+        let timeout = settings.timeout;
+        async move {
+            Endpoint::resolve(&host, &connect, port, &tls, timeout)
+                .await
+                .map(Arc::new)
+                .with_context(|| format!("{name} server {connect}:{port}"))
+        }
+    };
+    let uses = |p: Protocol| {
+        profile
+            .clients
+            .iter()
+            .any(|c| c.protocol == p && c.connections > 0)
+    };
+    let mut endpoints = crate::engine::profile::Endpoints::default();
+    if uses(Protocol::Imap) {
+        let ep = servers.imap.as_ref();
+        let port = ep.and_then(|e| e.port).or(settings.port);
+        endpoints.imap = Some(
+            resolve(
+                "IMAP",
+                ep.and_then(|e| e.host.as_ref()),
+                port,
+                ep.map(|e| e.tls),
+                (143, 993),
+            )
+            .await?,
+        );
+    }
+    if uses(Protocol::Pop3) {
+        let ep = servers.pop3.as_ref();
+        endpoints.pop3 = Some(
+            resolve(
+                "POP3",
+                ep.and_then(|e| e.host.as_ref()),
+                ep.and_then(|e| e.port),
+                Some(ep.map_or(Tls::None, |e| e.tls)),
+                (110, 995),
+            )
+            .await?,
+        );
+    }
+    let delivers = profile
+        .populations
+        .iter()
+        .any(|p| p.inbox_delivery.is_some() || p.spam_delivery.is_some());
+    if delivers {
+        let ep = servers.lmtp.as_ref();
+        endpoints.lmtp = Some(
+            resolve(
+                "LMTP",
+                ep.and_then(|e| e.host.as_ref()),
+                ep.and_then(|e| e.port),
+                Some(ep.map_or(Tls::None, |e| e.tls)),
+                (24, 24),
+            )
+            .await?,
+        );
+    }
+    // One connection to each server first: an unreachable server is one clear error.
+    for (name, ep) in [
+        ("IMAP", &endpoints.imap),
+        ("POP3", &endpoints.pop3),
+        ("LMTP", &endpoints.lmtp),
+    ] {
+        if let Some(ep) = ep {
+            ep.connect()
+                .await
+                .with_context(|| format!("cannot reach the {name} server"))?;
+        }
+    }
+    Ok(endpoints)
 }

@@ -108,6 +108,8 @@ pub struct Settings {
     pub profile: Option<PathBuf>,
     pub output: Option<PathBuf>,
     pub csv: Option<PathBuf>,
+    /// `session_csv=`: profile mode's per-session CSV.
+    pub session_csv: Option<PathBuf>,
     /// `junit=FILE`: scripted test results as JUnit XML.
     pub junit: Option<PathBuf>,
     /// `plan=FILE`: with `dry_run`, write a profile's schedule here instead of running it.
@@ -153,6 +155,7 @@ impl Default for Settings {
             profile: None,
             output: None,
             csv: None,
+            session_csv: None,
             junit: None,
             plan: None,
             dry_run: false,

@@ -570,6 +570,18 @@ pub static KEYS: &[KeySpec] = &[
         },
     ),
     key(
+        "session_csv",
+        Testing,
+        Value,
+        "FILE",
+        "",
+        "Profile mode: write one CSV row per client session to FILE",
+        |b, a| {
+            b.settings.session_csv = Some(b.path(a));
+            Ok(())
+        },
+    ),
+    key(
         "rawlog",
         Testing,
         FlagOrValue,

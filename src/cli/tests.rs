@@ -211,6 +211,9 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["junit=results.xml"], |s| {
         s.junit == Some(PathBuf::from("results.xml"))
     }),
+    (&["session_csv=sessions.csv"], |s| {
+        s.session_csv == Some(PathBuf::from("sessions.csv"))
+    }),
     (&["plan=plan.csv"], |s| {
         s.plan == Some(PathBuf::from("plan.csv"))
     }),

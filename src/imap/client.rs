@@ -476,6 +476,38 @@ impl ImapClient {
         self.authenticate(mech.as_mut()).await
     }
 
+    /// Sends IDLE (RFC 2177) and waits for the server's `+`. Returns the tag (for
+    /// [`Self::idle_done`]) and the untagged responses that came before the `+`.
+    pub async fn idle(&mut self) -> Result<(String, Vec<RawResponse>), ClientError> {
+        let tag = self.next_tag();
+        let started = Instant::now();
+        self.stream
+            .send(format!("{tag} IDLE\r\n").as_bytes(), None)
+            .await?;
+        let mut untagged = Vec::new();
+        loop {
+            let response = self.stream.read_response().await?;
+            match response.parse() {
+                Ok(Response::Continuation(_)) => return Ok((tag, untagged)),
+                Ok(Response::Tagged { .. }) => {
+                    let done = self.finish_tagged(&tag, response, untagged, started)?;
+                    return Err(ClientError::Failed {
+                        command: "IDLE".into(),
+                        line: done.line,
+                    });
+                }
+                _ => untagged.push(response),
+            }
+        }
+    }
+
+    /// Ends IDLE with `DONE` and waits for the IDLE command's tagged reply.
+    pub async fn idle_done(&mut self, tag: &str) -> Result<Completion, ClientError> {
+        let started = Instant::now();
+        self.stream.send(b"DONE\r\n", None).await?;
+        self.collect(tag, Vec::new(), started).await
+    }
+
     /// LOGOUT: the server must send BYE before its tagged OK.
     pub async fn logout(&mut self) -> Result<Completion, ClientError> {
         let done = self.simple("LOGOUT").await?;

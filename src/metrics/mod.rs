@@ -59,6 +59,26 @@ pub enum Event {
     Connected,
     Disconnected,
     Report(Report),
+    /// Profile mode: an LMTP delivery's progress.
+    Delivery(DeliveryEvent),
+    /// Profile mode: a scheduled action was handed over this much later than planned.
+    Action {
+        lateness: Duration,
+    },
+}
+
+/// The life of one LMTP delivery in profile mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryEvent {
+    /// The scheduler handed the delivery over.
+    Offered,
+    /// The server answered the message: `Ok` accepted, `No` refused (4xx/5xx),
+    /// `Failed` no answer (connection or protocol failure). `waited` is the time spent
+    /// queued for a free LMTP slot.
+    Finished { outcome: Outcome, waited: Duration },
+    /// The user's client saw the message `latency` after it was handed to the server
+    /// (the start of the LMTP transaction).
+    Seen { latency: Duration },
 }
 
 /// Connection gauges the engine updates directly (cheaper than events).
@@ -70,6 +90,10 @@ pub struct Gauges {
     pub active: AtomicU64,
     /// Connection slots used at least once (ramp-up progress).
     pub slots_used: AtomicU64,
+    /// Profile mode: users with at least one session open.
+    pub users: AtomicU64,
+    /// Profile mode: LMTP deliveries waiting for a free slot.
+    pub queued: AtomicU64,
 }
 
 /// What one connection is doing, for the console's stalled-connection lines. The
@@ -210,6 +234,107 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
 }
 
+/// Profile mode: LMTP deliveries and schedule lateness within one interval.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFigures {
+    /// Deliveries handed over by the scheduler.
+    pub offered: u64,
+    /// Accepted by the server.
+    pub delivered: u64,
+    /// Refused by the server (4xx/5xx).
+    pub refused: u64,
+    /// No answer: connection or protocol failure.
+    pub failed: u64,
+    /// Finished deliveries that had to wait for a free LMTP slot.
+    pub late: u64,
+    /// Longest wait for a slot, in µs.
+    pub wait_max_us: u64,
+    /// End-to-end latency (handed to LMTP → seen by the user's client), in µs.
+    pub seen: Latency,
+    /// Lateness of every scheduled action handed over, in µs.
+    pub lateness: Latency,
+}
+
+/// A lazily allocated latency histogram with an exact sum.
+#[derive(Debug, Clone, Default)]
+pub struct Latency {
+    pub histogram: Option<Box<Histogram<u64>>>,
+    pub count: u64,
+    pub sum_us: u64,
+}
+
+impl Latency {
+    pub fn record(&mut self, value: Duration) {
+        let us = value.as_micros() as u64;
+        self.histogram
+            .get_or_insert_with(|| Box::new(new_histogram()))
+            .saturating_record(us.max(1));
+        self.count += 1;
+        self.sum_us += us;
+    }
+
+    pub fn add(&mut self, other: &Latency) {
+        if let Some(theirs) = &other.histogram {
+            match &mut self.histogram {
+                Some(mine) => {
+                    let _ = mine.add(theirs.as_ref());
+                }
+                None => self.histogram = Some(theirs.clone()),
+            }
+        }
+        self.count += other.count;
+        self.sum_us += other.sum_us;
+    }
+
+    /// The value at quantile `q` in µs (0 if nothing was recorded).
+    pub fn at(&self, q: f64) -> u64 {
+        self.histogram
+            .as_ref()
+            .map_or(0, |h| h.value_at_quantile(q))
+    }
+
+    /// The largest value in µs (0 if nothing was recorded).
+    pub fn max(&self) -> u64 {
+        self.histogram.as_ref().map_or(0, |h| h.max())
+    }
+
+    /// The exact mean in µs (0 if nothing was recorded).
+    pub fn avg_us(&self) -> u64 {
+        self.sum_us.checked_div(self.count).unwrap_or(0)
+    }
+}
+
+impl DeliveryFigures {
+    fn record(&mut self, event: DeliveryEvent) {
+        match event {
+            DeliveryEvent::Offered => self.offered += 1,
+            DeliveryEvent::Finished { outcome, waited } => {
+                match outcome {
+                    Outcome::Ok => self.delivered += 1,
+                    Outcome::No | Outcome::Bad => self.refused += 1,
+                    Outcome::Failed => self.failed += 1,
+                }
+                if !waited.is_zero() {
+                    self.late += 1;
+                    self.wait_max_us = self.wait_max_us.max(waited.as_micros() as u64);
+                }
+            }
+            DeliveryEvent::Seen { latency } => self.seen.record(latency),
+        }
+    }
+
+    fn add(&mut self, other: &DeliveryFigures) {
+        self.offered += other.offered;
+        self.delivered += other.delivered;
+        self.refused += other.refused;
+        self.failed += other.failed;
+        self.late += other.late;
+        self.wait_max_us = self.wait_max_us.max(other.wait_max_us);
+        self.seen.add(&other.seen);
+        self.lateness.add(&other.lateness);
+    }
+}
+
 /// Everything that happened in one second (or in a whole run, for totals).
 #[derive(Debug, Clone)]
 pub struct Interval {
@@ -230,6 +355,12 @@ pub struct Interval {
     pub active: u64,
     pub open: u64,
     pub slots_used: u64,
+    /// Profile mode: deliveries and schedule lateness.
+    pub deliveries: DeliveryFigures,
+    /// Profile mode gauges at the end of the interval: users with a session open, LMTP
+    /// deliveries queued.
+    pub users: u64,
+    pub queued: u64,
 }
 
 impl Interval {
@@ -247,6 +378,9 @@ impl Interval {
             active: 0,
             open: 0,
             slots_used: 0,
+            deliveries: DeliveryFigures::default(),
+            users: 0,
+            queued: 0,
         }
     }
 
@@ -291,6 +425,8 @@ impl Interval {
                 Severity::Warning => self.warnings += 1,
                 Severity::Info => {}
             },
+            Event::Delivery(d) => self.deliveries.record(*d),
+            Event::Action { lateness } => self.deliveries.lateness.record(*lateness),
         }
     }
 
@@ -303,6 +439,7 @@ impl Interval {
         self.disconnects += other.disconnects;
         self.errors += other.errors;
         self.warnings += other.warnings;
+        self.deliveries.add(&other.deliveries);
     }
 
     /// Adds a later interval (for totals and ten-second averages): its figures, and its
@@ -315,6 +452,8 @@ impl Interval {
         self.active = other.active;
         self.open = other.open;
         self.slots_used = other.slots_used;
+        self.users = other.users;
+        self.queued = other.queued;
     }
 }
 
@@ -332,6 +471,33 @@ pub trait Sink: Send {
     fn report(&mut self, report: &Report);
     /// The run is over; `totals` covers all of it.
     fn finish(&mut self, totals: &Interval);
+    /// Profile mode: a client session ended.
+    fn session(&mut self, _session: &SessionRecord) {}
+}
+
+/// Profile mode: one client session of one user, from login to logout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub user: String,
+    pub population: String,
+    pub client: String,
+    /// `imap` or `pop3`.
+    pub protocol: &'static str,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// Commands sent (all connections of the session).
+    pub commands: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Commands that failed or were refused, and errors reported.
+    pub errors: u64,
+}
+
+/// What goes through the aggregator's channel: rare things handled at once.
+#[derive(Debug)]
+enum Notice {
+    Report(Report),
+    Session(Box<SessionRecord>),
 }
 
 /// The sending side engines hold. Cloning is cheap.
@@ -343,7 +509,7 @@ pub trait Sink: Send {
 pub struct Metrics {
     shards: Arc<[Mutex<Interval>]>,
     stalls: Arc<StallWatch>,
-    reports: mpsc::UnboundedSender<Report>,
+    reports: mpsc::UnboundedSender<Notice>,
     pub gauges: Arc<Gauges>,
     errors: Arc<AtomicU64>,
 }
@@ -377,7 +543,12 @@ impl Metrics {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
         // The aggregator outlives engines; a closed channel only happens at exit.
-        let _ = self.reports.send(report);
+        let _ = self.reports.send(Notice::Report(report));
+    }
+
+    /// Profile mode: a session ended (for the per-session CSV).
+    pub fn session(&self, session: SessionRecord) {
+        let _ = self.reports.send(Notice::Session(Box::new(session)));
     }
 
     /// Registers a connection for stall watching; keep the returned status alive for
@@ -418,7 +589,7 @@ fn drain_shards(shards: &[Mutex<Interval>], into: &mut Interval) {
 
 /// Folds events into per-second intervals and feeds sinks.
 pub struct Aggregator {
-    reports: mpsc::UnboundedReceiver<Report>,
+    reports: mpsc::UnboundedReceiver<Notice>,
     stalls: Arc<StallWatch>,
     /// A handle without a report sender, to drain the shards.
     shards: Arc<[Mutex<Interval>]>,
@@ -467,8 +638,13 @@ impl Aggregator {
         let mut elapsed = 0;
         loop {
             tokio::select! {
-                report = self.reports.recv() => match report {
-                    Some(report) => self.record(&mut current, report),
+                notice = self.reports.recv() => match notice {
+                    Some(Notice::Report(report)) => self.record(&mut current, report),
+                    Some(Notice::Session(session)) => {
+                        for sink in &mut self.sinks {
+                            sink.session(&session);
+                        }
+                    }
                     None => break,
                 },
                 _ = ticker.tick() => {
@@ -526,6 +702,8 @@ impl Aggregator {
         current.active = active;
         current.open = open;
         current.slots_used = slots;
+        current.users = self.gauges.users.load(Ordering::Relaxed);
+        current.queued = self.gauges.queued.load(Ordering::Relaxed);
         for sink in &mut self.sinks {
             sink.interval(current);
         }

@@ -186,6 +186,9 @@ pub fn to_toml(profile: &Profile, source: Option<&str>) -> String {
         if let Some(f) = &c.fetch_on_open {
             let _ = writeln!(w, "fetch_on_open = {}", toml_string(f));
         }
+        if !c.cache {
+            let _ = writeln!(w, "cache = false");
+        }
         if c.pop3_keep {
             let _ = writeln!(w, "pop3_keep = true");
         }

@@ -178,6 +178,7 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
             fetch_on_arrival: None,
             fetch_on_open: None,
             pop3_keep: false,
+            cache: true,
         };
         let mut idle_no = false;
         for e in &section.entries {

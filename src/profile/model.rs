@@ -356,6 +356,11 @@ pub struct ClientType {
     /// POP3: keep mails on the server (no DELE).
     #[serde(default)]
     pub pop3_keep: bool,
+    /// IMAP: a caching client (default) fetches `fetch_on_arrival` once per message and
+    /// remembers UIDNEXT across sessions; `false` (webmail) re-fetches the newest 50
+    /// messages at every login and check.
+    #[serde(default = "yes")]
+    pub cache: bool,
 }
 
 fn yes() -> bool {

@@ -133,7 +133,7 @@ pub struct LmtpQueue {
 #[derive(Debug)]
 pub struct DeliverySlot {
     _permit: Option<OwnedSemaphorePermit>,
-    /// How long the delivery waited in the queue.
+    /// How long the delivery waited in the queue (zero: a slot was free at once).
     pub queued: Duration,
 }
 
@@ -154,6 +154,12 @@ impl LmtpQueue {
                 queued: Duration::ZERO,
             };
         };
+        if let Ok(permit) = slots.clone().try_acquire_owned() {
+            return DeliverySlot {
+                _permit: Some(permit),
+                queued: Duration::ZERO,
+            };
+        }
         let queued_at = Instant::now();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = slots.clone().acquire_owned().await.ok();

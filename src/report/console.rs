@@ -22,6 +22,8 @@ pub struct Console<O: Write + Send, E: Write + Send> {
     lines: u64,
     since_average: Interval,
     bold: bool,
+    /// Profile mode: users and LMTP queue on the per-second line, deliveries in Totals.
+    profile: bool,
 }
 
 impl Console<io::Stdout, io::Stderr> {
@@ -52,7 +54,15 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
             lines: 0,
             since_average: Interval::new(),
             bold: false,
+            profile: false,
         }
+    }
+
+    /// Adds profile mode's figures: users and queued deliveries each second, the
+    /// delivery and schedule summary after Totals.
+    pub fn with_profile(mut self) -> Self {
+        self.profile = true;
+        self
     }
 
     /// The visible columns for a set of probabilities: every non-zero state but BANNER.
@@ -110,6 +120,12 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
             line.push_str(&format!("{:4} ", interval.state(s).count));
         }
         line.push_str(&format!("{:3}/{:3}", interval.active, interval.open));
+        if self.profile {
+            line.push_str(&format!(" users {}", interval.users));
+            if interval.queued > 0 {
+                line.push_str(&format!(" ({} LMTP queued)", interval.queued));
+            }
+        }
         if interval.stalled > 0 {
             line.push_str(&format!(" ({} stalled >3s)", interval.stalled));
         }
@@ -152,7 +168,48 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
             line.push_str(&format!("{:4} ", totals.state(s).count));
         }
         writeln!(self.out, "{}", line.trim_end())?;
+        if self.profile {
+            self.profile_totals(totals)?;
+        }
         self.out.flush()
+    }
+
+    fn profile_totals(&mut self, totals: &Interval) -> io::Result<()> {
+        let d = &totals.deliveries;
+        let ms = |us: u64| us as f64 / 1000.0;
+        writeln!(self.out)?;
+        writeln!(
+            self.out,
+            "Deliveries: {} offered, {} delivered, {} refused, {} failed, {} waited for a slot (longest {:.1} ms)",
+            d.offered,
+            d.delivered,
+            d.refused,
+            d.failed,
+            d.late,
+            ms(d.wait_max_us)
+        )?;
+        if d.seen.count > 0 {
+            writeln!(
+                self.out,
+                "Delivery latency (LMTP transaction start -> seen by the client, {} messages): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                d.seen.count,
+                ms(d.seen.at(0.5)),
+                ms(d.seen.at(0.9)),
+                ms(d.seen.at(0.99)),
+                ms(d.seen.max())
+            )?;
+        }
+        if d.lateness.count > 0 {
+            writeln!(
+                self.out,
+                "Schedule lateness ({} actions): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                d.lateness.count,
+                ms(d.lateness.at(0.5)),
+                ms(d.lateness.at(0.99)),
+                ms(d.lateness.max())
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,19 @@
 //! | `avg_us`, `p50_us`, `p90_us`, `p99_us`, `max_us` | reply latency of timed commands; empty if none | empty |
 //! | `active`, `open` | empty | connections past the greeting / open, at the end of the second |
 //! | `connects`, `disconnects` | empty | this second |
+//! | `users` | empty | profile mode: users with a session open |
+//! | `queued`, `late` | empty | empty |
+//!
+//! Profile mode (`imaptest profile=…`) adds two rows per second:
+//!
+//! | column | `deliveries` rows | `actions` rows |
+//! |---|---|---|
+//! | `count` | LMTP deliveries the schedule offered | scheduled actions handed over |
+//! | `ok`, `no`, `failed` | accepted, refused (4xx/5xx), no answer | empty |
+//! | `errors` | same as `failed` | empty |
+//! | latency columns | end-to-end delivery latency: LMTP transaction started → message seen by the user's client | lateness: handed over after the planned time |
+//! | `queued` | deliveries waiting for a free LMTP slot at the end of the second | empty |
+//! | `late` | deliveries finished this second that had to wait for a slot | empty |
 //!
 //! Command states with no activity in a second (no count and nothing timed) get no row,
 //! which keeps files small; the connections row is written every second, so a second is
@@ -33,10 +46,10 @@ use std::time::UNIX_EPOCH;
 use anyhow::Context;
 
 use crate::engine::states::State;
-use crate::metrics::{Interval, Report, Sink, StateFigures};
+use crate::metrics::{Interval, Latency, Report, Sink, StateFigures};
 
 /// The header row, in column order.
-pub const HEADER: [&str; 19] = [
+pub const HEADER: [&str; 22] = [
     "unix_time",
     "elapsed_s",
     "kind",
@@ -56,6 +69,9 @@ pub const HEADER: [&str; 19] = [
     "open",
     "connects",
     "disconnects",
+    "users",
+    "queued",
+    "late",
 ];
 
 /// Writes the CSV timeline to any writer (a file for `csv=`).
@@ -67,6 +83,8 @@ pub struct CsvTimeline<W: Write + Send> {
     buf: Vec<u8>,
     /// Set after the first write error: the error is printed once, then rows are dropped.
     failed: bool,
+    /// Profile mode: write `deliveries` and `actions` rows and the `users` column.
+    profile: bool,
 }
 
 impl CsvTimeline<File> {
@@ -86,6 +104,7 @@ impl<W: Write + Send> CsvTimeline<W> {
             name,
             buf: Vec::with_capacity(8 * 1024),
             failed: false,
+            profile: false,
         };
         {
             let mut w = csv::Writer::from_writer(&mut sink.buf);
@@ -95,6 +114,12 @@ impl<W: Write + Send> CsvTimeline<W> {
         sink.commit()
             .with_context(|| format!("cannot write {}", sink.name))?;
         Ok(sink)
+    }
+
+    /// Adds profile mode's rows (`deliveries`, `actions`) and `users` column.
+    pub fn with_profile_rows(mut self) -> Self {
+        self.profile = true;
+        self
     }
 
     /// The underlying writer (tests read back what was written).
@@ -134,10 +159,11 @@ impl<W: Write + Send> CsvTimeline<W> {
             ]);
             row.extend([f.count, f.ok, f.no, f.bad, f.failed, f.failed].map(|n| n.to_string()));
             row.extend(latency_columns(f));
-            row.extend(std::iter::repeat_n(String::new(), 4));
+            row.extend(std::iter::repeat_n(String::new(), 7));
             w.write_record(&row)?;
         }
-        let mut row: Vec<String> = vec![unix_time, elapsed, "connections".to_owned()];
+        let mut row: Vec<String> =
+            vec![unix_time.clone(), elapsed.clone(), "connections".to_owned()];
         row.extend(std::iter::repeat_n(String::new(), 6));
         row.push(interval.errors.to_string());
         row.extend(std::iter::repeat_n(String::new(), 5));
@@ -150,7 +176,36 @@ impl<W: Write + Send> CsvTimeline<W> {
             ]
             .map(|n| n.to_string()),
         );
+        row.push(if self.profile {
+            interval.users.to_string()
+        } else {
+            String::new()
+        });
+        row.extend(std::iter::repeat_n(String::new(), 2));
         w.write_record(&row)?;
+        if self.profile {
+            let d = &interval.deliveries;
+            let mut row: Vec<String> = vec![
+                unix_time.clone(),
+                elapsed.clone(),
+                "deliveries".to_owned(),
+                String::new(),
+            ];
+            row.extend([d.offered, d.delivered, d.refused].map(|n| n.to_string()));
+            row.push(String::new());
+            row.extend([d.failed, d.failed].map(|n| n.to_string()));
+            row.extend(distribution_columns(&d.seen));
+            row.extend(std::iter::repeat_n(String::new(), 5));
+            row.extend([interval.queued, d.late].map(|n| n.to_string()));
+            w.write_record(&row)?;
+            let mut row: Vec<String> =
+                vec![unix_time, elapsed, "actions".to_owned(), String::new()];
+            row.push(d.lateness.count.to_string());
+            row.extend(std::iter::repeat_n(String::new(), 5));
+            row.extend(distribution_columns(&d.lateness));
+            row.extend(std::iter::repeat_n(String::new(), 7));
+            w.write_record(&row)?;
+        }
         w.flush()?;
         Ok(())
     }
@@ -184,6 +239,20 @@ fn latency_columns(f: &StateFigures) -> [String; 5] {
         f.latency_at(0.9).to_string(),
         f.latency_at(0.99).to_string(),
         f.latency_max().to_string(),
+    ]
+}
+
+/// The latency columns of a [`Latency`]; empty when nothing was recorded.
+fn distribution_columns(l: &Latency) -> [String; 5] {
+    if l.count == 0 {
+        return Default::default();
+    }
+    [
+        l.avg_us().to_string(),
+        l.at(0.5).to_string(),
+        l.at(0.9).to_string(),
+        l.at(0.99).to_string(),
+        l.max().to_string(),
     ]
 }
 
@@ -255,10 +324,13 @@ mod tests {
         assert_eq!(lines.len(), 4, "{text}");
         assert_eq!(
             lines[1],
-            "1700000000,1,command,LOGIN,1,1,1,0,0,0,3000,2000,4001,4001,4001,,,,"
+            "1700000000,1,command,LOGIN,1,1,1,0,0,0,3000,2000,4001,4001,4001,,,,,,,"
         );
-        assert_eq!(lines[2], "1700000000,1,command,DELAY,1,0,0,0,0,0,,,,,,,,,");
-        assert_eq!(lines[3], "1700000000,1,connections,,,,,,,1,,,,,,3,4,1,0");
+        assert_eq!(
+            lines[2],
+            "1700000000,1,command,DELAY,1,0,0,0,0,0,,,,,,,,,,,,"
+        );
+        assert_eq!(lines[3], "1700000000,1,connections,,,,,,,1,,,,,,3,4,1,0,,,");
         for line in &lines {
             assert_eq!(line.split(',').count(), HEADER.len(), "{line}");
         }

@@ -1,0 +1,265 @@
+//! A POP3 client of one user: log in, UIDL, RETR what is new (DELE unless the client
+//! keeps mail), QUIT. Counted in ImapTest's columns (see [`super::ClientSummary`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::user::UserShared;
+use super::{Ctx, Job, SessionTally};
+use crate::engine::states::State;
+use crate::lmtp::parse_marker;
+use crate::metrics::{DeliveryEvent, Event, Outcome};
+use crate::pop3::{Pop3Client, Pop3Error};
+use crate::profile::schedule::Action;
+use crate::sasl::Credentials;
+
+struct Session {
+    ctx: Arc<Ctx>,
+    user: Arc<UserShared>,
+    client: u16,
+    keep: bool,
+    conn: Option<Pop3Client>,
+    /// UIDLs downloaded in earlier sessions (kept mail is not downloaded again).
+    downloaded: HashSet<String>,
+    tally: SessionTally,
+}
+
+pub(super) async fn run(
+    ctx: Arc<Ctx>,
+    user: Arc<UserShared>,
+    client: u16,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    let keep = ctx.profile.clients[client as usize].pop3_keep;
+    let mut session = Session {
+        ctx,
+        user,
+        client,
+        keep,
+        conn: None,
+        downloaded: HashSet::new(),
+        tally: SessionTally::default(),
+    };
+    while let Some(job) = jobs.recv().await {
+        if session.ctx.stopping_now() {
+            break;
+        }
+        match job.action.action {
+            Action::Login { .. } => session.login(job.intended).await,
+            Action::CheckMail => session.check_mail(job.intended).await,
+            Action::Logout => session.logout(job.intended).await,
+            _ => session.ctx.skip(),
+        }
+    }
+    // The run ended with the session open: end it properly.
+    session.logout(Instant::now()).await;
+}
+
+impl Session {
+    /// Times one command and counts it.
+    fn record(&mut self, state: State, outcome: Outcome, intended: Instant, started: Instant) {
+        self.ctx.metrics.send(Event::Command {
+            state,
+            outcome,
+            intended,
+            started,
+            finished: Instant::now(),
+        });
+        self.ctx.count_command(self.client, state);
+        self.tally.commands += 1;
+        if outcome != Outcome::Ok {
+            self.tally.errors += 1;
+        }
+    }
+
+    fn fail(&mut self, doing: &str, e: &Pop3Error) {
+        let connection = self.conn.as_ref().map(Pop3Client::id);
+        self.ctx.error(
+            &self.user.name,
+            connection,
+            format!("POP3 {doing} failed: {e}"),
+            e.err_line().map(str::to_owned),
+        );
+        self.tally.errors += 1;
+    }
+
+    /// Closes the connection after a failure and ends the session.
+    fn drop_connection(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            self.add_bytes(&mut conn);
+            self.closed();
+        }
+    }
+
+    fn add_bytes(&mut self, conn: &mut Pop3Client) {
+        let stream = conn.stream();
+        self.tally.bytes_in += stream.bytes_in();
+        self.tally.bytes_out += stream.bytes_out();
+    }
+
+    fn closed(&mut self) {
+        let gauges = &self.ctx.metrics.gauges;
+        gauges
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        gauges
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.ctx.metrics.send(Event::Disconnected);
+        self.user.session_closed(gauges);
+        self.tally.end(&self.ctx, &self.user, self.client, "pop3");
+    }
+
+    async fn login(&mut self, intended: Instant) {
+        if self.conn.is_some() {
+            return;
+        }
+        let Some(endpoint) = self.ctx.endpoints.pop3.clone() else {
+            self.ctx.skip();
+            return;
+        };
+        self.tally.begin();
+        let started = Instant::now();
+        let id = self.ctx.connection_id();
+        let mut conn = match Pop3Client::connect(&endpoint, id, &self.ctx.pop3_options).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.record(State::Login, Outcome::Failed, intended, started);
+                self.fail("connect", &e);
+                self.tally.end(&self.ctx, &self.user, self.client, "pop3");
+                return;
+            }
+        };
+        let gauges = &self.ctx.metrics.gauges;
+        gauges
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gauges
+            .active
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.ctx.metrics.send(Event::Connected);
+        self.user.session_opened(gauges);
+        self.ctx.counters[self.client as usize]
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+        let (state, result) = if self.ctx.mech.eq_ignore_ascii_case("LOGIN") {
+            let r = conn.user_pass(&self.user.name, &self.user.password).await;
+            (State::Login, r)
+        } else {
+            let creds = Credentials {
+                authcid: self.user.name.clone(),
+                password: self.user.password.clone(),
+                authzid: None,
+            };
+            let r = conn
+                .auth(&self.ctx.mech, creds, &self.ctx.scram_cache)
+                .await;
+            (State::Authenticate, r)
+        };
+        self.conn = Some(conn);
+        match result {
+            Ok(_) => self.record(state, Outcome::Ok, intended, started),
+            Err(e) => {
+                self.record(state, outcome_of(&e), intended, started);
+                self.fail("login", &e);
+                self.drop_connection();
+            }
+        }
+    }
+
+    async fn check_mail(&mut self, intended: Instant) {
+        let Some(mut conn) = self.conn.take() else {
+            self.ctx.skip();
+            return;
+        };
+        let result = self.download(&mut conn, intended).await;
+        self.conn = Some(conn);
+        if let Err((doing, e)) = result {
+            self.fail(&doing, &e);
+            if !e.is_recoverable() {
+                self.drop_connection();
+            }
+        }
+    }
+
+    async fn download(
+        &mut self,
+        conn: &mut Pop3Client,
+        intended: Instant,
+    ) -> Result<(), (String, Pop3Error)> {
+        let started = Instant::now();
+        let listing = conn.uidl().await;
+        let outcome = listing.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
+        self.record(State::Select, outcome, intended, started);
+        let listing = listing.map_err(|e| ("UIDL".to_owned(), e))?;
+        for entry in listing {
+            if self.downloaded.contains(&entry.uid) {
+                continue;
+            }
+            let started = Instant::now();
+            let message = conn.retr(entry.msg).await;
+            let outcome = message.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
+            self.record(State::Fetch2, outcome, intended, started);
+            let message = message.map_err(|e| (format!("RETR {}", entry.msg), e))?;
+            if let Some(msg) = self.ctx.marker_msg(&self.user, parse_marker(&message.data)) {
+                let mut mail = self.user.mail();
+                // UID 0: POP3 has no IMAP UID; the message counts as seen.
+                let latency = mail.seen(msg, 0, Instant::now());
+                if !self.keep {
+                    mail.forget(msg);
+                }
+                drop(mail);
+                if let Some(latency) = latency {
+                    self.ctx
+                        .metrics
+                        .send(Event::Delivery(DeliveryEvent::Seen { latency }));
+                }
+            }
+            if self.keep {
+                self.downloaded.insert(entry.uid);
+            } else {
+                let started = Instant::now();
+                let deleted = conn.dele(entry.msg).await;
+                let outcome = deleted.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
+                self.record(State::Expunge, outcome, intended, started);
+                deleted.map_err(|e| (format!("DELE {}", entry.msg), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn logout(&mut self, intended: Instant) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        self.add_bytes(&mut conn);
+        let started = Instant::now();
+        let id = conn.id();
+        match conn.quit().await {
+            Ok(_) => self.record(State::Logout, Outcome::Ok, intended, started),
+            Err(e) => {
+                self.record(State::Logout, outcome_of(&e), intended, started);
+                self.ctx.error(
+                    &self.user.name,
+                    Some(id),
+                    format!("POP3 QUIT failed: {e}"),
+                    e.err_line().map(str::to_owned),
+                );
+                self.tally.errors += 1;
+            }
+        }
+        self.closed();
+    }
+}
+
+fn outcome_of(e: &Pop3Error) -> Outcome {
+    if e.err_line().is_some() {
+        Outcome::No
+    } else {
+        Outcome::Failed
+    }
+}
