@@ -1,0 +1,479 @@
+//! Profile mode against the lab Dovecot: what imaptest reports must match what the
+//! server stored, and each client type must do what its profile says.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+
+/// Profile runs take a few seconds each and load Dovecot; one at a time keeps their
+/// timing honest.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// `count` fresh users written to a user file in `dir`.
+fn user_file(dir: &Path, name: &str, count: usize) -> (std::path::PathBuf, Vec<String>) {
+    let users: Vec<String> = (0..count).map(|_| common::fresh_user()).collect();
+    let path = dir.join(format!("{name}.users"));
+    std::fs::write(&path, users.join("\n") + "\n").unwrap();
+    (path, users)
+}
+
+fn write_mbox(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("profile.mbox");
+    let status = Command::new(common::imaptest_bin())
+        .args(["mbox-gen", &format!("out={}", path.display()), "count=40"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
+struct Run {
+    stdout: String,
+    stderr: String,
+    csv: String,
+    sessions: String,
+}
+
+/// Runs `imaptest profile=…` against the lab with csv= and session_csv=.
+fn run_profile(dir: &Path, profile: &str) -> Run {
+    let lab = common::lab();
+    let path = dir.join("run.toml");
+    let text = profile
+        .replace("@IMAP@", &lab.imap_port.to_string())
+        .replace("@POP3@", &lab.pop3_port.to_string())
+        .replace("@LMTP@", &lab.lmtp_port.to_string());
+    std::fs::write(&path, text).unwrap();
+    let mbox = write_mbox(dir);
+    let csv = dir.join("timeline.csv");
+    let sessions = dir.join("sessions.csv");
+    let out = Command::new(common::imaptest_bin())
+        .args([
+            &format!("profile={}", path.display()),
+            &format!("host={}", lab.host),
+            &format!("pass={}", lab.user_password),
+            &format!("mbox={}", mbox.display()),
+            &format!("csv={}", csv.display()),
+            &format!("session_csv={}", sessions.display()),
+        ])
+        .output()
+        .unwrap();
+    let run = Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        csv: std::fs::read_to_string(&csv).unwrap_or_default(),
+        sessions: std::fs::read_to_string(&sessions).unwrap_or_default(),
+    };
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("Error:"),
+        "a correct server gave errors:\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// `STATUS <mailbox> (MESSAGES)` over a plain IMAP connection (0 if the mailbox
+/// does not exist).
+fn messages(user: &str, mailbox: &str) -> u64 {
+    let lab = common::lab();
+    let stream = common::connect(lab.imap_addr());
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let mut command = |cmd: &str| -> Vec<String> {
+        writer.write_all(format!("t {cmd}\r\n").as_bytes()).unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "connection closed"
+            );
+            let done = line.starts_with("t ");
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    };
+    let login = command(&format!("LOGIN {user} {}", lab.user_password));
+    assert!(login.last().unwrap().starts_with("t OK"), "{login:?}");
+    let status = command(&format!("STATUS \"{mailbox}\" (MESSAGES)"));
+    let _ = command("LOGOUT");
+    if !status.last().unwrap().starts_with("t OK") {
+        return 0;
+    }
+    let line = status
+        .iter()
+        .find(|l| l.starts_with("* STATUS"))
+        .expect("STATUS reply");
+    let n = line
+        .split("MESSAGES ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("MESSAGES item");
+    n.trim().parse().unwrap()
+}
+
+/// The `deliveries` rows of the CSV timeline: (offered, delivered, refused, failed).
+fn csv_deliveries(csv: &str) -> (u64, u64, u64, u64) {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (kind, count, ok, no, failed) = (
+        col("kind"),
+        col("count"),
+        col("ok"),
+        col("no"),
+        col("failed"),
+    );
+    let mut sums = (0, 0, 0, 0);
+    for row in reader.records() {
+        let row = row.unwrap();
+        if &row[kind] != "deliveries" {
+            continue;
+        }
+        let n = |i: usize| row[i].parse::<u64>().unwrap();
+        sums.0 += n(count);
+        sums.1 += n(ok);
+        sums.2 += n(no);
+        sums.3 += n(failed);
+    }
+    sums
+}
+
+/// `  name (proto): N sessions; CMD n, CMD n` lines after the run.
+fn client_commands(stdout: &str) -> HashMap<String, (u64, HashMap<String, u64>)> {
+    let mut out = HashMap::new();
+    let section = stdout
+        .split("Client types:\n")
+        .nth(1)
+        .expect("Client types section");
+    for line in section.lines().take_while(|l| l.starts_with("  ")) {
+        let (name, rest) = line.trim().split_once(" (").unwrap();
+        let (_, rest) = rest.split_once("): ").unwrap();
+        let (sessions, commands) = rest.split_once(" sessions; ").unwrap();
+        let mut counts = HashMap::new();
+        for item in commands.split(", ") {
+            if let Some((cmd, n)) = item.rsplit_once(' ')
+                && let Ok(n) = n.parse()
+            {
+                counts.insert(cmd.to_owned(), n);
+            }
+        }
+        out.insert(name.to_owned(), (sessions.parse().unwrap(), counts));
+    }
+    out
+}
+
+fn count(commands: &HashMap<String, u64>, name: &str) -> u64 {
+    commands.get(name).copied().unwrap_or(0)
+}
+
+/// Sums the session CSV's `commands` per client.
+fn session_commands(sessions: &str) -> HashMap<String, (u64, u64)> {
+    let mut reader = csv::Reader::from_reader(sessions.as_bytes());
+    let mut out: HashMap<String, (u64, u64)> = HashMap::new();
+    for row in reader.records() {
+        let row = row.unwrap();
+        let entry = out.entry(row[2].to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += row[7].parse::<u64>().unwrap();
+    }
+    out
+}
+
+#[test]
+fn lmtp_deliveries_reported_equal_messages_stored() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (imap_users_file, imap_users) = user_file(dir.path(), "imap", 4);
+    let (pop_users_file, pop_users) = user_file(dir.path(), "pop", 3);
+    let profile = format!(
+        r#"
+[run]
+duration = "4s"
+rampup = "500ms"
+seed = 11
+
+[servers.imap]
+port = @IMAP@
+[servers.pop3]
+port = @POP3@
+[servers.lmtp]
+port = @LMTP@
+max_parallel = 2
+
+[[population]]
+name = "readers"
+count = 4
+userfile = "{}"
+clients = [{{ client = "thunderbird" }}]
+inbox_delivery = {{ dist = "exponential", mean = "250ms" }}
+spam_delivery = "1s"
+
+[[population]]
+name = "downloaders"
+count = 3
+userfile = "{}"
+clients = [{{ client = "pop" }}]
+inbox_delivery = "400ms"
+
+[[client]]
+name = "thunderbird"
+connections = 2
+fetch_on_arrival = "UID FLAGS RFC822.SIZE BODY.PEEK[HEADER]"
+
+[[client]]
+name = "pop"
+protocol = "pop3"
+login_interval = "1s"
+pop3_keep = true
+"#,
+        imap_users_file.display(),
+        pop_users_file.display()
+    );
+    let run = run_profile(dir.path(), &profile);
+
+    let (offered, delivered, refused, failed) = csv_deliveries(&run.csv);
+    assert!(
+        delivered >= 20,
+        "too few deliveries to mean anything: {delivered}"
+    );
+    assert_eq!((refused, failed), (0, 0));
+    assert_eq!(
+        offered, delivered,
+        "every offered delivery is accounted for"
+    );
+
+    let mut stored = 0;
+    for user in &imap_users {
+        let inbox = messages(user, "INBOX");
+        let spam = messages(user, "Spam");
+        assert!(inbox > 0 && spam > 0, "{user}: INBOX {inbox}, Spam {spam}");
+        stored += inbox + spam;
+    }
+    for user in &pop_users {
+        // pop3_keep: downloaded mail stays.
+        let inbox = messages(user, "INBOX");
+        assert!(inbox > 0, "{user}: INBOX {inbox}");
+        stored += inbox;
+    }
+    assert_eq!(
+        stored, delivered,
+        "imaptest reported {delivered} deliveries, Dovecot stored {stored}"
+    );
+    let totals = run.stdout.split("Totals:").nth(1).unwrap();
+    assert!(
+        totals.contains(&format!("{delivered} delivered, 0 refused, 0 failed")),
+        "{totals}"
+    );
+    // The IDLE clients saw their mail: end-to-end latency was measured.
+    assert!(
+        run.stdout
+            .contains("Delivery latency (LMTP transaction start -> seen by the client"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn client_types_behave_as_configured() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (idle_file, _) = user_file(dir.path(), "idle", 3);
+    let (poll_file, _) = user_file(dir.path(), "poll", 3);
+    let (pop_file, pop_users) = user_file(dir.path(), "pop", 2);
+    let profile = format!(
+        r#"
+[run]
+duration = "4s"
+rampup = "300ms"
+seed = 5
+
+[servers.imap]
+port = @IMAP@
+[servers.pop3]
+port = @POP3@
+[servers.lmtp]
+port = @LMTP@
+
+[[population]]
+name = "desk"
+count = 3
+userfile = "{}"
+clients = [{{ client = "desktop" }}]
+inbox_delivery = "500ms"
+
+[[population]]
+name = "web"
+count = 3
+userfile = "{}"
+clients = [{{ client = "webmail" }}]
+inbox_delivery = "500ms"
+
+[[population]]
+name = "pop"
+count = 2
+userfile = "{}"
+clients = [{{ client = "pop" }}]
+inbox_delivery = "300ms"
+
+[[client]]
+name = "desktop"
+connections = 1
+
+[[client]]
+name = "webmail"
+idle = false
+poll_interval = "400ms"
+cache = false
+
+[[client]]
+name = "pop"
+protocol = "pop3"
+login_interval = "700ms"
+"#,
+        idle_file.display(),
+        poll_file.display(),
+        pop_file.display()
+    );
+    let run = run_profile(dir.path(), &profile);
+    let clients = client_commands(&run.stdout);
+
+    let (sessions, desktop) = &clients["desktop"];
+    assert_eq!(*sessions, 3, "one session per desktop user: {desktop:?}");
+    assert!(
+        count(desktop, "IDLE") >= 6,
+        "IDLE clients idle: {desktop:?}"
+    );
+    assert_eq!(
+        count(desktop, "NOOP"),
+        0,
+        "IDLE clients don't poll: {desktop:?}"
+    );
+    assert_eq!(count(desktop, "LOGIN"), 3);
+
+    let (_, web) = &clients["webmail"];
+    assert_eq!(count(web, "IDLE"), 0, "polling clients don't IDLE: {web:?}");
+    assert!(
+        count(web, "NOOP") >= 15,
+        "3 users polling every 400 ms for 4 s: {web:?}"
+    );
+    // Webmail re-fetches at every check: one FETCH per poll at least once mail is there.
+    assert!(count(web, "FETCH") >= count(web, "NOOP") / 2, "{web:?}");
+
+    let (pop_sessions, pop) = &clients["pop"];
+    assert!(*pop_sessions >= 8, "2 users every 700 ms for 4 s: {pop:?}");
+    for cmd in ["USER/PASS", "UIDL", "QUIT"] {
+        assert_eq!(
+            count(pop, cmd),
+            *pop_sessions,
+            "{cmd} once per session: {pop:?}"
+        );
+    }
+    assert_eq!(
+        count(pop, "RETR"),
+        count(pop, "DELE"),
+        "no pop3_keep: {pop:?}"
+    );
+    assert!(count(pop, "RETR") > 0);
+    for imap_only in ["IDLE", "NOOP", "SELECT", "FETCH"] {
+        assert_eq!(count(pop, imap_only), 0, "{imap_only} from POP3: {pop:?}");
+    }
+    // Downloaded mail was deleted: what is left arrived after the last download.
+    let left: u64 = pop_users.iter().map(|u| messages(u, "INBOX")).sum();
+    let (_, delivered, _, _) = csv_deliveries(&run.csv);
+    assert!(left + count(pop, "DELE") <= delivered, "left {left}");
+
+    // The per-session CSV adds up to the same commands per client type.
+    let sessions = session_commands(&run.sessions);
+    for (name, (n, commands)) in &clients {
+        let (rows, sum) = sessions.get(name).copied().unwrap_or_default();
+        assert_eq!(rows, *n, "{name}: session rows");
+        assert_eq!(sum, commands.values().sum::<u64>(), "{name}: commands");
+    }
+}
+
+#[test]
+fn mail_actions_and_drafts_reach_the_server() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (file, users) = user_file(dir.path(), "office", 3);
+    let profile = format!(
+        r#"
+[run]
+duration = "5s"
+rampup = "300ms"
+seed = 3
+
+[servers.imap]
+port = @IMAP@
+[servers.lmtp]
+port = @LMTP@
+
+[[population]]
+name = "office"
+count = 3
+userfile = "{}"
+clients = [{{ client = "thunderbird" }}]
+inbox_delivery = "300ms"
+action_delay = "200ms"
+action_repeat_delay = "200ms"
+delete = 40
+move_to_spam = 50
+reply = 100
+send = "1s"
+write_duration = "300ms"
+
+[[client]]
+name = "thunderbird"
+connections = 2
+fetch_on_arrival = "UID FLAGS ENVELOPE"
+fetch_on_open = "BODY.PEEK[]"
+"#,
+        file.display()
+    );
+    let run = run_profile(dir.path(), &profile);
+    let clients = client_commands(&run.stdout);
+    let (_, tb) = &clients["thunderbird"];
+    let (_, delivered, _, _) = csv_deliveries(&run.csv);
+    assert!(count(tb, "FETCH2") > 0, "mail was read: {tb:?}");
+    assert!(count(tb, "MOVE") > 0, "mail was moved: {tb:?}");
+    assert!(count(tb, "APPEND") > 0, "drafts were written: {tb:?}");
+
+    let (mut inbox, mut spam, mut sent, mut drafts) = (0, 0, 0, 0);
+    for user in &users {
+        inbox += messages(user, "INBOX");
+        spam += messages(user, "Spam");
+        sent += messages(user, "Sent");
+        drafts += messages(user, "Drafts");
+    }
+    // Every delivered message is in INBOX, or was expunged, or moved to Spam.
+    let expunged_from_inbox = count(tb, "EXPUNGE") - sent.min(count(tb, "EXPUNGE"));
+    assert_eq!(spam, count(tb, "MOVE"), "Spam holds exactly the moved mail");
+    assert!(sent > 0, "drafts were sent");
+    // Each sent draft is appended twice (Drafts, then Sent) and expunged from Drafts.
+    assert_eq!(
+        sent + drafts + sent,
+        count(tb, "APPEND"),
+        "APPEND {}: Sent {sent}, Drafts {drafts}",
+        count(tb, "APPEND")
+    );
+    assert_eq!(
+        inbox + expunged_from_inbox + spam,
+        delivered,
+        "INBOX {inbox} + expunged {expunged_from_inbox} + moved {spam} vs delivered {delivered}"
+    );
+}
