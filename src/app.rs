@@ -472,11 +472,11 @@ fn profile_columns(profile: &crate::profile::Profile, mech: &str) -> Vec<State> 
     let idle = profile
         .clients
         .iter()
-        .any(|c| c.protocol == Protocol::Imap && c.idle);
+        .any(|c| c.protocol == Protocol::Imap && c.connections > 0 && c.idle);
     let polls = profile
         .clients
         .iter()
-        .any(|c| c.protocol == Protocol::Imap && !c.idle);
+        .any(|c| c.protocol == Protocol::Imap && c.connections > 0 && !c.idle);
     let moves = profile
         .populations
         .iter()

@@ -477,3 +477,60 @@ fetch_on_open = "BODY.PEEK[]"
         "INBOX {inbox} + expunged {expunged_from_inbox} + moved {spam} vs delivered {delivered}"
     );
 }
+
+/// Every ready profile in `profiles/` runs against the lab as the README shows (here
+/// for three seconds each): no error, and it did what it is for.
+#[test]
+fn ready_profiles_run_against_the_lab() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = common::lab();
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = write_mbox(dir.path());
+    // The client type that must have had sessions within three seconds (None: the
+    // profile only delivers).
+    for (name, active_client) in [
+        ("office", Some("thunderbird")),
+        ("mobile", Some("ios")),
+        ("pop3", Some("delete")),
+        ("lmtp-bench", None),
+        ("upstream-lab", Some("Thunderbird")),
+    ] {
+        let profile = common::repo_root().join(format!("profiles/{name}.toml"));
+        let out = Command::new(common::imaptest_bin())
+            .args([
+                &format!("profile={}", profile.display()),
+                &format!("mbox={}", mbox.display()),
+                &format!("ssl_ca_file={}", lab.ca_file.display()),
+                "secs=3",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stdout}\n{stderr}");
+        assert!(!stderr.contains("Error:"), "{name}: {stderr}");
+        match active_client {
+            Some(client) => {
+                let (sessions, commands) = &client_commands(&stdout)[client];
+                assert!(*sessions > 0 && !commands.is_empty(), "{name}: {stdout}");
+            }
+            None => {
+                let (offered, delivered, ..) = deliveries_line(&stdout);
+                assert!(offered > 100 && delivered == offered, "{name}: {stdout}");
+            }
+        }
+    }
+}
+
+/// (offered, delivered) from the Totals' `Deliveries:` line.
+fn deliveries_line(stdout: &str) -> (u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Deliveries: "))
+        .expect("Deliveries line");
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
