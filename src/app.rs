@@ -523,6 +523,18 @@ async fn profile_endpoints(
     use crate::profile::model::{Protocol, Tls};
 
     let servers = &profile.servers;
+    // Past one source address's ephemeral ports, loopback runs spread their sources.
+    let users: u64 = profile
+        .population_sizes()
+        .iter()
+        .map(|&n| u64::from(n))
+        .sum();
+    let per_user: u64 = profile
+        .clients
+        .iter()
+        .map(|c| u64::from(c.connections))
+        .sum();
+    let many_connections = users.saturating_mul(per_user.max(1)) > u64::from(SPREAD_SOURCES_ABOVE);
     let resolve = |name: &'static str,
                    host: Option<&String>,
                    port: Option<u16>,
@@ -554,10 +566,11 @@ async fn profile_endpoints(
         };
         let timeout = settings.timeout;
         async move {
-            Endpoint::resolve(&host, &connect, port, &tls, timeout)
+            let mut endpoint = Endpoint::resolve(&host, &connect, port, &tls, timeout)
                 .await
-                .map(Arc::new)
-                .with_context(|| format!("{name} server {connect}:{port}"))
+                .with_context(|| format!("{name} server {connect}:{port}"))?;
+            endpoint.spread_source_addresses(many_connections);
+            anyhow::Ok(Arc::new(endpoint))
         }
     };
     let uses = |p: Protocol| {
