@@ -1,0 +1,382 @@
+//! Profile mode against misbehaving servers (fakes on loopback, for what a real server
+//! won't do on demand) and interrupted runs: errors name the place, the run goes on,
+//! counters stay consistent, nothing is lost.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A fake LMTP server: every `refuse_every`-th RCPT gets 550, every `drop_every`-th
+/// message is answered by closing the connection; everything else is accepted.
+fn fake_lmtp(refuse_every: u64, drop_every: u64) -> (u16, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counters = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        accepted.clone(),
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let counters = counters.clone();
+            std::thread::spawn(move || {
+                let _ = lmtp_session(stream, refuse_every, drop_every, &counters);
+            });
+        }
+    });
+    (port, accepted)
+}
+
+fn lmtp_session(
+    stream: TcpStream,
+    refuse_every: u64,
+    drop_every: u64,
+    (rcpts, messages, accepted): &(Arc<AtomicU64>, Arc<AtomicU64>, Arc<AtomicU64>),
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    out.write_all(b"220 fake LMTP\r\n")?;
+    let mut recipient_ok = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("LHLO") {
+            out.write_all(b"250-fake\r\n250 8BITMIME\r\n")?;
+        } else if upper.starts_with("MAIL") {
+            out.write_all(b"250 2.1.0 ok\r\n")?;
+        } else if upper.starts_with("RCPT") {
+            let n = rcpts.fetch_add(1, Ordering::Relaxed) + 1;
+            recipient_ok = n % refuse_every != 0;
+            if recipient_ok {
+                out.write_all(b"250 2.1.5 ok\r\n")?;
+            } else {
+                out.write_all(b"550 5.1.1 <x> mailbox unavailable (fake)\r\n")?;
+            }
+        } else if upper.starts_with("DATA") {
+            if !recipient_ok {
+                out.write_all(b"503 5.5.1 no valid recipients\r\n")?;
+                continue;
+            }
+            out.write_all(b"354 go\r\n")?;
+            loop {
+                let mut data = String::new();
+                if reader.read_line(&mut data)? == 0 {
+                    return Ok(());
+                }
+                if data == ".\r\n" {
+                    break;
+                }
+            }
+            let n = messages.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % drop_every == 0 {
+                return Ok(()); // closes the connection without a reply
+            }
+            accepted.fetch_add(1, Ordering::Relaxed);
+            out.write_all(b"250 2.0.0 saved\r\n")?;
+        } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
+            out.write_all(b"250 ok\r\n")?;
+        } else if upper.starts_with("QUIT") {
+            out.write_all(b"221 bye\r\n")?;
+            return Ok(());
+        } else {
+            out.write_all(b"500 what\r\n")?;
+        }
+    }
+}
+
+/// A fake IMAP server: LOGIN works; every second connection drops at SELECT.
+fn fake_imap() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let n = connections.fetch_add(1, Ordering::Relaxed);
+            std::thread::spawn(move || {
+                let _ = imap_session(stream, n % 2 == 1);
+            });
+        }
+    });
+    port
+}
+
+fn imap_session(stream: TcpStream, drop_at_select: bool) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut out = stream;
+    out.write_all(b"* OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE] fake\r\n")?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut words = line.split_whitespace();
+        let (Some(tag), Some(cmd)) = (words.next(), words.next()) else {
+            continue;
+        };
+        match cmd.to_ascii_uppercase().as_str() {
+            "SELECT" if drop_at_select => return Ok(()),
+            "SELECT" => out.write_all(
+                format!("* 0 EXISTS\r\n* OK [UIDVALIDITY 1] x\r\n* OK [UIDNEXT 1] x\r\n{tag} OK [READ-WRITE] selected\r\n").as_bytes(),
+            )?,
+            "LOGOUT" => {
+                out.write_all(format!("* BYE bye\r\n{tag} OK done\r\n").as_bytes())?;
+                return Ok(());
+            }
+            _ => out.write_all(format!("{tag} OK done\r\n").as_bytes())?,
+        }
+    }
+}
+
+fn write_profile(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("faults.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn imaptest(args: &[&str]) -> Output {
+    Command::new(common::imaptest_bin())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Sums of the CSV's `deliveries` rows: (offered, delivered, refused, failed).
+fn deliveries(csv: &str) -> (u64, u64, u64, u64) {
+    let mut sums = (0, 0, 0, 0);
+    for line in csv.lines().filter(|l| l.contains(",deliveries,")) {
+        let f: Vec<&str> = line.split(',').collect();
+        let n = |i: usize| f[i].parse::<u64>().unwrap_or(0);
+        sums.0 += n(4);
+        sums.1 += n(5);
+        sums.2 += n(6);
+        sums.3 += n(8);
+    }
+    sums
+}
+
+#[test]
+fn refused_and_dropped_deliveries_are_counted_and_the_run_goes_on() {
+    let (port, accepted) = fake_lmtp(3, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = write_profile(
+        dir.path(),
+        &format!(
+            r#"
+[run]
+duration = "2s"
+seed = 1
+
+[servers.lmtp]
+port = {port}
+max_parallel = 2
+
+[[population]]
+name = "recipients"
+count = 4
+username = "rcpt%{{username_idx}}@example.com"
+clients = [{{ client = "none" }}]
+inbox_delivery = "100ms"
+
+[[client]]
+name = "none"
+connections = 0
+"#
+        ),
+    );
+    let csv = dir.path().join("t.csv");
+    let out = imaptest(&[
+        &format!("profile={}", profile.display()),
+        "host=127.0.0.1",
+        "random_msg_size=2000",
+        &format!("csv={}", csv.display()),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (offered, delivered, refused, failed) = deliveries(&std::fs::read_to_string(&csv).unwrap());
+    assert!(offered >= 60, "4 users every 100 ms for 2 s: {offered}");
+    assert_eq!(
+        offered,
+        delivered + refused + failed,
+        "every delivery accounted for"
+    );
+    assert!(
+        refused > 0 && failed > 0,
+        "refused {refused}, failed {failed}"
+    );
+    assert_eq!(
+        delivered,
+        accepted.load(Ordering::Relaxed),
+        "delivered = saved by the server"
+    );
+    // Errors name the user, the recipient and the server's reply.
+    assert!(
+        stderr.contains("LMTP delivery to rcpt") && stderr.contains("refused: 550 5.1.1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("connection closed"), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "{offered} offered, {delivered} delivered, {refused} refused, {failed} failed"
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn dropped_imap_sessions_are_reported_and_users_log_in_again() {
+    let port = fake_imap();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = write_profile(
+        dir.path(),
+        &format!(
+            r#"
+[run]
+duration = "2s"
+seed = 2
+
+[servers.imap]
+port = {port}
+
+[[population]]
+name = "users"
+count = 3
+username = "user%{{username_idx}}"
+clients = [{{ client = "poller" }}]
+session_length = "300ms"
+
+[[client]]
+name = "poller"
+idle = false
+poll_interval = "100ms"
+login_interval = "100ms"
+"#
+        ),
+    );
+    let sessions = dir.path().join("s.csv");
+    let out = imaptest(&[
+        &format!("profile={}", profile.display()),
+        "host=127.0.0.1",
+        "random_msg_size=2000",
+        &format!("session_csv={}", sessions.display()),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // user[connection]: the command and what happened.
+    let dropped = stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("Error: user") && l.contains("SELECT \"INBOX\": connection closed")
+        })
+        .count();
+    assert!(dropped >= 3, "{stderr}");
+    // Sessions went on after the drops: more logins than users, and polls.
+    let section = stdout.split("Client types:").nth(1).unwrap();
+    let sessions_done: u64 = section
+        .split("poller (imap): ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(sessions_done >= 9, "{stdout}");
+    assert!(section.contains("NOOP"), "{stdout}");
+    // Every session, dropped or not, has its CSV row, dropped ones with errors.
+    let rows = std::fs::read_to_string(&sessions).unwrap();
+    let rows: Vec<&str> = rows.lines().skip(1).collect();
+    assert_eq!(rows.len() as u64, sessions_done, "{rows:?}");
+    assert!(rows.iter().filter(|r| !r.ends_with(",0")).count() >= dropped);
+}
+
+#[test]
+fn sigint_logs_out_and_prints_totals() {
+    let lab = common::lab();
+    let dir = tempfile::tempdir().unwrap();
+    let user = common::fresh_user();
+    let profile = write_profile(
+        dir.path(),
+        &format!(
+            r#"
+[run]
+duration = "60s"
+seed = 3
+
+[servers.imap]
+port = {}
+[servers.lmtp]
+port = {}
+
+[[population]]
+name = "one"
+count = 1
+username = "{user}"
+clients = [{{ client = "idler" }}]
+inbox_delivery = "200ms"
+
+[[client]]
+name = "idler"
+"#,
+            lab.imap_port, lab.lmtp_port
+        ),
+    );
+    let sessions = dir.path().join("s.csv");
+    let csv = dir.path().join("t.csv");
+    let child = Command::new(common::imaptest_bin())
+        .args([
+            &format!("profile={}", profile.display()),
+            &format!("host={}", lab.host),
+            &format!("pass={}", lab.user_password),
+            "random_msg_size=2000",
+            &format!("session_csv={}", sessions.display()),
+            &format!("csv={}", csv.display()),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: sending a signal to our own child.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "SIGINT did not stop the run"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Totals:") && stdout.contains("Deliveries: "),
+        "{stdout}"
+    );
+    // The session was logged out properly and written.
+    let rows = std::fs::read_to_string(&sessions).unwrap();
+    assert_eq!(rows.lines().count(), 2, "{rows}");
+    assert!(
+        rows.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("{user},one,idler,imap,")),
+        "{rows}"
+    );
+    assert!(!stderr.contains("Error:"), "{stderr}");
+    let (offered, delivered, _, _) = deliveries(&std::fs::read_to_string(&csv).unwrap());
+    assert!(
+        offered >= 5 && offered == delivered,
+        "{offered} {delivered}"
+    );
+}
