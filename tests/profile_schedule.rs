@@ -329,7 +329,7 @@ fn schedules_are_reproducible_and_shardable() {
     let p = sample_profile(dir.path());
     let opts = |seed, shard| ScheduleOptions {
         seed: Some(seed),
-        until: Some(Duration::from_secs(300)),
+        until: Some(Duration::from_secs(1800)),
         shard,
     };
     let full: Vec<ScheduledAction> = Schedule::new(&p, opts(4, None)).collect();
