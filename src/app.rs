@@ -497,7 +497,8 @@ fn profile_columns(profile: &crate::profile::Profile, mech: &str) -> Vec<State> 
         }
     };
     add(imap || pop3, &[login]);
-    add(imap, &[State::List]);
+    add(imap || pop3, &[State::List]);
+    add(pop3, &[State::Status]);
     add(imap || pop3, &[State::Select, State::Fetch]);
     add(imap || pop3, &[State::Fetch2]);
     add(imap, &[State::Store, State::Delete]);

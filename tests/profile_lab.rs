@@ -376,7 +376,7 @@ login_interval = "700ms"
 
     let (pop_sessions, pop) = &clients["pop"];
     assert!(*pop_sessions >= 8, "2 users every 700 ms for 4 s: {pop:?}");
-    for cmd in ["USER/PASS", "UIDL", "QUIT"] {
+    for cmd in ["USER/PASS", "STAT", "UIDL", "QUIT"] {
         assert_eq!(
             count(pop, cmd),
             *pop_sessions,

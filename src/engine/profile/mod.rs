@@ -88,8 +88,8 @@ pub struct ClientSummary {
     pub protocol: Protocol,
     pub sessions: u64,
     /// Commands per state (POP3 commands use ImapTest's columns: USER/PASS under
-    /// LOGIN, AUTH under AUTHENTICATE, UIDL under SELECT, RETR under FETCH2, DELE under
-    /// EXPUNGE, QUIT under LOGOUT).
+    /// LOGIN, AUTH under AUTHENTICATE, STAT under STATUS, LIST under LIST, UIDL under
+    /// SELECT, RETR under FETCH2, DELE under EXPUNGE, QUIT under LOGOUT).
     pub commands: Vec<(State, u64)>,
 }
 
@@ -99,6 +99,8 @@ impl ClientSummary {
         match (self.protocol, state) {
             (Protocol::Pop3, State::Login) => "USER/PASS",
             (Protocol::Pop3, State::Authenticate) => "AUTH",
+            (Protocol::Pop3, State::Status) => "STAT",
+            (Protocol::Pop3, State::List) => "LIST",
             (Protocol::Pop3, State::Select) => "UIDL",
             (Protocol::Pop3, State::Fetch2) => "RETR",
             (Protocol::Pop3, State::Expunge) => "DELE",

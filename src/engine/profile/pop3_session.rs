@@ -1,4 +1,4 @@
-//! A POP3 client of one user: log in, UIDL, RETR what is new (DELE unless the client
+//! A POP3 client of one user: log in, STAT, LIST, UIDL, RETR what is new (DELE unless the client
 //! keeps mail), QUIT. Counted in ImapTest's columns (see [`super::ClientSummary`]).
 
 use std::collections::HashSet;
@@ -191,6 +191,19 @@ impl Session {
         conn: &mut Pop3Client,
         intended: Instant,
     ) -> Result<(), (String, Pop3Error)> {
+        // Like desktop clients: the size of the maildrop, the message sizes, then UIDs.
+        let started = Instant::now();
+        let stat = conn.stat().await;
+        let outcome = stat.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
+        self.record(State::Status, outcome, intended, started);
+        let stat = stat.map_err(|e| ("STAT".to_owned(), e))?;
+        if stat.count > 0 {
+            let started = Instant::now();
+            let sizes = conn.list().await;
+            let outcome = sizes.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
+            self.record(State::List, outcome, intended, started);
+            sizes.map_err(|e| ("LIST".to_owned(), e))?;
+        }
         let started = Instant::now();
         let listing = conn.uidl().await;
         let outcome = listing.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
