@@ -409,6 +409,7 @@ async fn run_profile(settings: Settings, path: &std::path::Path) -> anyhow::Resu
             .secs
             .map_or(Duration::from_secs(30), |s| s.stop_grace),
         spin: Duration::from_micros(100),
+        tracking: !settings.no_tracking,
     };
     let (state_tx, state_rx) = watch::channel(RunState::Running);
     let engine = tokio::spawn(engine::run(run, metrics.clone(), state_rx));

@@ -380,3 +380,62 @@ name = "idler"
         "{offered} {delivered}"
     );
 }
+
+#[path = "support/lying_proxy.rs"]
+mod lying_proxy;
+
+/// Profile mode checks replies against the mailbox model as stress mode does: a proxy
+/// lying about sizes or UIDs is caught by a webmail client re-fetching its window.
+#[test]
+fn profile_sessions_catch_a_lying_server() {
+    use lying_proxy::{Lie, LyingProxy};
+    let lab = common::lab();
+    for (lie, expected) in [(Lie::Rfc822Size, "RFC822.SIZE changed"), (Lie::Uid, "UID")] {
+        let proxy = LyingProxy::start(lab.imap_addr(), lie);
+        let dir = tempfile::tempdir().unwrap();
+        let user = common::fresh_user();
+        let profile = write_profile(
+            dir.path(),
+            &format!(
+                r#"
+[run]
+duration = "3s"
+seed = 4
+
+[servers.imap]
+port = {}
+[servers.lmtp]
+port = {}
+
+[[population]]
+name = "web"
+count = 1
+username = "{user}"
+clients = [{{ client = "webmail" }}]
+inbox_delivery = "250ms"
+
+[[client]]
+name = "webmail"
+idle = false
+poll_interval = "200ms"
+cache = false
+fetch_on_arrival = "UID FLAGS RFC822.SIZE"
+"#,
+                proxy.port(),
+                lab.lmtp_port
+            ),
+        );
+        let out = imaptest(&[
+            &format!("profile={}", profile.display()),
+            &format!("host={}", lab.host),
+            &format!("pass={}", lab.user_password),
+            "random_msg_size=2000",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(proxy.lies() > 0, "{lie:?}: the lie never came up");
+        let caught = stderr
+            .lines()
+            .any(|l| l.starts_with(&format!("Error: {user}[")) && l.contains(expected));
+        assert!(caught, "{lie:?} not reported:\n{stderr}");
+    }
+}

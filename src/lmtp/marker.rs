@@ -38,6 +38,52 @@ pub fn with_marker(message: &[u8], marker: &str) -> Vec<u8> {
     out
 }
 
+/// `message` with its `Message-ID` field (folded lines included) replaced by
+/// `Message-ID: <message_id>`, put first. Every delivery gets its own id, so the same
+/// source message delivered twice (and given different trace headers by the server) is
+/// not taken for one message whose size changed.
+pub fn with_message_id(message: &[u8], message_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message_id.len() + 16);
+    out.extend_from_slice(b"Message-ID: <");
+    out.extend(
+        message_id
+            .bytes()
+            .filter(|b| !matches!(b, b'\r' | b'\n' | 0 | b'<' | b'>')),
+    );
+    out.extend_from_slice(b">\r\n");
+    let mut rest = message;
+    let mut in_header = true;
+    let mut dropping = false;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        if in_header {
+            let content = line.strip_suffix(b"\n").unwrap_or(line);
+            let content = content.strip_suffix(b"\r").unwrap_or(content);
+            if content.is_empty() {
+                in_header = false;
+                dropping = false;
+            } else if content[0] == b' ' || content[0] == b'\t' {
+                if dropping {
+                    continue;
+                }
+            } else {
+                dropping = memchr::memchr(b':', content).is_some_and(|colon| {
+                    content[..colon]
+                        .trim_ascii_end()
+                        .eq_ignore_ascii_case(b"Message-ID")
+                });
+                if dropping {
+                    continue;
+                }
+            }
+        }
+        out.extend_from_slice(line);
+    }
+    out
+}
+
 /// Finds the marker header in a message's header block (or the whole message: the
 /// search stops at the first empty line) and returns the delivery id and send time.
 /// The field name is matched case-insensitively; folded values are unfolded.
@@ -120,6 +166,20 @@ mod tests {
             None
         );
         assert_eq!(parse_marker(b""), None);
+    }
+
+    #[test]
+    fn message_id_is_replaced_with_its_folded_lines_only_in_the_header() {
+        let msg = b"Subject: s\r\nmessage-id:\r\n <old@x>\r\nTo: t\r\n\r\nMessage-ID: <body@x>\r\n";
+        let out = with_message_id(msg, "new.1@imaptest");
+        assert_eq!(
+            out,
+            b"Message-ID: <new.1@imaptest>\r\nSubject: s\r\nTo: t\r\n\r\nMessage-ID: <body@x>\r\n"
+        );
+        assert_eq!(
+            with_message_id(b"Subject: s\r\n\r\nb", "a<b>"),
+            b"Message-ID: <ab>\r\nSubject: s\r\n\r\nb"
+        );
     }
 
     #[test]

@@ -14,5 +14,5 @@ pub mod marker;
 pub mod reply;
 
 pub use client::{Delivery, DeliveryTimings, LmtpClient, LmtpError, LmtpOptions, encode_data};
-pub use marker::{MARKER_HEADER, marker, parse_marker, with_marker};
+pub use marker::{MARKER_HEADER, marker, parse_marker, with_marker, with_message_id};
 pub use reply::{EnhancedCode, Extensions, Reply};

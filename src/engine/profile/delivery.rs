@@ -10,7 +10,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::Ctx;
 use super::user::UserShared;
 use crate::engine::states::State;
-use crate::lmtp::{LmtpClient, LmtpError, marker, with_marker};
+use crate::lmtp::{LmtpClient, LmtpError, marker, with_marker, with_message_id};
 use crate::metrics::{DeliveryEvent, Event, Outcome};
 use crate::profile::schedule::{Mailbox, splitmix64};
 
@@ -47,7 +47,9 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
     ));
     let source = ctx.messages.next_message(&mut rng);
     let id = user.marker_id(msg);
-    let body = with_marker(&source.data, &marker(id, SystemTime::now()));
+    let sent = SystemTime::now();
+    let unique = format!("{:x}.{id:x}.{}@imaptest", ctx.run_id, to as u8);
+    let body = with_marker(&with_message_id(&source.data, &unique), &marker(id, sent));
     let recipient = match to {
         Mailbox::Inbox => user.name.clone(),
         Mailbox::Spam => with_detail(&user.name, "Spam"),

@@ -13,6 +13,9 @@
 //!   (APPEND to Drafts, APPENDUID remembered) sent later (APPEND to Sent, the draft
 //!   expunged).
 //!
+//! Every reply on a selected mailbox is checked against the shared mailbox model
+//! ([`crate::tracking`], as in stress mode; `no_tracking` turns it off).
+//!
 //! A failed connection ends the session (every connection is closed) with an error
 //! naming the user, connection and command; the next scheduled login starts over.
 
@@ -37,6 +40,7 @@ use crate::lmtp::{MARKER_HEADER, parse_marker};
 use crate::metrics::{DeliveryEvent, Event, Outcome};
 use crate::profile::model::ClientType;
 use crate::profile::schedule::{Action, splitmix64};
+use crate::tracking::View;
 
 /// RFC 2177: re-issue IDLE at least every 29 minutes.
 const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
@@ -62,6 +66,8 @@ struct Conn {
     /// UIDNEXT announced by SELECT.
     server_uidnext: u32,
     uidvalidity: u32,
+    /// The selected mailbox's model, checking every reply (None: `no_tracking`).
+    view: Option<View>,
 }
 
 struct Session {
@@ -266,11 +272,21 @@ impl Session {
     /// Learns EXISTS, EXPUNGE, UIDNEXT, UIDVALIDITY and delivered messages.
     fn absorb(&mut self, c: usize, untagged: &[RawResponse]) {
         let mut seen = Vec::new();
+        let mut findings = Vec::new();
         let conn = &mut self.conns[c];
         for raw in untagged {
             let Ok(Response::Untagged(u)) = raw.parse() else {
                 continue;
             };
+            if let Some(view) = conn.view.as_mut() {
+                check(view, &u);
+                if !view.findings.is_empty() {
+                    let line = String::from_utf8_lossy(raw.first_line())
+                        .trim_end()
+                        .to_owned();
+                    findings.extend(view.findings.drain(..).map(|f| (f, line.clone())));
+                }
+            }
             match u {
                 Untagged::Exists(n) => conn.exists = n,
                 Untagged::Expunge(_) => {
@@ -304,6 +320,19 @@ impl Session {
                     }
                 }
                 _ => {}
+            }
+        }
+        let id = conn.client.id();
+        for (finding, line) in findings {
+            self.ctx.metrics.report(crate::metrics::Report {
+                severity: finding.severity,
+                user: Some(self.user.name.clone()),
+                connection: Some(id),
+                message: finding.message,
+                line: Some(line),
+            });
+            if finding.severity == crate::metrics::Severity::Error {
+                self.tally.errors += 1;
             }
         }
         if seen.is_empty() {
@@ -488,6 +517,7 @@ impl Session {
                 uidnext: 1,
                 server_uidnext: 1,
                 uidvalidity: 0,
+                view: None,
             });
             let c = self.conns.len() - 1;
             match result {
@@ -577,7 +607,10 @@ impl Session {
 
     async fn select(&mut self, c: usize, mailbox: &'static str, at: Instant) -> bool {
         {
+            let tracking = self.ctx.tracking.as_ref();
             let conn = &mut self.conns[c];
+            // A new selection: a new model of `mailbox` (the old one's findings are in).
+            conn.view = tracking.map(|r| r.view(&self.user.name, mailbox, conn.client.id()));
             conn.mailbox = mailbox;
             conn.exists = 0;
             conn.uidnext = 1;
@@ -587,6 +620,9 @@ impl Session {
         let line = format!("SELECT {}", crate::imap::command::quoted(mailbox));
         if self.simple(c, State::Select, at, line).await.is_none() {
             return false;
+        }
+        if let Some(view) = self.conns.get_mut(c).and_then(|conn| conn.view.as_mut()) {
+            view.set_selected(true);
         }
         let cache = self.cache;
         let conn = &mut self.conns[c];
@@ -905,6 +941,26 @@ impl Session {
         if self.select(c, DRAFTS, at).await && self.expunge_uid(c, uid, at).await {
             self.select(c, INBOX, at).await;
         }
+    }
+}
+
+/// Feeds one untagged response to the mailbox model.
+fn check(view: &mut View, untagged: &Untagged<'_>) {
+    match untagged {
+        Untagged::Exists(n) => view.exists(*n),
+        Untagged::Expunge(n) => view.expunge(*n),
+        Untagged::Vanished {
+            earlier: false,
+            uids,
+        } => view.vanished(uids),
+        Untagged::Fetch { seq, items } => view.fetch(*seq, items),
+        Untagged::Flags(flags) => view.flags(flags),
+        Untagged::Status { text, .. } => match &text.code {
+            Some(Code::PermanentFlags(flags)) => view.permanent_flags(flags),
+            Some(Code::UidValidity(v)) => view.uidvalidity(*v),
+            _ => {}
+        },
+        _ => {}
     }
 }
 

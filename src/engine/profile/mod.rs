@@ -68,6 +68,8 @@ pub struct ProfileRun {
     pub stop_grace: Duration,
     /// Spin this long before each action for sub-millisecond handover.
     pub spin: Duration,
+    /// Check every IMAP reply against the mailbox model (`no_tracking` turns it off).
+    pub tracking: bool,
 }
 
 /// What a run did, per client type (for the summary after Totals).
@@ -144,6 +146,10 @@ struct Ctx {
     stop_now: watch::Receiver<RunState>,
     /// Markers sent before this are from earlier runs (same users, same numbers).
     started: std::time::SystemTime,
+    /// Tells this run's delivered messages apart from earlier runs' (Message-IDs).
+    run_id: u64,
+    /// The mailbox models IMAP replies are checked against.
+    tracking: Option<Arc<crate::tracking::Registry>>,
 }
 
 impl Ctx {
@@ -250,6 +256,10 @@ pub async fn run(
         deliveries_done: tokio::sync::Notify::new(),
         stop_now: state.clone(),
         started: std::time::SystemTime::now(),
+        tracking: run.tracking.then(crate::tracking::Registry::new),
+        run_id: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
     });
 
     let schedule = Schedule::from_arc(run.profile.clone(), run.schedule);
