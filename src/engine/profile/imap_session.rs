@@ -197,13 +197,7 @@ impl Session {
                 self.absorb(c, &done.untagged);
                 if !done.is_ok() && !tolerated(state, &done) {
                     let id = self.conns[c].client.id();
-                    self.ctx.error(
-                        &self.user.name,
-                        Some(id),
-                        format!("{line} failed"),
-                        Some(done.line.clone()),
-                    );
-                    self.tally.errors += 1;
+                    self.report_error(Some(id), format!("{line} failed"), Some(done.line.clone()));
                 }
                 Some(done)
             }
@@ -215,18 +209,15 @@ impl Session {
     }
 
     fn count(&mut self, state: State, outcome: Outcome, intended: Instant, started: Instant) {
-        self.ctx.metrics.send(Event::Command {
-            state,
-            outcome,
-            intended,
-            started,
-            finished: Instant::now(),
-        });
-        self.ctx.count_command(self.client, state);
+        self.ctx
+            .command_done(self.client, state, outcome, intended, started);
         self.tally.commands += 1;
-        if outcome == Outcome::Failed {
-            self.tally.errors += 1;
-        }
+    }
+
+    /// Reports an error on this session (and counts it for the session CSV).
+    fn report_error(&mut self, connection: Option<u64>, message: String, line: Option<String>) {
+        self.ctx.error(&self.user.name, connection, message, line);
+        self.tally.errors += 1;
     }
 
     /// A simple command line (without tag).
@@ -247,8 +238,7 @@ impl Session {
     /// A connection failed: report it and end the session.
     fn lost(&mut self, c: usize, doing: &str, e: &ClientError) {
         let id = self.conns.get(c).map(|conn| conn.client.id());
-        self.ctx
-            .error(&self.user.name, id, format!("{doing}: {e}"), None);
+        self.report_error(id, format!("{doing}: {e}"), None);
         self.close_all();
     }
 
@@ -256,9 +246,7 @@ impl Session {
     fn close_all(&mut self) {
         let gauges = &self.ctx.metrics.gauges;
         for mut conn in self.conns.drain(..) {
-            gauges.open.fetch_sub(1, Ordering::Relaxed);
-            gauges.active.fetch_sub(1, Ordering::Relaxed);
-            self.ctx.metrics.send(Event::Disconnected);
+            self.ctx.connection_closed();
             let stream = conn.client.stream();
             self.tally.bytes_in += stream.bytes_in();
             self.tally.bytes_out += stream.bytes_out();
@@ -374,9 +362,7 @@ impl Session {
             Err(ClientError::Failed { line, .. }) => {
                 self.count(State::Idle, Outcome::No, started, started);
                 let id = self.conns[0].client.id();
-                self.ctx
-                    .error(&self.user.name, Some(id), "IDLE refused".into(), Some(line));
-                self.tally.errors += 1;
+                self.report_error(Some(id), "IDLE refused".into(), Some(line));
                 // Don't retry IDLE in a loop: behave like a polling client until logout.
                 self.close_all();
             }
@@ -414,13 +400,7 @@ impl Session {
             Ok(r) => r,
             Err(e) if e.is_recoverable() => {
                 let id = self.conns[0].client.id();
-                self.ctx.error(
-                    &self.user.name,
-                    Some(id),
-                    format!("malformed response in IDLE: {e}"),
-                    None,
-                );
-                self.tally.errors += 1;
+                self.report_error(Some(id), format!("malformed response in IDLE: {e}"), None);
                 return;
             }
             Err(e) => {
@@ -481,20 +461,12 @@ impl Session {
                 Ok(client) => client,
                 Err(e) => {
                     self.count(State::Login, Outcome::Failed, at, started);
-                    self.ctx.error(
-                        &self.user.name,
-                        Some(id),
-                        format!("connect failed: {e}"),
-                        None,
-                    );
+                    self.report_error(Some(id), format!("connect failed: {e}"), None);
                     self.close_all();
                     return;
                 }
             };
-            let gauges = &self.ctx.metrics.gauges;
-            gauges.open.fetch_add(1, Ordering::Relaxed);
-            gauges.active.fetch_add(1, Ordering::Relaxed);
-            self.ctx.metrics.send(Event::Connected);
+            self.ctx.connection_opened();
             let request = LoginRequest {
                 user: &self.user.name,
                 password: &self.user.password,
@@ -524,12 +496,7 @@ impl Session {
                 Ok(done) if done.is_ok() => self.count(state, Outcome::Ok, at, started),
                 Ok(done) => {
                     self.count(state, Outcome::No, at, started);
-                    self.ctx.error(
-                        &self.user.name,
-                        Some(id),
-                        "login failed".into(),
-                        Some(done.line),
-                    );
+                    self.report_error(Some(id), "login failed".into(), Some(done.line));
                     self.close_all();
                     return;
                 }
@@ -756,20 +723,12 @@ impl Session {
             };
             self.count(State::Logout, outcome, at, started);
             if let Err(e) = result {
-                self.ctx.error(
-                    &self.user.name,
-                    Some(conn.client.id()),
-                    format!("LOGOUT: {e}"),
-                    None,
-                );
-                self.tally.errors += 1;
+                self.report_error(Some(conn.client.id()), format!("LOGOUT: {e}"), None);
             }
             let stream = conn.client.stream();
             self.tally.bytes_in += stream.bytes_in();
             self.tally.bytes_out += stream.bytes_out();
-            gauges.open.fetch_sub(1, Ordering::Relaxed);
-            gauges.active.fetch_sub(1, Ordering::Relaxed);
-            self.ctx.metrics.send(Event::Disconnected);
+            self.ctx.connection_closed();
         }
         self.user.session_closed(&gauges);
         self.tally.end(&self.ctx, &self.user, self.client, "imap");

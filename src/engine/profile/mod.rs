@@ -163,6 +163,40 @@ impl Ctx {
         }
     }
 
+    /// A command finished: its timeline event and the client type's count.
+    fn command_done(
+        &self,
+        client: u16,
+        state: State,
+        outcome: crate::metrics::Outcome,
+        intended: Instant,
+        started: Instant,
+    ) {
+        self.metrics.send(Event::Command {
+            state,
+            outcome,
+            intended,
+            started,
+            finished: Instant::now(),
+        });
+        self.count_command(client, state);
+    }
+
+    /// A client connection opened (past the greeting) or closed.
+    fn connection_opened(&self) {
+        let gauges = &self.metrics.gauges;
+        gauges.open.fetch_add(1, Ordering::Relaxed);
+        gauges.active.fetch_add(1, Ordering::Relaxed);
+        self.metrics.send(Event::Connected);
+    }
+
+    fn connection_closed(&self) {
+        let gauges = &self.metrics.gauges;
+        gauges.open.fetch_sub(1, Ordering::Relaxed);
+        gauges.active.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.send(Event::Disconnected);
+    }
+
     fn skip(&self) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
     }

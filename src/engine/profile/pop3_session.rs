@@ -61,18 +61,9 @@ pub(super) async fn run(
 impl Session {
     /// Times one command and counts it.
     fn record(&mut self, state: State, outcome: Outcome, intended: Instant, started: Instant) {
-        self.ctx.metrics.send(Event::Command {
-            state,
-            outcome,
-            intended,
-            started,
-            finished: Instant::now(),
-        });
-        self.ctx.count_command(self.client, state);
+        self.ctx
+            .command_done(self.client, state, outcome, intended, started);
         self.tally.commands += 1;
-        if outcome != Outcome::Ok {
-            self.tally.errors += 1;
-        }
     }
 
     fn fail(&mut self, doing: &str, e: &Pop3Error) {
@@ -101,15 +92,8 @@ impl Session {
     }
 
     fn closed(&mut self) {
-        let gauges = &self.ctx.metrics.gauges;
-        gauges
-            .open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        gauges
-            .active
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.ctx.metrics.send(Event::Disconnected);
-        self.user.session_closed(gauges);
+        self.ctx.connection_closed();
+        self.user.session_closed(&self.ctx.metrics.gauges);
         self.tally.end(&self.ctx, &self.user, self.client, "pop3");
     }
 
@@ -133,15 +117,8 @@ impl Session {
                 return;
             }
         };
-        let gauges = &self.ctx.metrics.gauges;
-        gauges
-            .open
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        gauges
-            .active
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.ctx.metrics.send(Event::Connected);
-        self.user.session_opened(gauges);
+        self.ctx.connection_opened();
+        self.user.session_opened(&self.ctx.metrics.gauges);
         self.ctx.counters[self.client as usize]
             .sessions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
