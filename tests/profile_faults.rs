@@ -134,6 +134,14 @@ fn imap_session(stream: TcpStream, drop_at_select: bool) -> std::io::Result<()> 
                 out.write_all(format!("* BYE bye\r\n{tag} OK done\r\n").as_bytes())?;
                 return Ok(());
             }
+            "IDLE" => {
+                out.write_all(b"+ idling\r\n")?;
+                let mut done = String::new();
+                if reader.read_line(&mut done)? == 0 {
+                    return Ok(());
+                }
+                out.write_all(format!("{tag} OK idle done\r\n").as_bytes())?;
+            }
             _ => out.write_all(format!("{tag} OK done\r\n").as_bytes())?,
         }
     }
@@ -438,4 +446,59 @@ fetch_on_arrival = "UID FLAGS RFC822.SIZE"
             .any(|l| l.starts_with(&format!("Error: {user}[")) && l.contains(expected));
         assert!(caught, "{lie:?} not reported:\n{stderr}");
     }
+}
+
+/// A client whose session is lost logs in again by itself (after 1 s, doubling while
+/// it fails), even when the schedule keeps it logged in for the whole run.
+#[test]
+fn lost_sessions_reconnect_by_themselves() {
+    let port = fake_imap();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = write_profile(
+        dir.path(),
+        &format!(
+            r#"
+[run]
+duration = "3500ms"
+seed = 9
+
+[servers.imap]
+port = {port}
+
+[[population]]
+name = "users"
+count = 4
+username = "user%{{username_idx}}"
+clients = [{{ client = "desktop" }}]
+
+[[client]]
+name = "desktop"
+"#
+        ),
+    );
+    let sessions = dir.path().join("s.csv");
+    let out = imaptest(&[
+        &format!("profile={}", profile.display()),
+        "host=127.0.0.1",
+        "random_msg_size=2000",
+        &format!("session_csv={}", sessions.display()),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let dropped = stderr.matches("connection closed").count();
+    assert!(dropped >= 2, "{stderr}");
+    // 4 scheduled logins, plus at least one reconnect per drop in the first 2.5 s.
+    let rows = std::fs::read_to_string(&sessions).unwrap();
+    let logins = rows.lines().skip(1).count();
+    assert!(logins >= 4 + 2, "{logins} sessions:\n{rows}\n{stderr}");
+    // Those that got through stayed logged in (IDLE) until the end and logged out.
+    assert!(stdout.contains("IDLE"), "{stdout}");
+    assert!(!stderr.contains("IDLE refused"), "{stderr}");
+    let ended_at_the_end = rows
+        .lines()
+        .skip(1)
+        .filter(|r| r.split(',').nth(6).and_then(|d| d.parse::<u64>().ok()) > Some(2000))
+        .count();
+    assert!(ended_at_the_end >= 2, "sessions that stayed: {rows}");
 }

@@ -423,6 +423,11 @@ impl Schedule {
         }
     }
 
+    /// When the schedule ends (`None`: never), since the start of the run.
+    pub fn end(&self) -> Option<Duration> {
+        (self.until < NEVER - 1).then(|| Duration::from_nanos(self.until))
+    }
+
     /// Number of users in this schedule (this shard).
     pub fn users(&self) -> usize {
         self.users.len()

@@ -44,6 +44,10 @@ use crate::tracking::View;
 
 /// RFC 2177: re-issue IDLE at least every 29 minutes.
 const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+/// First wait before a client reconnects after losing its session; it doubles up to
+/// [`RECONNECT_MAX`] while reconnecting fails.
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+const RECONNECT_MAX: Duration = Duration::from_secs(60);
 /// Messages a non-caching client (re-)fetches at login and at each check.
 const WINDOW: u32 = 50;
 
@@ -81,6 +85,12 @@ struct Session {
     cache: Option<(u32, u32)>,
     rng: Xoshiro256PlusPlus,
     tally: SessionTally,
+    /// Connections of the last login (a reconnect opens as many).
+    connections: u32,
+    /// After a lost session: when to log in again, and the wait after that.
+    reconnect: Option<(tokio::time::Instant, Duration)>,
+    /// The server refused IDLE: this session polls only when told to.
+    idle_refused: bool,
 }
 
 pub(super) async fn run(
@@ -101,6 +111,9 @@ pub(super) async fn run(
         cache: None,
         rng,
         tally: SessionTally::default(),
+        connections: 1,
+        reconnect: None,
+        idle_refused: false,
     };
     loop {
         if jobs.is_empty() {
@@ -117,6 +130,14 @@ pub(super) async fn run(
                 }
                 () = tokio::time::sleep(IDLE_RENEW) => {
                     session.leave_idle(Instant::now()).await;
+                    continue;
+                }
+            }
+        } else if let Some((at, _)) = session.reconnect {
+            tokio::select! {
+                job = jobs.recv() => job,
+                () = tokio::time::sleep_until(at) => {
+                    session.login(session.connections, Instant::now()).await;
                     continue;
                 }
             }
@@ -242,8 +263,14 @@ impl Session {
         self.close_all();
     }
 
-    /// Drops every connection and ends the session.
+    /// Drops every connection and ends the session after a failure; the client logs in
+    /// again after a while, as real clients do.
     fn close_all(&mut self) {
+        let wait = self
+            .reconnect
+            .map_or(RECONNECT_FIRST, |(_, next)| next)
+            .min(RECONNECT_MAX);
+        self.reconnect = Some((tokio::time::Instant::now() + wait, wait * 2));
         let gauges = &self.ctx.metrics.gauges;
         for mut conn in self.conns.drain(..) {
             self.ctx.connection_closed();
@@ -344,7 +371,7 @@ impl Session {
 
     /// Enters IDLE on the first connection of an IDLE client that is logged in.
     async fn ensure_idle(&mut self) {
-        if !self.kind().idle || self.conns.is_empty() || self.idling() {
+        if !self.kind().idle || self.idle_refused || self.conns.is_empty() || self.idling() {
             return;
         }
         let started = Instant::now();
@@ -363,8 +390,8 @@ impl Session {
                 self.count(State::Idle, Outcome::No, started, started);
                 let id = self.conns[0].client.id();
                 self.report_error(Some(id), "IDLE refused".into(), Some(line));
-                // Don't retry IDLE in a loop: behave like a polling client until logout.
-                self.close_all();
+                // Don't retry IDLE in a loop: new mail is seen at the next action.
+                self.idle_refused = true;
             }
             Err(e) => {
                 self.count(State::Idle, Outcome::Failed, started, started);
@@ -443,6 +470,7 @@ impl Session {
         if !self.conns.is_empty() {
             return;
         }
+        self.connections = connections;
         let Some(endpoint) = self.ctx.endpoints.imap.clone() else {
             self.ctx.skip();
             return;
@@ -515,6 +543,10 @@ impl Session {
             }
         }
         self.initial_fetch(at).await;
+        if !self.conns.is_empty() {
+            // Logged in: the back-off starts over (a failure keeps it growing).
+            self.reconnect = None;
+        }
     }
 
     /// LIST once per session, and CREATE the mailboxes the population needs.
@@ -703,6 +735,8 @@ impl Session {
     }
 
     async fn logout(&mut self, at: Instant) {
+        // The schedule ends the session: no reconnect either.
+        self.reconnect = None;
         if self.conns.is_empty() {
             return;
         }

@@ -414,6 +414,7 @@ fn dispatch(
     let mut sessions: HashMap<(u32, u16), mpsc::UnboundedSender<Job>> = HashMap::new();
     let mut tasks = Vec::new();
     let start = Instant::now();
+    let end = schedule.end();
     let actions = run_blocking(schedule, start, spin, stop, |action, lateness| {
         ctx.metrics.send(Event::Action { lateness });
         let intended = start + action.at;
@@ -462,6 +463,15 @@ fn dispatch(
             (_, None) => ctx.skip(),
         }
     });
+    // The run lasts its whole period even when nothing more is planned (sessions stay
+    // logged in): wait for its end, or for the stop.
+    while !stop.load(Ordering::Relaxed) {
+        let left = end.map(|end| (start + end).saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) {
+            break;
+        }
+        std::thread::sleep(left.unwrap_or(Duration::MAX).min(Duration::from_millis(50)));
+    }
     (actions, tasks)
 }
 
