@@ -777,12 +777,15 @@ impl Session {
             self.ctx.skip();
             return None;
         }
-        if let Some(&uid) = self.user.mail().inbox.get(&msg) {
+        // UID 0: only a POP3 client has seen it so far.
+        if let Some(&uid) = self.user.mail().inbox.get(&msg)
+            && uid != 0
+        {
             return Some(uid);
         }
         self.fetch_new(0, at).await;
         let uid = self.user.mail().inbox.get(&msg).copied();
-        if uid.is_none() || uid == Some(0) {
+        if uid.is_none() || uid == Some(0) || self.conns.is_empty() {
             self.ctx.skip();
             return None;
         }
@@ -840,7 +843,10 @@ impl Session {
         if !self.ensure_mailbox(0, SPAM, at).await {
             return;
         }
-        let caps = self.conns[0].client.capabilities();
+        let Some(conn) = self.conns.first() else {
+            return;
+        };
+        let caps = conn.client.capabilities();
         let moved = if caps.has("MOVE") || caps.has("IMAP4rev2") {
             self.simple(0, State::Move, at, format!("UID MOVE {uid} {SPAM}"))
                 .await

@@ -41,7 +41,20 @@ impl UserMail {
 
     /// A client saw message `msg` as `uid`: the end-to-end latency on first sight.
     pub fn seen(&mut self, msg: u32, uid: u32, now: Instant) -> Option<Duration> {
-        if self.inbox.insert(msg, uid).is_some() {
+        // An IMAP UID replaces a POP3 sighting (UID 0), never the other way round.
+        let known = match self.inbox.get(&msg) {
+            Some(&old) => {
+                if uid != 0 {
+                    self.inbox.insert(msg, uid);
+                }
+                old != 0 || uid == 0
+            }
+            None => {
+                self.inbox.insert(msg, uid);
+                false
+            }
+        };
+        if known {
             return None;
         }
         self.submitted
@@ -101,5 +114,46 @@ impl UserShared {
     /// The message number in a marker id, if the marker is this user's.
     pub fn marker_msg(&self, id: u64) -> Option<u32> {
         ((id >> 32) as u32 == self.index).then_some(id as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_is_measured_once_from_submission() {
+        let mut mail = UserMail::default();
+        let t0 = Instant::now();
+        mail.submitted(1, t0);
+        let later = t0 + Duration::from_millis(40);
+        assert_eq!(mail.seen(1, 7, later), Some(Duration::from_millis(40)));
+        assert_eq!(mail.seen(1, 7, later), None, "a second sighting");
+        assert_eq!(mail.inbox.get(&1), Some(&7));
+        // Seen without a submission of this run (an old message): no latency.
+        assert_eq!(mail.seen(2, 8, later), None);
+    }
+
+    #[test]
+    fn an_imap_uid_replaces_a_pop3_sighting() {
+        let mut mail = UserMail::default();
+        let t0 = Instant::now();
+        mail.submitted(3, t0);
+        assert!(mail.seen(3, 0, t0).is_some(), "POP3 saw it first");
+        assert_eq!(mail.seen(3, 9, t0), None);
+        assert_eq!(mail.inbox.get(&3), Some(&9));
+        assert_eq!(mail.seen(3, 0, t0), None);
+        assert_eq!(mail.inbox.get(&3), Some(&9), "POP3 doesn't erase the UID");
+        mail.forget(3);
+        assert!(!mail.inbox.contains_key(&3));
+    }
+
+    #[test]
+    fn marker_ids_carry_user_and_message() {
+        let user = UserShared::new(5, "u".into(), "p".into(), 0, "pop".into());
+        let id = user.marker_id(12);
+        assert_eq!(user.marker_msg(id), Some(12));
+        let other = UserShared::new(6, "v".into(), "p".into(), 0, "pop".into());
+        assert_eq!(other.marker_msg(id), None);
     }
 }
