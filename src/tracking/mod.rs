@@ -141,6 +141,7 @@ impl Registry {
             mailbox: mailbox.into(),
             connection,
             uids: Vec::new(),
+            known_end: 0,
             msgs: Vec::new(),
             kw_names: Vec::new(),
             owned: Vec::new(),
@@ -205,6 +206,9 @@ pub struct View {
     connection: u64,
     /// Sequence − 1 → UID; 0 = not known yet.
     uids: Vec<u32>,
+    /// Every UID of `uids` from this index on is unknown: a new UID's order check
+    /// looks no further (a FETCH 1:* of a big mailbox would be quadratic otherwise).
+    known_end: usize,
     /// Sequence − 1 → MODSEQ and flags.
     msgs: Vec<MsgState>,
     /// Keywords seen in this selection; bit `5 + i` of [`MsgState::flags`] is `kw_names[i]`.
@@ -237,6 +241,7 @@ impl View {
     /// A SELECT is starting: everything about the old selection is forgotten.
     pub fn reset(&mut self) {
         self.uids.clear();
+        self.known_end = 0;
         self.msgs.clear();
         self.kw_names.clear();
         self.stores.clear();
@@ -437,6 +442,7 @@ impl View {
             ));
             // Believe the server from now on, or every later line would be an error too.
             self.uids.truncate(n as usize);
+            self.known_end = self.known_end.min(n as usize);
             self.msgs.truncate(n as usize);
             return;
         }
@@ -458,8 +464,7 @@ impl View {
             return;
         }
         let idx = (n - 1) as usize;
-        let uid = self.uids.remove(idx);
-        self.msgs.remove(idx);
+        let uid = self.remove_seq(idx);
         if uid != 0 {
             lock(&self.storage).expunged(uid);
         }
@@ -468,7 +473,8 @@ impl View {
     /// `* VANISHED uids` (not EARLIER): removes each UID that is in the view. A UID not
     /// known yet removes one unknown entry from the gap where it would be.
     pub fn vanished(&mut self, uids: &SeqSet) {
-        let mut storage = lock(&self.storage);
+        let storage_arc = self.storage.clone();
+        let mut storage = lock(&storage_arc);
         for &(a, b) in &uids.0 {
             let (a, b) = (a.min(b), a.max(b));
             // `*` and huge ranges: only UIDs up to the highest in the view matter.
@@ -502,8 +508,7 @@ impl View {
                     _ => None,
                 };
                 if let Some(i) = remove {
-                    self.uids.remove(i);
-                    self.msgs.remove(i);
+                    self.remove_seq(i);
                     storage.expunged(uid);
                 }
             }
@@ -659,7 +664,7 @@ impl View {
             .iter()
             .rposition(|&x| x != 0)
             .map(|i| (i, self.uids[i]));
-        let upper = self.uids[idx + 1..]
+        let upper = self.uids[idx + 1..self.known_end.max(idx + 1)]
             .iter()
             .position(|&x| x != 0)
             .map(|i| (idx + 1 + i, self.uids[idx + 1 + i]));
@@ -686,7 +691,17 @@ impl View {
             return 0;
         }
         self.uids[idx] = u;
+        self.known_end = self.known_end.max(idx + 1);
         u
+    }
+
+    /// Removes sequence `idx + 1` from the view; returns its UID (0 if unknown).
+    fn remove_seq(&mut self, idx: usize) -> u32 {
+        if idx < self.known_end {
+            self.known_end -= 1;
+        }
+        self.msgs.remove(idx);
+        self.uids.remove(idx)
     }
 
     fn fetched_modseq(&mut self, idx: usize, uid: u32, m: u64) {

@@ -306,3 +306,36 @@ fn pipelined_silent_store_does_not_overwrite_newer_flags() {
     let e = errors(&mut a);
     assert!(e.is_empty(), "{e:?}");
 }
+
+#[test]
+fn uid_order_is_checked_across_expunges_and_shrinks() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 6 EXISTS");
+    feed(&mut a, "* 4 FETCH (UID 10)");
+    feed(&mut a, "* 1 EXPUNGE");
+    // UID 10 is seq 3 now: a larger UID before it is out of order.
+    feed(&mut a, "* 1 FETCH (UID 12)");
+    // And a smaller one after it.
+    feed(&mut a, "* 5 FETCH (UID 9)");
+    feed(&mut a, "* VANISHED 10");
+    feed(&mut a, "* 2 FETCH (UID 11)");
+    feed(&mut a, "* 3 FETCH (UID 20)");
+    feed(&mut a, "* 3 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 21)");
+    let found: Vec<_> = a.findings.drain(..).map(|f| (f.kind, f.message)).collect();
+    let kinds: Vec<_> = found.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kinds,
+        [
+            Some(ErrorKind::UidOrder),
+            Some(ErrorKind::UidOrder),
+            Some(ErrorKind::ExistsShrank),
+            Some(ErrorKind::UidOrder),
+        ],
+        "{found:#?}"
+    );
+    assert!(found[0].1.contains("UID 12 out of order: seq 3 has UID 10"));
+    assert!(found[1].1.contains("UID 9 out of order: seq 3 has UID 10"));
+    assert!(found[3].1.contains("UID 21 out of order: seq 2 has UID 11"));
+}
