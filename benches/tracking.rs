@@ -22,6 +22,13 @@ use std::time::{Duration, Instant};
 use imaptest::imap::response::{Response, Untagged, parse};
 use imaptest::tracking::{Registry, View};
 
+#[path = "support/proc.rs"]
+mod proc;
+
+fn rss_kib() -> i64 {
+    i64::try_from(proc::own_rss_kib()).unwrap_or(i64::MAX)
+}
+
 /// Counts live heap bytes.
 struct Counting;
 
@@ -53,18 +60,6 @@ static ALLOCATOR: Counting = Counting;
 
 fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
-}
-
-/// Resident set size in KiB (0 where /proc is missing).
-fn rss_kib() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// The full FETCH the default mix ends up knowing about a message.
