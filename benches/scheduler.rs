@@ -26,23 +26,15 @@ use imaptest::profile::schedule::{Schedule, ScheduleOptions};
 use imaptest::profile::timeline::{self, Precision};
 use imaptest::profile::{self, Profile};
 
+#[path = "support/proc.rs"]
+mod proc;
+
 fn cpu_time() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes into the struct we pass.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -67,7 +59,7 @@ fn load(name: &str, users: u64, compression: Option<f64>) -> Profile {
 
 fn generate(name: &str, users: u64, secs: u64) {
     let p = load(name, users, None);
-    let rss0 = rss_kib();
+    let rss0 = proc::own_rss_kib();
     let (cpu0, t0) = (cpu_time(), Instant::now());
     let mut schedule = Schedule::new(
         &p,
@@ -77,7 +69,7 @@ fn generate(name: &str, users: u64, secs: u64) {
         },
     );
     let build = t0.elapsed();
-    let rss1 = rss_kib();
+    let rss1 = proc::own_rss_kib();
     let mut events = 0u64;
     let t1 = Instant::now();
     let cpu1 = cpu_time();

@@ -22,6 +22,8 @@
 
 #[path = "../tests/support/null_server.rs"]
 mod null_server;
+#[path = "support/proc.rs"]
+mod proc;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -31,6 +33,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use null_server::{NullOptions, NullServer};
+use proc::rss_kib;
 
 const BIN: &str = env!("CARGO_BIN_EXE_imaptest");
 const LAB_IMAP: &str = "127.0.0.1:10143";
@@ -486,13 +489,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// VmRSS of a process in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn rusage_cpu(who: libc::c_int) -> Duration {

@@ -166,6 +166,7 @@ async fn supervise<T>(
             connection: None,
             message: message.to_owned(),
             line: None,
+            kind: None,
         })
     };
     loop {

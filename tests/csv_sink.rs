@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use imaptest::engine::states::{Probabilities, State};
-use imaptest::metrics::{Event, Interval, Outcome, Report, Severity, Sink};
+use imaptest::metrics::{ErrorKind, Event, Interval, Outcome, Report, Severity, Sink};
 use imaptest::report::csv::HEADER;
 use imaptest::report::{Console, CsvTimeline, ResultsFile};
 use null_server::{NullOptions, NullServer};
@@ -82,11 +82,21 @@ fn count_sums(rows: &[Row]) -> BTreeMap<String, u64> {
     sums
 }
 
-/// Checks the shape every CSV must have: command rows then one connections row per
-/// second, `elapsed_s` contiguous from 1, no skipped or repeated seconds. Returns the
-/// number of seconds.
+/// Per-kind sum of `count` over the error rows, by kind name.
+fn error_sums(rows: &[Row]) -> BTreeMap<String, u64> {
+    let mut sums = BTreeMap::new();
+    for row in rows.iter().filter(|r| r["kind"] == "error") {
+        *sums.entry(row["command"].clone()).or_default() += num(row, "count");
+    }
+    sums
+}
+
+/// Checks the shape every CSV must have: command and error rows then one connections
+/// row per second, `elapsed_s` contiguous from 1, no skipped or repeated seconds, a
+/// second's error rows adding up to its `errors`. Returns the number of seconds.
 fn check_seconds(rows: &[Row]) -> u64 {
     let mut second = 1;
+    let mut errors = 0;
     for row in rows {
         assert_eq!(num(row, "elapsed_s"), second, "{row:?}");
         num(row, "unix_time");
@@ -107,11 +117,19 @@ fn check_seconds(rows: &[Row]) -> u64 {
                 }
                 assert!(row["active"].is_empty());
             }
+            "error" => {
+                assert!(ErrorKind::from_name(&row["command"]).is_some(), "{row:?}");
+                assert!(num(row, "count") > 0, "{row:?}");
+                assert!(row["errors"].is_empty() && row["active"].is_empty());
+                errors += num(row, "count");
+            }
             "connections" => {
                 for c in ["errors", "active", "open", "connects", "disconnects"] {
                     num(row, c);
                 }
                 assert!(row["command"].is_empty() && row["count"].is_empty());
+                assert_eq!(num(row, "errors"), errors, "error rows of second {second}");
+                errors = 0;
                 second += 1;
             }
             other => panic!("unknown kind {other}"),
@@ -131,7 +149,10 @@ fn console_totals(stdout: &str) -> BTreeMap<String, u64> {
         .split("Totals:")
         .nth(1)
         .unwrap_or_else(|| panic!("no Totals in {stdout}"));
-    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Errors by kind:"))
+        .collect();
     let names = lines.first().expect("Totals header");
     let counts = lines.last().expect("Totals line");
     let names: Vec<&str> = names.split_whitespace().collect();
@@ -217,13 +238,22 @@ fn synthetic_intervals_sum_to_console_totals() {
             iv.record(&Event::Count {
                 state: State::Delay,
             });
-            iv.record(&Event::Report(Report {
-                severity: Severity::Error,
-                user: None,
-                connection: Some(second),
-                message: "boom".into(),
-                line: None,
-            }));
+            // Seconds 4, 12, 20: one uid-changed; 8, 16, 24: two search-missing.
+            let (kind, n) = if second % 8 == 0 {
+                (ErrorKind::SearchMissing, 2)
+            } else {
+                (ErrorKind::UidChanged, 1)
+            };
+            for _ in 0..n {
+                iv.record(&Event::Report(Report {
+                    severity: Severity::Error,
+                    user: None,
+                    connection: Some(second),
+                    message: "boom".into(),
+                    line: None,
+                    kind: Some(kind),
+                }));
+            }
         }
         iv.record(&Event::Connected);
         iv.active = second;
@@ -262,9 +292,20 @@ fn synthetic_intervals_sum_to_console_totals() {
     let connections = rows.iter().filter(|r| r["kind"] == "connections");
     assert_eq!(
         connections.clone().map(|r| num(r, "errors")).sum::<u64>(),
-        6
+        9
     );
     assert_eq!(connections.map(|r| num(r, "connects")).sum::<u64>(), 25);
+    let errors = error_sums(&rows);
+    assert_eq!(
+        errors,
+        BTreeMap::from([("search-missing".into(), 6), ("uid-changed".into(), 3)])
+    );
+    assert!(
+        out.text()
+            .contains("\nErrors by kind: search-missing 6, uid-changed 3\n"),
+        "{}",
+        out.text()
+    );
 }
 
 #[test]

@@ -241,6 +241,16 @@ connections = 0
         )),
         "{stdout}"
     );
+    // Each refused delivery is one error of its kind; dropped ones are delivery-failed.
+    let kinds = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Errors by kind: "))
+        .unwrap_or_else(|| panic!("no Errors by kind line: {stdout}"));
+    assert!(
+        kinds.contains(&format!("delivery-refused {refused}")),
+        "{kinds}"
+    );
+    assert!(kinds.contains("delivery-failed "), "{kinds}");
 }
 
 #[test]
@@ -398,7 +408,14 @@ mod lying_proxy;
 fn profile_sessions_catch_a_lying_server() {
     use lying_proxy::{Lie, LyingProxy};
     let lab = common::lab();
-    for (lie, expected) in [(Lie::Rfc822Size, "RFC822.SIZE changed"), (Lie::Uid, "UID")] {
+    for (lie, expected, kinds) in [
+        (
+            Lie::Rfc822Size,
+            "RFC822.SIZE changed",
+            &["size-changed"][..],
+        ),
+        (Lie::Uid, "UID", &["uid-changed", "uid-order"][..]),
+    ] {
         let proxy = LyingProxy::start(lab.imap_addr(), lie);
         let dir = tempfile::tempdir().unwrap();
         let user = common::fresh_user();
@@ -445,6 +462,13 @@ fetch_on_arrival = "UID FLAGS RFC822.SIZE"
             .lines()
             .any(|l| l.starts_with(&format!("Error: {user}[")) && l.contains(expected));
         assert!(caught, "{lie:?} not reported:\n{stderr}");
+        // And counted under its kind after Totals.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let counted = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Errors by kind: "))
+            .is_some_and(|l| kinds.iter().any(|k| l.contains(&format!("{k} "))));
+        assert!(counted, "{lie:?} not counted as {kinds:?}:\n{stdout}");
     }
 }
 

@@ -1,12 +1,14 @@
 //! State tracking against a lying server: the lab Dovecot behind a proxy that lies in
 //! exactly one way per run. Every lie class must be reported as an error of its kind,
-//! with the default command mix wherever the lie can show up in it; with the proxy
-//! transparent (and against Dovecot directly) there must be no error at all.
+//! with the default command mix wherever the lie can show up in it, and counted under
+//! that kind in the CSV timeline's `error` rows and the `Errors by kind` line; with the
+//! proxy transparent (and against Dovecot directly) there must be no error at all.
 
 mod common;
 #[path = "support/lying_proxy.rs"]
 mod lying_proxy;
 
+use std::collections::BTreeMap;
 use std::process::Command;
 
 use lying_proxy::{Lie, LyingProxy};
@@ -36,7 +38,42 @@ fn mbox() -> &'static str {
 
 struct Run {
     errors: Vec<String>,
+    /// Errors by kind, summed over the CSV timeline's `error` rows.
+    kinds: BTreeMap<String, u64>,
     output: String,
+}
+
+/// Sums the `count` of the `error` rows by kind (the `command` column).
+fn csv_error_kinds(csv: &str) -> BTreeMap<String, u64> {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().expect("CSV header").clone();
+    let column = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let (kind, command, count) = (column("kind"), column("command"), column("count"));
+    let mut kinds = BTreeMap::new();
+    for record in reader.records() {
+        let record = record.expect("CSV row");
+        if &record[kind] == "error" {
+            let n: u64 = record[count].parse().expect("error count");
+            *kinds.entry(record[command].to_owned()).or_default() += n;
+        }
+    }
+    kinds
+}
+
+/// The `Errors by kind: a 3, b 1` line after Totals, empty without it.
+fn totals_error_kinds(stdout: &str) -> BTreeMap<String, u64> {
+    let Some(line) = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Errors by kind: "))
+    else {
+        return BTreeMap::new();
+    };
+    line.split(", ")
+        .map(|item| {
+            let (kind, n) = item.rsplit_once(' ').expect("kind and count");
+            (kind.to_owned(), n.parse().expect("count"))
+        })
+        .collect()
 }
 
 /// One run at a time: twenty runs of 4 clients at once on a 2-core machine change the
@@ -49,6 +86,10 @@ fn run(port: u16, extra: &[&str]) -> Run {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let lab = common::lab();
     let user = common::fresh_user();
+    let csv_path = std::env::temp_dir().join(format!(
+        "imaptest-tracking-{}-{port}.csv",
+        std::process::id()
+    ));
     let mut args = vec![
         "host=127.0.0.1".to_owned(),
         format!("port={port}"),
@@ -58,6 +99,7 @@ fn run(port: u16, extra: &[&str]) -> Run {
         "secs=8".into(),
         "seed=7".into(),
         format!("mbox={}", mbox()),
+        format!("csv={}", csv_path.display()),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let out = Command::new(env!("CARGO_BIN_EXE_imaptest"))
@@ -75,15 +117,25 @@ fn run(port: u16, extra: &[&str]) -> Run {
         .filter(|l| !l.contains("NO [SERVERBUG] Timeout while waiting for lock"))
         .map(str::to_owned)
         .collect();
+    let output = format!("args {args:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    let csv = std::fs::read_to_string(&csv_path).unwrap_or_else(|e| panic!("{e}\n{output}"));
+    let _ = std::fs::remove_file(&csv_path);
+    let kinds = csv_error_kinds(&csv);
+    // Every error report is counted once under its kind, in the CSV and in Totals.
+    let reported = stderr.lines().filter(|l| l.starts_with("Error: ")).count() as u64;
+    assert_eq!(kinds.values().sum::<u64>(), reported, "{kinds:?}\n{output}");
+    assert_eq!(totals_error_kinds(&stdout), kinds, "{output}");
     Run {
         errors,
-        output: format!("args {args:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"),
+        kinds,
+        output,
     }
 }
 
-/// Runs through a proxy telling `lie` and asserts an error naming one of `kinds`;
-/// returns the matching errors.
-fn caught(lie: Lie, extra: &[&str], kinds: &[&str]) -> Vec<String> {
+/// Runs through a proxy telling `lie` and asserts an error whose message contains one of
+/// the texts of `kinds`, each such error counted under the kind paired with the first
+/// text it contains; returns the matching errors.
+fn caught(lie: Lie, extra: &[&str], kinds: &[(&str, &str)]) -> Vec<String> {
     // A lie shows only when the random command mix meets it (a FETCH of the changed
     // message, a second look at a MODSEQ): a run that happens not to is repeated once
     // with another seed. Either way the tool must report it.
@@ -99,10 +151,25 @@ fn caught(lie: Lie, extra: &[&str], kinds: &[&str]) -> Vec<String> {
         let matching: Vec<String> = run
             .errors
             .iter()
-            .filter(|e| kinds.iter().any(|k| e.contains(k)))
+            .filter(|e| kinds.iter().any(|(text, _)| e.contains(text)))
             .cloned()
             .collect();
         if !matching.is_empty() {
+            let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+            for e in &matching {
+                if let Some((_, kind)) = kinds.iter().find(|(text, _)| e.contains(text)) {
+                    *expected.entry(kind).or_default() += 1;
+                }
+            }
+            for (kind, reported) in expected {
+                let counted = run.kinds.get(kind).copied().unwrap_or(0);
+                assert!(
+                    counted >= reported,
+                    "{lie:?}: {reported} errors of kind {kind} but {counted} counted: {:?}\n{}",
+                    run.kinds,
+                    run.output
+                );
+            }
             return matching;
         }
         outputs.push(format!(
@@ -132,7 +199,14 @@ fn dovecot_gives_no_errors_with_search_and_shared_users() {
 
 #[test]
 fn different_uid_for_a_known_sequence() {
-    caught(Lie::Uid, &[], &["UID changed", "out of order"]);
+    caught(
+        Lie::Uid,
+        &[],
+        &[
+            ("UID changed", "uid-changed"),
+            ("out of order", "uid-order"),
+        ],
+    );
 }
 
 #[test]
@@ -144,17 +218,21 @@ fn swallowed_expunge() {
         Lie::SwallowExpunge,
         &["logout=10"],
         &[
-            "message count dropped",
-            "UID changed",
-            "out of order",
-            "beyond EXISTS",
+            ("message count dropped", "exists-shrank"),
+            ("UID changed", "uid-changed"),
+            ("out of order", "uid-order"),
+            ("beyond EXISTS", "fetch-beyond-exists"),
         ],
     );
 }
 
 #[test]
 fn fetch_beyond_exists() {
-    caught(Lie::FetchBeyondExists, &[], &["beyond EXISTS"]);
+    caught(
+        Lie::FetchBeyondExists,
+        &[],
+        &[("beyond EXISTS", "fetch-beyond-exists")],
+    );
 }
 
 #[test]
@@ -162,37 +240,70 @@ fn unannounced_keyword() {
     caught(
         Lie::UnannouncedKeyword,
         &[],
-        &["keyword $Unannounced used in FETCH FLAGS without being announced by FLAGS"],
+        &[(
+            "keyword $Unannounced used in FETCH FLAGS without being announced by FLAGS",
+            "unannounced-keyword",
+        )],
     );
 }
 
 #[test]
 fn changed_internaldate() {
-    caught(Lie::InternalDate, &[], &["INTERNALDATE changed"]);
+    caught(
+        Lie::InternalDate,
+        &[],
+        &[("INTERNALDATE changed", "internaldate-changed")],
+    );
 }
+
+/// Static data that differs between copies of one Message-ID (each APPEND of the mbox
+/// makes another copy) is reported as `copy-differs`, whatever the item.
+const SAME_MESSAGE_ID: &str = "with the same Message-ID)";
 
 #[test]
 fn changed_rfc822_size() {
     caught(
         Lie::Rfc822Size,
         &[],
-        &["RFC822.SIZE changed", "BODY[] size changed"],
+        &[
+            (SAME_MESSAGE_ID, "copy-differs"),
+            ("RFC822.SIZE changed", "size-changed"),
+            ("BODY[] size changed", "size-changed"),
+        ],
     );
 }
 
 #[test]
 fn changed_envelope() {
-    caught(Lie::Envelope, &[], &["ENVELOPE changed"]);
+    caught(
+        Lie::Envelope,
+        &[],
+        &[
+            (SAME_MESSAGE_ID, "copy-differs"),
+            ("ENVELOPE changed", "envelope-changed"),
+        ],
+    );
 }
 
 #[test]
 fn changed_bodystructure() {
-    caught(Lie::BodyStructure, &[], &["BODYSTRUCTURE changed"]);
+    caught(
+        Lie::BodyStructure,
+        &[],
+        &[
+            (SAME_MESSAGE_ID, "copy-differs"),
+            ("BODYSTRUCTURE changed", "bodystructure-changed"),
+        ],
+    );
 }
 
 #[test]
 fn recent_in_several_sessions() {
-    let found = caught(Lie::Recent, &[], &["\\Recent flag in multiple sessions"]);
+    let found = caught(
+        Lie::Recent,
+        &[],
+        &[("\\Recent flag in multiple sessions", "recent-duplicate")],
+    );
     // Tracking goes on after the first error: more messages are reported.
     let uids: std::collections::HashSet<&str> = found
         .iter()
@@ -203,7 +314,11 @@ fn recent_in_several_sessions() {
 
 #[test]
 fn modseq_going_backwards() {
-    caught(Lie::ModSeqBackwards, &[], &["MODSEQ went backwards"]);
+    caught(
+        Lie::ModSeqBackwards,
+        &[],
+        &[("MODSEQ went backwards", "modseq-backwards")],
+    );
 }
 
 #[test]
@@ -212,13 +327,20 @@ fn search_result_missing_a_number() {
     caught(
         Lie::SearchMissing,
         &["search=100"],
-        &["result is missing a message that must match"],
+        &[(
+            "result is missing a message that must match",
+            "search-missing",
+        )],
     );
 }
 
 #[test]
 fn exists_shrinking_without_expunge() {
-    caught(Lie::ExistsShrinks, &[], &["message count dropped"]);
+    caught(
+        Lie::ExistsShrinks,
+        &[],
+        &[("message count dropped", "exists-shrank")],
+    );
 }
 
 #[test]
@@ -226,7 +348,10 @@ fn flag_silently_dropped_with_own_flags() {
     caught(
         Lie::DropFlag,
         &["own_flags"],
-        &["owned flag", "didn't update"],
+        &[
+            ("owned flag", "owned-flag-changed"),
+            ("didn't update", "store-not-applied"),
+        ],
     );
 }
 
@@ -242,7 +367,7 @@ fn flag_silently_dropped_with_own_msgs() {
     caught(
         Lie::DropFlag,
         &["own_msgs"],
-        &["flags of owned message changed"],
+        &[("flags of owned message changed", "owned-message-changed")],
     );
 }
 
@@ -259,7 +384,7 @@ fn checkpoint_finds_views_that_disagree() {
     caught(
         Lie::DropFlag,
         &["checkpoint=1", "clients=6"],
-        &["checkpoint: "],
+        &[("checkpoint: ", "checkpoint-mismatch")],
     );
 }
 

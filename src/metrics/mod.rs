@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 
 use crate::engine::states::State;
 
+mod kind;
+pub use kind::ErrorKind;
+
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -38,6 +41,9 @@ pub struct Report {
     pub message: String,
     /// The server line being processed, if any.
     pub line: Option<String>,
+    /// Which check an error comes from; `None` for warnings and info (an error without
+    /// one is counted as [`ErrorKind::Other`]).
+    pub kind: Option<ErrorKind>,
 }
 
 /// What engines emit.
@@ -361,6 +367,8 @@ pub struct Interval {
     /// deliveries queued.
     pub users: u64,
     pub queued: u64,
+    /// Error reports by kind, indexed by `ErrorKind as usize`.
+    pub error_kinds: [u64; ErrorKind::COUNT],
 }
 
 impl Interval {
@@ -381,11 +389,29 @@ impl Interval {
             deliveries: DeliveryFigures::default(),
             users: 0,
             queued: 0,
+            error_kinds: [0; ErrorKind::COUNT],
         }
     }
 
     pub fn state(&self, state: State) -> &StateFigures {
         &self.states[state as usize]
+    }
+
+    /// Error reports of `kind` in this interval.
+    pub fn errors_of(&self, kind: ErrorKind) -> u64 {
+        self.error_kinds[kind as usize]
+    }
+
+    /// The kinds that occurred with their counts, most frequent first (ties in
+    /// declaration order).
+    pub fn error_kinds_seen(&self) -> Vec<(ErrorKind, u64)> {
+        let mut seen: Vec<(ErrorKind, u64)> = ErrorKind::ALL
+            .iter()
+            .map(|&k| (k, self.errors_of(k)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        seen.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+        seen
     }
 
     /// Folds one event into this interval.
@@ -421,7 +447,10 @@ impl Interval {
             Event::Connected => self.connects += 1,
             Event::Disconnected => self.disconnects += 1,
             Event::Report(r) => match r.severity {
-                Severity::Error => self.errors += 1,
+                Severity::Error => {
+                    self.errors += 1;
+                    self.error_kinds[r.kind.unwrap_or(ErrorKind::Other) as usize] += 1;
+                }
                 Severity::Warning => self.warnings += 1,
                 Severity::Info => {}
             },
@@ -440,6 +469,9 @@ impl Interval {
         self.errors += other.errors;
         self.warnings += other.warnings;
         self.deliveries.add(&other.deliveries);
+        for (mine, theirs) in self.error_kinds.iter_mut().zip(&other.error_kinds) {
+            *mine += theirs;
+        }
     }
 
     /// Adds a later interval (for totals and ten-second averages): its figures, and its

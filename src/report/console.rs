@@ -171,6 +171,9 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
         if self.profile {
             self.profile_totals(totals)?;
         }
+        if let Some(line) = errors_by_kind(totals) {
+            writeln!(self.out, "{line}")?;
+        }
         self.out.flush()
     }
 
@@ -213,6 +216,20 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
     }
 }
 
+/// `Errors by kind: uid-changed 3, search-missing 1` (most frequent first), or `None`
+/// when there were no errors.
+pub fn errors_by_kind(totals: &Interval) -> Option<String> {
+    let seen = totals.error_kinds_seen();
+    if seen.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = seen
+        .iter()
+        .map(|(kind, n)| format!("{} {n}", kind.name()))
+        .collect();
+    Some(format!("Errors by kind: {}", list.join(", ")))
+}
+
 /// `Error: user[conn]: message: line`, as the C tool prints it.
 pub fn format_report(report: &Report) -> String {
     let prefix = match report.severity {
@@ -252,7 +269,7 @@ impl<O: Write + Send, E: Write + Send> Sink for Console<O, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{Event, Outcome};
+    use crate::metrics::{ErrorKind, Event, Outcome};
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
@@ -299,6 +316,35 @@ mod tests {
         assert!(text.contains("  4/  5 [50%]\n"), "{text}");
         assert!(text.contains("   3    0"), "average line: {text}");
         assert!(text.contains("Totals:\n"));
+        assert!(!text.contains("Errors by kind"), "{text}");
+    }
+
+    #[test]
+    fn totals_list_error_kinds_after_the_counts() {
+        let out = Shared::default();
+        let mut console = Console::new(out.clone(), Shared::default(), vec![State::Login], None, 1);
+        let mut totals = Interval::new();
+        for kind in [
+            ErrorKind::SearchMissing,
+            ErrorKind::UidChanged,
+            ErrorKind::UidChanged,
+            ErrorKind::UidChanged,
+        ] {
+            totals.record(&Event::Report(Report {
+                severity: Severity::Error,
+                user: None,
+                connection: None,
+                message: "m".into(),
+                line: None,
+                kind: Some(kind),
+            }));
+        }
+        console.finish(&totals);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.ends_with("Logi\n   0\nErrors by kind: uid-changed 3, search-missing 1\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -309,6 +355,7 @@ mod tests {
             connection: Some(7),
             message: "SELECT failed".into(),
             line: Some("7.3 NO no such mailbox".into()),
+            kind: Some(ErrorKind::CommandFailed),
         };
         assert_eq!(
             format_report(&r),

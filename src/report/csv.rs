@@ -1,23 +1,30 @@
 //! The CSV timeline sink (`csv=FILE`): one RFC 4180 file, one header row, then for every
-//! second one row per command state that had any activity plus one connections row.
+//! second one row per command state that had any activity, one row per kind of error
+//! reported, and one connections row.
 //!
 //! Columns (the same header for every row; columns a row kind doesn't use are empty):
 //!
-//! | column | `command` rows | `connections` rows |
-//! |---|---|---|
-//! | `unix_time` | wall-clock end of the second, whole seconds since the epoch | same |
-//! | `elapsed_s` | seconds since the run started (1, 2, …; the last may be partial) | same |
-//! | `kind` | `command` | `connections` |
-//! | `command` | state name (`LOGIN`, `FETCH2`, …) | empty |
-//! | `count` | events, as in the console columns | empty |
-//! | `ok`, `no`, `bad` | tagged replies by status | empty |
-//! | `failed` | commands without a tagged reply | empty |
-//! | `errors` | same as `failed` (error reports are not attributed to commands) | error reports this second |
-//! | `avg_us`, `p50_us`, `p90_us`, `p99_us`, `max_us` | reply latency of timed commands; empty if none | empty |
-//! | `active`, `open` | empty | connections past the greeting / open, at the end of the second |
-//! | `connects`, `disconnects` | empty | this second |
-//! | `users` | empty | profile mode: users with a session open |
-//! | `queued`, `late` | empty | empty |
+//! | column | `command` rows | `connections` rows | `error` rows |
+//! |---|---|---|---|
+//! | `unix_time` | wall-clock end of the second, whole seconds since the epoch | same | same |
+//! | `elapsed_s` | seconds since the run started (1, 2, …; the last may be partial) | same | same |
+//! | `kind` | `command` | `connections` | `error` |
+//! | `command` | state name (`LOGIN`, `FETCH2`, …) | empty | error kind (`uid-changed`, `command-failed`, …) |
+//! | `count` | events, as in the console columns | empty | errors of that kind this second |
+//! | `ok`, `no`, `bad` | tagged replies by status | empty | empty |
+//! | `failed` | commands without a tagged reply | empty | empty |
+//! | `errors` | same as `failed` (error reports are not attributed to commands) | error reports this second | empty |
+//! | `avg_us`, `p50_us`, `p90_us`, `p99_us`, `max_us` | reply latency of timed commands; empty if none | empty | empty |
+//! | `active`, `open` | empty | connections past the greeting / open, at the end of the second | empty |
+//! | `connects`, `disconnects` | empty | this second | empty |
+//! | `users` | empty | profile mode: users with a session open | empty |
+//! | `queued`, `late` | empty | empty | empty |
+//!
+//! `error` rows count error reports by the check that found them (see
+//! [`ErrorKind`](crate::metrics::ErrorKind) for the kinds): one row per kind that occurred
+//! in the second, most frequent first, before the connections row. A second's `error`
+//! counts add up to its connections row's `errors`; summed over the file they give the
+//! `Errors by kind` line after the console's `Totals`.
 //!
 //! Profile mode (`imaptest profile=…`) adds two rows per second:
 //!
@@ -162,6 +169,18 @@ impl<W: Write + Send> CsvTimeline<W> {
             row.extend(std::iter::repeat_n(String::new(), 7));
             w.write_record(&row)?;
         }
+        for (kind, count) in interval.error_kinds_seen() {
+            let mut row: Vec<String> = Vec::with_capacity(HEADER.len());
+            row.extend([
+                unix_time.clone(),
+                elapsed.clone(),
+                "error".to_owned(),
+                kind.name().to_owned(),
+                count.to_string(),
+            ]);
+            row.resize(HEADER.len(), String::new());
+            w.write_record(&row)?;
+        }
         let mut row: Vec<String> =
             vec![unix_time.clone(), elapsed.clone(), "connections".to_owned()];
         row.extend(std::iter::repeat_n(String::new(), 6));
@@ -273,7 +292,7 @@ impl<W: Write + Send> Sink for CsvTimeline<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{Event, Outcome, Severity};
+    use crate::metrics::{ErrorKind, Event, Outcome, Severity};
     use std::time::{Duration, Instant};
 
     fn command(iv: &mut Interval, state: State, outcome: Outcome, ms: u64) {
@@ -315,13 +334,14 @@ mod tests {
             connection: None,
             message: "x".into(),
             line: None,
+            kind: Some(ErrorKind::Protocol),
         }));
         iv.active = 3;
         iv.open = 4;
         sink.interval(&iv);
         let text = text(&sink);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines.len(), 5, "{text}");
         assert_eq!(
             lines[1],
             "1700000000,1,command,LOGIN,1,1,1,0,0,0,3000,2000,4001,4001,4001,,,,,,,"
@@ -330,7 +350,81 @@ mod tests {
             lines[2],
             "1700000000,1,command,DELAY,1,0,0,0,0,0,,,,,,,,,,,,"
         );
-        assert_eq!(lines[3], "1700000000,1,connections,,,,,,,1,,,,,,3,4,1,0,,,");
+        assert_eq!(lines[3], "1700000000,1,error,protocol,1,,,,,,,,,,,,,,,,,");
+        assert_eq!(lines[4], "1700000000,1,connections,,,,,,,1,,,,,,3,4,1,0,,,");
+        for line in &lines {
+            assert_eq!(line.split(',').count(), HEADER.len(), "{line}");
+        }
+    }
+
+    fn report(iv: &mut Interval, severity: Severity, kind: Option<ErrorKind>) {
+        iv.record(&Event::Report(Report {
+            severity,
+            user: Some("testuser1".into()),
+            connection: Some(1),
+            message: "m".into(),
+            line: None,
+            kind,
+        }));
+    }
+
+    /// The `kind`, `command` and `count` columns of the `error` rows of `text`.
+    fn error_rows(text: &str) -> Vec<(String, String, String)> {
+        text.lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|c| c[2] == "error")
+            .map(|c| {
+                assert!(c[5..].iter().all(|v| v.is_empty()), "{c:?}");
+                (c[1].to_owned(), c[3].to_owned(), c[4].to_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn error_rows_count_each_kind_per_second() {
+        let mut sink = CsvTimeline::new(Vec::new(), "mem".into()).unwrap();
+        let mut first = Interval::new();
+        first.elapsed_secs = 1;
+        first.at = UNIX_EPOCH;
+        report(&mut first, Severity::Error, Some(ErrorKind::SearchMissing));
+        report(&mut first, Severity::Error, Some(ErrorKind::UidChanged));
+        report(&mut first, Severity::Error, Some(ErrorKind::UidChanged));
+        // Warnings are not errors; an error without a kind is `other`.
+        report(&mut first, Severity::Warning, None);
+        report(&mut first, Severity::Error, None);
+        sink.interval(&first);
+        let mut second = Interval::new();
+        second.elapsed_secs = 2;
+        second.at = UNIX_EPOCH;
+        sink.interval(&second);
+        let mut third = Interval::new();
+        third.elapsed_secs = 3;
+        third.at = UNIX_EPOCH;
+        report(
+            &mut third,
+            Severity::Error,
+            Some(ErrorKind::CheckpointMismatch),
+        );
+        sink.interval(&third);
+        let text = text(&sink);
+        let row = |s: &str, k: &str, n: &str| (s.to_owned(), k.to_owned(), n.to_owned());
+        assert_eq!(
+            error_rows(&text),
+            [
+                row("1", "uid-changed", "2"),
+                row("1", "search-missing", "1"),
+                row("1", "other", "1"),
+                row("3", "checkpoint-mismatch", "1"),
+            ],
+            "{text}"
+        );
+        // Before the second's connections row, which carries the same total.
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[4].starts_with("0,1,connections,,,,,,,4,"), "{text}");
+        assert!(
+            lines[6].starts_with("0,3,error,checkpoint-mismatch,1"),
+            "{text}"
+        );
         for line in &lines {
             assert_eq!(line.split(',').count(), HEADER.len(), "{line}");
         }

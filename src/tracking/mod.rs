@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::imap::response::{FetchItem, SeqSet};
 use crate::imap::token::Arg;
-use crate::metrics::Severity;
+use crate::metrics::{ErrorKind, Severity};
 use flags::{MsgState, StoreIntent};
 use search::{Facts, SearchKey};
 
@@ -32,6 +32,10 @@ use search::{Facts, SearchKey};
 const EXCERPT: usize = 300;
 /// Expunged UIDs remembered per storage before the set is forgotten.
 const MAX_EXPUNGED: usize = 100_000;
+/// The static items compared as text: their error kind and name.
+const ENVELOPE: (ErrorKind, &str) = (ErrorKind::EnvelopeChanged, "ENVELOPE");
+const BODY: (ErrorKind, &str) = (ErrorKind::BodyChanged, "BODY");
+const BODYSTRUCTURE: (ErrorKind, &str) = (ErrorKind::BodystructureChanged, "BODYSTRUCTURE");
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -137,6 +141,7 @@ impl Registry {
             mailbox: mailbox.into(),
             connection,
             uids: Vec::new(),
+            known_end: 0,
             msgs: Vec::new(),
             kw_names: Vec::new(),
             owned: Vec::new(),
@@ -171,6 +176,8 @@ impl Drop for View {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub severity: Severity,
+    /// Set on errors.
+    pub kind: Option<ErrorKind>,
     pub message: String,
 }
 
@@ -199,6 +206,9 @@ pub struct View {
     connection: u64,
     /// Sequence − 1 → UID; 0 = not known yet.
     uids: Vec<u32>,
+    /// Every UID of `uids` from this index on is unknown: a new UID's order check
+    /// looks no further (a FETCH 1:* of a big mailbox would be quadratic otherwise).
+    known_end: usize,
     /// Sequence − 1 → MODSEQ and flags.
     msgs: Vec<MsgState>,
     /// Keywords seen in this selection; bit `5 + i` of [`MsgState::flags`] is `kw_names[i]`.
@@ -231,6 +241,7 @@ impl View {
     /// A SELECT is starting: everything about the old selection is forgotten.
     pub fn reset(&mut self) {
         self.uids.clear();
+        self.known_end = 0;
         self.msgs.clear();
         self.kw_names.clear();
         self.stores.clear();
@@ -297,6 +308,7 @@ impl View {
             drop(s);
             self.findings.push(Finding {
                 severity: Severity::Warning,
+                kind: None,
                 message: format!(
                     "checkpoint of mailbox \"{}\" abandoned: connections didn't go idle within {ROUND_TIMEOUT:?}",
                     self.mailbox
@@ -392,14 +404,15 @@ impl View {
             self.checkpoints_passed += u32::try_from(snaps.len()).unwrap_or(u32::MAX);
         }
         for e in errors {
-            self.error(e);
+            self.error(ErrorKind::CheckpointMismatch, e);
         }
         true
     }
 
-    fn error(&mut self, message: String) {
+    fn error(&mut self, kind: ErrorKind, message: String) {
         self.findings.push(Finding {
             severity: Severity::Error,
+            kind: Some(kind),
             message,
         });
     }
@@ -423,12 +436,13 @@ impl View {
     pub fn exists(&mut self, n: u32) {
         let count = self.count();
         if n < count {
-            self.error(format!(
+            self.error(ErrorKind::ExistsShrank, format!(
                 "{}: message count dropped without EXPUNGE: expected at least {count} messages, EXISTS says {n}",
                 self.who(0, 0, None)
             ));
             // Believe the server from now on, or every later line would be an error too.
             self.uids.truncate(n as usize);
+            self.known_end = self.known_end.min(n as usize);
             self.msgs.truncate(n as usize);
             return;
         }
@@ -440,15 +454,17 @@ impl View {
     pub fn expunge(&mut self, n: u32) {
         let count = self.count();
         if n == 0 || n > count {
-            self.error(format!(
-                "{}: EXPUNGE of seq {n}: expected a sequence in 1..={count}",
-                self.who(0, 0, None)
-            ));
+            self.error(
+                ErrorKind::ExpungeBeyondExists,
+                format!(
+                    "{}: EXPUNGE of seq {n}: expected a sequence in 1..={count}",
+                    self.who(0, 0, None)
+                ),
+            );
             return;
         }
         let idx = (n - 1) as usize;
-        let uid = self.uids.remove(idx);
-        self.msgs.remove(idx);
+        let uid = self.remove_seq(idx);
         if uid != 0 {
             lock(&self.storage).expunged(uid);
         }
@@ -457,7 +473,8 @@ impl View {
     /// `* VANISHED uids` (not EARLIER): removes each UID that is in the view. A UID not
     /// known yet removes one unknown entry from the gap where it would be.
     pub fn vanished(&mut self, uids: &SeqSet) {
-        let mut storage = lock(&self.storage);
+        let storage_arc = self.storage.clone();
+        let mut storage = lock(&storage_arc);
         for &(a, b) in &uids.0 {
             let (a, b) = (a.min(b), a.max(b));
             // `*` and huge ranges: only UIDs up to the highest in the view matter.
@@ -491,8 +508,7 @@ impl View {
                     _ => None,
                 };
                 if let Some(i) = remove {
-                    self.uids.remove(i);
-                    self.msgs.remove(i);
+                    self.remove_seq(i);
                     storage.expunged(uid);
                 }
             }
@@ -514,12 +530,14 @@ impl View {
                 .count();
             if users > 0 {
                 let kw = String::from_utf8_lossy(kw).into_owned();
+                let message = format!(
+                    "mailbox \"{}\": keyword {kw} dropped from FLAGS: expected it to stay, {users} message(s) still have it",
+                    self.mailbox
+                );
                 self.findings.push(Finding {
                     severity: Severity::Error,
-                    message: format!(
-                        "mailbox \"{}\": keyword {kw} dropped from FLAGS: expected it to stay, {users} message(s) still have it",
-                        self.mailbox
-                    ),
+                    kind: Some(ErrorKind::KeywordDropped),
+                    message,
                 });
             }
         }
@@ -541,10 +559,13 @@ impl View {
         for f in flags {
             if !f.starts_with(b"\\") && !self.has_keyword(f) {
                 let kw = String::from_utf8_lossy(f).into_owned();
-                self.error(format!(
-                    "{}: PERMANENTFLAGS keyword {kw} was not announced by FLAGS",
-                    self.who(0, 0, None)
-                ));
+                self.error(
+                    ErrorKind::UnannouncedPermanentFlag,
+                    format!(
+                        "{}: PERMANENTFLAGS keyword {kw} was not announced by FLAGS",
+                        self.who(0, 0, None)
+                    ),
+                );
             }
         }
     }
@@ -562,10 +583,13 @@ impl View {
                 storage.uids.clear();
                 storage.expunged.clear();
                 drop(storage);
-                self.error(format!(
-                    "{}: UIDVALIDITY changed: expected {old}, got {v}",
-                    self.who(0, 0, None)
-                ));
+                self.error(
+                    ErrorKind::UidvalidityChanged,
+                    format!(
+                        "{}: UIDVALIDITY changed: expected {old}, got {v}",
+                        self.who(0, 0, None)
+                    ),
+                );
             }
             _ => storage.uidvalidity = Some(v),
         }
@@ -575,10 +599,13 @@ impl View {
     pub fn fetch(&mut self, seq: u32, items: &[FetchItem<'_>]) {
         let count = self.count();
         if seq == 0 || seq > count {
-            self.error(format!(
-                "{}: FETCH for seq {seq} beyond EXISTS: expected a sequence in 1..={count}",
-                self.who(0, 0, None)
-            ));
+            self.error(
+                ErrorKind::FetchBeyondExists,
+                format!(
+                    "{}: FETCH for seq {seq} beyond EXISTS: expected a sequence in 1..={count}",
+                    self.who(0, 0, None)
+                ),
+            );
             return;
         }
         let idx = (seq - 1) as usize;
@@ -612,18 +639,24 @@ impl View {
         let seq = idx as u32 + 1;
         let known = self.uids[idx];
         if u == 0 {
-            self.error(format!(
-                "{}: FETCH returned invalid UID 0",
-                self.who(seq, known, None)
-            ));
+            self.error(
+                ErrorKind::InvalidUid,
+                format!(
+                    "{}: FETCH returned invalid UID 0",
+                    self.who(seq, known, None)
+                ),
+            );
             return known;
         }
         if known != 0 {
             if known != u {
-                self.error(format!(
-                    "{}: UID changed for seq {seq}: expected UID {known}, got {u}",
-                    self.who(seq, known, None)
-                ));
+                self.error(
+                    ErrorKind::UidChanged,
+                    format!(
+                        "{}: UID changed for seq {seq}: expected UID {known}, got {u}",
+                        self.who(seq, known, None)
+                    ),
+                );
             }
             return known;
         }
@@ -631,40 +664,62 @@ impl View {
             .iter()
             .rposition(|&x| x != 0)
             .map(|i| (i, self.uids[i]));
-        let upper = self.uids[idx + 1..]
+        let upper = self.uids[idx + 1..self.known_end.max(idx + 1)]
             .iter()
             .position(|&x| x != 0)
             .map(|i| (idx + 1 + i, self.uids[idx + 1 + i]));
         if let Some((i, l)) = lower.filter(|&(_, l)| l >= u) {
-            self.error(format!(
-                "{}: UID {u} out of order: seq {} has UID {l}, expected a UID above it",
-                self.who(seq, 0, None),
-                i + 1
-            ));
+            self.error(
+                ErrorKind::UidOrder,
+                format!(
+                    "{}: UID {u} out of order: seq {} has UID {l}, expected a UID above it",
+                    self.who(seq, 0, None),
+                    i + 1
+                ),
+            );
             return 0;
         }
         if let Some((i, h)) = upper.filter(|&(_, h)| h <= u) {
-            self.error(format!(
-                "{}: UID {u} out of order: seq {} has UID {h}, expected a UID below it",
-                self.who(seq, 0, None),
-                i + 1
-            ));
+            self.error(
+                ErrorKind::UidOrder,
+                format!(
+                    "{}: UID {u} out of order: seq {} has UID {h}, expected a UID below it",
+                    self.who(seq, 0, None),
+                    i + 1
+                ),
+            );
             return 0;
         }
         self.uids[idx] = u;
+        self.known_end = self.known_end.max(idx + 1);
         u
+    }
+
+    /// Removes sequence `idx + 1` from the view; returns its UID (0 if unknown).
+    fn remove_seq(&mut self, idx: usize) -> u32 {
+        if idx < self.known_end {
+            self.known_end -= 1;
+        }
+        self.msgs.remove(idx);
+        self.uids.remove(idx)
     }
 
     fn fetched_modseq(&mut self, idx: usize, uid: u32, m: u64) {
         let seq = idx as u32 + 1;
         let old = self.msgs[idx].modseq;
         if m == 0 {
-            self.error(format!("{}: invalid MODSEQ 0", self.who(seq, uid, None)));
+            self.error(
+                ErrorKind::InvalidModseq,
+                format!("{}: invalid MODSEQ 0", self.who(seq, uid, None)),
+            );
         } else if m < old {
-            self.error(format!(
-                "{}: MODSEQ went backwards: expected at least {old}, got {m}",
-                self.who(seq, uid, None)
-            ));
+            self.error(
+                ErrorKind::ModseqBackwards,
+                format!(
+                    "{}: MODSEQ went backwards: expected at least {old}, got {m}",
+                    self.who(seq, uid, None)
+                ),
+            );
         } else {
             self.msgs[idx].modseq = m;
         }
@@ -674,7 +729,7 @@ impl View {
             let before = std::mem::replace(&mut meta.owner_modseq, m);
             drop(storage);
             if before != 0 && m != before && m >= old {
-                self.error(format!(
+                self.error(ErrorKind::OwnedModseqChanged, format!(
                     "{}: MODSEQ of owned message changed by another session: expected {before}, got {m}",
                     self.who(seq, uid, None)
                 ));
@@ -695,19 +750,25 @@ impl View {
                     }
                 } else {
                     let f = String::from_utf8_lossy(flag).into_owned();
-                    self.error(format!(
-                        "{}: invalid system flag {f} in FETCH FLAGS",
-                        self.who(seq, uid, None)
-                    ));
+                    self.error(
+                        ErrorKind::InvalidFlag,
+                        format!(
+                            "{}: invalid system flag {f} in FETCH FLAGS",
+                            self.who(seq, uid, None)
+                        ),
+                    );
                 }
                 continue;
             }
             if self.flags_seen && !self.has_keyword(flag) {
                 let kw = String::from_utf8_lossy(flag).into_owned();
-                self.error(format!(
-                    "{}: keyword {kw} used in FETCH FLAGS without being announced by FLAGS",
-                    self.who(seq, uid, None)
-                ));
+                self.error(
+                    ErrorKind::UnannouncedKeyword,
+                    format!(
+                        "{}: keyword {kw} used in FETCH FLAGS without being announced by FLAGS",
+                        self.who(seq, uid, None)
+                    ),
+                );
                 // Report each keyword once per selection.
                 self.keywords.push(Box::from(*flag));
             }
@@ -732,7 +793,7 @@ impl View {
                         "clear"
                     };
                     let now = if was == "set" { "clear" } else { "set" };
-                    self.error(format!(
+                    self.error(ErrorKind::OwnedFlagChanged, format!(
                         "{}: owned flag {name} changed by another session: expected it {was}, got it {now}",
                         self.who(seq, uid, message_id.as_deref())
                     ));
@@ -758,7 +819,7 @@ impl View {
                         .collect::<Vec<_>>()
                         .join(" ")
                 };
-                self.error(format!(
+                self.error(ErrorKind::OwnedMessageChanged, format!(
                     "{}: flags of owned message changed by another session: expected ({}), got ({})",
                     self.who(seq, uid, message_id.as_deref()),
                     text(&before),
@@ -935,7 +996,7 @@ impl View {
                         ("-FLAGS", "clear")
                     };
                     for name in self.flag_names(wrong) {
-                        self.error(format!(
+                        self.error(ErrorKind::StoreNotApplied, format!(
                             "{}: STORE {op} didn't update {name}: expected it {want} after the STORE, the server's flags say otherwise",
                             self.who(seq, uid, message_id.as_deref())
                         ));
@@ -954,7 +1015,7 @@ impl View {
                 meta.recent_reported = true;
                 let message_id = meta.message_id.clone();
                 drop(storage);
-                self.error(format!(
+                self.error(ErrorKind::RecentDuplicate, format!(
                     "{}: \\Recent flag in multiple sessions: expected only in connection {owner}, also seen in connection {}",
                     self.who(seq, uid, message_id.as_deref()),
                     self.connection
@@ -968,7 +1029,7 @@ impl View {
         let storage_arc = self.storage.clone();
         let mut storage = lock(&storage_arc);
         let meta = storage.uids.entry(uid).or_default();
-        let mut errors: Vec<String> = Vec::new();
+        let mut errors: Vec<(ErrorKind, String)> = Vec::new();
         let scratch = &mut self.scratch;
         // The Message-ID first: later items are reported with it.
         for item in items {
@@ -978,10 +1039,13 @@ impl View {
             {
                 if let Some(Some(id)) = fields.get(9).and_then(Arg::as_nstring) {
                     match &meta.message_id {
-                        Some(old) if !old.eq_ignore_ascii_case(id) => errors.push(format!(
-                            "Message-ID changed: expected {}, got {}",
-                            excerpt(old),
-                            excerpt(id)
+                        Some(old) if !old.eq_ignore_ascii_case(id) => errors.push((
+                            ErrorKind::MessageIdChanged,
+                            format!(
+                                "Message-ID changed: expected {}, got {}",
+                                excerpt(old),
+                                excerpt(id)
+                            ),
                         )),
                         Some(_) => {}
                         None => meta.message_id = Some(Box::from(id)),
@@ -998,13 +1062,19 @@ impl View {
         for item in items {
             match item {
                 FetchItem::InternalDate(d) => match date::parse_internaldate(d) {
-                    None => errors.push(format!("broken INTERNALDATE {}", excerpt(d))),
+                    None => errors.push((
+                        ErrorKind::InvalidInternaldate,
+                        format!("broken INTERNALDATE {}", excerpt(d)),
+                    )),
                     Some(0) => {}
                     Some(t) => match &meta.internaldate {
-                        Some((old, text)) if *old != t => errors.push(format!(
-                            "INTERNALDATE changed: expected \"{}\", got \"{}\"",
-                            String::from_utf8_lossy(text),
-                            String::from_utf8_lossy(d)
+                        Some((old, text)) if *old != t => errors.push((
+                            ErrorKind::InternaldateChanged,
+                            format!(
+                                "INTERNALDATE changed: expected \"{}\", got \"{}\"",
+                                String::from_utf8_lossy(text),
+                                String::from_utf8_lossy(d)
+                            ),
                         )),
                         Some(_) => {}
                         None => meta.internaldate = Some((t, Box::from(d.trim_ascii()))),
@@ -1038,9 +1108,12 @@ impl View {
                         continue;
                     }
                     if let Some(h) = unexpected_header(name, text) {
-                        errors.push(format!(
-                            "{} reply has header {h}: expected only the headers asked for",
-                            String::from_utf8_lossy(name)
+                        errors.push((
+                            ErrorKind::UnexpectedHeader,
+                            format!(
+                                "{} reply has header {h}: expected only the headers asked for",
+                                String::from_utf8_lossy(name)
+                            ),
                         ));
                     }
                     match meta
@@ -1048,11 +1121,14 @@ impl View {
                         .iter()
                         .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     {
-                        Some((_, old)) if **old != *text => errors.push(format!(
-                            "{} changed: expected '{}', got '{}'",
-                            String::from_utf8_lossy(name),
-                            excerpt(old).trim_end(),
-                            excerpt(text).trim_end()
+                        Some((_, old)) if **old != *text => errors.push((
+                            ErrorKind::HeaderChanged,
+                            format!(
+                                "{} changed: expected '{}', got '{}'",
+                                String::from_utf8_lossy(name),
+                                excerpt(old).trim_end(),
+                                excerpt(text).trim_end()
+                            ),
                         )),
                         Some(_) => {}
                         None => meta.headers.push((Box::from(*name), Box::from(text))),
@@ -1061,14 +1137,14 @@ impl View {
                 FetchItem::Envelope(env) if !is_placeholder_envelope(env) => {
                     scratch.clear();
                     write_arg(env, scratch);
-                    check_text(&mut meta.data.envelope, scratch, "ENVELOPE", &mut errors);
+                    check_text(&mut meta.data.envelope, scratch, ENVELOPE, &mut errors);
                     checked[1] = Some("ENVELOPE");
                 }
                 FetchItem::Body(b) => {
                     scratch.clear();
                     write_arg(b, scratch);
                     if !is_placeholder_body(scratch) {
-                        check_text(&mut meta.data.body, scratch, "BODY", &mut errors);
+                        check_text(&mut meta.data.body, scratch, BODY, &mut errors);
                         checked[2] = Some("BODY");
                     }
                 }
@@ -1079,7 +1155,7 @@ impl View {
                         check_text(
                             &mut meta.data.bodystructure,
                             scratch,
-                            "BODYSTRUCTURE",
+                            BODYSTRUCTURE,
                             &mut errors,
                         );
                         checked[3] = Some("BODYSTRUCTURE");
@@ -1115,12 +1191,12 @@ impl View {
                 check_size(&mut global.size, s, "RFC822.SIZE", &mut cross);
             }
             for (mine, theirs, name) in [
-                (&meta.data.envelope, &mut global.envelope, "ENVELOPE"),
-                (&meta.data.body, &mut global.body, "BODY"),
+                (&meta.data.envelope, &mut global.envelope, ENVELOPE),
+                (&meta.data.body, &mut global.body, BODY),
                 (
                     &meta.data.bodystructure,
                     &mut global.bodystructure,
-                    "BODYSTRUCTURE",
+                    BODYSTRUCTURE,
                 ),
             ] {
                 if let Some(v) = mine {
@@ -1128,9 +1204,12 @@ impl View {
                 }
             }
             if let Some(first_user) = first_user {
-                for e in cross {
-                    errors.push(format!(
-                        "{e} (as seen for user {first_user} UID {first_uid} with the same Message-ID)"
+                for (_, e) in cross {
+                    errors.push((
+                        ErrorKind::CopyDiffers,
+                        format!(
+                            "{e} (as seen for user {first_user} UID {first_uid} with the same Message-ID)"
+                        ),
                     ));
                 }
             }
@@ -1140,9 +1219,9 @@ impl View {
         }
         let message_id = meta.message_id.clone();
         drop(storage);
-        for e in errors {
+        for (kind, e) in errors {
             let who = self.who(seq, uid, message_id.as_deref());
-            self.error(format!("{who}: {e}"));
+            self.error(kind, format!("{who}: {e}"));
         }
     }
 
@@ -1161,7 +1240,10 @@ impl View {
             return;
         };
         if pending.replied {
-            self.error(format!("{}: duplicate SEARCH reply", self.who(0, 0, None)));
+            self.error(
+                ErrorKind::SearchDuplicateReply,
+                format!("{}: duplicate SEARCH reply", self.who(0, 0, None)),
+            );
             self.search = Some(pending);
             return;
         }
@@ -1171,10 +1253,13 @@ impl View {
         sorted.sort_unstable();
         sorted.dedup();
         if let Some(&n) = sorted.iter().find(|&&n| n == 0 || n > count) {
-            self.error(format!(
-                "{}: SEARCH reply seq {n}: expected a sequence in 1..={count}",
-                self.who(0, 0, None)
-            ));
+            self.error(
+                ErrorKind::SearchBeyondExists,
+                format!(
+                    "{}: SEARCH reply seq {n}: expected a sequence in 1..={count}",
+                    self.who(0, 0, None)
+                ),
+            );
         }
         let storage_arc = self.storage.clone();
         let storage = lock(&storage_arc);
@@ -1199,10 +1284,13 @@ impl View {
         if !extra.is_empty() {
             let query = query_text(&pending.key);
             for (seq, uid) in extra {
-                self.error(format!(
-                    "{}: SEARCH {query}: returned a message that cannot match",
-                    self.who(seq, uid, None)
-                ));
+                self.error(
+                    ErrorKind::SearchExtra,
+                    format!(
+                        "{}: SEARCH {query}: returned a message that cannot match",
+                        self.who(seq, uid, None)
+                    ),
+                );
             }
         }
         self.search = Some(pending);
@@ -1218,10 +1306,13 @@ impl View {
         }
         let query = query_text(&pending.key);
         if !pending.replied {
-            self.error(format!(
-                "{}: SEARCH {query}: expected an untagged SEARCH reply, got none",
-                self.who(0, 0, None)
-            ));
+            self.error(
+                ErrorKind::SearchNoReply,
+                format!(
+                    "{}: SEARCH {query}: expected an untagged SEARCH reply, got none",
+                    self.who(0, 0, None)
+                ),
+            );
             return;
         }
         if expungeissued {
@@ -1236,10 +1327,13 @@ impl View {
             .collect();
         drop(storage);
         for (seq, uid) in missing {
-            self.error(format!(
-                "{}: SEARCH {query}: result is missing a message that must match",
-                self.who(seq, uid, None)
-            ));
+            self.error(
+                ErrorKind::SearchMissing,
+                format!(
+                    "{}: SEARCH {query}: result is missing a message that must match",
+                    self.who(seq, uid, None)
+                ),
+            );
         }
     }
 }
@@ -1250,22 +1344,34 @@ fn query_text(key: &[SearchKey]) -> String {
     s
 }
 
-fn check_size(slot: &mut Option<u64>, new: u64, name: &str, errors: &mut Vec<String>) {
+/// Static data found changed: the kind and the message.
+type Changes = Vec<(ErrorKind, String)>;
+
+fn check_size(slot: &mut Option<u64>, new: u64, name: &str, errors: &mut Changes) {
     match *slot {
-        Some(old) if old != new => {
-            errors.push(format!("{name} changed: expected {old}, got {new}"));
-        }
+        Some(old) if old != new => errors.push((
+            ErrorKind::SizeChanged,
+            format!("{name} changed: expected {old}, got {new}"),
+        )),
         Some(_) => {}
         None => *slot = Some(new),
     }
 }
 
-fn check_text(slot: &mut Option<Box<[u8]>>, new: &[u8], name: &str, errors: &mut Vec<String>) {
+fn check_text(
+    slot: &mut Option<Box<[u8]>>,
+    new: &[u8],
+    (kind, name): (ErrorKind, &str),
+    errors: &mut Changes,
+) {
     match slot {
-        Some(old) if !old.eq_ignore_ascii_case(new) => errors.push(format!(
-            "{name} changed: expected '{}', got '{}'",
-            excerpt(old),
-            excerpt(new)
+        Some(old) if !old.eq_ignore_ascii_case(new) => errors.push((
+            kind,
+            format!(
+                "{name} changed: expected '{}', got '{}'",
+                excerpt(old),
+                excerpt(new)
+            ),
         )),
         Some(_) => {}
         None => *slot = Some(Box::from(new)),

@@ -71,19 +71,81 @@ fn lies_are_found() {
     feed(&mut a, "* 2 FETCH (FLAGS ($Bogus))");
     feed(&mut a, "* 4 FETCH (FLAGS ())");
     feed(&mut a, "* 2 EXISTS");
+    let kinds: Vec<_> = a.findings.iter().map(|f| f.kind).collect();
     let e = errors(&mut a);
     let expect = [
-        "UID changed",
-        "RFC822.SIZE changed: expected 100, got 101",
-        "MODSEQ went backwards",
-        "keyword $Bogus",
-        "FETCH for seq 4 beyond EXISTS",
-        "message count dropped",
+        ("UID changed", ErrorKind::UidChanged),
+        (
+            "RFC822.SIZE changed: expected 100, got 101",
+            ErrorKind::SizeChanged,
+        ),
+        ("MODSEQ went backwards", ErrorKind::ModseqBackwards),
+        ("keyword $Bogus", ErrorKind::UnannouncedKeyword),
+        (
+            "FETCH for seq 4 beyond EXISTS",
+            ErrorKind::FetchBeyondExists,
+        ),
+        ("message count dropped", ErrorKind::ExistsShrank),
     ];
     assert_eq!(e.len(), expect.len(), "{e:#?}");
-    for (got, want) in e.iter().zip(expect) {
+    for ((got, kind), (want, want_kind)) in e.iter().zip(kinds).zip(expect) {
         assert!(got.contains(want), "{got} lacks {want}");
+        assert_eq!(kind, Some(want_kind), "{got}");
     }
+}
+
+#[test]
+fn static_data_changes_have_their_own_kinds() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 2 EXISTS");
+    let first = [
+        "* 1 FETCH (UID 1 INTERNALDATE \"14-Nov-2023 22:13:20 +0000\")",
+        "* 1 FETCH (ENVELOPE (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL \"<m@x>\"))",
+        "* 1 FETCH (BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 5 1 NIL NIL NIL NIL))",
+        "* 1 FETCH (BODY[HEADER.FIELDS (FROM)] {9}\r\nFrom: a\r\n)",
+    ];
+    for line in first {
+        feed(&mut a, line);
+    }
+    feed(
+        &mut a,
+        "* 1 FETCH (INTERNALDATE \"15-Nov-2023 22:13:20 +0000\")",
+    );
+    feed(
+        &mut a,
+        "* 1 FETCH (ENVELOPE (NIL \"t\" NIL NIL NIL NIL NIL NIL NIL \"<m@x>\"))",
+    );
+    feed(
+        &mut a,
+        "* 1 FETCH (BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"7bit\" 6 1 NIL NIL NIL NIL))",
+    );
+    feed(
+        &mut a,
+        "* 1 FETCH (BODY[HEADER.FIELDS (FROM)] {9}\r\nFrom: b\r\n)",
+    );
+    feed(&mut a, "* 1 FETCH (INTERNALDATE \"garbage\")");
+    let kinds: Vec<_> = a.findings.drain(..).map(|f| f.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Some(ErrorKind::InternaldateChanged),
+            Some(ErrorKind::EnvelopeChanged),
+            Some(ErrorKind::BodystructureChanged),
+            Some(ErrorKind::HeaderChanged),
+            Some(ErrorKind::InvalidInternaldate),
+        ]
+    );
+    // A second copy with the same Message-ID and another size.
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 40)");
+    feed(
+        &mut a,
+        "* 2 FETCH (UID 2 RFC822.SIZE 50 ENVELOPE (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL \"<m@x>\"))",
+    );
+    let found: Vec<_> = a.findings.drain(..).map(|f| (f.kind, f.message)).collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].0, Some(ErrorKind::CopyDiffers), "{found:#?}");
+    assert!(found[0].1.contains("same Message-ID"), "{found:#?}");
 }
 
 #[test]
@@ -243,4 +305,37 @@ fn pipelined_silent_store_does_not_overwrite_newer_flags() {
     feed(&mut a, "* 1 FETCH (FLAGS ())");
     let e = errors(&mut a);
     assert!(e.is_empty(), "{e:?}");
+}
+
+#[test]
+fn uid_order_is_checked_across_expunges_and_shrinks() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 6 EXISTS");
+    feed(&mut a, "* 4 FETCH (UID 10)");
+    feed(&mut a, "* 1 EXPUNGE");
+    // UID 10 is seq 3 now: a larger UID before it is out of order.
+    feed(&mut a, "* 1 FETCH (UID 12)");
+    // And a smaller one after it.
+    feed(&mut a, "* 5 FETCH (UID 9)");
+    feed(&mut a, "* VANISHED 10");
+    feed(&mut a, "* 2 FETCH (UID 11)");
+    feed(&mut a, "* 3 FETCH (UID 20)");
+    feed(&mut a, "* 3 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 21)");
+    let found: Vec<_> = a.findings.drain(..).map(|f| (f.kind, f.message)).collect();
+    let kinds: Vec<_> = found.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kinds,
+        [
+            Some(ErrorKind::UidOrder),
+            Some(ErrorKind::UidOrder),
+            Some(ErrorKind::ExistsShrank),
+            Some(ErrorKind::UidOrder),
+        ],
+        "{found:#?}"
+    );
+    assert!(found[0].1.contains("UID 12 out of order: seq 3 has UID 10"));
+    assert!(found[1].1.contains("UID 9 out of order: seq 3 has UID 10"));
+    assert!(found[3].1.contains("UID 21 out of order: seq 2 has UID 11"));
 }

@@ -11,7 +11,7 @@ use super::Ctx;
 use super::user::UserShared;
 use crate::engine::states::State;
 use crate::lmtp::{LmtpClient, LmtpError, marker, with_marker, with_message_id};
-use crate::metrics::{DeliveryEvent, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::profile::schedule::{Mailbox, splitmix64};
 
 /// Delivers message `msg` (0 for Spam) to `user`; `intended` is the planned time.
@@ -67,7 +67,8 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
             Ok(client) => client,
             Err(e) => {
                 finish(ctx, Outcome::Failed, intended, started, slot.queued);
-                ctx.error(&user.name, None, format!("LMTP connect failed: {e}"), None);
+                let message = format!("LMTP connect failed: {e}");
+                ctx.error(ErrorKind::ConnectFailed, &user.name, None, message, None);
                 return;
             }
         },
@@ -84,6 +85,7 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
                 .reply_for(&recipient)
                 .map_or_else(String::new, ToString::to_string);
             ctx.error(
+                ErrorKind::DeliveryRefused,
                 &user.name,
                 Some(connection),
                 format!("LMTP delivery to {recipient} refused"),
@@ -92,7 +94,12 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
             (Outcome::No, true)
         }
         Err(e) => {
+            let kind = match e {
+                LmtpError::Rejected { .. } => ErrorKind::DeliveryRefused,
+                _ => ErrorKind::DeliveryFailed,
+            };
             ctx.error(
+                kind,
                 &user.name,
                 Some(connection),
                 format!("LMTP delivery to {recipient} failed: {e}"),

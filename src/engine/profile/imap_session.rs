@@ -37,7 +37,7 @@ use crate::imap::framer::RawResponse;
 use crate::imap::response::{Code, FetchItem, Response, Status, Untagged};
 use crate::imap::stream::StreamError;
 use crate::lmtp::{MARKER_HEADER, parse_marker};
-use crate::metrics::{DeliveryEvent, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::profile::model::ClientType;
 use crate::profile::schedule::{Action, splitmix64};
 use crate::tracking::View;
@@ -218,7 +218,9 @@ impl Session {
                 self.absorb(c, &done.untagged);
                 if !done.is_ok() && !tolerated(state, &done) {
                     let id = self.conns[c].client.id();
-                    self.report_error(Some(id), format!("{line} failed"), Some(done.line.clone()));
+                    let message = format!("{line} failed");
+                    let reply = Some(done.line.clone());
+                    self.report_error(ErrorKind::CommandFailed, Some(id), message, reply);
                 }
                 Some(done)
             }
@@ -236,8 +238,15 @@ impl Session {
     }
 
     /// Reports an error on this session (and counts it for the session CSV).
-    fn report_error(&mut self, connection: Option<u64>, message: String, line: Option<String>) {
-        self.ctx.error(&self.user.name, connection, message, line);
+    fn report_error(
+        &mut self,
+        kind: ErrorKind,
+        connection: Option<u64>,
+        message: String,
+        line: Option<String>,
+    ) {
+        self.ctx
+            .error(kind, &self.user.name, connection, message, line);
         self.tally.errors += 1;
     }
 
@@ -259,7 +268,7 @@ impl Session {
     /// A connection failed: report it and end the session.
     fn lost(&mut self, c: usize, doing: &str, e: &ClientError) {
         let id = self.conns.get(c).map(|conn| conn.client.id());
-        self.report_error(id, format!("{doing}: {e}"), None);
+        self.report_error(client_error_kind(e), id, format!("{doing}: {e}"), None);
         self.close_all();
     }
 
@@ -345,6 +354,7 @@ impl Session {
                 connection: Some(id),
                 message: finding.message,
                 line: Some(line),
+                kind: finding.kind,
             });
             if finding.severity == crate::metrics::Severity::Error {
                 self.tally.errors += 1;
@@ -389,7 +399,8 @@ impl Session {
             Err(ClientError::Failed { line, .. }) => {
                 self.count(State::Idle, Outcome::No, started, started);
                 let id = self.conns[0].client.id();
-                self.report_error(Some(id), "IDLE refused".into(), Some(line));
+                let refused = "IDLE refused".into();
+                self.report_error(ErrorKind::CommandFailed, Some(id), refused, Some(line));
                 // Don't retry IDLE in a loop: new mail is seen at the next action.
                 self.idle_refused = true;
             }
@@ -427,7 +438,8 @@ impl Session {
             Ok(r) => r,
             Err(e) if e.is_recoverable() => {
                 let id = self.conns[0].client.id();
-                self.report_error(Some(id), format!("malformed response in IDLE: {e}"), None);
+                let message = format!("malformed response in IDLE: {e}");
+                self.report_error(ErrorKind::Protocol, Some(id), message, None);
                 return;
             }
             Err(e) => {
@@ -489,7 +501,8 @@ impl Session {
                 Ok(client) => client,
                 Err(e) => {
                     self.count(State::Login, Outcome::Failed, at, started);
-                    self.report_error(Some(id), format!("connect failed: {e}"), None);
+                    let message = format!("connect failed: {e}");
+                    self.report_error(ErrorKind::ConnectFailed, Some(id), message, None);
                     self.close_all();
                     return;
                 }
@@ -524,7 +537,8 @@ impl Session {
                 Ok(done) if done.is_ok() => self.count(state, Outcome::Ok, at, started),
                 Ok(done) => {
                     self.count(state, Outcome::No, at, started);
-                    self.report_error(Some(id), "login failed".into(), Some(done.line));
+                    let failed = "login failed".into();
+                    self.report_error(ErrorKind::LoginFailed, Some(id), failed, Some(done.line));
                     self.close_all();
                     return;
                 }
@@ -757,7 +771,8 @@ impl Session {
             };
             self.count(State::Logout, outcome, at, started);
             if let Err(e) = result {
-                self.report_error(Some(conn.client.id()), format!("LOGOUT: {e}"), None);
+                let message = format!("LOGOUT: {e}");
+                self.report_error(client_error_kind(&e), Some(conn.client.id()), message, None);
             }
             let stream = conn.client.stream();
             self.tally.bytes_in += stream.bytes_in();
@@ -965,6 +980,30 @@ fn check(view: &mut View, untagged: &Untagged<'_>) {
 
 /// The command line up to the first literal, for error messages (never a password:
 /// login errors are reported without it).
+/// The error kind of a failed IMAP exchange.
+fn client_error_kind(e: &ClientError) -> ErrorKind {
+    match e {
+        ClientError::Stream(StreamError::Timeout(_)) => ErrorKind::NoReply,
+        ClientError::Stream(StreamError::Net(_)) | ClientError::NoStartTls => {
+            ErrorKind::ConnectFailed
+        }
+        ClientError::Stream(
+            StreamError::Closed
+            | StreamError::Truncated(_)
+            | StreamError::Read(_)
+            | StreamError::Write(_),
+        ) => ErrorKind::Disconnected,
+        ClientError::Stream(_)
+        | ClientError::BadGreeting(_)
+        | ClientError::UnexpectedTag(_)
+        | ClientError::Parse(_)
+        | ClientError::UnexpectedContinuation(_) => ErrorKind::Protocol,
+        ClientError::Bye(_) => ErrorKind::UnexpectedBye,
+        ClientError::StartTlsRefused(_) | ClientError::Failed { .. } => ErrorKind::CommandFailed,
+        ClientError::Sasl { .. } => ErrorKind::LoginFailed,
+    }
+}
+
 fn command_line(parts: &[CommandPart]) -> String {
     let first = parts.first().map_or(&[][..], |p| &p.bytes[..]);
     let end = first

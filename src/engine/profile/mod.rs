@@ -30,7 +30,7 @@ use crate::engine::stress::RunState;
 use crate::imap::client::ClientOptions;
 use crate::lmtp::{LmtpClient, LmtpOptions};
 use crate::mail::MessageSource;
-use crate::metrics::{DeliveryEvent, Event, Metrics, Report, Severity};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Metrics, Report, Severity};
 use crate::net::Endpoint;
 use crate::pop3::Pop3Options;
 use crate::profile::Profile;
@@ -201,13 +201,21 @@ impl Ctx {
         self.skipped.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn error(&self, user: &str, connection: Option<u64>, message: String, line: Option<String>) {
+    fn error(
+        &self,
+        kind: ErrorKind,
+        user: &str,
+        connection: Option<u64>,
+        message: String,
+        line: Option<String>,
+    ) {
         self.metrics.report(Report {
             severity: Severity::Error,
             user: Some(user.to_owned()),
             connection,
             message,
             line,
+            kind: Some(kind),
         });
     }
 
@@ -326,7 +334,8 @@ pub async fn run(
     let (actions, sessions) = match dispatcher.await {
         Ok(done) => done,
         Err(e) => {
-            ctx.error("-", None, format!("profile dispatcher failed: {e}"), None);
+            let message = format!("profile dispatcher failed: {e}");
+            ctx.error(ErrorKind::Other, "-", None, message, None);
             (0, Vec::new())
         }
     };
@@ -356,6 +365,7 @@ pub async fn run(
                 connection: None,
                 message: "Second timeout triggered while trying to stop - stopping immediately".into(),
                 line: None,
+                kind: None,
             });
         }
         () = until_stop_now(ctx.stop_now.clone()) => {}

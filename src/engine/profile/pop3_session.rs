@@ -11,7 +11,7 @@ use super::user::UserShared;
 use super::{Ctx, Job, SessionTally};
 use crate::engine::states::State;
 use crate::lmtp::parse_marker;
-use crate::metrics::{DeliveryEvent, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::pop3::{Pop3Client, Pop3Error};
 use crate::profile::schedule::Action;
 use crate::sasl::Credentials;
@@ -69,6 +69,7 @@ impl Session {
     fn fail(&mut self, doing: &str, e: &Pop3Error) {
         let connection = self.conn.as_ref().map(Pop3Client::id);
         self.ctx.error(
+            pop3_error_kind(e),
             &self.user.name,
             connection,
             format!("POP3 {doing} failed: {e}"),
@@ -234,6 +235,7 @@ impl Session {
             Err(e) => {
                 self.record(State::Logout, outcome_of(&e), intended, started);
                 self.ctx.error(
+                    pop3_error_kind(&e),
                     &self.user.name,
                     Some(id),
                     format!("POP3 QUIT failed: {e}"),
@@ -243,6 +245,21 @@ impl Session {
             }
         }
         self.closed();
+    }
+}
+
+/// The error kind of a POP3 failure.
+fn pop3_error_kind(e: &Pop3Error) -> ErrorKind {
+    match e {
+        Pop3Error::Err { .. } => ErrorKind::CommandFailed,
+        Pop3Error::Sasl { .. } => ErrorKind::LoginFailed,
+        Pop3Error::Io { .. } => ErrorKind::Disconnected,
+        Pop3Error::Connect(_) => ErrorKind::ConnectFailed,
+        Pop3Error::Malformed { .. }
+        | Pop3Error::TooLarge { .. }
+        | Pop3Error::TooManyLines { .. }
+        | Pop3Error::BadGreeting(_) => ErrorKind::Protocol,
+        Pop3Error::InvalidArgument(_) => ErrorKind::Other,
     }
 }
 

@@ -16,7 +16,7 @@ use crate::imap::client::lossy;
 use crate::imap::command::{CommandPart, quoted};
 use crate::imap::response::{Code, Response, Status, Untagged};
 use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
-use crate::metrics::{Event, Outcome, Report, Severity};
+use crate::metrics::{ErrorKind, Event, Outcome, Report, Severity};
 use crate::tracking::View;
 use crate::tracking::checkpoint::Gate;
 use crate::users::User;
@@ -53,15 +53,15 @@ struct Pending {
 /// Why the connection loop stopped.
 pub struct Ended {
     pub end: SessionEnd,
-    /// An error to report (message, server line).
-    pub error: Option<(String, Option<String>)>,
+    /// An error to report (kind, message, server line).
+    pub error: Option<(ErrorKind, String, Option<String>)>,
 }
 
 impl Ended {
-    fn error(message: impl Into<String>, line: Option<String>) -> Self {
+    fn error(kind: ErrorKind, message: impl Into<String>, line: Option<String>) -> Self {
         Ended {
             end: SessionEnd::Dropped,
-            error: Some((message.into(), line)),
+            error: Some((kind, message.into(), line)),
         }
     }
 }
@@ -177,7 +177,7 @@ impl<'a> Connection<'a> {
         loop {
             self.fill();
             if let Err(e) = self.stream.flush_queued().await {
-                return Ended::error(e.to_string(), None);
+                return Ended::error(ErrorKind::Disconnected, e.to_string(), None);
             }
             self.status.touch();
             self.status
@@ -217,7 +217,11 @@ impl<'a> Connection<'a> {
                     r
                 }
                 Err(StreamError::Frame(e)) => {
-                    self.report(Severity::Error, format!("error parsing input: {e}"), None);
+                    self.error(
+                        ErrorKind::Protocol,
+                        format!("error parsing input: {e}"),
+                        None,
+                    );
                     continue;
                 }
                 Err(StreamError::Closed) if self.logout_sent && self.bye_seen => {
@@ -229,6 +233,7 @@ impl<'a> Connection<'a> {
                 Err(StreamError::Timeout(t)) => {
                     let waiting = self.pending.front().map(|p| p.line.clone());
                     return Ended::error(
+                        ErrorKind::NoReply,
                         format!("no reply from server within {t:?}, waiting for command"),
                         waiting,
                     );
@@ -240,7 +245,7 @@ impl<'a> Connection<'a> {
                         }
                         other => format!("Client disconnected: {other}"),
                     };
-                    return Ended::error(what, None);
+                    return Ended::error(ErrorKind::Disconnected, what, None);
                 }
             };
             let handled = self.handle(&response);
@@ -270,14 +275,25 @@ impl<'a> Connection<'a> {
         self.ctx.metrics.send(Event::Count { state });
     }
 
-    fn report(&self, severity: Severity, message: String, line: Option<String>) {
+    fn report(
+        &self,
+        severity: Severity,
+        kind: Option<ErrorKind>,
+        message: String,
+        line: Option<String>,
+    ) {
         self.ctx.metrics.report(Report {
             severity,
             user: Some(self.user.name.clone()),
             connection: Some(self.id),
             message,
             line,
+            kind,
         });
+    }
+
+    fn error(&self, kind: ErrorKind, message: String, line: Option<String>) {
+        self.report(Severity::Error, Some(kind), message, line);
     }
 
     /// Turns the view's findings into reports carrying the server line.
@@ -299,7 +315,7 @@ impl<'a> Connection<'a> {
         let mut findings = std::mem::take(&mut view.findings);
         let line = lossy(response.first_line());
         for f in findings.drain(..) {
-            self.report(f.severity, f.message, Some(line.clone()));
+            self.report(f.severity, f.kind, f.message, Some(line.clone()));
         }
         if let Some(view) = self.view.as_mut() {
             view.findings = findings;
@@ -417,6 +433,7 @@ impl<'a> Connection<'a> {
                     self.nothing_runnable_reported = true;
                     self.report(
                         Severity::Warning,
+                        None,
                         format!("no state can run at level {level:?} with these probabilities; logging out"),
                         None,
                     );
@@ -566,8 +583,8 @@ impl<'a> Connection<'a> {
         let parsed = match response.parse() {
             Ok(p) => p,
             Err(e) => {
-                self.report(
-                    Severity::Error,
+                self.error(
+                    ErrorKind::Protocol,
                     format!("error parsing input: {e}"),
                     Some(line()),
                 );
@@ -584,21 +601,24 @@ impl<'a> Connection<'a> {
                     self.idle_done_sent = true;
                     self.stream.queue(b"DONE\r\n", None);
                 } else {
-                    return Err(Ended::error("Unexpected continuation", Some(line())));
+                    return Err(Ended::error(
+                        ErrorKind::Protocol,
+                        "Unexpected continuation",
+                        Some(line()),
+                    ));
                 }
             }
             Response::Tagged { tag, status, text } => {
-                let number = parse_tag(tag, self.id)
-                    .ok_or_else(|| Ended::error("Unexpected tagged reply", Some(line())))?;
+                let number = parse_tag(tag, self.id).ok_or_else(|| unexpected_tagged(line()))?;
                 let index = self
                     .pending
                     .iter()
                     .position(|p| p.number == number)
-                    .ok_or_else(|| Ended::error("Unexpected tagged reply", Some(line())))?;
+                    .ok_or_else(|| unexpected_tagged(line()))?;
                 let pending = self
                     .pending
                     .remove(index)
-                    .ok_or_else(|| Ended::error("Unexpected tagged reply", Some(line())))?;
+                    .ok_or_else(|| unexpected_tagged(line()))?;
                 self.sync_select();
                 if self.checkpoint_tag == Some(pending.number) {
                     self.checkpoint_tag = None;
@@ -644,6 +664,7 @@ impl<'a> Connection<'a> {
                     }
                     _ => {
                         return Err(Ended::error(
+                            ErrorKind::BadReply,
                             format!("BAD reply for command: {}", pending.line),
                             Some(line()),
                         ));
@@ -658,9 +679,13 @@ impl<'a> Connection<'a> {
     fn on_ok(&mut self, state: State, line: &str) -> Result<(), Ended> {
         match state {
             State::Compress => {
-                self.stream
-                    .start_compress()
-                    .map_err(|e| Ended::error(format!("COMPRESS: {e}"), Some(line.to_owned())))?;
+                self.stream.start_compress().map_err(|e| {
+                    Ended::error(
+                        ErrorKind::Protocol,
+                        format!("COMPRESS: {e}"),
+                        Some(line.to_owned()),
+                    )
+                })?;
             }
             State::Select => {
                 self.level = Level::Selected;
@@ -671,6 +696,7 @@ impl<'a> Connection<'a> {
             State::Logout => {
                 if !self.bye_seen {
                     return Err(Ended::error(
+                        ErrorKind::Protocol,
                         "Server didn't send BYE",
                         Some(line.to_owned()),
                     ));
@@ -713,8 +739,8 @@ impl<'a> Connection<'a> {
             _ => false,
         };
         if !tolerated {
-            self.report(
-                Severity::Error,
+            self.error(
+                ErrorKind::CommandFailed,
                 format!("{} failed", state.name()),
                 Some(line),
             );
@@ -734,14 +760,18 @@ impl<'a> Connection<'a> {
                 if self.logout_sent && !self.bye_seen {
                     self.bye_seen = true;
                 } else {
-                    return Err(Ended::error("Unexpected BYE", Some(line())));
+                    return Err(Ended::error(
+                        ErrorKind::UnexpectedBye,
+                        "Unexpected BYE",
+                        Some(line()),
+                    ));
                 }
             }
             Untagged::Status {
                 status: Status::Bad,
                 ..
             } => {
-                self.report(Severity::Error, "BAD received".to_owned(), Some(line()));
+                self.error(ErrorKind::BadReply, "BAD received".to_owned(), Some(line()));
             }
             Untagged::Status { text, .. } => match text.code {
                 Some(Code::PermanentFlags(flags)) => {
@@ -803,8 +833,8 @@ impl<'a> Connection<'a> {
             }
             Untagged::Exists(n) => {
                 if n < self.msgs {
-                    self.report(
-                        Severity::Error,
+                    self.error(
+                        ErrorKind::ExistsShrank,
                         format!("Message count dropped {} -> {n}", self.msgs),
                         Some(line()),
                     );
@@ -813,8 +843,8 @@ impl<'a> Connection<'a> {
             }
             Untagged::Expunge(n) => {
                 if n == 0 || n > self.msgs {
-                    self.report(
-                        Severity::Error,
+                    self.error(
+                        ErrorKind::ExpungeBeyondExists,
                         format!("Tried to expunge sequence {n} with only {} msgs", self.msgs),
                         Some(line()),
                     );
@@ -845,6 +875,10 @@ impl<'a> Connection<'a> {
 }
 
 /// The level a state change leads to, for the states that change it.
+fn unexpected_tagged(line: String) -> Ended {
+    Ended::error(ErrorKind::Protocol, "Unexpected tagged reply", Some(line))
+}
+
 fn target_level(state: State) -> Option<Level> {
     match state {
         State::Select => Some(Level::Selected),

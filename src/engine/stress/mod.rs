@@ -26,7 +26,7 @@ use super::states::State;
 use crate::config::Settings;
 use crate::imap::client::{ClientOptions, ImapClient, LoginRequest};
 use crate::mail::MessageSource;
-use crate::metrics::{Event, Metrics, Outcome, Report, Severity};
+use crate::metrics::{ErrorKind, Event, Metrics, Outcome, Report, Severity};
 use crate::net::Endpoint;
 use crate::sasl::ScramCache;
 use crate::users::{User, UserPicker};
@@ -193,13 +193,14 @@ impl Slot {
         }
     }
 
-    fn report(&self, user: &User, id: u64, message: String, line: Option<String>) {
+    fn report(&self, user: &User, id: u64, kind: ErrorKind, message: String, line: Option<String>) {
         self.ctx.metrics.report(Report {
             severity: Severity::Error,
             user: Some(user.name.clone()),
             connection: Some(id),
             message,
             line,
+            kind: Some(kind),
         });
     }
 
@@ -209,7 +210,7 @@ impl Slot {
             match ImapClient::connect(&self.ctx.endpoint, id, &self.ctx.client_options).await {
                 Ok(c) => c,
                 Err(e) => {
-                    self.report(user, id, e.to_string(), None);
+                    self.report(user, id, ErrorKind::ConnectFailed, e.to_string(), None);
                     return SessionEnd::Dropped;
                 }
             };
@@ -253,7 +254,8 @@ impl Slot {
             let done = match client.log_in(&request).await {
                 Ok(done) => done,
                 Err(e) => {
-                    self.report(user, id, format!("{}: {e}", state.name()), None);
+                    let message = format!("{}: {e}", state.name());
+                    self.report(user, id, ErrorKind::LoginFailed, message, None);
                     return None;
                 }
             };
@@ -272,6 +274,7 @@ impl Slot {
                 self.report(
                     user,
                     id,
+                    ErrorKind::LoginFailed,
                     format!("{} failed", state.name()),
                     Some(done.line),
                 );
@@ -296,8 +299,8 @@ impl Slot {
         )
         .run()
         .await;
-        if let Some((message, line)) = ended.error {
-            self.report(user, id, message, line);
+        if let Some((kind, message, line)) = ended.error {
+            self.report(user, id, kind, message, line);
         }
         Some(ended.end)
     }
