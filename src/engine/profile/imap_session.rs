@@ -115,21 +115,23 @@ pub(super) async fn run(
         reconnect: None,
         idle_refused: false,
     };
+    // Each step is boxed: the task itself stays small while idle (a task per user and
+    // client, possibly 100 000 of them); a step's state lives only while it runs.
     loop {
         if jobs.is_empty() {
-            session.fetch_if_new_mail().await;
-            session.ensure_idle().await;
+            Box::pin(session.fetch_if_new_mail()).await;
+            Box::pin(session.ensure_idle()).await;
         }
         let job = if session.idling() {
             let conn = &mut session.conns[0];
             tokio::select! {
                 job = jobs.recv() => job,
                 response = conn.client.stream().read_response_within(None) => {
-                    session.idle_response(response).await;
+                    Box::pin(session.idle_response(response)).await;
                     continue;
                 }
                 () = tokio::time::sleep(IDLE_RENEW) => {
-                    session.leave_idle(Instant::now()).await;
+                    Box::pin(session.leave_idle(Instant::now())).await;
                     continue;
                 }
             }
@@ -137,7 +139,7 @@ pub(super) async fn run(
             tokio::select! {
                 job = jobs.recv() => job,
                 () = tokio::time::sleep_until(at) => {
-                    session.login(session.connections, Instant::now()).await;
+                    Box::pin(session.login(session.connections, Instant::now())).await;
                     continue;
                 }
             }
@@ -149,9 +151,9 @@ pub(super) async fn run(
             session.conns.clear();
             return;
         }
-        session.perform(job).await;
+        Box::pin(session.perform(job)).await;
     }
-    session.logout(Instant::now()).await;
+    Box::pin(session.logout(Instant::now())).await;
 }
 
 impl Session {

@@ -48,14 +48,14 @@ pub(super) async fn run(
             break;
         }
         match job.action.action {
-            Action::Login { .. } => session.login(job.intended).await,
-            Action::CheckMail => session.check_mail(job.intended).await,
-            Action::Logout => session.logout(job.intended).await,
+            Action::Login { .. } => Box::pin(session.login(job.intended)).await,
+            Action::CheckMail => Box::pin(session.check_mail(job.intended)).await,
+            Action::Logout => Box::pin(session.logout(job.intended)).await,
             _ => session.ctx.skip(),
         }
     }
     // The run ended with the session open: end it properly.
-    session.logout(Instant::now()).await;
+    Box::pin(session.logout(Instant::now())).await;
 }
 
 impl Session {
