@@ -48,8 +48,9 @@ pub struct StaticData {
     pub envelope: Option<Box<[u8]>>,
     pub body: Option<Box<[u8]>>,
     pub bodystructure: Option<Box<[u8]>>,
-    /// For per-Message-ID data: the UID (and mailbox owner) it was first seen with.
-    pub first_seen: Option<(Box<str>, u32)>,
+    /// For per-Message-ID data: the user and UID each item was first seen with, in
+    /// the order size, ENVELOPE, BODY, BODYSTRUCTURE.
+    pub origins: [Option<(Box<str>, u32)>; 4],
 }
 
 /// A `BODY[HEADER.FIELDS (...)]` section name and the reply.
@@ -1174,23 +1175,29 @@ impl View {
                 Some(g) => g,
                 None => messages.entry(id.clone()).or_default(),
             };
-            let first = global
-                .first_seen
-                .get_or_insert_with(|| (self.user.clone(), uid));
-            let is_first = *first.0 == *self.user && first.1 == uid;
-            let (first_user, first_uid) = (
-                if is_first {
-                    None
-                } else {
-                    Some(first.0.clone())
-                },
-                first.1,
-            );
+            // Each item is compared with the copy it was first seen with; a difference
+            // is reported whichever copy came first (only a copy can't differ from
+            // itself: the per-UID check above already agreed).
             let mut cross = Vec::new();
+            let mut item = |i: usize, found: &mut Changes| {
+                let origin = &mut global.origins[i];
+                let (user, first_uid) = origin.get_or_insert_with(|| (self.user.clone(), uid));
+                if *user == self.user && *first_uid == uid {
+                    found.clear();
+                    return;
+                }
+                for (_, e) in found.drain(..) {
+                    cross.push(format!(
+                        "{e} (as seen for user {user} UID {first_uid} with the same Message-ID)"
+                    ));
+                }
+            };
+            let mut found = Vec::new();
             if let Some(s) = meta.data.size {
-                check_size(&mut global.size, s, "RFC822.SIZE", &mut cross);
+                check_size(&mut global.size, s, "RFC822.SIZE", &mut found);
+                item(0, &mut found);
             }
-            for (mine, theirs, name) in [
+            for (i, (mine, theirs, name)) in [
                 (&meta.data.envelope, &mut global.envelope, ENVELOPE),
                 (&meta.data.body, &mut global.body, BODY),
                 (
@@ -1198,21 +1205,16 @@ impl View {
                     &mut global.bodystructure,
                     BODYSTRUCTURE,
                 ),
-            ] {
+            ]
+            .into_iter()
+            .enumerate()
+            {
                 if let Some(v) = mine {
-                    check_text(theirs, v, name, &mut cross);
+                    check_text(theirs, v, name, &mut found);
+                    item(i + 1, &mut found);
                 }
             }
-            if let Some(first_user) = first_user {
-                for (_, e) in cross {
-                    errors.push((
-                        ErrorKind::CopyDiffers,
-                        format!(
-                            "{e} (as seen for user {first_user} UID {first_uid} with the same Message-ID)"
-                        ),
-                    ));
-                }
-            }
+            errors.extend(cross.into_iter().map(|e| (ErrorKind::CopyDiffers, e)));
         }
         if errors.is_empty() {
             return;

@@ -339,3 +339,27 @@ fn uid_order_is_checked_across_expunges_and_shrinks() {
     assert!(found[1].1.contains("UID 9 out of order: seq 3 has UID 10"));
     assert!(found[3].1.contains("UID 21 out of order: seq 2 has UID 11"));
 }
+
+#[test]
+fn copy_differs_when_the_first_copy_disagrees_with_data_from_another_copy() {
+    // UID 1 is the first copy of <m@x> seen but only tells its ENVELOPE; UID 2 then
+    // tells the size; UID 1's own size must still be compared with UID 2's.
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 2 EXISTS");
+    let envelope = "ENVELOPE (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL \"<m@x>\")";
+    feed(&mut a, &format!("* 1 FETCH (UID 1 {envelope})"));
+    feed(
+        &mut a,
+        &format!("* 2 FETCH (UID 2 {envelope} RFC822.SIZE 50)"),
+    );
+    assert_eq!(errors(&mut a), Vec::<String>::new());
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 40)");
+    let found: Vec<_> = a.findings.drain(..).map(|f| (f.kind, f.message)).collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].0, Some(ErrorKind::CopyDiffers), "{found:#?}");
+    assert!(
+        found[0].1.contains("UID 1") && found[0].1.contains("user u UID 2"),
+        "{found:#?}"
+    );
+}
