@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod date;
 pub mod flags;
+pub mod qresync;
 pub mod search;
 
 use std::collections::{HashMap, HashSet};
@@ -74,6 +75,8 @@ pub struct UidMeta {
     pub owner_modseq: u64,
     /// `BODY[HEADER.FIELDS (...)]` replies by section name.
     pub headers: Vec<HeaderReply>,
+    /// `qresync`: the highest MODSEQ any session was told.
+    pub seen_modseq: u64,
 }
 
 /// One user's mailbox, shared by every connection that selects it.
@@ -85,6 +88,8 @@ pub struct Storage {
     pub checkpoint: checkpoint::CheckpointState,
     /// Wakes connections holding for a checkpoint.
     pub notify: Arc<tokio::sync::Notify>,
+    /// `qresync`: the last view saved for QRESYNC SELECTs.
+    pub offline_cache: Option<Arc<qresync::OfflineCache>>,
 }
 
 impl Storage {
@@ -152,6 +157,12 @@ impl Registry {
             keywords: Vec::new(),
             flags_seen: false,
             imap4rev2: false,
+            qresync: false,
+            selected: false,
+            select_modseq: 0,
+            resync_next: None,
+            resync: None,
+            notes: Vec::new(),
             search: None,
             scratch: Vec::new(),
             findings: Vec::new(),
@@ -227,6 +238,18 @@ pub struct View {
     flags_seen: bool,
     /// IMAP4rev2: `\Recent` is gone; FETCH FLAGS may still carry it and is ignored.
     pub imap4rev2: bool,
+    /// QRESYNC is on: MODSEQs are shared for checking resyncs.
+    pub qresync: bool,
+    /// The SELECT completed.
+    selected: bool,
+    /// HIGHESTMODSEQ of the SELECT (0: none).
+    select_modseq: u64,
+    /// The QRESYNC SELECT sent, waiting for its turn.
+    resync_next: Option<qresync::Resync>,
+    /// The QRESYNC SELECT being answered.
+    resync: Option<qresync::Resync>,
+    /// Notes for the rawlog since the caller last took them.
+    pub notes: Vec<String>,
     search: Option<PendingSearch>,
     scratch: Vec<u8>,
     /// Findings since the caller last took them.
@@ -249,7 +272,19 @@ impl View {
         self.keywords.clear();
         self.flags_seen = false;
         self.search = None;
+        self.selected = false;
+        self.select_modseq = 0;
+        self.resync = self.resync_next.take();
         self.set_selected(false);
+    }
+
+    /// The SELECT completed (`ok`: with OK).
+    pub fn select_done(&mut self, ok: bool) {
+        self.resync_done(ok);
+        if ok {
+            self.selected = true;
+            self.set_selected(true);
+        }
     }
 
     /// The SELECT completed (true) or a new one starts (false).
@@ -435,6 +470,13 @@ impl View {
 
     /// `* n EXISTS`
     pub fn exists(&mut self, n: u32) {
+        if self.resync_defers_exists(n) {
+            return;
+        }
+        self.exists_now(n);
+    }
+
+    fn exists_now(&mut self, n: u32) {
         let count = self.count();
         if n < count {
             self.error(ErrorKind::ExistsShrank, format!(
@@ -476,11 +518,13 @@ impl View {
     pub fn vanished(&mut self, uids: &SeqSet) {
         let storage_arc = self.storage.clone();
         let mut storage = lock(&storage_arc);
+        let mut unknown = Vec::new();
         for &(a, b) in &uids.0 {
             let (a, b) = (a.min(b), a.max(b));
             // `*` and huge ranges: only UIDs up to the highest in the view matter.
             let top = self.uids.iter().copied().max().unwrap_or(0).max(a);
-            let b = if b == u32::MAX { top } else { b };
+            let open_ended = b == u32::MAX;
+            let b = if open_ended { top } else { b };
             if b.saturating_sub(a) > 1_000_000 {
                 continue;
             }
@@ -511,8 +555,22 @@ impl View {
                 if let Some(i) = remove {
                     self.remove_seq(i);
                     storage.expunged(uid);
+                } else if !open_ended {
+                    unknown.push(uid);
                 }
             }
+        }
+        drop(storage);
+        // Like EXPUNGE, VANISHED removes messages the view has: a UID with no place
+        // to be in it never existed for this session.
+        for uid in unknown {
+            self.error(
+                ErrorKind::VanishedUnknownUid,
+                format!(
+                    "{}: VANISHED UID {uid}: expected a UID of the mailbox, the view has no place for it",
+                    self.who(0, 0, None)
+                ),
+            );
         }
     }
 
@@ -583,6 +641,7 @@ impl View {
                 storage.uidvalidity = Some(v);
                 storage.uids.clear();
                 storage.expunged.clear();
+                storage.offline_cache = None;
                 drop(storage);
                 self.error(
                     ErrorKind::UidvalidityChanged,
@@ -592,12 +651,23 @@ impl View {
                     ),
                 );
             }
-            _ => storage.uidvalidity = Some(v),
+            _ => {
+                storage.uidvalidity = Some(v);
+                drop(storage);
+            }
         }
+        self.resync_uidvalidity(v);
     }
 
     /// `* seq FETCH (items)`
     pub fn fetch(&mut self, seq: u32, items: &[FetchItem<'_>]) {
+        if self.resync.is_some() {
+            let uid = items.iter().find_map(|i| match i {
+                FetchItem::Uid(u) => Some(*u),
+                _ => None,
+            });
+            self.resync_fetch(seq, uid);
+        }
         let count = self.count();
         if seq == 0 || seq > count {
             self.error(
@@ -723,6 +793,11 @@ impl View {
             );
         } else {
             self.msgs[idx].modseq = m;
+            if self.qresync && uid != 0 {
+                let mut storage = lock(&self.storage);
+                let meta = storage.uids.entry(uid).or_default();
+                meta.seen_modseq = meta.seen_modseq.max(m);
+            }
         }
         if self.owns_msg(uid) && self.stores.is_empty() {
             let mut storage = lock(&self.storage);
