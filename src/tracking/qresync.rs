@@ -315,26 +315,22 @@ impl View {
         }
         drop(storage);
         let q = self.resync_text();
-        for w in skipped {
-            self.error(
-                ErrorKind::QresyncMissedExpunge,
-                format!(
-                    "{}: {q}: FETCH gave seq {seq} UID {u}, skipping cached UID {w}: expected UID {w} in VANISHED (EARLIER)",
-                    self.who(0, w, None)
-                ),
-            );
+        self.missed_expunges(&skipped, |w| {
+            format!("{q}: FETCH gave seq {seq} UID {u}, skipping cached UID {w}: expected UID {w} in VANISHED (EARLIER)")
+        });
+    }
+
+    fn missed_expunges(&mut self, uids: &[u32], why: impl Fn(u32) -> String) {
+        for &uid in uids {
+            let message = format!("{}: {}", self.who(0, uid, None), why(uid));
+            self.error(ErrorKind::QresyncMissedExpunge, message);
         }
     }
 
     fn resync_text(&self) -> String {
         self.resync
             .as_ref()
-            .map(|r| {
-                format!(
-                    "QRESYNC SELECT ({} {})",
-                    r.cache.uidvalidity, r.cache.highestmodseq
-                )
-            })
+            .map(|r| label(&r.cache))
             .unwrap_or_default()
     }
 
@@ -373,10 +369,7 @@ impl View {
             }
             return;
         }
-        let q = format!(
-            "QRESYNC SELECT ({} {})",
-            r.cache.uidvalidity, r.cache.highestmodseq
-        );
+        let q = label(&r.cache);
         // Known to be gone before the SELECT was sent, still in the view.
         let mut missed = Vec::new();
         for &uid in &r.must_vanish {
@@ -385,15 +378,9 @@ impl View {
                 missed.push(uid);
             }
         }
-        for uid in missed {
-            self.error(
-                ErrorKind::QresyncMissedExpunge,
-                format!(
-                    "{}: {q}: not in VANISHED (EARLIER): expected it there, another session saw it expunged before the SELECT",
-                    self.who(0, uid, None)
-                ),
-            );
-        }
+        self.missed_expunges(&missed, |_| {
+            format!("{q}: not in VANISHED (EARLIER): expected it there, another session saw it expunged before the SELECT")
+        });
         if let Some(n) = r.deferred_exists.take() {
             self.resync = Some(r);
             self.resync_exists(n);
@@ -425,4 +412,12 @@ impl View {
             r.must_fetch.len()
         ));
     }
+}
+
+/// `QRESYNC SELECT (uidvalidity modseq)` for findings.
+fn label(cache: &OfflineCache) -> String {
+    format!(
+        "QRESYNC SELECT ({} {})",
+        cache.uidvalidity, cache.highestmodseq
+    )
 }

@@ -871,21 +871,13 @@ impl<'a> Connection<'a> {
                     self.msgs = view.count();
                 }
             }
-            Untagged::Vanished {
-                earlier: false,
-                uids,
-            } if self.view.is_some() => {
+            Untagged::Vanished { earlier, uids } if self.view.is_some() => {
                 if let Some(view) = self.view.as_mut() {
-                    view.vanished(&uids);
-                    self.msgs = view.count();
-                }
-            }
-            Untagged::Vanished {
-                earlier: true,
-                uids,
-            } if self.view.is_some() => {
-                if let Some(view) = self.view.as_mut() {
-                    view.vanished_earlier(&uids);
+                    if earlier {
+                        view.vanished_earlier(&uids);
+                    } else {
+                        view.vanished(&uids);
+                    }
                     self.msgs = view.count();
                 }
             }
