@@ -400,3 +400,79 @@ fn dovecot_gives_no_errors_with_checkpoints_and_many_users() {
     assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
     assert!(run.output.contains("ChkP"), "{}", run.output);
 }
+
+/// QRESYNC runs: sessions know every UID (UIDFETCH), so closed views become offline
+/// caches that later SELECTs resume.
+const QRESYNC: [&str; 2] = ["qresync", "uidfetch=100"];
+
+/// Counts over every rawlog of `dir`: QRESYNC SELECTs sent, caches restored, and the
+/// resyncs' checks against what other sessions saw (expunges, changes).
+fn qresync_rawlog_counts(dir: &std::path::Path) -> [u64; 4] {
+    let mut counts = [0; 4];
+    for entry in std::fs::read_dir(dir).expect("rawlog dir") {
+        // Message bodies may be 8-bit.
+        let bytes = std::fs::read(entry.expect("rawlog").path()).expect("rawlog");
+        let text = String::from_utf8_lossy(&bytes);
+        for line in text.lines() {
+            if line.contains("C: ") && line.contains(" SELECT \"INBOX\" (QRESYNC (") {
+                counts[0] += 1;
+            }
+            if line.contains("** qresync: offline cache restored") {
+                counts[1] += 1;
+            }
+            if let Some(rest) = line.split("; checked ").nth(1) {
+                let words: Vec<&str> = rest.split(' ').collect();
+                counts[2] += words[0].parse::<u64>().expect("expunges checked");
+                counts[3] += words[3].parse::<u64>().expect("changes checked");
+            }
+        }
+    }
+    counts
+}
+
+#[test]
+fn dovecot_gives_no_errors_with_qresync_resyncs() {
+    let lab = common::lab();
+    // Dovecot 2.3 has no IMAP4rev2: `imap4rev2` runs its QRESYNC side against it.
+    for mode in ["qresync", "imap4rev2"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rawlog = format!("rawlog={}", dir.path().display());
+        let run = run(lab.imap_port, &[mode, "uidfetch=100", &rawlog]);
+        assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
+        let [sent, restored, expunges, changes] = qresync_rawlog_counts(dir.path());
+        // Resyncs happened, resumed the cache, and were checked against the other
+        // sessions' knowledge.
+        assert!(
+            sent > 10 && restored > 10 && expunges > 0 && changes > 0,
+            "{mode}: {sent} QRESYNC SELECTs, {restored} restored, {expunges} expunges and {changes} changes checked\n{}",
+            run.output
+        );
+    }
+}
+
+#[test]
+fn transparent_proxy_gives_no_errors_with_qresync() {
+    let proxy = LyingProxy::start(common::lab().imap_addr(), Lie::Transparent);
+    let mut args = QRESYNC.to_vec();
+    args.push("store=100");
+    let run = run(proxy.port(), &args);
+    assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
+}
+
+#[test]
+fn qresync_select_swallowing_vanished_earlier() {
+    caught(
+        Lie::SwallowVanishedEarlier,
+        &QRESYNC,
+        &[("in VANISHED (EARLIER)", "qresync-missed-expunge")],
+    );
+}
+
+#[test]
+fn qresync_select_swallowing_a_changed_message() {
+    caught(
+        Lie::SwallowResyncFetch,
+        &QRESYNC,
+        &[("no FETCH for it", "qresync-missed-flags")],
+    );
+}

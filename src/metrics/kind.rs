@@ -99,6 +99,15 @@ error_kinds! {
     SearchDuplicateReply = "search-duplicate-reply",
     /// `checkpoint=`: the views of the connections disagree.
     CheckpointMismatch = "checkpoint-mismatch",
+    /// `qresync`: a QRESYNC SELECT didn't report an expunge since the cached
+    /// HIGHESTMODSEQ (VANISHED (EARLIER) missed a UID known to be gone).
+    QresyncMissedExpunge = "qresync-missed-expunge",
+    /// `qresync`: a QRESYNC SELECT didn't FETCH a message changed since the cached
+    /// HIGHESTMODSEQ.
+    QresyncMissedFlags = "qresync-missed-flags",
+    /// VANISHED of a UID the mailbox can't have had (plain VANISHED of a UID not in
+    /// the view; VANISHED (EARLIER) at or above UIDNEXT).
+    VanishedUnknownUid = "vanished-unknown-uid",
     /// A command failed (tagged NO) where it shouldn't.
     CommandFailed = "command-failed",
     /// A tagged or untagged BAD.

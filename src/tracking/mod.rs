@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod date;
 pub mod flags;
+pub mod qresync;
 pub mod search;
 
 use std::collections::{HashMap, HashSet};
@@ -48,8 +49,9 @@ pub struct StaticData {
     pub envelope: Option<Box<[u8]>>,
     pub body: Option<Box<[u8]>>,
     pub bodystructure: Option<Box<[u8]>>,
-    /// For per-Message-ID data: the UID (and mailbox owner) it was first seen with.
-    pub first_seen: Option<(Box<str>, u32)>,
+    /// For per-Message-ID data: the user and UID each item was first seen with, in
+    /// the order size, ENVELOPE, BODY, BODYSTRUCTURE.
+    pub origins: [Option<(Box<str>, u32)>; 4],
 }
 
 /// A `BODY[HEADER.FIELDS (...)]` section name and the reply.
@@ -73,6 +75,8 @@ pub struct UidMeta {
     pub owner_modseq: u64,
     /// `BODY[HEADER.FIELDS (...)]` replies by section name.
     pub headers: Vec<HeaderReply>,
+    /// `qresync`: the highest MODSEQ any session was told.
+    pub seen_modseq: u64,
 }
 
 /// One user's mailbox, shared by every connection that selects it.
@@ -84,6 +88,8 @@ pub struct Storage {
     pub checkpoint: checkpoint::CheckpointState,
     /// Wakes connections holding for a checkpoint.
     pub notify: Arc<tokio::sync::Notify>,
+    /// `qresync`: the last view saved for QRESYNC SELECTs.
+    pub offline_cache: Option<Arc<qresync::OfflineCache>>,
 }
 
 impl Storage {
@@ -151,6 +157,12 @@ impl Registry {
             keywords: Vec::new(),
             flags_seen: false,
             imap4rev2: false,
+            qresync: false,
+            selected: false,
+            select_modseq: 0,
+            resync_next: None,
+            resync: None,
+            notes: Vec::new(),
             search: None,
             scratch: Vec::new(),
             findings: Vec::new(),
@@ -226,6 +238,18 @@ pub struct View {
     flags_seen: bool,
     /// IMAP4rev2: `\Recent` is gone; FETCH FLAGS may still carry it and is ignored.
     pub imap4rev2: bool,
+    /// QRESYNC is on: MODSEQs are shared for checking resyncs.
+    pub qresync: bool,
+    /// The SELECT completed.
+    selected: bool,
+    /// HIGHESTMODSEQ of the SELECT (0: none).
+    select_modseq: u64,
+    /// The QRESYNC SELECT sent, waiting for its turn.
+    resync_next: Option<qresync::Resync>,
+    /// The QRESYNC SELECT being answered.
+    resync: Option<qresync::Resync>,
+    /// Notes for the rawlog since the caller last took them.
+    pub notes: Vec<String>,
     search: Option<PendingSearch>,
     scratch: Vec<u8>,
     /// Findings since the caller last took them.
@@ -248,7 +272,19 @@ impl View {
         self.keywords.clear();
         self.flags_seen = false;
         self.search = None;
+        self.selected = false;
+        self.select_modseq = 0;
+        self.resync = self.resync_next.take();
         self.set_selected(false);
+    }
+
+    /// The SELECT completed (`ok`: with OK).
+    pub fn select_done(&mut self, ok: bool) {
+        self.resync_done(ok);
+        if ok {
+            self.selected = true;
+            self.set_selected(true);
+        }
     }
 
     /// The SELECT completed (true) or a new one starts (false).
@@ -434,6 +470,13 @@ impl View {
 
     /// `* n EXISTS`
     pub fn exists(&mut self, n: u32) {
+        if self.resync_defers_exists(n) {
+            return;
+        }
+        self.exists_now(n);
+    }
+
+    fn exists_now(&mut self, n: u32) {
         let count = self.count();
         if n < count {
             self.error(ErrorKind::ExistsShrank, format!(
@@ -475,11 +518,13 @@ impl View {
     pub fn vanished(&mut self, uids: &SeqSet) {
         let storage_arc = self.storage.clone();
         let mut storage = lock(&storage_arc);
+        let mut unknown = Vec::new();
         for &(a, b) in &uids.0 {
             let (a, b) = (a.min(b), a.max(b));
             // `*` and huge ranges: only UIDs up to the highest in the view matter.
             let top = self.uids.iter().copied().max().unwrap_or(0).max(a);
-            let b = if b == u32::MAX { top } else { b };
+            let open_ended = b == u32::MAX;
+            let b = if open_ended { top } else { b };
             if b.saturating_sub(a) > 1_000_000 {
                 continue;
             }
@@ -510,8 +555,22 @@ impl View {
                 if let Some(i) = remove {
                     self.remove_seq(i);
                     storage.expunged(uid);
+                } else if !open_ended {
+                    unknown.push(uid);
                 }
             }
+        }
+        drop(storage);
+        // Like EXPUNGE, VANISHED removes messages the view has: a UID with no place
+        // to be in it never existed for this session.
+        for uid in unknown {
+            self.error(
+                ErrorKind::VanishedUnknownUid,
+                format!(
+                    "{}: VANISHED UID {uid}: expected a UID of the mailbox, the view has no place for it",
+                    self.who(0, 0, None)
+                ),
+            );
         }
     }
 
@@ -582,6 +641,7 @@ impl View {
                 storage.uidvalidity = Some(v);
                 storage.uids.clear();
                 storage.expunged.clear();
+                storage.offline_cache = None;
                 drop(storage);
                 self.error(
                     ErrorKind::UidvalidityChanged,
@@ -591,12 +651,23 @@ impl View {
                     ),
                 );
             }
-            _ => storage.uidvalidity = Some(v),
+            _ => {
+                storage.uidvalidity = Some(v);
+                drop(storage);
+            }
         }
+        self.resync_uidvalidity(v);
     }
 
     /// `* seq FETCH (items)`
     pub fn fetch(&mut self, seq: u32, items: &[FetchItem<'_>]) {
+        if self.resync.is_some() {
+            let uid = items.iter().find_map(|i| match i {
+                FetchItem::Uid(u) => Some(*u),
+                _ => None,
+            });
+            self.resync_fetch(seq, uid);
+        }
         let count = self.count();
         if seq == 0 || seq > count {
             self.error(
@@ -722,6 +793,11 @@ impl View {
             );
         } else {
             self.msgs[idx].modseq = m;
+            if self.qresync && uid != 0 {
+                let mut storage = lock(&self.storage);
+                let meta = storage.uids.entry(uid).or_default();
+                meta.seen_modseq = meta.seen_modseq.max(m);
+            }
         }
         if self.owns_msg(uid) && self.stores.is_empty() {
             let mut storage = lock(&self.storage);
@@ -1174,23 +1250,29 @@ impl View {
                 Some(g) => g,
                 None => messages.entry(id.clone()).or_default(),
             };
-            let first = global
-                .first_seen
-                .get_or_insert_with(|| (self.user.clone(), uid));
-            let is_first = *first.0 == *self.user && first.1 == uid;
-            let (first_user, first_uid) = (
-                if is_first {
-                    None
-                } else {
-                    Some(first.0.clone())
-                },
-                first.1,
-            );
+            // Each item is compared with the copy it was first seen with; a difference
+            // is reported whichever copy came first (only a copy can't differ from
+            // itself: the per-UID check above already agreed).
             let mut cross = Vec::new();
+            let mut item = |i: usize, found: &mut Changes| {
+                let origin = &mut global.origins[i];
+                let (user, first_uid) = origin.get_or_insert_with(|| (self.user.clone(), uid));
+                if *user == self.user && *first_uid == uid {
+                    found.clear();
+                    return;
+                }
+                for (_, e) in found.drain(..) {
+                    cross.push(format!(
+                        "{e} (as seen for user {user} UID {first_uid} with the same Message-ID)"
+                    ));
+                }
+            };
+            let mut found = Vec::new();
             if let Some(s) = meta.data.size {
-                check_size(&mut global.size, s, "RFC822.SIZE", &mut cross);
+                check_size(&mut global.size, s, "RFC822.SIZE", &mut found);
+                item(0, &mut found);
             }
-            for (mine, theirs, name) in [
+            for (i, (mine, theirs, name)) in [
                 (&meta.data.envelope, &mut global.envelope, ENVELOPE),
                 (&meta.data.body, &mut global.body, BODY),
                 (
@@ -1198,21 +1280,16 @@ impl View {
                     &mut global.bodystructure,
                     BODYSTRUCTURE,
                 ),
-            ] {
+            ]
+            .into_iter()
+            .enumerate()
+            {
                 if let Some(v) = mine {
-                    check_text(theirs, v, name, &mut cross);
+                    check_text(theirs, v, name, &mut found);
+                    item(i + 1, &mut found);
                 }
             }
-            if let Some(first_user) = first_user {
-                for (_, e) in cross {
-                    errors.push((
-                        ErrorKind::CopyDiffers,
-                        format!(
-                            "{e} (as seen for user {first_user} UID {first_uid} with the same Message-ID)"
-                        ),
-                    ));
-                }
-            }
+            errors.extend(cross.into_iter().map(|e| (ErrorKind::CopyDiffers, e)));
         }
         if errors.is_empty() {
             return;

@@ -19,6 +19,10 @@ fn feed(v: &mut View, line: &str) {
             earlier: false,
             uids,
         } => v.vanished(&uids),
+        Untagged::Vanished {
+            earlier: true,
+            uids,
+        } => v.vanished_earlier(&uids),
         Untagged::Fetch { seq, items } => v.fetch(seq, &items),
         Untagged::Flags(f) => v.flags(&f),
         Untagged::Search { nums, .. } => v.search_reply(&nums),
@@ -338,4 +342,222 @@ fn uid_order_is_checked_across_expunges_and_shrinks() {
     assert!(found[0].1.contains("UID 12 out of order: seq 3 has UID 10"));
     assert!(found[1].1.contains("UID 9 out of order: seq 3 has UID 10"));
     assert!(found[3].1.contains("UID 21 out of order: seq 2 has UID 11"));
+}
+
+#[test]
+fn copy_differs_when_the_first_copy_disagrees_with_data_from_another_copy() {
+    // UID 1 is the first copy of <m@x> seen but only tells its ENVELOPE; UID 2 then
+    // tells the size; UID 1's own size must still be compared with UID 2's.
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 2 EXISTS");
+    let envelope = "ENVELOPE (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL \"<m@x>\")";
+    feed(&mut a, &format!("* 1 FETCH (UID 1 {envelope})"));
+    feed(
+        &mut a,
+        &format!("* 2 FETCH (UID 2 {envelope} RFC822.SIZE 50)"),
+    );
+    assert_eq!(errors(&mut a), Vec::<String>::new());
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 40)");
+    let found: Vec<_> = a.findings.drain(..).map(|f| (f.kind, f.message)).collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].0, Some(ErrorKind::CopyDiffers), "{found:#?}");
+    assert!(
+        found[0].1.contains("UID 1") && found[0].1.contains("user u UID 2"),
+        "{found:#?}"
+    );
+}
+
+/// A SELECT answered with UIDVALIDITY 5 and `lines` (EXISTS first), tagged OK.
+fn select(v: &mut View, modseq: u64, lines: &[&str]) {
+    v.reset();
+    v.select_highestmodseq(modseq);
+    for line in lines.iter().take_while(|l| l.ends_with("EXISTS")) {
+        feed(v, line);
+    }
+    v.uidvalidity(5);
+    v.select_uidnext(100);
+    for line in lines.iter().skip_while(|l| l.ends_with("EXISTS")) {
+        feed(v, line);
+    }
+    v.select_done(true);
+}
+
+/// A view of UIDs 4, 7, 9 at HIGHESTMODSEQ 10 saved as the offline cache.
+fn saved_cache(r: &Arc<Registry>) {
+    let mut a = view(r, 1);
+    a.qresync = true;
+    a.select_sent(None);
+    select(
+        &mut a,
+        10,
+        &[
+            "* FLAGS (\\Seen $Label1)",
+            "* 3 EXISTS",
+            "* 1 FETCH (UID 4 FLAGS (\\Seen) MODSEQ (3))",
+            "* 2 FETCH (UID 7 FLAGS () MODSEQ (5))",
+            "* 3 FETCH (UID 9 FLAGS ($Label1) MODSEQ (10))",
+        ],
+    );
+    assert!(a.save_offline_cache());
+    assert_eq!(errors(&mut a), Vec::<String>::new());
+    let cache = a.offline_cache().expect("saved");
+    assert_eq!((cache.uidvalidity, cache.highestmodseq), (5, 10));
+    assert_eq!(cache.msgs.len(), 3);
+    assert_eq!(cache.msgs[2].flags, Some(vec!["$Label1".to_owned()]));
+}
+
+/// Another session sees UID 7 expunged and UID 9 changed at MODSEQ 12.
+fn other_session_changes(r: &Arc<Registry>) -> View {
+    let mut b = view(r, 2);
+    b.qresync = true;
+    b.select_sent(None);
+    select(
+        &mut b,
+        10,
+        &[
+            "* 3 EXISTS",
+            "* 1 FETCH (UID 4 FLAGS (\\Seen) MODSEQ (3))",
+            "* 2 FETCH (UID 7 FLAGS () MODSEQ (5))",
+            "* 3 FETCH (UID 9 FLAGS () MODSEQ (12))",
+            "* VANISHED 7",
+        ],
+    );
+    assert_eq!(errors(&mut b), Vec::<String>::new());
+    b
+}
+
+#[test]
+fn qresync_select_restores_the_cache_and_applies_changes() {
+    let r = Registry::new();
+    saved_cache(&r);
+    let _b = other_session_changes(&r);
+    let mut c = view(&r, 3);
+    c.qresync = true;
+    let cache = c.offline_cache();
+    assert!(cache.is_some());
+    c.select_sent(cache);
+    select(
+        &mut c,
+        13,
+        &[
+            "* 3 EXISTS",
+            // Dovecot sends ranges with UIDs the client never knew.
+            "* VANISHED (EARLIER) 1:3,5:8",
+            "* 2 FETCH (UID 9 FLAGS () MODSEQ (12))",
+            "* 3 FETCH (UID 11 FLAGS (\\Seen) MODSEQ (13))",
+        ],
+    );
+    assert_eq!(errors(&mut c), Vec::<String>::new());
+    assert_eq!(c.uids, [4, 9, 11]);
+    assert!(c.msgs.iter().all(|m| m.flags_known));
+    assert_eq!(c.flag_names(c.msgs[0].flags), ["\\Seen"]);
+    assert!(c.notes.iter().any(|n| n.contains("offline cache restored")));
+    // A cache needs every UID; unknown flags stay unknown.
+    c.reset();
+    c.select_sent(None);
+    select(&mut c, 13, &["* 2 EXISTS", "* 2 FETCH (UID 11)"]);
+    assert!(!c.save_offline_cache());
+    feed(&mut c, "* 1 FETCH (UID 4)");
+    assert!(c.save_offline_cache());
+    let mut d = view(&r, 4);
+    d.select_sent(d.offline_cache());
+    select(&mut d, 13, &["* 2 EXISTS"]);
+    assert_eq!(errors(&mut d), Vec::<String>::new());
+    assert_eq!(d.uids, [4, 11]);
+    assert!(d.msgs.iter().all(|m| !m.flags_known));
+}
+
+#[test]
+fn qresync_select_that_loses_changes_is_caught() {
+    let r = Registry::new();
+    saved_cache(&r);
+    let _b = other_session_changes(&r);
+    let mut c = view(&r, 3);
+    c.qresync = true;
+    c.select_sent(c.offline_cache());
+    // No VANISHED (EARLIER) for UID 7, no FETCH for UID 9; EXISTS is right.
+    select(&mut c, 13, &["* 2 EXISTS"]);
+    let kinds: Vec<_> = c.findings.iter().map(|f| f.kind).collect();
+    let e = errors(&mut c);
+    assert_eq!(
+        kinds,
+        [
+            Some(ErrorKind::QresyncMissedExpunge),
+            Some(ErrorKind::QresyncMissedFlags)
+        ],
+        "{e:#?}"
+    );
+    assert!(e[0].contains("UID 7") && e[1].contains("UID 9"), "{e:#?}");
+    assert_eq!(c.uids, [4, 9]);
+}
+
+#[test]
+fn qresync_exists_and_fetch_reveal_unreported_expunges() {
+    let r = Registry::new();
+    saved_cache(&r);
+    // Nobody else saw anything: only the server's own numbers tell.
+    let mut c = view(&r, 3);
+    c.select_sent(c.offline_cache());
+    select(
+        &mut c,
+        13,
+        &[
+            "* 3 EXISTS",
+            "* VANISHED (EARLIER) 150",
+            "* 2 FETCH (UID 9 FLAGS () MODSEQ (12))",
+            "* 3 FETCH (UID 12 FLAGS () MODSEQ (13))",
+        ],
+    );
+    let kinds: Vec<_> = c.findings.iter().map(|f| f.kind).collect();
+    let e = errors(&mut c);
+    assert_eq!(
+        kinds,
+        [
+            Some(ErrorKind::VanishedUnknownUid),
+            Some(ErrorKind::QresyncMissedExpunge)
+        ],
+        "{e:#?}"
+    );
+    assert!(e[1].contains("UID 7"), "{e:#?}");
+    assert_eq!(c.uids, [4, 9, 12]);
+    let mut d = view(&r, 4);
+    d.select_sent(d.offline_cache());
+    // UID 7 is known gone (c found out), and one more message is missing.
+    select(&mut d, 13, &["* 1 EXISTS"]);
+    let e: Vec<_> = d.findings.drain(..).collect();
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e.iter()
+            .all(|f| f.kind == Some(ErrorKind::QresyncMissedExpunge))
+    );
+    assert!(e[0].message.contains("UID 7") && e[1].message.contains("EXISTS 1"));
+    assert_eq!(d.count(), 1);
+}
+
+#[test]
+fn qresync_cache_of_another_uidvalidity_is_not_restored() {
+    let r = Registry::new();
+    saved_cache(&r);
+    let mut c = view(&r, 3);
+    c.select_sent(c.offline_cache());
+    c.reset();
+    feed(&mut c, "* 2 EXISTS");
+    c.uidvalidity(6);
+    c.select_done(true);
+    assert_eq!(c.uids, [0, 0]);
+    assert!(c.offline_cache().is_none());
+}
+
+#[test]
+fn plain_vanished_of_a_uid_the_view_cannot_have() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 2 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 4)");
+    feed(&mut a, "* 2 FETCH (UID 7)");
+    feed(&mut a, "* VANISHED 5");
+    let kinds: Vec<_> = a.findings.drain(..).map(|f| f.kind).collect();
+    assert_eq!(kinds, [Some(ErrorKind::VanishedUnknownUid)]);
+    assert_eq!(a.uids, [4, 7]);
 }

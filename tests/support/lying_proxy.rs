@@ -54,6 +54,11 @@ pub enum Lie {
     DropFlag,
     /// `* n EXISTS` becomes `* n-2 EXISTS` (below the last count when one message came).
     ExistsShrinks,
+    /// `* VANISHED (EARLIER) ...` is dropped (a QRESYNC SELECT hides expunges).
+    SwallowVanishedEarlier,
+    /// A FETCH in a SELECT's response (after its UIDVALIDITY and HIGHESTMODSEQ: only a
+    /// QRESYNC SELECT sends them) is dropped (a resync hides flag changes).
+    SwallowResyncFetch,
 }
 
 /// A running proxy; dropping it stops it and closes every connection.
@@ -152,6 +157,7 @@ async fn relay(
         });
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let mut out = Vec::with_capacity(64 * 1024);
+        let mut select = SelectState::default();
         loop {
             match server_rd.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
@@ -161,6 +167,11 @@ async fn relay(
             loop {
                 match framer.next_response(&mut buf) {
                     Ok(Some(resp)) => {
+                        let resync_fetch = select.after(resp.bytes());
+                        if lie == Lie::SwallowResyncFetch && resync_fetch && turn(&occurrences) {
+                            lies.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                         let told = rewrite(lie, resp.bytes(), &occurrences, &mut out);
                         if told {
                             lies.fetch_add(1, Ordering::Relaxed);
@@ -177,6 +188,36 @@ async fn relay(
         let _ = client_wr.shutdown().await;
     };
     tokio::join!(upstream, downstream);
+}
+
+/// Where a connection's server responses are in a SELECT's reply.
+#[derive(Default)]
+struct SelectState {
+    uidvalidity: bool,
+    resync: bool,
+}
+
+impl SelectState {
+    /// Follows one response; true if it is a FETCH of a QRESYNC SELECT's reply.
+    fn after(&mut self, resp: &[u8]) -> bool {
+        let untagged = resp.starts_with(b"* ");
+        if !untagged {
+            // A tagged reply (or a continuation) ends any SELECT.
+            *self = SelectState::default();
+            return false;
+        }
+        let line = &resp[..resp.iter().position(|&b| b == b'\n').unwrap_or(resp.len())];
+        if find(line, b"* OK [UIDVALIDITY ").is_some() {
+            self.uidvalidity = true;
+        } else if self.uidvalidity && find(line, b"* OK [HIGHESTMODSEQ ").is_some() {
+            self.resync = true;
+        }
+        self.resync
+            && line
+                .split(|&b| b == b' ')
+                .nth(2)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"FETCH"))
+    }
 }
 
 /// The response split into line text and literal data, in wire order.
@@ -243,6 +284,15 @@ fn rewrite(lie: Lie, resp: &[u8], occurrences: &AtomicU64, out: &mut Vec<u8>) ->
     match lie {
         Lie::Transparent => {}
         Lie::SwallowExpunge if untagged_num(b"EXPUNGE") && turn(occurrences) => return true,
+        Lie::SwallowVanishedEarlier
+            if words.len() > 3
+                && words[0] == b"*"
+                && words[1].eq_ignore_ascii_case(b"VANISHED")
+                && words[2].eq_ignore_ascii_case(b"(EARLIER)")
+                && turn(occurrences) =>
+        {
+            return true;
+        }
         Lie::ExistsShrinks if untagged_num(b"EXISTS") && seq() > 2 && turn(occurrences) => {
             out.extend_from_slice(format!("* {} EXISTS\r\n", seq() - 2).as_bytes());
             return true;

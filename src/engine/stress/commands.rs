@@ -32,6 +32,8 @@ pub struct CommandContext<'a> {
     pub track_stores: bool,
     /// `own_msgs`: FETCH always asks for UID, so messages get known owners.
     pub own_seqs_wanted: bool,
+    /// `qresync`: SELECT resumes this offline cache (UIDVALIDITY, HIGHESTMODSEQ).
+    pub qresync: Option<(u32, u64)>,
 }
 
 /// A command ready to send.
@@ -118,7 +120,9 @@ pub fn build(
             format!("STATUS {mailbox} (MESSAGES UNSEEN{recent})")
         }
         State::Select => {
-            if ctx.capabilities.has("CONDSTORE") {
+            if let Some((uidvalidity, modseq)) = ctx.qresync {
+                format!("SELECT {mailbox} (QRESYNC ({uidvalidity} {modseq}))")
+            } else if ctx.capabilities.has("CONDSTORE") {
                 format!("SELECT {mailbox} (CONDSTORE)")
             } else {
                 format!("SELECT {mailbox}")

@@ -99,6 +99,8 @@ pub struct Connection<'a> {
     holding: bool,
     /// The tag number of our checkpoint CHECK.
     checkpoint_tag: Option<u32>,
+    /// The server said `* ENABLED QRESYNC`.
+    qresync_enabled: bool,
 }
 
 impl<'a> Connection<'a> {
@@ -139,6 +141,7 @@ impl<'a> Connection<'a> {
             view: (!ctx.settings.no_tracking).then(|| {
                 let mut view = ctx.tracking.view(&user.name, &ctx.settings.mailbox, id);
                 view.imap4rev2 = ctx.settings.imap4rev2;
+                view.qresync = ctx.settings.qresync;
                 if ctx.settings.own_flags {
                     view.owned = crate::tracking::flags::owned_by(slot, ctx.settings.clients);
                 }
@@ -151,6 +154,7 @@ impl<'a> Connection<'a> {
             select_reset: None,
             holding: false,
             checkpoint_tag: None,
+            qresync_enabled: false,
         }
     }
 
@@ -309,6 +313,14 @@ impl<'a> Connection<'a> {
         let Some(view) = self.view.as_mut() else {
             return;
         };
+        if !view.notes.is_empty() {
+            let notes = std::mem::take(&mut view.notes);
+            if let Some(log) = self.stream.rawlog_mut() {
+                for note in &notes {
+                    log.note(note);
+                }
+            }
+        }
         if view.findings.is_empty() {
             return;
         }
@@ -329,10 +341,33 @@ impl<'a> Connection<'a> {
             && self.select_reset != Some(front.number)
         {
             self.select_reset = Some(front.number);
+            self.maybe_save_offline_cache();
             if let Some(view) = self.view.as_mut() {
                 view.reset();
             }
         }
+    }
+
+    /// The selection ends cleanly: with `qresync`, one time in three (drawn from the
+    /// slot's random stream, so `seed=` repeats it) the view becomes the storage's
+    /// offline cache for the next QRESYNC SELECT.
+    fn maybe_save_offline_cache(&mut self) {
+        if !self.ctx.settings.qresync {
+            return;
+        }
+        let Some(view) = self.view.as_mut() else {
+            return;
+        };
+        if view.is_selected() && self.rng.random_range(0..3u32) == 0 {
+            view.save_offline_cache();
+        }
+    }
+
+    /// The SELECT being answered is at the front of the queue.
+    fn selecting(&self) -> bool {
+        self.pending
+            .front()
+            .is_some_and(|p| p.state == State::Select && self.select_reset == Some(p.number))
     }
 
     fn take_tag(&mut self) -> (u32, String) {
@@ -521,6 +556,19 @@ impl<'a> Connection<'a> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
+        if state == State::Logout {
+            self.maybe_save_offline_cache();
+        }
+        let offline_cache = match &self.view {
+            Some(view)
+                if state == State::Select
+                    && self.ctx.settings.qresync
+                    && (self.qresync_enabled || self.capabilities.has("QRESYNC")) =>
+            {
+                view.offline_cache()
+            }
+            _ => None,
+        };
         let own_seqs = match &self.view {
             Some(view)
                 if view.own_msgs.is_some() && matches!(state, State::Store | State::Delete) =>
@@ -544,6 +592,9 @@ impl<'a> Connection<'a> {
                 .as_ref()
                 .is_some_and(|v| v.own_msgs.is_some() || v.checkpoint.is_some()),
             track_stores: self.view.is_some(),
+            qresync: offline_cache
+                .as_ref()
+                .map(|c| (c.uidvalidity, c.highestmodseq)),
         };
         let Some(built) = commands::build(state, &tag, &ctx, self.rng) else {
             return;
@@ -566,6 +617,9 @@ impl<'a> Connection<'a> {
             }
             if let Some(intent) = built.store {
                 view.store_sent(number, intent);
+            }
+            if state == State::Select {
+                view.select_sent(offline_cache);
             }
         }
         self.pending.push_back(Pending {
@@ -654,6 +708,10 @@ impl<'a> Connection<'a> {
                             status == Status::Ok,
                             code_expungeissued,
                         ),
+                        State::Select => {
+                            view.select_done(status == Status::Ok);
+                            self.msgs = view.count();
+                        }
                         _ => {}
                     }
                 }
@@ -689,9 +747,6 @@ impl<'a> Connection<'a> {
             }
             State::Select => {
                 self.level = Level::Selected;
-                if let Some(view) = self.view.as_mut() {
-                    view.set_selected(true);
-                }
             }
             State::Logout => {
                 if !self.bye_seen {
@@ -783,6 +838,17 @@ impl<'a> Connection<'a> {
                 Some(Code::UidValidity(v)) => {
                     if let Some(view) = self.view.as_mut() {
                         view.uidvalidity(v);
+                        self.msgs = view.count();
+                    }
+                }
+                Some(Code::HighestModSeq(n)) if self.selecting() => {
+                    if let Some(view) = self.view.as_mut() {
+                        view.select_highestmodseq(n);
+                    }
+                }
+                Some(Code::UidNext(n)) if self.selecting() => {
+                    if let Some(view) = self.view.as_mut() {
+                        view.select_uidnext(n);
                     }
                 }
                 Some(Code::Capability(caps)) => {
@@ -805,18 +871,23 @@ impl<'a> Connection<'a> {
                     self.msgs = view.count();
                 }
             }
-            Untagged::Vanished {
-                earlier: false,
-                uids,
-            } if self.view.is_some() => {
+            Untagged::Vanished { earlier, uids } if self.view.is_some() => {
                 if let Some(view) = self.view.as_mut() {
-                    view.vanished(&uids);
+                    if earlier {
+                        view.vanished_earlier(&uids);
+                    } else {
+                        view.vanished(&uids);
+                    }
                     self.msgs = view.count();
                 }
+            }
+            Untagged::Enabled(caps) if caps.iter().any(|c| c.eq_ignore_ascii_case(b"QRESYNC")) => {
+                self.qresync_enabled = true;
             }
             Untagged::Fetch { seq, items } => {
                 if let Some(view) = self.view.as_mut() {
                     view.fetch(seq, &items);
+                    self.msgs = view.count();
                 }
             }
             Untagged::Flags(flags) => {
