@@ -611,7 +611,14 @@ fn search_node(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64, p: u32, depth:
             let mut b = Vec::new();
             search_group(rng, msgs, now, child, depth + 1, &mut a);
             search_group(rng, msgs, now, child, depth + 1, &mut b);
-            SearchKey::Or(Box::new(group(a)), Box::new(group(b)))
+            let (a, b) = (group(a), group(b));
+            // `OR LARGER a LARGER b` is the same trap under NOT (De Morgan turns it
+            // into two siblings of one kind), so one of the two is enough.
+            if same_kind(&a, &b) {
+                a
+            } else {
+                SearchKey::Or(Box::new(a), Box::new(b))
+            }
         }
         _ => {
             let child = p.saturating_sub((p / 30).max(1));
@@ -669,6 +676,36 @@ fn merge_ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// Dovecot 2.3 answers two same-kind keys in one AND wrongly, and `NOT (OR a b)` is
+    /// such an AND: the generator never builds either.
+    #[test]
+    fn no_two_keys_of_one_kind_side_by_side() {
+        fn check(keys: &[SearchKey]) {
+            for (i, a) in keys.iter().enumerate() {
+                for b in &keys[i + 1..] {
+                    assert!(!same_kind(a, b), "{a:?} and {b:?}");
+                }
+                visit(a);
+            }
+        }
+        fn visit(key: &SearchKey) {
+            match key {
+                SearchKey::Not(inner) => visit(inner),
+                SearchKey::Or(a, b) => {
+                    assert!(!same_kind(a, b), "OR {a:?} {b:?}");
+                    visit(a);
+                    visit(b);
+                }
+                SearchKey::And(items) => check(items),
+                _ => {}
+            }
+        }
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        for _ in 0..20_000 {
+            check(&search_keys(&mut rng, 40, 1_700_000_000));
+        }
+    }
 
     #[test]
     fn ranges_merge() {
