@@ -96,21 +96,24 @@ pub(super) async fn run(
         rng,
         tally: SessionTally::default(),
     };
+    // The task lives from the user's first action to the end of the run, logged in or
+    // not: the work futures are boxed so the resting task stays small (~0.8 KB instead
+    // of ~5 KB; `cargo bench --bench profile` measures RSS per user).
     loop {
         if jobs.is_empty() {
-            session.fetch_if_new_mail().await;
-            session.ensure_idle().await;
+            Box::pin(session.fetch_if_new_mail()).await;
+            Box::pin(session.ensure_idle()).await;
         }
         let job = if session.idling() {
             let conn = &mut session.conns[0];
             tokio::select! {
                 job = jobs.recv() => job,
                 response = conn.client.stream().read_response_within(None) => {
-                    session.idle_response(response).await;
+                    Box::pin(session.idle_response(response)).await;
                     continue;
                 }
                 () = tokio::time::sleep(IDLE_RENEW) => {
-                    session.leave_idle(Instant::now()).await;
+                    Box::pin(session.leave_idle(Instant::now())).await;
                     continue;
                 }
             }
@@ -122,9 +125,9 @@ pub(super) async fn run(
             session.conns.clear();
             return;
         }
-        session.perform(job).await;
+        Box::pin(session.perform(job)).await;
     }
-    session.logout(Instant::now()).await;
+    Box::pin(session.logout(Instant::now())).await;
 }
 
 impl Session {
