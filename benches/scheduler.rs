@@ -26,8 +26,8 @@ use imaptest::profile::schedule::{Schedule, ScheduleOptions};
 use imaptest::profile::timeline::{self, Precision};
 use imaptest::profile::{self, Profile};
 
-#[path = "support/proc.rs"]
-mod proc;
+#[path = "support/child.rs"]
+mod child;
 
 fn cpu_time() -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -59,7 +59,7 @@ fn load(name: &str, users: u64, compression: Option<f64>) -> Profile {
 
 fn generate(name: &str, users: u64, secs: u64) {
     let p = load(name, users, None);
-    let rss0 = proc::own_rss_kib();
+    let rss0 = child::own_rss_kib();
     let (cpu0, t0) = (cpu_time(), Instant::now());
     let mut schedule = Schedule::new(
         &p,
@@ -69,7 +69,7 @@ fn generate(name: &str, users: u64, secs: u64) {
         },
     );
     let build = t0.elapsed();
-    let rss1 = proc::own_rss_kib();
+    let rss1 = child::own_rss_kib();
     let mut events = 0u64;
     let t1 = Instant::now();
     let cpu1 = cpu_time();

@@ -20,22 +20,20 @@
 //!   keeps connections open and quiet with any engine.
 //! * The null server runs in this process on its own thread; its CPU is shown apart.
 
+#[path = "support/child.rs"]
+mod child;
 #[path = "../tests/support/null_server.rs"]
 mod null_server;
-#[path = "support/proc.rs"]
-mod proc;
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use child::{BIN, children_cpu, env_u64, rss_kib, self_cpu, spawn};
 use null_server::{NullOptions, NullServer};
-use proc::rss_kib;
 
-const BIN: &str = env!("CARGO_BIN_EXE_imaptest");
 const LAB_IMAP: &str = "127.0.0.1:10143";
 const LAB_IMAPS: &str = "127.0.0.1:10993";
 const LAB_CA: &str = "/tmp/imaptest-lab/ssl/ca.crt";
@@ -72,27 +70,12 @@ struct Measurement {
 }
 
 fn main() {
-    // `cargo test --all-targets` runs bench targets without `--bench`: don't load the
-    // machine for minutes there.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("stress benchmarks run with `cargo bench --bench stress`; skipped");
+    let Some((filters, dir)) = child::start("stress") else {
         return;
-    }
-    raise_fd_limit();
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    };
     let secs = env_u64("IMAPTEST_BENCH_SECS", 10).clamp(1, 30);
     let runs = env_u64("IMAPTEST_BENCH_RUNS", 2).max(1);
 
-    let dir = match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("cannot create a temporary directory: {e}");
-            return;
-        }
-    };
     let mbox = match generate_mbox(dir.path()) {
         Ok(m) => m,
         Err(e) => {
@@ -105,12 +88,8 @@ fn main() {
 
     let scenarios = scenarios(&mbox, secs);
     println!(
-        "imaptest stress benchmarks: {BIN}\n{} run(s) per scenario, {secs} s each; {} CPU(s), load {}\n",
-        runs,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/loadavg")
-            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default()
+        "imaptest stress benchmarks: {BIN}\n{runs} run(s) per scenario, {secs} s each; {}\n",
+        child::machine()
     );
     println!(
         "{:<34} {:>3} {:>6} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8}  note",
@@ -288,28 +267,16 @@ fn measure_throughput(scenario: &Scenario) -> Result<Measurement, String> {
     let server_cpu_before = self_cpu();
     let cpu_before = children_cpu();
     let started = Instant::now();
-    let mut child = spawn(&args)?;
-    let stdout = reader(child.stdout.take());
-    let stderr = reader(child.stderr.take());
+    let (mut child, stdout, stderr) = spawn(&args)?;
     let deadline = started + Duration::from_secs(scenario.secs + 40);
     let mut peak = 0;
     let mut last = 0;
-    let status = loop {
-        if let Some(kib) = rss_kib(child.id()) {
+    let status = child::wait_sampling(&mut child, deadline, |pid| {
+        if let Some(kib) = rss_kib(pid) {
             peak = peak.max(kib);
             last = kib;
         }
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("did not stop in time; killed".into());
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => return Err(e.to_string()),
-        }
-    };
+    })?;
     let wall = started.elapsed();
     let cpu = children_cpu().saturating_sub(cpu_before);
     let server_cpu = server.map(|s| {
@@ -362,9 +329,7 @@ fn measure_idle(scenario: &Scenario) -> Result<Measurement, String> {
 
     let cpu_before = children_cpu();
     let started = Instant::now();
-    let mut child = spawn(&args)?;
-    let stderr = reader(child.stderr.take());
-    let stdout = reader(child.stdout.take());
+    let (mut child, stdout, stderr) = spawn(&args)?;
     let target = u64::from(scenario.clients);
     let deadline = started + Duration::from_secs(25);
     let mut peak = 0;
@@ -430,29 +395,6 @@ fn endpoint_args(server: Server, null: Option<&NullServer>) -> Vec<String> {
     }
 }
 
-fn spawn(args: &[String]) -> Result<Child, String> {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {BIN}: {e}"))
-}
-
-/// Reads a pipe to the end on a thread, so the child never blocks on a full pipe.
-fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut pipe) = pipe {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            text = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        text
-    })
-}
-
 /// The sum of the console's Totals line.
 fn totals(stdout: &str) -> Option<u64> {
     let block = stdout.split("Totals:").nth(1)?;
@@ -482,45 +424,4 @@ fn generate_mbox(dir: &Path) -> Result<PathBuf, String> {
 fn reachable(addr: &str) -> bool {
     addr.parse::<SocketAddr>()
         .is_ok_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rusage_cpu(who: libc::c_int) -> Duration {
-    // SAFETY: getrusage only writes the struct we pass; all-zero is a valid rusage.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// User+sys CPU of every child waited for so far.
-fn children_cpu() -> Duration {
-    rusage_cpu(libc::RUSAGE_CHILDREN)
-}
-
-/// User+sys CPU of this process (the null server).
-fn self_cpu() -> Duration {
-    rusage_cpu(libc::RUSAGE_SELF)
-}
-
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

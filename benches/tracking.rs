@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use imaptest::imap::response::{Response, Untagged, parse};
 use imaptest::tracking::{Registry, View};
 
-#[path = "support/proc.rs"]
-mod proc;
+#[path = "support/child.rs"]
+mod child;
 
 fn rss_kib() -> i64 {
-    i64::try_from(proc::own_rss_kib()).unwrap_or(i64::MAX)
+    i64::try_from(child::own_rss_kib()).unwrap_or(i64::MAX)
 }
 
 /// Counts live heap bytes.
