@@ -42,6 +42,8 @@ use crate::profile::model::ClientType;
 use crate::profile::schedule::{Action, splitmix64};
 use crate::tracking::View;
 
+mod actions;
+
 /// RFC 2177: re-issue IDLE at least every 29 minutes.
 const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 /// First wait before a client reconnects after losing its session; it doubles up to
@@ -784,180 +786,6 @@ impl Session {
         self.user.session_closed(&gauges);
         self.tally.end(&self.ctx, &self.user, self.client, "imap");
     }
-
-    // --- mail actions ----------------------------------------------------------------
-
-    /// The UID of message `msg`, catching up with new mail once if it is not known yet.
-    /// `None` (counted as skipped): not logged in, or the message is not there.
-    async fn uid_of(&mut self, msg: u32, at: Instant) -> Option<u32> {
-        if self.conns.is_empty() {
-            self.ctx.skip();
-            return None;
-        }
-        // UID 0: only a POP3 client has seen it so far.
-        if let Some(&uid) = self.user.mail().inbox.get(&msg)
-            && uid != 0
-        {
-            return Some(uid);
-        }
-        self.fetch_new(0, at).await;
-        let uid = self.user.mail().inbox.get(&msg).copied();
-        if uid.is_none() || uid == Some(0) || self.conns.is_empty() {
-            self.ctx.skip();
-            return None;
-        }
-        uid
-    }
-
-    async fn read(&mut self, msg: u32, at: Instant) {
-        let Some(uid) = self.uid_of(msg, at).await else {
-            return;
-        };
-        let items = self
-            .kind()
-            .fetch_on_open
-            .clone()
-            .unwrap_or_else(|| "BODY.PEEK[]".to_owned());
-        let items = parenthesised(&items);
-        if self
-            .simple(0, State::Fetch2, at, format!("UID FETCH {uid} {items}"))
-            .await
-            .is_none()
-        {
-            return;
-        }
-        let line = format!("UID STORE {uid} +FLAGS.SILENT (\\Seen)");
-        self.simple(0, State::Store, at, line).await;
-    }
-
-    async fn delete(&mut self, msg: u32, at: Instant) {
-        let Some(uid) = self.uid_of(msg, at).await else {
-            return;
-        };
-        if self.expunge_uid(0, uid, at).await {
-            self.user.mail().forget(msg);
-        }
-    }
-
-    /// `\Deleted` and UID EXPUNGE (plain EXPUNGE without UIDPLUS).
-    async fn expunge_uid(&mut self, c: usize, uid: u32, at: Instant) -> bool {
-        let line = format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)");
-        if self.simple(c, State::Delete, at, line).await.is_none() {
-            return false;
-        }
-        let line = if self.conns[c].client.capabilities().has("UIDPLUS") {
-            format!("UID EXPUNGE {uid}")
-        } else {
-            "EXPUNGE".to_owned()
-        };
-        self.simple(c, State::Expunge, at, line).await.is_some()
-    }
-
-    async fn move_to_spam(&mut self, msg: u32, at: Instant) {
-        let Some(uid) = self.uid_of(msg, at).await else {
-            return;
-        };
-        if !self.ensure_mailbox(0, SPAM, at).await {
-            return;
-        }
-        let Some(conn) = self.conns.first() else {
-            return;
-        };
-        let caps = conn.client.capabilities();
-        let moved = if caps.has("MOVE") || caps.has("IMAP4rev2") {
-            self.simple(0, State::Move, at, format!("UID MOVE {uid} {SPAM}"))
-                .await
-                .is_some_and(|done| done.is_ok())
-        } else {
-            let copied = self
-                .simple(0, State::Copy, at, format!("UID COPY {uid} {SPAM}"))
-                .await
-                .is_some_and(|done| done.is_ok());
-            copied && self.expunge_uid(0, uid, at).await
-        };
-        if moved {
-            self.user.mail().forget(msg);
-        }
-    }
-
-    async fn reply(&mut self, msg: u32, draft: u32, at: Instant) {
-        if let Some(uid) = self.uid_of(msg, at).await {
-            let line = format!("UID STORE {uid} +FLAGS.SILENT (\\Answered)");
-            if self.simple(0, State::Store, at, line).await.is_none() {
-                return;
-            }
-        }
-        self.write_draft(draft, at).await;
-    }
-
-    /// The connection for Drafts/Sent work: one with Drafts selected, else the first.
-    fn drafts_conn(&self) -> usize {
-        self.conns
-            .iter()
-            .position(|c| c.mailbox == DRAFTS)
-            .unwrap_or(0)
-    }
-
-    async fn append(&mut self, mailbox: &str, flags: &str, at: Instant) -> Option<u32> {
-        let c = self.drafts_conn();
-        let source = self.ctx.write_sources[self.user.population as usize]
-            .clone()
-            .unwrap_or_else(|| self.ctx.messages.clone());
-        let message = source.next_message(&mut self.rng);
-        let done = self
-            .run(c, State::Append, at, |client| {
-                let (tag, builder) = client.command("APPEND");
-                let parts = builder
-                    .string(mailbox.as_bytes())
-                    .raw(flags)
-                    .literal(&message.data)
-                    .finish();
-                (tag, parts)
-            })
-            .await?;
-        if !done.is_ok() {
-            return None;
-        }
-        appended_uid(&done.line)
-    }
-
-    async fn write_draft(&mut self, draft: u32, at: Instant) {
-        if self.conns.is_empty() {
-            self.ctx.skip();
-            return;
-        }
-        if !self.ensure_mailbox(0, DRAFTS, at).await {
-            return;
-        }
-        if let Some(uid) = self.append(DRAFTS, "(\\Draft)", at).await {
-            self.user.mail().drafts.insert(draft, uid);
-        }
-    }
-
-    async fn send_draft(&mut self, draft: u32, at: Instant) {
-        if self.conns.is_empty() {
-            self.ctx.skip();
-            return;
-        }
-        if !self.ensure_mailbox(0, SENT, at).await {
-            return;
-        }
-        if self.append(SENT, "(\\Seen)", at).await.is_none() && self.conns.is_empty() {
-            return;
-        }
-        let Some(uid) = self.user.mail().drafts.remove(&draft) else {
-            return;
-        };
-        let c = self.drafts_conn();
-        if self.conns[c].mailbox == DRAFTS {
-            self.expunge_uid(c, uid, at).await;
-            return;
-        }
-        // One connection: visit Drafts and come back to INBOX.
-        if self.select(c, DRAFTS, at).await && self.expunge_uid(c, uid, at).await {
-            self.select(c, INBOX, at).await;
-        }
-    }
 }
 
 /// Feeds one untagged response to the mailbox model.
@@ -980,8 +808,6 @@ fn check(view: &mut View, untagged: &Untagged<'_>) {
     }
 }
 
-/// The command line up to the first literal, for error messages (never a password:
-/// login errors are reported without it).
 /// The error kind of a failed IMAP exchange.
 fn client_error_kind(e: &ClientError) -> ErrorKind {
     match e {
@@ -1006,6 +832,8 @@ fn client_error_kind(e: &ClientError) -> ErrorKind {
     }
 }
 
+/// The command line up to the first literal, for error messages (never a password:
+/// login errors are reported without it).
 fn command_line(parts: &[CommandPart]) -> String {
     let first = parts.first().map_or(&[][..], |p| &p.bytes[..]);
     let end = first
@@ -1025,18 +853,6 @@ fn tolerated(state: State, done: &Completion) -> bool {
     state == State::MCreate && done.line.to_ascii_uppercase().contains("ALREADYEXISTS")
 }
 
-/// The UID in a tagged `OK [APPENDUID v uid]`.
-fn appended_uid(line: &str) -> Option<u32> {
-    let data = format!("{line}\r\n");
-    match crate::imap::response::parse(data.as_bytes()) {
-        Ok(Response::Tagged { text, .. }) => match text.code {
-            Some(Code::AppendUid { uids, .. }) => uids.ranges().first().map(|&(lo, _)| lo),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// The mailbox name of a `* LIST` response.
 fn listed_name(raw: &RawResponse) -> Option<String> {
     let line = raw.first_line();
@@ -1054,15 +870,6 @@ fn listed_name(raw: &RawResponse) -> Option<String> {
     Some(name.trim_matches('"').to_owned())
 }
 
-fn parenthesised(items: &str) -> String {
-    let items = items.trim();
-    if items.starts_with('(') {
-        items.to_owned()
-    } else {
-        format!("({items})")
-    }
-}
-
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
@@ -1074,26 +881,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn appenduid_is_read_from_the_tagged_line() {
-        assert_eq!(
-            appended_uid("a1 OK [APPENDUID 1700000000 42] Append completed."),
-            Some(42)
-        );
-        assert_eq!(appended_uid("a1 OK Append completed."), None);
-    }
-
-    #[test]
     fn command_lines_lose_tag_and_literal() {
         let parts = vec![CommandPart {
             bytes: b"7.3 APPEND \"Drafts\" (\\Draft) {12+}\r\nhello".to_vec(),
             secret_from: None,
         }];
         assert_eq!(command_line(&parts), "APPEND \"Drafts\" (\\Draft)");
-    }
-
-    #[test]
-    fn fetch_items_are_parenthesised_once() {
-        assert_eq!(parenthesised("BODY[]"), "(BODY[])");
-        assert_eq!(parenthesised("(FLAGS UID)"), "(FLAGS UID)");
     }
 }
