@@ -97,6 +97,17 @@ fn lmtp_session(
 
 /// A fake IMAP server: LOGIN works; every second connection drops at SELECT.
 fn fake_imap() -> u16 {
+    fake_imap_with(Fault::DropEverySecondAtSelect)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    DropEverySecondAtSelect,
+    /// NOOP is never answered (the connection stays open and quiet).
+    HoldNoop,
+}
+
+fn fake_imap_with(fault: Fault) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicU64::new(0));
@@ -105,14 +116,15 @@ fn fake_imap() -> u16 {
             let Ok(stream) = stream else { return };
             let n = connections.fetch_add(1, Ordering::Relaxed);
             std::thread::spawn(move || {
-                let _ = imap_session(stream, n % 2 == 1);
+                let drop_at_select = fault == Fault::DropEverySecondAtSelect && n % 2 == 1;
+                let _ = imap_session(stream, drop_at_select, fault == Fault::HoldNoop);
             });
         }
     });
     port
 }
 
-fn imap_session(stream: TcpStream, drop_at_select: bool) -> std::io::Result<()> {
+fn imap_session(stream: TcpStream, drop_at_select: bool, hold_noop: bool) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     out.write_all(b"* OK [CAPABILITY IMAP4rev1 IDLE UIDPLUS MOVE] fake\r\n")?;
@@ -127,6 +139,7 @@ fn imap_session(stream: TcpStream, drop_at_select: bool) -> std::io::Result<()> 
         };
         match cmd.to_ascii_uppercase().as_str() {
             "SELECT" if drop_at_select => return Ok(()),
+            "NOOP" if hold_noop => {}
             "SELECT" => out.write_all(
                 format!("* 0 EXISTS\r\n* OK [UIDVALIDITY 1] x\r\n* OK [UIDNEXT 1] x\r\n{tag} OK [READ-WRITE] selected\r\n").as_bytes(),
             )?,
@@ -525,4 +538,49 @@ name = "desktop"
         .filter(|r| r.split(',').nth(6).and_then(|d| d.parse::<u64>().ok()) > Some(2000))
         .count();
     assert!(ended_at_the_end >= 2, "sessions that stayed: {rows}");
+}
+
+/// A server that stops answering shows on the console as a stalled connection, and
+/// the run still ends on time.
+#[test]
+fn a_silent_server_shows_as_stalled() {
+    let port = fake_imap_with(Fault::HoldNoop);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = write_profile(
+        dir.path(),
+        &format!(
+            r#"
+[run]
+duration = "6s"
+
+[servers.imap]
+port = {port}
+
+[[population]]
+name = "users"
+count = 1
+username = "user%{{username_idx}}"
+clients = [{{ client = "poller" }}]
+
+[[client]]
+name = "poller"
+idle = false
+poll_interval = "500ms"
+"#
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = imaptest(&[
+        &format!("profile={}", profile.display()),
+        "host=127.0.0.1",
+        "random_msg_size=2000",
+        "secs=6,1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(1 stalled >3s)"), "{stdout}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the run did not end on time"
+    );
+    assert!(stdout.contains("Totals:"), "{stdout}");
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use super::framer::{FrameError, Framer, FramerLimits, RawResponse};
 use crate::net::deflate::Deflate;
 use crate::net::inbound::{Inbound, ReadFailure};
-use crate::net::{Endpoint, NetError, Rawlog, Transport};
+use crate::net::{Endpoint, IoObserver, NetError, Rawlog, Transport};
 
 /// Why reading or writing a response failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,8 @@ pub struct ImapStream {
     inbound: Inbound,
     /// Bytes queued by [`Self::queue`], written by [`Self::flush_queued`].
     out: Vec<u8>,
+    /// Told about every read and write.
+    observer: Option<std::sync::Arc<dyn IoObserver>>,
 }
 
 impl ImapStream {
@@ -89,7 +91,13 @@ impl ImapStream {
             bytes_in: 0,
             bytes_out: 0,
             out: Vec::new(),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` about every read and write from now on.
+    pub fn observe(&mut self, observer: std::sync::Arc<dyn IoObserver>) {
+        self.observer = Some(observer);
     }
 
     pub fn peer(&self) -> SocketAddr {
@@ -156,6 +164,9 @@ impl ImapStream {
                 ReadFailure::Timeout(limit) => StreamError::Timeout(limit),
             })?;
         self.bytes_in += n as u64;
+        if let Some(observer) = &self.observer {
+            observer.io();
+        }
         Ok(n)
     }
 
@@ -190,6 +201,9 @@ impl ImapStream {
         self.io.flush().await.map_err(StreamError::Write)?;
         self.bytes_out += self.out.len() as u64;
         self.out.clear();
+        if let Some(observer) = &self.observer {
+            observer.io();
+        }
         // Don't keep a large APPEND buffer around on an idle connection.
         if self.out.capacity() > 64 * 1024 {
             self.out = Vec::new();
@@ -211,6 +225,7 @@ impl ImapStream {
             timeout,
             bytes_in,
             bytes_out,
+            observer,
             ..
         } = self;
         let tcp = match io {
@@ -225,6 +240,7 @@ impl ImapStream {
         let mut upgraded = ImapStream::new(transport, peer, limits, rawlog, timeout);
         upgraded.bytes_in = bytes_in;
         upgraded.bytes_out = bytes_out;
+        upgraded.observer = observer;
         Ok(upgraded)
     }
 

@@ -113,6 +113,12 @@ pub struct ConnectionStatus {
     waiting_for: Mutex<Option<(u32, String)>>,
 }
 
+impl crate::net::IoObserver for ConnectionStatus {
+    fn io(&self) {
+        self.touch();
+    }
+}
+
 impl ConnectionStatus {
     /// Records I/O now.
     pub fn touch(&self) {

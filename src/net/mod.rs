@@ -12,3 +12,9 @@ pub use connect::{Endpoint, NetError};
 pub use lines::{LineError, LineStream};
 pub use rawlog::Rawlog;
 pub use transport::Transport;
+
+/// Told about every read and write of a connection (for stall watching), so the
+/// transport needs to know nothing of metrics.
+pub trait IoObserver: Send + Sync + std::fmt::Debug {
+    fn io(&self);
+}

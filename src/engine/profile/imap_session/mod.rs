@@ -37,6 +37,7 @@ use crate::imap::framer::RawResponse;
 use crate::imap::response::{Code, FetchItem, Response, Status, Untagged};
 use crate::imap::stream::StreamError;
 use crate::lmtp::{MARKER_HEADER, parse_marker};
+use crate::metrics::ConnectionStatus;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::profile::model::ClientType;
 use crate::profile::schedule::{Action, splitmix64};
@@ -74,6 +75,8 @@ struct Conn {
     uidvalidity: u32,
     /// The selected mailbox's model, checking every reply (None: `no_tracking`).
     view: Option<View>,
+    /// For the console's stalled-connection count.
+    status: Arc<ConnectionStatus>,
 }
 
 struct Session {
@@ -207,7 +210,15 @@ impl Session {
         let (tag, parts) = build(&mut conn.client);
         let line = command_line(&parts);
         let started = Instant::now();
+        // Waiting for this reply: shown as stalled when the server goes quiet.
+        let number = tag
+            .rsplit('.')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        conn.status.set_waiting(Some((number, &line)));
         let result = conn.client.run(&tag, parts).await;
+        conn.status.set_waiting(None);
         let outcome = match &result {
             Ok(done) => match done.status {
                 Status::Ok => Outcome::Ok,
@@ -512,6 +523,8 @@ impl Session {
                 }
             };
             self.ctx.connection_opened();
+            let status = self.ctx.metrics.watch_connection(id);
+            client.stream().observe(status.clone());
             let request = LoginRequest {
                 user: &self.user.name,
                 password: &self.user.password,
@@ -535,6 +548,7 @@ impl Session {
                 server_uidnext: 1,
                 uidvalidity: 0,
                 view: None,
+                status,
             });
             let c = self.conns.len() - 1;
             match result {
