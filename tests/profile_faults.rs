@@ -166,6 +166,18 @@ fn write_profile(dir: &Path, text: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs `profile` against fake servers on 127.0.0.1 with random messages, plus `extra`.
+fn run_fake(profile: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        format!("profile={}", profile.display()),
+        "host=127.0.0.1".to_owned(),
+        "random_msg_size=2000".to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    imaptest(&args)
+}
+
 fn imaptest(args: &[&str]) -> Output {
     Command::new(common::imaptest_bin())
         .args(args)
@@ -217,12 +229,7 @@ connections = 0
         ),
     );
     let csv = dir.path().join("t.csv");
-    let out = imaptest(&[
-        &format!("profile={}", profile.display()),
-        "host=127.0.0.1",
-        "random_msg_size=2000",
-        &format!("csv={}", csv.display()),
-    ]);
+    let out = run_fake(&profile, &[&format!("csv={}", csv.display())]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -297,12 +304,7 @@ login_interval = "100ms"
         ),
     );
     let sessions = dir.path().join("s.csv");
-    let out = imaptest(&[
-        &format!("profile={}", profile.display()),
-        "host=127.0.0.1",
-        "random_msg_size=2000",
-        &format!("session_csv={}", sessions.display()),
-    ]);
+    let out = run_fake(&profile, &[&format!("session_csv={}", sessions.display())]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -514,12 +516,7 @@ name = "desktop"
         ),
     );
     let sessions = dir.path().join("s.csv");
-    let out = imaptest(&[
-        &format!("profile={}", profile.display()),
-        "host=127.0.0.1",
-        "random_msg_size=2000",
-        &format!("session_csv={}", sessions.display()),
-    ]);
+    let out = run_fake(&profile, &[&format!("session_csv={}", sessions.display())]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -570,12 +567,7 @@ poll_interval = "500ms"
         ),
     );
     let started = std::time::Instant::now();
-    let out = imaptest(&[
-        &format!("profile={}", profile.display()),
-        "host=127.0.0.1",
-        "random_msg_size=2000",
-        "secs=6,1",
-    ]);
+    let out = run_fake(&profile, &["secs=6,1"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("(1 stalled >3s)"), "{stdout}");
     assert!(
