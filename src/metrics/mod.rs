@@ -179,13 +179,8 @@ pub struct StateFigures {
     pub no: u64,
     pub bad: u64,
     pub failed: u64,
-    /// Latency of every completed command, in microseconds; allocated on the first
-    /// command (a histogram is ~190 KB and most states are idle in most seconds).
-    pub latency: Option<Box<Histogram<u64>>>,
-    /// Sum of latencies in microseconds (exact average without histogram rounding).
-    pub latency_sum_us: u64,
-    /// Commands timed (any outcome).
-    pub timed: u64,
+    /// Reply latency of every command timed (any outcome), in microseconds.
+    pub latency: Latency,
     pub lateness_max_us: u64,
 }
 
@@ -197,9 +192,7 @@ impl StateFigures {
             no: 0,
             bad: 0,
             failed: 0,
-            latency: None,
-            latency_sum_us: 0,
-            timed: 0,
+            latency: Latency::default(),
             lateness_max_us: 0,
         }
     }
@@ -210,33 +203,19 @@ impl StateFigures {
         self.no += other.no;
         self.bad += other.bad;
         self.failed += other.failed;
-        if let Some(theirs) = &other.latency {
-            match &mut self.latency {
-                Some(mine) => {
-                    let _ = mine.add(theirs.as_ref());
-                }
-                None => self.latency = Some(theirs.clone()),
-            }
-        }
-        self.latency_sum_us += other.latency_sum_us;
-        self.timed += other.timed;
+        self.latency.add(&other.latency);
         self.lateness_max_us = self.lateness_max_us.max(other.lateness_max_us);
     }
 
-    /// The latency at quantile `q` in µs (0 if nothing was timed).
-    pub fn latency_at(&self, q: f64) -> u64 {
-        self.latency.as_ref().map_or(0, |h| h.value_at_quantile(q))
-    }
-
-    /// The largest latency in µs (0 if nothing was timed).
-    pub fn latency_max(&self) -> u64 {
-        self.latency.as_ref().map_or(0, |h| h.max())
+    /// Commands timed (any outcome).
+    pub fn timed(&self) -> u64 {
+        self.latency.count
     }
 
     /// Average latency in milliseconds, 0 if nothing was timed.
     pub fn avg_ms(&self) -> u64 {
-        (self.latency_sum_us / 1000)
-            .checked_div(self.timed)
+        (self.latency.sum_us / 1000)
+            .checked_div(self.latency.count)
             .unwrap_or(0)
     }
 }
@@ -267,7 +246,8 @@ pub struct DeliveryFigures {
     pub lateness: Latency,
 }
 
-/// A lazily allocated latency histogram with an exact sum.
+/// A latency histogram with an exact sum, allocated on the first value (a histogram is
+/// ~190 KB and most states are idle in most seconds).
 #[derive(Debug, Clone, Default)]
 pub struct Latency {
     pub histogram: Option<Box<Histogram<u64>>>,
@@ -440,12 +420,8 @@ impl Interval {
                     Outcome::Bad => f.bad += 1,
                     Outcome::Failed => f.failed += 1,
                 }
-                let us = finished.saturating_duration_since(*started).as_micros() as u64;
                 f.latency
-                    .get_or_insert_with(|| Box::new(new_histogram()))
-                    .saturating_record(us.max(1));
-                f.latency_sum_us += us;
-                f.timed += 1;
+                    .record(finished.saturating_duration_since(*started));
                 let late = started.saturating_duration_since(*intended).as_micros() as u64;
                 f.lateness_max_us = f.lateness_max_us.max(late);
             }

@@ -53,7 +53,7 @@ use std::time::UNIX_EPOCH;
 use anyhow::Context;
 
 use crate::engine::states::State;
-use crate::metrics::{Interval, Latency, Report, Sink, StateFigures};
+use crate::metrics::{Interval, Latency, Report, Sink};
 
 /// The header row, in column order.
 pub const HEADER: [&str; 22] = [
@@ -154,7 +154,7 @@ impl<W: Write + Send> CsvTimeline<W> {
         let mut w = csv::Writer::from_writer(&mut self.buf);
         for state in State::all() {
             let f = interval.state(state);
-            if f.count == 0 && f.timed == 0 {
+            if f.count == 0 && f.timed() == 0 {
                 continue;
             }
             let mut row: Vec<String> = Vec::with_capacity(HEADER.len());
@@ -165,7 +165,7 @@ impl<W: Write + Send> CsvTimeline<W> {
                 state.name().to_owned(),
             ]);
             row.extend([f.count, f.ok, f.no, f.bad, f.failed, f.failed].map(|n| n.to_string()));
-            row.extend(latency_columns(f));
+            row.extend(latency_columns(&f.latency));
             row.extend(std::iter::repeat_n(String::new(), 7));
             w.write_record(&row)?;
         }
@@ -213,7 +213,7 @@ impl<W: Write + Send> CsvTimeline<W> {
             row.extend([d.offered, d.delivered, d.refused].map(|n| n.to_string()));
             row.push(String::new());
             row.extend([d.failed, d.failed].map(|n| n.to_string()));
-            row.extend(distribution_columns(&d.seen));
+            row.extend(latency_columns(&d.seen));
             row.extend(std::iter::repeat_n(String::new(), 5));
             row.extend([interval.queued, d.late].map(|n| n.to_string()));
             w.write_record(&row)?;
@@ -221,7 +221,7 @@ impl<W: Write + Send> CsvTimeline<W> {
                 vec![unix_time, elapsed, "actions".to_owned(), String::new()];
             row.push(d.lateness.count.to_string());
             row.extend(std::iter::repeat_n(String::new(), 5));
-            row.extend(distribution_columns(&d.lateness));
+            row.extend(latency_columns(&d.lateness));
             row.extend(std::iter::repeat_n(String::new(), 7));
             w.write_record(&row)?;
         }
@@ -247,22 +247,8 @@ impl<W: Write + Send> CsvTimeline<W> {
     }
 }
 
-/// `avg_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; empty when nothing was timed.
-fn latency_columns(f: &StateFigures) -> [String; 5] {
-    if f.timed == 0 {
-        return Default::default();
-    }
-    [
-        (f.latency_sum_us / f.timed).to_string(),
-        f.latency_at(0.5).to_string(),
-        f.latency_at(0.9).to_string(),
-        f.latency_at(0.99).to_string(),
-        f.latency_max().to_string(),
-    ]
-}
-
-/// The latency columns of a [`Latency`]; empty when nothing was recorded.
-fn distribution_columns(l: &Latency) -> [String; 5] {
+/// `avg_us`, `p50_us`, `p90_us`, `p99_us`, `max_us`; empty when nothing was recorded.
+fn latency_columns(l: &Latency) -> [String; 5] {
     if l.count == 0 {
         return Default::default();
     }

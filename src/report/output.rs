@@ -83,8 +83,8 @@ pub fn line(columns: &[State], interval: &Interval) -> String {
     for &s in columns {
         let f = interval.state(s);
         fields.push(f.count.to_string());
-        fields.push(f.timed.to_string());
-        fields.push((f.latency_sum_us / 1000).to_string());
+        fields.push(f.timed().to_string());
+        fields.push((f.latency.sum_us / 1000).to_string());
     }
     let mut line = fields.join("\t");
     line.push('\n');
