@@ -37,6 +37,18 @@ pub enum LmtpError {
     Protocol(String),
 }
 
+impl From<lines::OpenError> for LmtpError {
+    fn from(e: lines::OpenError) -> Self {
+        match e {
+            lines::OpenError::Connect(e) => LmtpError::Connect(e),
+            lines::OpenError::Rawlog(source) => LmtpError::Io {
+                doing: "opening the rawlog".into(),
+                source,
+            },
+        }
+    }
+}
+
 impl LmtpError {
     /// True if the connection is still in a known state after this error (the server
     /// refused something; no transaction is open).
@@ -160,14 +172,8 @@ impl LmtpClient<Transport> {
         id: u64,
         options: &LmtpOptions,
     ) -> Result<Self, LmtpError> {
-        let (transport, peer) = endpoint.connect().await?;
-        let rawlog = lines::open_rawlog(options.rawlog_dir.as_deref(), id).map_err(|source| {
-            LmtpError::Io {
-                doing: "opening the rawlog".into(),
-                source,
-            }
-        })?;
-        let stream = LineStream::new(transport, peer, rawlog, options.timeout);
+        let stream =
+            LineStream::open(endpoint, id, options.rawlog_dir.as_deref(), options.timeout).await?;
         let client = Self::start(stream, id, options).await?;
         if endpoint.mode() == TlsMode::StartTls {
             return client.start_tls(endpoint).await;
@@ -175,7 +181,7 @@ impl LmtpClient<Transport> {
         Ok(client)
     }
 
-    /// One delivery on its own connection, as profile mode does: connect, LHLO,
+    /// One delivery on its own connection, as ImapTest's profile mode does: connect, LHLO,
     /// [`Self::deliver`], QUIT. A failed QUIT after the replies is ignored: the
     /// message was already delivered.
     pub async fn deliver_once(

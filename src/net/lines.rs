@@ -294,6 +294,28 @@ impl LineStream<Transport> {
 }
 
 /// Opens `<dir>/rawlog.<id>` when a rawlog directory is configured.
+/// Why [`LineStream::open`] failed.
+#[derive(Debug)]
+pub enum OpenError {
+    Connect(NetError),
+    Rawlog(LineError),
+}
+
+impl LineStream<Transport> {
+    /// Connects to `endpoint` (with implicit TLS when configured) and opens the rawlog
+    /// `rawlog.<id>` in `rawlog_dir`: the common start of the LMTP and POP3 clients.
+    pub async fn open(
+        endpoint: &Endpoint,
+        id: u64,
+        rawlog_dir: Option<&std::path::Path>,
+        timeout: Duration,
+    ) -> Result<Self, OpenError> {
+        let (transport, peer) = endpoint.connect().await.map_err(OpenError::Connect)?;
+        let rawlog = open_rawlog(rawlog_dir, id).map_err(OpenError::Rawlog)?;
+        Ok(LineStream::new(transport, peer, rawlog, timeout))
+    }
+}
+
 pub fn open_rawlog(dir: Option<&std::path::Path>, id: u64) -> Result<Option<Rawlog>, LineError> {
     match dir {
         Some(dir) => Rawlog::create(dir, id).map(Some).map_err(|e| {

@@ -38,6 +38,18 @@ pub enum Pop3Error {
     Connect(#[from] NetError),
 }
 
+impl From<lines::OpenError> for Pop3Error {
+    fn from(e: lines::OpenError) -> Self {
+        match e {
+            lines::OpenError::Connect(e) => Pop3Error::Connect(e),
+            lines::OpenError::Rawlog(source) => Pop3Error::Io {
+                doing: "opening the rawlog".into(),
+                source,
+            },
+        }
+    }
+}
+
 impl Pop3Error {
     /// True if the connection can still be used: the server answered `-ERR`.
     pub fn is_recoverable(&self) -> bool {
@@ -185,14 +197,8 @@ impl Pop3Client<Transport> {
         id: u64,
         options: &Pop3Options,
     ) -> Result<Self, Pop3Error> {
-        let (transport, peer) = endpoint.connect().await?;
-        let rawlog = lines::open_rawlog(options.rawlog_dir.as_deref(), id).map_err(|source| {
-            Pop3Error::Io {
-                doing: "opening the rawlog".into(),
-                source,
-            }
-        })?;
-        let stream = LineStream::new(transport, peer, rawlog, options.timeout);
+        let stream =
+            LineStream::open(endpoint, id, options.rawlog_dir.as_deref(), options.timeout).await?;
         let client = Self::start(stream, id, options).await?;
         if endpoint.mode() == TlsMode::StartTls {
             return client.stls(endpoint).await;
