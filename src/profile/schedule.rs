@@ -713,22 +713,13 @@ fn resume_waiting(
     for (step, id) in waiting {
         match step {
             Step::Notice => notice(state, pop, clock, now, out, user, client, id),
-            Step::Read => {
-                let delay = pop
-                    .action_delay
-                    .as_ref()
-                    .map_or(0.0, |d| d.sample(&mut state.rng));
-                state.pending.push(Pending {
-                    at: clock.after(now, delay, false),
-                    step,
-                    id,
-                });
-            }
-            Step::FollowUp => {
-                let delay = pop
-                    .repeat_delay
-                    .as_ref()
-                    .map_or(0.0, |d| d.sample(&mut state.rng));
+            Step::Read | Step::FollowUp => {
+                let d = if step == Step::Read {
+                    &pop.action_delay
+                } else {
+                    &pop.repeat_delay
+                };
+                let delay = d.as_ref().map_or(0.0, |d| d.sample(&mut state.rng));
                 state.pending.push(Pending {
                     at: clock.after(now, delay, false),
                     step,
