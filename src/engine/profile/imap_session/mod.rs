@@ -869,19 +869,12 @@ fn tolerated(state: State, done: &Completion) -> bool {
 
 /// The mailbox name of a `* LIST` response.
 fn listed_name(raw: &RawResponse) -> Option<String> {
-    let line = raw.first_line();
-    let text = String::from_utf8_lossy(line);
-    let rest = text.strip_prefix("* LIST ")?;
-    // `(flags) "sep" name`: the name is the last word, possibly quoted.
-    let after_flags = &rest[rest.find(')')? + 1..];
-    let after_sep = after_flags.trim_start();
-    let name_part = if let Some(stripped) = after_sep.strip_prefix('"') {
-        &stripped[stripped.find('"')? + 1..]
-    } else {
-        after_sep.split_once(' ')?.1
-    };
-    let name = name_part.trim().trim_end_matches(['\r', '\n']);
-    Some(name.trim_matches('"').to_owned())
+    match raw.parse() {
+        Ok(Response::Untagged(Untagged::List { mailbox, .. })) => mailbox
+            .as_str_bytes()
+            .map(|name| String::from_utf8_lossy(name).into_owned()),
+        _ => None,
+    }
 }
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
@@ -893,6 +886,20 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_names_quoted_or_not() {
+        let name = |line: &str| listed_name(&RawResponse::from_bytes(line.to_owned()));
+        assert_eq!(
+            name("* LIST (\\HasNoChildren) \".\" Spam\r\n"),
+            Some("Spam".into())
+        );
+        assert_eq!(
+            name("* LIST () \"/\" \"My Box\"\r\n"),
+            Some("My Box".into())
+        );
+        assert_eq!(name("* 3 EXISTS\r\n"), None);
+    }
 
     #[test]
     fn command_lines_lose_tag_and_literal() {
