@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use crate::config::Settings;
-use crate::engine::states::State;
-use crate::engine::stress::{self, RunState, StressContext};
+use crate::control::RunState;
+use crate::engine::stress::{self, StressContext};
 use crate::imap::client::{ClientOptions, ImapClient, LoginRequest};
 use crate::imap::framer::FramerLimits;
 use crate::mail::{Mbox, MessageSource, RandomMessages};
@@ -19,6 +19,7 @@ use crate::net::Endpoint;
 use crate::net::connect::SPREAD_SOURCES_ABOVE;
 use crate::report::{Console, CsvTimeline, ResultsFile};
 use crate::sasl::ScramCache;
+use crate::states::State;
 use crate::users::{UserPicker, UserTemplate, read_userfile};
 
 /// Exit statuses (documented in the README).
@@ -331,7 +332,7 @@ fn plan_profile(profile: &std::path::Path, settings: &Settings) -> anyhow::Resul
 
 /// Profile mode: runs a profile's schedule against its servers to the end.
 async fn run_profile(settings: Settings, path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    use crate::engine::profile::{self as engine, ProfileRun};
+    use crate::engine::profile_run::{self as engine, ProfileRun};
     use crate::profile::schedule::{Directory, ScheduleOptions};
 
     let (profile, warnings) = crate::profile::load(path)?;
@@ -430,7 +431,7 @@ async fn run_profile(settings: Settings, path: &std::path::Path) -> anyhow::Resu
 }
 
 /// Per client type: sessions and commands, after Totals.
-fn summary_text(summary: &crate::engine::profile::Summary) -> String {
+fn summary_text(summary: &crate::engine::profile_run::Summary) -> String {
     use std::fmt::Write as _;
     let mut out = String::from("\nClient types:\n");
     for client in &summary.clients {
@@ -521,7 +522,7 @@ fn profile_columns(profile: &crate::profile::Profile, mech: &str) -> Vec<State> 
 async fn profile_endpoints(
     settings: &Settings,
     profile: &crate::profile::Profile,
-) -> anyhow::Result<crate::engine::profile::Endpoints> {
+) -> anyhow::Result<crate::engine::profile_run::Endpoints> {
     use crate::config::{TlsMode, TlsSettings};
     use crate::profile::model::{Protocol, Tls};
 
@@ -582,7 +583,7 @@ async fn profile_endpoints(
             .iter()
             .any(|c| c.protocol == p && c.connections > 0)
     };
-    let mut endpoints = crate::engine::profile::Endpoints::default();
+    let mut endpoints = crate::engine::profile_run::Endpoints::default();
     if uses(Protocol::Imap) {
         let ep = servers.imap.as_ref();
         let port = ep.and_then(|e| e.port).or(settings.port);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::engine::states::Probabilities;
+use crate::states::Probabilities;
 
 /// How the transport is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -17,7 +17,11 @@
 //! * [`sasl`]: client SASL mechanisms (PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256).
 //! * [`users`]: user name templates and user files.
 //! * [`mail`]: message sources (mbox, random bodies) and the test mbox generator.
-//! * [`engine`]: the stress engine; sends [`metrics::Event`]s and never prints.
+//! * [`states`]: the stress state table (names, probabilities, login levels), shared by
+//!   the command line, engines and reports.
+//! * [`control`]: [`control::RunState`], how far a run should go on.
+//! * [`engine`]: the engines (stress mode, profile runtime); they send
+//!   [`metrics::Event`]s and never print.
 //! * [`metrics`]: the events engines emit and the per-second aggregation.
 //! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline, `output=`).
 //! * [`profile`]: profile mode: the TOML profile, legacy `profile.conf`, the scheduler
@@ -29,6 +33,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod conversation;
 pub mod engine;
 pub mod imap;
@@ -41,5 +46,6 @@ pub mod profile;
 pub mod report;
 pub mod sasl;
 pub mod scripted;
+pub mod states;
 pub mod tracking;
 pub mod users;

@@ -14,10 +14,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use imaptest::engine::states::{Probabilities, State};
 use imaptest::metrics::{ErrorKind, Event, Interval, Outcome, Report, Severity, Sink};
 use imaptest::report::csv::HEADER;
 use imaptest::report::{Console, CsvTimeline, ResultsFile};
+use imaptest::states::{Probabilities, State};
 use null_server::{NullOptions, NullServer};
 
 #[derive(Clone, Default)]

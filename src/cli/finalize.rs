@@ -2,7 +2,7 @@
 //! checks that need all arguments together.
 
 use crate::config::Settings;
-use crate::engine::states::State;
+use crate::states::State;
 
 use super::error::{CliError, shown};
 use super::keys::Seen;
@@ -80,7 +80,7 @@ pub(crate) fn finalize_with(settings: &mut Settings, seen: &Seen) -> Result<(), 
         p.set(State::Login, 0, None);
     }
 
-    let all_zero = crate::engine::states::STATES
+    let all_zero = crate::states::STATES
         .iter()
         .filter(|s| s.state >= State::List && s.state <= State::Logout)
         .all(|s| p.get(s.state) == 0);

@@ -22,7 +22,7 @@ mod tests;
 use std::path::PathBuf;
 
 use crate::config::Settings;
-use crate::engine::states::{STATES, State};
+use crate::states::{STATES, State};
 
 pub use error::{CliError, Suggestion};
 pub use finalize::finalize;

@@ -593,7 +593,7 @@ fn state_arguments() {
     assert_eq!(p(&s, State::Banner).0, 3);
 
     // Every full and short name works in three spellings.
-    for info in crate::engine::states::STATES.iter() {
+    for info in crate::states::STATES.iter() {
         for name in [
             info.name.to_owned(),
             info.short.to_owned(),

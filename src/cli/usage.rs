@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::engine::states::STATES;
+use crate::states::STATES;
 
 use super::keys::{Group, KEYS, MBOX_GEN_KEYS, MBOX_GEN_USAGE};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
-use crate::engine::states::State;
+use crate::states::State;
 
 mod kind;
 pub use kind::ErrorKind;

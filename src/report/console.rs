@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use crate::engine::states::{Probabilities, State};
 use crate::metrics::{Interval, Report, Severity, Sink};
+use crate::states::{Probabilities, State};
 
 /// Prints counters in the C tool's layout:
 ///

@@ -52,8 +52,8 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
 
-use crate::engine::states::State;
 use crate::metrics::{Interval, Latency, Report, Sink};
+use crate::states::State;
 
 /// The header row, in column order.
 pub const HEADER: [&str; 22] = [

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::engine::states::State;
 use crate::metrics::{Interval, Report, Sink};
+use crate::states::State;
 
 /// Writes the C tool's per-second results file.
 pub struct ResultsFile<W: Write + Send> {

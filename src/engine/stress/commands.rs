@@ -4,10 +4,10 @@ use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use crate::config::Settings;
-use crate::engine::states::State;
 use crate::imap::Capabilities;
 use crate::imap::command::{CommandBuilder, CommandPart, quoted};
 use crate::mail::MessageSource;
+use crate::states::State;
 use crate::tracking::flags::StoreIntent;
 use crate::tracking::search::{DateField, DateOp, SearchKey, render_list};
 

@@ -10,13 +10,14 @@ use tokio::sync::watch;
 
 use super::commands::{self, CommandContext};
 use super::plan::Planner;
-use super::{RunState, SessionEnd, StressContext};
-use crate::engine::states::{Level, State};
+use super::{SessionEnd, StressContext};
+use crate::control::RunState;
 use crate::imap::client::lossy;
 use crate::imap::command::{CommandPart, quoted};
 use crate::imap::response::{Code, Response, Status, Untagged};
 use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
 use crate::metrics::{ErrorKind, Event, Outcome, Report, Severity};
+use crate::states::{Level, State};
 use crate::tracking::View;
 use crate::tracking::checkpoint::Gate;
 use crate::users::User;

@@ -22,24 +22,15 @@ use tokio::task::JoinSet;
 
 use connection::Connection;
 
-use super::states::State;
 use crate::config::Settings;
+use crate::control::RunState;
 use crate::imap::client::{ClientOptions, ImapClient, LoginRequest};
 use crate::mail::MessageSource;
 use crate::metrics::{ErrorKind, Event, Metrics, Outcome, Report, Severity};
 use crate::net::Endpoint;
 use crate::sasl::ScramCache;
+use crate::states::State;
 use crate::users::{User, UserPicker};
-
-/// How far a run should go on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunState {
-    Running,
-    /// Finish the current command, log out, don't reconnect.
-    LogoutAndStop,
-    /// Drop everything now.
-    StopNow,
-}
 
 /// Everything the sessions of a run share.
 pub struct StressContext {

@@ -4,7 +4,7 @@
 use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::engine::states::{Level, Probabilities, State};
+use crate::states::{Level, Probabilities, State};
 
 /// Tries before giving up when no state can run at the current level.
 const MAX_TRIES: usize = 10_000;

@@ -9,10 +9,10 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::Ctx;
 use super::user::UserShared;
-use crate::engine::states::State;
 use crate::lmtp::{LmtpClient, LmtpError, marker, with_marker, with_message_id};
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::profile::schedule::{Mailbox, splitmix64};
+use crate::states::State;
 
 /// Delivers message `msg` (0 for Spam) to `user`; `intended` is the planned time.
 pub(super) async fn deliver(

@@ -30,7 +30,6 @@ use tokio::sync::mpsc;
 
 use super::user::UserShared;
 use super::{Ctx, Job, SessionTally};
-use crate::engine::states::State;
 use crate::imap::client::{ClientError, Completion, ImapClient, LoginRequest};
 use crate::imap::command::CommandPart;
 use crate::imap::framer::RawResponse;
@@ -41,6 +40,7 @@ use crate::metrics::ConnectionStatus;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::profile::model::ClientType;
 use crate::profile::schedule::{Action, splitmix64};
+use crate::states::State;
 use crate::tracking::View;
 
 mod actions;

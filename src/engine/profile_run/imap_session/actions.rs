@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use super::{DRAFTS, INBOX, SENT, SPAM, Session};
-use crate::engine::states::State;
 use crate::imap::response::{Code, Response};
+use crate::states::State;
 
 impl Session {
     /// The UID of message `msg`, catching up with new mail once if it is not known yet.

@@ -9,12 +9,12 @@ use tokio::sync::mpsc;
 
 use super::user::UserShared;
 use super::{Ctx, Job, SessionTally};
-use crate::engine::states::State;
 use crate::lmtp::parse_marker;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::pop3::{Pop3Client, Pop3Error};
 use crate::profile::schedule::Action;
 use crate::sasl::Credentials;
+use crate::states::State;
 
 struct Session {
     ctx: Arc<Ctx>,

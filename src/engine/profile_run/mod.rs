@@ -25,8 +25,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::engine::states::State;
-use crate::engine::stress::RunState;
+use crate::control::RunState;
 use crate::imap::client::ClientOptions;
 use crate::lmtp::{LmtpClient, LmtpOptions};
 use crate::mail::MessageSource;
@@ -38,6 +37,7 @@ use crate::profile::model::Protocol;
 use crate::profile::schedule::{Action, Directory, Schedule, ScheduleOptions, ScheduledAction};
 use crate::profile::timeline::{LmtpQueue, run_blocking};
 use crate::sasl::ScramCache;
+use crate::states::State;
 
 use user::UserShared;
 
