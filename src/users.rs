@@ -296,6 +296,23 @@ fn check_range(what: &str, (low, high): (u32, u32)) -> Result<(), UserError> {
 }
 
 impl UserPicker {
+    /// The users `user=`/`users=`/`domains=` or `userfile=` describe, with `pass=` for
+    /// those without a password of their own.
+    pub fn from_settings(user: &crate::config::UserSettings) -> anyhow::Result<Self> {
+        let template = UserTemplate::parse(&user.template)?;
+        let file = match &user.userfile {
+            Some(path) => Some(read_userfile(path)?),
+            None => None,
+        };
+        Ok(UserPicker::new(
+            template,
+            user.users,
+            user.domains,
+            file,
+            user.password.clone(),
+        )?)
+    }
+
     /// `users`/`domains` are inclusive ranges for the template's first and second
     /// conversion. With `file`, the template and ranges are unused. Users without a
     /// password of their own get `default_password`.

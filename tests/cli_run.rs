@@ -68,9 +68,12 @@ fn first_stress_run_against_the_lab() {
         "{stdout}"
     );
     let totals = stdout.split("Totals:").nth(1).expect("Totals block");
+    // The names, the probability lines (with %), then the counts.
     let numbers: Vec<u64> = totals
         .lines()
-        .last()
+        .filter(|l| !l.trim().is_empty())
+        .skip(1)
+        .find(|l| !l.contains('%'))
         .unwrap()
         .split_whitespace()
         .map(|n| n.parse().unwrap())

@@ -213,7 +213,11 @@ fn assert_error_line(stderr: &str, prefix: &str, needle: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_greeting_garbage() {
     let (code, stderr) = engine_run(">\\x00\\xFFgarbage\n>*eof", &[]).await;
-    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        code,
+        Some(i32::from(imaptest::exit::NOTHING_WORKED)),
+        "no login ever succeeded: {stderr}"
+    );
     assert_error_line(&stderr, "Error: u[1]: ", "malformed banner");
 }
 
@@ -224,7 +228,11 @@ async fn engine_connection_closed_in_the_middle_of_a_literal() {
         &[],
     )
     .await;
-    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        code,
+        Some(i32::from(imaptest::exit::NOTHING_WORKED)),
+        "no login ever succeeded: {stderr}"
+    );
     assert_error_line(
         &stderr,
         "Error: u[1]: ",
@@ -239,7 +247,11 @@ async fn engine_bye_at_random() {
         &[],
     )
     .await;
-    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        code,
+        Some(i32::from(imaptest::exit::NOTHING_WORKED)),
+        "no login ever succeeded: {stderr}"
+    );
     assert_error_line(
         &stderr,
         "Error: u[1]: ",
@@ -254,7 +266,11 @@ async fn engine_endless_line() {
         &[],
     )
     .await;
-    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        code,
+        Some(i32::from(imaptest::exit::NOTHING_WORKED)),
+        "no login ever succeeded: {stderr}"
+    );
     assert_error_line(
         &stderr,
         "Error: u[1]: ",

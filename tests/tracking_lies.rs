@@ -43,12 +43,12 @@ struct Run {
     output: String,
 }
 
-/// Sums the `count` of the `error` rows by kind (the `command` column).
+/// Sums the `errors_per_s` of the `error` rows by kind (the `name` column).
 fn csv_error_kinds(csv: &str) -> BTreeMap<String, u64> {
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let header = reader.headers().expect("CSV header").clone();
     let column = |name: &str| header.iter().position(|h| h == name).expect(name);
-    let (kind, command, count) = (column("kind"), column("command"), column("count"));
+    let (kind, command, count) = (column("kind"), column("name"), column("errors_per_s"));
     let mut kinds = BTreeMap::new();
     for record in reader.records() {
         let record = record.expect("CSV row");

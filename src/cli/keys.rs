@@ -66,7 +66,7 @@ impl Arg<'_> {
     }
 }
 
-/// What the parser has learned so far, beyond [`crate::config::Settings`].
+/// What the parser has learned so far, beyond the [`super::draft::Draft`].
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Seen {
     /// `ssl` (Some(false)) or `ssl=any-cert` (Some(true)).
@@ -77,12 +77,14 @@ pub(crate) struct Seen {
     pub mech: bool,
     /// `box=` given explicitly.
     pub mailbox: bool,
+    /// Every key and flag given (`state` for state names, `-` included), in order.
+    pub given: Vec<&'static str>,
 }
 
 /// The parser's working state.
 #[derive(Debug, Clone)]
 pub(crate) struct Builder {
-    pub settings: crate::config::Settings,
+    pub settings: super::draft::Draft,
     pub seen: Seen,
     /// `$HOME`, for `~/` in paths.
     pub home: Option<PathBuf>,
@@ -255,7 +257,10 @@ pub static KEYS: &[KeySpec] = &[
         "LOGIN",
         "Exactly LOGIN sends LOGIN, others AUTHENTICATE (auth=100: PLAIN)",
         |b, a| {
-            b.settings.user.mech = a.value().to_owned();
+            b.settings.user.mech =
+                crate::config::Mech::parse(a.value()).ok_or_else(|| CliError::UnknownMech {
+                    mech: shown(a.value()),
+                })?;
             b.seen.mech = true;
             Ok(())
         },
@@ -582,6 +587,59 @@ pub static KEYS: &[KeySpec] = &[
         },
     ),
     key(
+        "summary",
+        Testing,
+        Value,
+        "FILE",
+        "",
+        "Write the run summary (JSON, schemas/summary.schema.json) to FILE",
+        |b, a| {
+            b.settings.summary = Some(b.path(a));
+            Ok(())
+        },
+    ),
+    key(
+        "csv_format",
+        Testing,
+        Value,
+        "long|wide",
+        "long",
+        "CSV layout: a row per command per second, or one row per second",
+        |b, a| {
+            b.settings.csv_format = match a.value() {
+                "long" => crate::config::CsvFormat::Long,
+                "wide" => crate::config::CsvFormat::Wide,
+                other => return Err(invalid_value(a, "csv_format", other, "long or wide")),
+            };
+            Ok(())
+        },
+    ),
+    key(
+        "slo",
+        Testing,
+        Value,
+        "EXPR[;EXPR…]",
+        "",
+        "Objective checked after the run, e.g. \"imap.LOGIN.p99<500ms\"",
+        |b, a| {
+            let slos = crate::slo::Slo::parse_list(a.value())?;
+            b.settings.slos.extend(slos);
+            Ok(())
+        },
+    ),
+    key(
+        "warmup",
+        Testing,
+        Value,
+        "DURATION",
+        "",
+        "Leave the first DURATION out of SLO verdicts (profile: its ramp-up)",
+        |b, a| {
+            b.settings.warmup = Some(duration(a, "warmup")?);
+            Ok(())
+        },
+    ),
+    key(
         "rawlog",
         Testing,
         FlagOrValue,
@@ -630,6 +688,14 @@ pub static KEYS: &[KeySpec] = &[
         "Exit when a logged-in connection is lost",
         |b, _| {
             b.settings.disconnect_quit = true;
+            Ok(())
+        },
+    ),
+    flag(
+        "overwrite",
+        "Let csv=, output=, summary= and other outputs replace existing files",
+        |b, _| {
+            b.settings.overwrite = true;
             Ok(())
         },
     ),

@@ -10,6 +10,7 @@
 //! Every key and flag lives in one table, [`KEYS`], which both the parser and
 //! [`usage()`] read.
 
+mod draft;
 mod error;
 mod finalize;
 mod keys;
@@ -21,11 +22,11 @@ mod tests;
 
 use std::path::PathBuf;
 
-use crate::config::Settings;
 use crate::states::{STATES, State};
 
+pub use draft::{Draft, MODE_KEYS, ModeKind, modes_of};
 pub use error::{CliError, Suggestion};
-pub use finalize::finalize;
+pub use finalize::{TEST_MAILBOX, finalize};
 pub use keys::{Group, KEYS, KeySpec, Kind, MBOX_GEN_KEYS, MBOX_GEN_USAGE};
 pub use usage::usage;
 
@@ -35,20 +36,46 @@ use keys::{Arg, Builder, Seen};
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Stress test, scripted tests (`test=`) or profile run (`profile=`): the mode is
-    /// decided from [`Settings::test`] and [`Settings::profile`].
-    Run(Box<Settings>),
+    /// A run: stress test, scripted tests (`test=`) or a profile (`profile=`), as
+    /// [`crate::config::Settings::mode`] says.
+    Run(Box<crate::config::Settings>),
     /// `imaptest mbox-gen out=FILE [count=N] [seed=S]`: write a test mbox.
     MboxGen {
         out: PathBuf,
         count: usize,
         seed: u64,
     },
+    /// `imaptest client SCRIPT …`: a conversation client script (its own arguments).
+    Client(Vec<String>),
+    /// `imaptest server SCRIPT …`: a scriptable server (its own arguments).
+    Server(Vec<String>),
+    /// `imaptest schema [profile|summary]`: a JSON Schema on stdout.
+    Schema(SchemaKind),
+    /// `imaptest profile convert FILE [out=FILE] [overwrite]`: a profile as TOML.
+    ProfileConvert { file: PathBuf, out: DocumentOut },
     /// `-h`, `--help` or `help`: print [`usage()`].
     Help,
     /// `--version` or `-V`.
     Version,
 }
+
+/// Which schema `imaptest schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaKind {
+    Profile,
+    Summary,
+}
+
+/// Where a subcommand writes its document: `out=FILE` (an existing file only with
+/// `overwrite`), or stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DocumentOut {
+    pub path: Option<PathBuf>,
+    pub overwrite: bool,
+}
+
+/// Usage of `imaptest profile …`.
+pub const PROFILE_USAGE: &str = "imaptest profile convert FILE [out=FILE] [overwrite]";
 
 /// Default `count=` of `mbox-gen`.
 pub const MBOX_GEN_DEFAULT_COUNT: usize = 1000;
@@ -99,6 +126,12 @@ pub fn parse_os<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<C
 }
 
 pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliError> {
+    // Conversation scripts have arguments (and help) of their own.
+    match args.split_first() {
+        Some((first, rest)) if first == "client" => return Ok(Command::Client(rest.to_vec())),
+        Some((first, rest)) if first == "server" => return Ok(Command::Server(rest.to_vec())),
+        _ => {}
+    }
     for arg in args {
         match arg.as_str() {
             "-h" | "--help" | "help" => return Ok(Command::Help),
@@ -106,13 +139,44 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
             _ => {}
         }
     }
-    if let Some((first, rest)) = args.split_first()
-        && first == "mbox-gen"
-    {
-        return parse_mbox_gen(rest, env);
+    if let Some((first, rest)) = args.split_first() {
+        match first.as_str() {
+            "mbox-gen" => return parse_mbox_gen(rest, env),
+            "schema" => {
+                return match rest {
+                    [] => Ok(Command::Schema(SchemaKind::Profile)),
+                    [kind] if kind == "profile" => Ok(Command::Schema(SchemaKind::Profile)),
+                    [kind] if kind == "summary" => Ok(Command::Schema(SchemaKind::Summary)),
+                    _ => Err(CliError::Usage {
+                        usage: "imaptest schema [profile|summary]",
+                    }),
+                };
+            }
+            // `profile=FILE` is a key; `profile convert …` the subcommand.
+            "profile" if rest.first().is_some_and(|a| !a.contains('=')) => {
+                return parse_profile_subcommand(rest, env);
+            }
+            _ => {}
+        }
     }
 
-    let mut settings = Settings::default();
+    let draft = parse_draft(args, env)?;
+    draft
+        .settings
+        .into_settings(&draft.seen.given, args.to_vec())
+        .map(|s| Command::Run(Box::new(s)))
+}
+
+/// A parsed and fixed-up command line.
+pub(crate) struct Parsed {
+    pub settings: Draft,
+    pub seen: Seen,
+}
+
+/// Parses the legacy `key=value` arguments and applies the fix-ups, before the mode's
+/// settings are built.
+pub(crate) fn parse_draft(args: &[String], env: &Env) -> Result<Parsed, CliError> {
+    let mut settings = Draft::default();
     settings.user.template = env.user.clone().unwrap_or_default();
     settings.mbox = match &env.home {
         Some(home) => home.join("mail/dovecot-crlf"),
@@ -136,7 +200,7 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
     };
     settings.tls.accept_any_cert = seen.ssl == Some(true);
     finalize::finalize_with(&mut settings, &seen)?;
-    Ok(Command::Run(Box::new(settings)))
+    Ok(Parsed { settings, seen })
 }
 
 /// Applies one argument.
@@ -152,6 +216,7 @@ fn parse_one(builder: &mut Builder, raw: &str) -> Result<(), CliError> {
     }
     // 2. The bare `-`.
     if raw == "-" {
+        builder.seen.given.push("state");
         builder
             .settings
             .probabilities
@@ -160,6 +225,7 @@ fn parse_one(builder: &mut Builder, raw: &str) -> Result<(), CliError> {
     }
     // 3. A state name.
     if let Some(state) = State::from_name(name) {
+        builder.seen.given.push("state");
         return apply_state(builder, state, name, arg);
     }
     // 4 and 5. Flags and key=value options.
@@ -215,6 +281,7 @@ fn apply_key(builder: &mut Builder, name: &str, arg: Arg<'_>) -> Result<(), CliE
         }
         _ => {}
     }
+    builder.seen.given.push(spec.name);
     (spec.apply)(builder, arg)
 }
 
@@ -259,6 +326,33 @@ fn apply_state(
         .probabilities
         .set(state, probability, again);
     Ok(())
+}
+
+/// `profile convert FILE [out=FILE] [overwrite]` (arguments after `profile`).
+fn parse_profile_subcommand(args: &[String], env: &Env) -> Result<Command, CliError> {
+    let usage = || CliError::Usage {
+        usage: PROFILE_USAGE,
+    };
+    let Some((verb, rest)) = args.split_first() else {
+        return Err(usage());
+    };
+    if verb != "convert" {
+        return Err(usage());
+    }
+    let mut file = None;
+    let mut out = DocumentOut::default();
+    for raw in rest {
+        match raw.split_once('=') {
+            Some(("out", path)) if !path.is_empty() => {
+                out.path = Some(keys::expand_home(path, env.home.as_deref()));
+            }
+            None if raw == "overwrite" => out.overwrite = true,
+            None if file.is_none() => file = Some(keys::expand_home(raw, env.home.as_deref())),
+            _ => return Err(usage()),
+        }
+    }
+    let file = file.ok_or_else(usage)?;
+    Ok(Command::ProfileConvert { file, out })
 }
 
 /// `mbox-gen out=FILE [count=N] [seed=S]` (arguments after `mbox-gen`).

@@ -21,10 +21,10 @@ fn parse_env(args: &[&str], env: &Env) -> Result<Command, CliError> {
     parse_with_env(&strings(args), env)
 }
 
-fn run(args: &[&str]) -> Settings {
-    match parse_env(args, &env()) {
-        Ok(Command::Run(s)) => *s,
-        other => panic!("{args:?}: {other:?}"),
+fn run(args: &[&str]) -> Draft {
+    match parse_draft(&strings(args), &env()) {
+        Ok(parsed) => parsed.settings,
+        Err(e) => panic!("{args:?}: {e}"),
     }
 }
 
@@ -35,7 +35,7 @@ fn err(args: &[&str]) -> String {
     }
 }
 
-fn p(s: &Settings, state: State) -> (u8, u8) {
+fn p(s: &Draft, state: State) -> (u8, u8) {
     (s.probabilities.get(state), s.probabilities.again(state))
 }
 
@@ -49,7 +49,7 @@ fn defaults() {
     assert_eq!(s.user.users, (1, 99));
     assert_eq!(s.user.domains, (1, 99));
     assert_eq!(s.user.password, "pass");
-    assert_eq!(s.user.mech, "LOGIN");
+    assert_eq!(s.user.mech.name(), "LOGIN");
     assert_eq!(s.clients, 10);
     assert_eq!(s.msgs, 30);
     assert_eq!(s.mbox, PathBuf::from("/home/t/mail/dovecot-crlf"));
@@ -66,7 +66,7 @@ fn defaults() {
     assert_eq!(p(&s, State::Append), (100, 5));
 }
 
-type Check = fn(&Settings) -> bool;
+type Check = fn(&Draft) -> bool;
 
 /// One or more cases per key and flag of the table.
 const KEY_CASES: &[(&[&str], Check)] = &[
@@ -93,7 +93,29 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["master=admin"], |s| {
         s.user.master.as_deref() == Some("admin")
     }),
-    (&["mech=SCRAM-SHA-256"], |s| s.user.mech == "SCRAM-SHA-256"),
+    (&["mech=SCRAM-SHA-256"], |s| {
+        s.user.mech.name() == "SCRAM-SHA-256"
+    }),
+    (&["summary=~/s.json"], |s| {
+        s.summary == Some(PathBuf::from("/home/t/s.json"))
+    }),
+    (&["csv_format=wide"], |s| {
+        s.csv_format == crate::config::CsvFormat::Wide
+    }),
+    (&["csv_format=long"], |s| {
+        s.csv_format == crate::config::CsvFormat::Long
+    }),
+    (
+        &["slo=imap.LOGIN.p99 < 500ms; errors == 0", "slo=warnings<3"],
+        |s| {
+            s.slos.iter().map(|o| o.text.as_str()).collect::<Vec<_>>()
+                == ["imap.LOGIN.p99 < 500ms", "errors == 0", "warnings<3"]
+        },
+    ),
+    (&["warmup=30s"], |s| {
+        s.warmup == Some(Duration::from_secs(30))
+    }),
+    (&["overwrite"], |s| s.overwrite),
     (&["host=imap.example.org"], |s| {
         s.host == "imap.example.org" && s.connect_host() == "imap.example.org"
     }),
@@ -659,7 +681,7 @@ fn login_columns() {
             (
                 s.probabilities.get(State::Authenticate),
                 s.probabilities.get(State::Login),
-                s.user.mech.as_str()
+                s.user.mech.name()
             ),
             (auth, login, mech),
             "{args:?}"
@@ -709,20 +731,20 @@ fn user_name_rules() {
     assert_eq!(parse_env(&[], &empty_user), Err(CliError::MissingUsername));
     assert!(matches!(
         parse_env(&["user=me"], &no_user),
-        Ok(Command::Run(s)) if s.user.template == "me"
+        Ok(Command::Run(s)) if s.common.user.template == "me"
     ));
     assert!(matches!(
         parse_env(&["userfile=/u"], &no_user),
-        Ok(Command::Run(s)) if s.user.userfile.is_some()
+        Ok(Command::Run(s)) if s.common.user.userfile.is_some()
     ));
     // Without a home, `~/` stays and the default mbox is relative.
     assert!(matches!(
         parse_env(&["user=me", "mbox=~/m"], &no_user),
-        Ok(Command::Run(s)) if s.mbox.as_path() == std::path::Path::new("~/m")
+        Ok(Command::Run(s)) if matches!(&s.mode, crate::config::Mode::Stress(m) if m.mbox.as_path() == std::path::Path::new("~/m"))
     ));
     assert!(matches!(
         parse_env(&["user=me"], &no_user),
-        Ok(Command::Run(s)) if s.mbox.as_path() == std::path::Path::new("dovecot-crlf")
+        Ok(Command::Run(s)) if matches!(&s.mode, crate::config::Mode::Stress(m) if m.mbox.as_path() == std::path::Path::new("dovecot-crlf"))
     ));
     // `%` is fine without test=.
     assert_eq!(run(&["user=u%04d"]).user.template, "u%04d");
@@ -888,13 +910,13 @@ fn help_lists_every_key() {
 
 #[test]
 fn table_defaults_match_settings() {
-    let d = Settings::default();
+    let d = Draft::default();
     let default_of = |name: &str| keys::find(name).map(|k| k.default).unwrap_or("?");
     assert_eq!(default_of("host"), d.host);
     assert_eq!(default_of("clients"), d.clients.to_string());
     assert_eq!(default_of("msgs"), d.msgs.to_string());
     assert_eq!(default_of("pass"), d.user.password);
-    assert_eq!(default_of("mech"), d.user.mech);
+    assert_eq!(default_of("mech"), d.user.mech.name());
     assert_eq!(default_of("max_literal"), d.max_literal.to_string());
     assert_eq!(
         default_of("timeout"),
@@ -933,14 +955,14 @@ fn table_is_consistent() {
 
 #[test]
 fn public_finalize() {
-    let mut s = Settings::default();
+    let mut s = Draft::default();
     s.user.template = "x".to_owned();
     s.probabilities.set(State::Move, 40, None);
     s.probabilities.set(State::Authenticate, 100, None);
     finalize(&mut s).unwrap();
     assert_eq!(s.probabilities.get(State::Move), 0);
     assert_eq!(s.probabilities.get(State::Login), 0);
-    assert_eq!(s.user.mech, "PLAIN");
+    assert_eq!(s.user.mech.name(), "PLAIN");
 }
 
 #[test]
@@ -948,7 +970,7 @@ fn real_environment_parse() {
     // Whatever $USER is, explicit arguments parse.
     assert!(matches!(
         parse(strings(&["user=x", "clients=3"])),
-        Ok(Command::Run(s)) if s.clients == 3
+        Ok(Command::Run(s)) if matches!(&s.mode, crate::config::Mode::Stress(m) if m.clients == 3)
     ));
     assert_eq!(
         parse(Vec::new().into_iter().chain(["-h".to_owned()])),
@@ -1016,4 +1038,74 @@ fn long_input_is_shortened_in_messages() {
     assert!(text.contains('…'));
     let text = err(&[&format!("clients={}", "9".repeat(300))]);
     assert!(text.chars().count() < 400, "{text}");
+}
+
+#[test]
+fn keys_of_another_mode_are_errors() {
+    assert_eq!(
+        err(&["junit=/tmp/j.xml"]),
+        "`junit=` does nothing in stress mode (no test= or profile=): it needs scripted tests (test=DIR)"
+    );
+    assert_eq!(
+        err(&["user=u", "test=/t", "csv=/tmp/x.csv"]),
+        "`csv=` does nothing in scripted tests (test=DIR): it needs stress mode (no test= or profile=) or profile mode (profile=FILE)"
+    );
+    assert!(
+        err(&["profile=/p.toml", "fetch=50"]).starts_with("`state=` does nothing in profile mode")
+    );
+    assert!(err(&["session_csv=/tmp/s.csv"]).contains("it needs profile mode"));
+    assert_eq!(
+        err(&["profile=/p.toml", "plan=/tmp/plan.csv"]),
+        "`plan=` writes the plan of a dry run: add `dry_run` (without it the profile runs)"
+    );
+    assert!(err(&["mech=CRAM-MD5"]).starts_with("unknown mech `CRAM-MD5`"));
+    let e = err(&["slo=imap.LOGON.p99 < 5ms"]);
+    assert!(e.contains("unknown metric \"imap.LOGON.p99\""), "{e}");
+    // What each mode gets.
+    let Ok(Command::Run(s)) = parse_env(&["profile=/p.toml", "clients=7", "users=5000"], &env())
+    else {
+        panic!("profile run")
+    };
+    match s.mode {
+        crate::config::Mode::Profile(p) => {
+            assert_eq!(p.clients, Some(7));
+            assert_eq!(p.users, Some(5000));
+        }
+        other => panic!("{other:?}"),
+    }
+    let Ok(Command::Run(s)) = parse_env(&["mech=login", "slo=errors==0"], &env()) else {
+        panic!("stress run")
+    };
+    assert_eq!(
+        s.common.user.mech,
+        crate::config::Mech::Sasl(crate::sasl::SaslMech::Login)
+    );
+    assert_eq!(s.common.slos.len(), 1);
+    assert_eq!(s.common.command_line, ["mech=login", "slo=errors==0"]);
+}
+
+#[test]
+fn subcommands() {
+    assert_eq!(
+        parse_env(&["client", "--help"], &env()),
+        Ok(Command::Client(vec!["--help".into()]))
+    );
+    assert_eq!(
+        parse_env(&["schema", "summary"], &env()),
+        Ok(Command::Schema(SchemaKind::Summary))
+    );
+    assert_eq!(
+        parse_env(
+            &["profile", "convert", "~/p.conf", "out=/tmp/p.toml"],
+            &env()
+        ),
+        Ok(Command::ProfileConvert {
+            file: PathBuf::from("/home/t/p.conf"),
+            out: DocumentOut {
+                path: Some(PathBuf::from("/tmp/p.toml")),
+                overwrite: false
+            }
+        })
+    );
+    assert!(parse_env(&["profile", "fly"], &env()).is_err());
 }

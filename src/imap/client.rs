@@ -12,8 +12,8 @@ use super::command::{CommandBuilder, CommandPart};
 use super::framer::{FramerLimits, RawResponse};
 use super::response::{Code, Response, Status, Untagged};
 use super::stream::{ImapStream, StreamError};
-use crate::config::TlsMode;
-use crate::net::{Endpoint, Rawlog};
+use crate::config::{Mech, TlsMode};
+use crate::net::{Endpoint, PhaseTimes, Rawlog};
 use crate::sasl::{self, Credentials, Mechanism, SaslError, ScramCache};
 
 /// What went wrong on an IMAP connection. Messages quote the server line involved.
@@ -39,6 +39,19 @@ pub enum ClientError {
     Sasl { mech: String, source: SaslError },
     #[error("unexpected continuation: {0}")]
     UnexpectedContinuation(String),
+}
+
+impl ClientError {
+    /// The connection phase a failed [`ImapClient::connect`] was in: the TCP connect,
+    /// the TLS handshake, or (anything else) the greeting and STARTTLS exchange.
+    pub fn failed_phase(&self) -> crate::ops::Phase {
+        use crate::ops::Phase;
+        match self {
+            ClientError::Stream(StreamError::Net(e)) if e.is_tls() => Phase::Tls,
+            ClientError::Stream(StreamError::Net(_)) => Phase::Connect,
+            _ => Phase::Greeting,
+        }
+    }
 }
 
 /// The tagged reply to a command, with the untagged responses that came before it.
@@ -83,6 +96,9 @@ pub struct ImapClient {
     next_tag: u32,
     capabilities: Capabilities,
     preauth: bool,
+    /// The greeting line, for the run summary's server identity.
+    greeting: String,
+    phase_times: PhaseTimes,
 }
 
 pub(crate) fn lossy(bytes: &[u8]) -> String {
@@ -97,7 +113,11 @@ impl ImapClient {
         id: u64,
         options: &ClientOptions,
     ) -> Result<Self, ClientError> {
-        let (transport, peer) = endpoint.connect().await.map_err(StreamError::from)?;
+        let mut phase_times = PhaseTimes::default();
+        let (transport, peer) = endpoint
+            .connect_timed(&mut phase_times)
+            .await
+            .map_err(StreamError::from)?;
         let rawlog = match &options.rawlog_dir {
             Some(dir) => Some(Rawlog::create(dir, id).map_err(|e| {
                 StreamError::Write(std::io::Error::other(format!(
@@ -114,8 +134,12 @@ impl ImapClient {
             next_tag: 1,
             capabilities: Capabilities::default(),
             preauth: false,
+            greeting: String::new(),
+            phase_times,
         };
+        let waiting = Instant::now();
         client.read_greeting().await?;
+        client.phase_times.greeting = Some((waiting, Instant::now()));
         if endpoint.mode() == TlsMode::StartTls {
             client = client.start_tls(endpoint).await?;
         }
@@ -128,6 +152,7 @@ impl ImapClient {
     async fn read_greeting(&mut self) -> Result<(), ClientError> {
         let greeting = self.stream.read_response().await?;
         let line = lossy(greeting.first_line());
+        self.greeting = line.clone();
         match greeting.parse() {
             Ok(Response::Untagged(Untagged::Status { status, text }))
                 if matches!(status, Status::Ok | Status::PreAuth) =>
@@ -148,6 +173,17 @@ impl ImapClient {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The server's greeting line.
+    pub fn greeting(&self) -> &str {
+        &self.greeting
+    }
+
+    /// When the connect, TLS handshake (implicit or STARTTLS) and greeting wait
+    /// started and ended.
+    pub fn phase_times(&self) -> &PhaseTimes {
+        &self.phase_times
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -347,7 +383,9 @@ impl ImapClient {
         if !done.is_ok() {
             return Err(ClientError::StartTlsRefused(done.line));
         }
+        let started = Instant::now();
         self.stream = self.stream.start_tls(endpoint).await?;
+        self.phase_times.tls = Some((started, Instant::now()));
         // RFC 3501 §6.2.1: capabilities learned before TLS must be discarded.
         self.capabilities = Capabilities::default();
         self.refresh_capabilities().await?;
@@ -447,13 +485,13 @@ impl ImapClient {
     /// Logs in as configured: LOGIN for `mech=LOGIN` (exact) without a master user,
     /// otherwise AUTHENTICATE with the named mechanism (PLAIN for master users).
     pub async fn log_in(&mut self, login: &LoginRequest<'_>) -> Result<Completion, ClientError> {
-        if login.mech == "LOGIN" && login.master.is_none() {
-            return self.login(login.user, login.password).await;
-        }
-        let mech_name = if login.mech == "LOGIN" {
-            "PLAIN"
-        } else {
-            login.mech
+        let mech_name = match login.mech {
+            Mech::Command if login.master.is_none() => {
+                return self.login(login.user, login.password).await;
+            }
+            // A master user needs SASL's authorization identity.
+            Mech::Command => "PLAIN",
+            Mech::Sasl(m) => m.name(),
         };
         let creds = match login.master {
             Some(master) => Credentials {
@@ -536,7 +574,7 @@ impl ImapClient {
 pub struct LoginRequest<'a> {
     pub user: &'a str,
     pub password: &'a str,
-    pub mech: &'a str,
+    pub mech: Mech,
     pub master: Option<&'a str>,
     pub scram_cache: &'a ScramCache,
 }

@@ -8,7 +8,7 @@ pub mod rawlog;
 pub mod tls;
 pub mod transport;
 
-pub use connect::{Endpoint, NetError};
+pub use connect::{Endpoint, NetError, PhaseTimes};
 pub use lines::{LineError, LineStream};
 pub use rawlog::Rawlog;
 pub use transport::Transport;

@@ -193,6 +193,10 @@ pub fn to_toml(profile: &Profile, source: Option<&str>) -> String {
             let _ = writeln!(w, "pop3_keep = true");
         }
     }
+    for slo in &profile.slos {
+        let _ = writeln!(w, "\n[[slo]]");
+        let _ = writeln!(w, "objective = {}", toml_string(slo.objective.get_ref()));
+    }
     out
 }
 

@@ -20,7 +20,7 @@ use rand_distr::Distribution as _;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 
-use super::duration::{DURATION_PATTERN, Dur, format_duration, parse_duration};
+use crate::duration::{DURATION_PATTERN, Dur, format_duration, parse_duration};
 
 /// The kinds of distribution a table can name with `dist = "..."`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

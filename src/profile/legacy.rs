@@ -17,11 +17,11 @@ use serde_spanned::Spanned;
 
 use super::ProfileError;
 use super::distribution::Distribution;
-use super::duration::Dur;
 use super::model::{
     ClientSelection, ClientShare, ClientType, LmtpEndpoint, Population, Profile, Protocol, Run,
     Servers, Tls,
 };
+use crate::duration::Dur;
 
 /// A loaded legacy profile and the notes about how it was read.
 #[derive(Debug, Clone)]
@@ -433,6 +433,7 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
         activity: None,
         populations,
         clients,
+        slos: Vec::new(),
     };
     super::finish(&mut profile, text, path)?;
     Ok(Legacy { profile, warnings })

@@ -11,7 +11,6 @@
 
 pub mod convert;
 pub mod distribution;
-pub mod duration;
 pub mod legacy;
 pub mod model;
 pub mod plan;
@@ -142,14 +141,19 @@ pub fn convert_file(path: &Path) -> Result<(String, Vec<String>), ProfileError> 
 
 /// `imaptest profile=FILE plan=OUT dry_run`: writes the schedule to `out` without
 /// connecting anywhere. `seed` (`seed=`) overrides `run.seed`, `period` (`secs=`)
-/// overrides `run.duration`. Returns the summary to print.
+/// overrides `run.duration`, `users` (`users=`) scales the populations. Returns the
+/// summary to print.
 pub fn dry_run(
     profile_path: &Path,
     out: &Path,
     seed: Option<u64>,
     period: Option<std::time::Duration>,
+    users: Option<u64>,
 ) -> Result<(plan::PlanSummary, Vec<String>), ProfileError> {
-    let (profile, warnings) = load(profile_path)?;
+    let (mut profile, warnings) = load(profile_path)?;
+    if let Some(users) = users {
+        profile.scale_users(users);
+    }
     let opts = plan::PlanOptions {
         schedule: schedule::ScheduleOptions {
             seed,

@@ -34,8 +34,8 @@ use serde::{Deserialize, Deserializer};
 use serde_spanned::Spanned;
 
 use super::distribution::Distribution;
-use super::duration::Dur;
 use super::username::UsernameTemplate;
+use crate::duration::Dur;
 
 /// A whole profile.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -57,6 +57,18 @@ pub struct Profile {
     /// Client types (`[[client]]`), referenced by name from populations.
     #[serde(rename = "client")]
     pub clients: Vec<ClientType>,
+    /// Objectives checked after the run (`[[slo]]`), besides the command line's `slo=`.
+    #[serde(default, rename = "slo")]
+    pub slos: Vec<SloEntry>,
+}
+
+/// `[[slo]]`: one objective, e.g. `objective = "imap.LOGIN.p99 < 500ms"`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SloEntry {
+    /// `METRIC OP VALUE`, as `slo=` takes it.
+    #[schemars(with = "String")]
+    pub objective: Spanned<String>,
 }
 
 /// `[run]`
@@ -382,6 +394,54 @@ fn invalid(span: Option<Range<usize>>, message: impl Into<String>) -> Invalid {
 }
 
 impl Profile {
+    /// The objectives of `[[slo]]`, parsed (validation checked them).
+    pub fn objectives(&self) -> Vec<crate::slo::Slo> {
+        self.slos
+            .iter()
+            .filter_map(|s| crate::slo::Slo::parse(s.objective.get_ref()).ok())
+            .collect()
+    }
+
+    /// Every user count.
+    pub fn total_users(&self) -> u64 {
+        self.population_sizes().iter().map(|&n| u64::from(n)).sum()
+    }
+
+    /// Scales the populations to `total` users in all, keeping each population's share
+    /// (largest remainders get the rounding) and every per-user behaviour: `users=`
+    /// and the capacity search use it. Populations become fixed `count`s.
+    pub fn scale_users(&mut self, total: u64) {
+        let sizes = self.population_sizes();
+        let current: u64 = sizes.iter().map(|&n| u64::from(n)).sum();
+        if current == 0 {
+            return;
+        }
+        let exact: Vec<f64> = sizes
+            .iter()
+            .map(|&n| f64::from(n) * total as f64 / current as f64)
+            .collect();
+        let mut counts: Vec<u64> = exact.iter().map(|e| e.floor() as u64).collect();
+        let mut left = total.saturating_sub(counts.iter().sum());
+        let mut order: Vec<usize> = (0..counts.len()).collect();
+        order.sort_by(|&a, &b| {
+            let ra = exact[a] - exact[a].floor();
+            let rb = exact[b] - exact[b].floor();
+            rb.total_cmp(&ra).then(a.cmp(&b))
+        });
+        for i in order {
+            if left == 0 {
+                break;
+            }
+            counts[i] += 1;
+            left -= 1;
+        }
+        for (pop, count) in self.populations.iter_mut().zip(counts) {
+            pop.count = Some(u32::try_from(count).unwrap_or(u32::MAX));
+            pop.share = None;
+        }
+        self.run.total_users = None;
+    }
+
     /// The population sizes, in order.
     pub fn population_sizes(&self) -> Vec<u32> {
         let total = u64::from(self.run.total_users.unwrap_or(0));
@@ -438,6 +498,10 @@ impl Profile {
 
     /// Checks everything serde cannot: references, sums, ranges.
     pub fn validate(&self) -> Result<(), Invalid> {
+        for slo in &self.slos {
+            crate::slo::Slo::parse(slo.objective.get_ref())
+                .map_err(|e| invalid(Some(slo.objective.span()), e.to_string()))?;
+        }
         if self.populations.is_empty() {
             return Err(invalid(None, "no [[population]] defined"));
         }

@@ -111,6 +111,29 @@ impl Action {
         }
     }
 
+    /// The action's row in the metrics.
+    pub fn kind(&self) -> crate::ops::ActionKind {
+        use crate::ops::ActionKind;
+        match self {
+            Action::Login { .. } => ActionKind::Login,
+            Action::Logout => ActionKind::Logout,
+            Action::CheckMail => ActionKind::CheckMail,
+            Action::Deliver {
+                to: Mailbox::Inbox, ..
+            } => ActionKind::DeliverInbox,
+            Action::Deliver {
+                to: Mailbox::Spam, ..
+            } => ActionKind::DeliverSpam,
+            Action::FilterToSpam { .. } => ActionKind::FilterToSpam,
+            Action::Read { .. } => ActionKind::Read,
+            Action::Delete { .. } => ActionKind::Delete,
+            Action::MoveToSpam { .. } => ActionKind::MoveToSpam,
+            Action::Reply { .. } => ActionKind::Reply,
+            Action::WriteDraft { .. } => ActionKind::WriteDraft,
+            Action::SendDraft { .. } => ActionKind::SendDraft,
+        }
+    }
+
     /// All action names, in a fixed order (for summaries).
     pub const NAMES: [&'static str; 12] = [
         "login",

@@ -24,6 +24,9 @@ pub struct Console<O: Write + Send, E: Write + Send> {
     bold: bool,
     /// Profile mode: users and LMTP queue on the per-second line, deliveries in Totals.
     profile: bool,
+    /// Profile mode: the run's length and ramp-up, for the progress on each line.
+    period: Option<std::time::Duration>,
+    rampup: std::time::Duration,
 }
 
 impl Console<io::Stdout, io::Stderr> {
@@ -55,14 +58,39 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
             since_average: Interval::new(),
             bold: false,
             profile: false,
+            period: None,
+            rampup: std::time::Duration::ZERO,
         }
     }
 
     /// Adds profile mode's figures: users and queued deliveries each second, the
     /// delivery and schedule summary after Totals.
-    pub fn with_profile(mut self) -> Self {
+    /// `period` is the run's length (if known), `rampup` the profile's ramp-up: each
+    /// line says how far the run is and in which phase.
+    pub fn with_profile(
+        mut self,
+        period: Option<std::time::Duration>,
+        rampup: std::time::Duration,
+    ) -> Self {
         self.profile = true;
+        self.period = period;
+        self.rampup = rampup;
         self
+    }
+
+    /// ` [12s/60s steady]`: elapsed and total time, and the phase.
+    fn progress(&self, elapsed_secs: u64) -> String {
+        let phase = if elapsed_secs <= self.rampup.as_secs() && !self.rampup.is_zero() {
+            "ramp-up"
+        } else if self.period.is_some_and(|p| elapsed_secs > p.as_secs()) {
+            "stopping"
+        } else {
+            "steady"
+        };
+        match self.period {
+            Some(p) => format!(" [{elapsed_secs}s/{}s {phase}]", p.as_secs()),
+            None => format!(" [{elapsed_secs}s {phase}]"),
+        }
     }
 
     /// The visible columns for a set of probabilities: every non-zero state but BANNER.
@@ -102,7 +130,7 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
     fn average_line(&mut self) -> io::Result<()> {
         let mut line = String::new();
         for &s in &self.columns {
-            line.push_str(&format!("{:4} ", self.since_average.state(s).avg_ms()));
+            line.push_str(&format!("{:4} ", self.since_average.column(s).avg_ms()));
         }
         line.push_str("ms/cmd avg");
         if self.bold {
@@ -117,10 +145,11 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
     fn counts_line(&mut self, interval: &Interval) -> io::Result<()> {
         let mut line = String::new();
         for &s in &self.columns {
-            line.push_str(&format!("{:4} ", interval.state(s).count));
+            line.push_str(&format!("{:4} ", interval.column(s).count));
         }
         line.push_str(&format!("{:3}/{:3}", interval.active, interval.open));
         if self.profile {
+            line.push_str(&self.progress(interval.elapsed_secs));
             line.push_str(&format!(" users {}", interval.users));
             if interval.queued > 0 {
                 line.push_str(&format!(" ({} LMTP queued)", interval.queued));
@@ -165,7 +194,7 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
         self.header()?;
         let mut line = String::new();
         for &s in &self.columns {
-            line.push_str(&format!("{:4} ", totals.state(s).count));
+            line.push_str(&format!("{:4} ", totals.column(s).count));
         }
         writeln!(self.out, "{}", line.trim_end())?;
         if self.profile {
@@ -174,6 +203,7 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
         if let Some(line) = errors_by_kind(totals) {
             writeln!(self.out, "{line}")?;
         }
+        write!(self.out, "{}", latency_table(totals))?;
         self.out.flush()
     }
 
@@ -214,6 +244,42 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
         }
         Ok(())
     }
+}
+
+/// Run-level latency percentiles of every op that was timed, after Totals.
+pub fn latency_table(totals: &Interval) -> String {
+    use std::fmt::Write as _;
+    let rows: Vec<(String, &crate::metrics::Latency)> = totals
+        .active_ops()
+        .filter(|(_, f)| f.latency.count > 0)
+        .map(|(op, f)| (op.to_string(), &f.latency))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(7);
+    let ms = |us: u64| format!("{:.1}", us as f64 / 1000.0);
+    let mut out = String::from("\nLatency over the whole run (ms):\n");
+    let _ = writeln!(
+        out,
+        "  {:<width$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "command", "count", "p50", "p90", "p95", "p99", "p99.9", "max"
+    );
+    for (name, l) in rows {
+        let _ = writeln!(
+            out,
+            "  {:<width$} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            name,
+            l.count,
+            ms(l.at(0.5)),
+            ms(l.at(0.9)),
+            ms(l.at(0.95)),
+            ms(l.at(0.99)),
+            ms(l.at(0.999)),
+            ms(l.max())
+        );
+    }
+    out
 }
 
 /// `Errors by kind: uid-changed 3, search-missing 1` (most frequent first), or `None`
@@ -270,6 +336,7 @@ impl<O: Write + Send, E: Write + Send> Sink for Console<O, E> {
 mod tests {
     use super::*;
     use crate::metrics::{ErrorKind, Event, Outcome};
+    use crate::ops::Op;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
@@ -298,7 +365,7 @@ mod tests {
         let mut iv = Interval::new();
         let now = std::time::Instant::now();
         iv.record(&Event::Command {
-            state: State::Login,
+            op: Op::Imap(State::Login),
             outcome: Outcome::Ok,
             intended: now,
             started: now,

@@ -35,6 +35,11 @@ pub struct TestResult {
 }
 
 impl TestResult {
+    /// True if the test failed or did not parse.
+    pub fn is_failure(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed | Outcome::Malformed(_))
+    }
+
     pub fn new(test: &Test) -> Self {
         TestResult {
             name: test.name.clone(),

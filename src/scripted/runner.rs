@@ -8,15 +8,19 @@ use super::matcher::{FULL, Vars};
 use super::mbox::MboxSource;
 use super::parser::{Existence, Group, MessageCount, StartState, Test, USER2};
 use super::report::{Outcome, TestResult};
-use crate::config::{Settings, TlsMode};
+use crate::config::{Common, ScriptedSettings, TlsMode};
 use crate::imap::framer::FramerLimits;
 use crate::imap::stream::{ImapStream, StreamError};
+use crate::metrics::Metrics;
 use crate::net::{Endpoint, Rawlog};
 use crate::users::User;
 
 /// Everything shared by the tests of one run.
 pub struct RunContext<'a> {
-    pub settings: &'a Settings,
+    pub common: &'a Common,
+    pub scripted: &'a ScriptedSettings,
+    /// Gets every command's reply time, when the run records metrics.
+    pub metrics: Option<&'a Metrics>,
     pub endpoint: &'a Endpoint,
     /// Next connection id (the first part of tags: `<id>.<n>`).
     pub next_conn_id: u64,
@@ -428,16 +432,16 @@ impl<'a, 'c> TestRun<'a, 'c> {
     }
 
     fn user2_missing(&self) -> Option<String> {
-        (self.test.require_user2 && self.ctx.settings.user.user2.is_none())
+        (self.test.require_user2 && self.ctx.common.user.user2.is_none())
             .then(|| "needs user2=".to_owned())
     }
 
     /// (name, password) of connection `i`.
     fn user_for(&self, i: usize) -> (String, String) {
-        let password = self.ctx.settings.user.password.clone();
+        let password = self.ctx.common.user.password.clone();
         match self.test.users.get(i).and_then(Option::as_deref) {
             Some(USER2) => (
-                self.ctx.settings.user.user2.clone().unwrap_or_default(),
+                self.ctx.common.user.user2.clone().unwrap_or_default(),
                 password,
             ),
             Some(u) => (u.to_owned(), password),
@@ -446,7 +450,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
     }
 
     async fn connect(&mut self, i: usize) -> Result<Conn, String> {
-        let settings = self.ctx.settings;
+        let (common, scripted) = (self.ctx.common, self.ctx.scripted);
         let id = self.ctx.next_conn_id;
         self.ctx.next_conn_id += 1;
         let (transport, peer) = self
@@ -455,7 +459,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             .connect()
             .await
             .map_err(|e| e.to_string())?;
-        let rawlog = match &settings.rawlog {
+        let rawlog = match &common.rawlog {
             Some(dir) => Some(
                 Rawlog::create(dir, id)
                     .map_err(|e| format!("cannot create rawlog in {}: {e}", dir.display()))?,
@@ -466,7 +470,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             max_line: 16 * 1024 * 1024,
             max_literal: 64 * 1024 * 1024,
         };
-        let stream = ImapStream::new(transport, peer, limits, rawlog, settings.timeout);
+        let stream = ImapStream::new(transport, peer, limits, rawlog, common.timeout);
         let (user, password) = self.user_for(i);
         Ok(Conn {
             stream: Some(stream),
@@ -477,7 +481,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             uids: Vec::new(),
             seen_bye: false,
             logout_sent: false,
-            cur_box: settings.mailbox.clone(),
+            cur_box: scripted.mailbox.clone(),
             user,
             password,
         })
@@ -492,7 +496,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             };
             let (username, domain) = match c.user.split_once('@') {
                 Some((u, d)) => (u.to_owned(), d.to_owned()),
-                None => (c.user.clone(), self.ctx.settings.host.clone()),
+                None => (c.user.clone(), self.ctx.common.host.clone()),
             };
             self.vars.set(&format!("user{suffix}"), c.user.clone());
             self.vars.set(&format!("username{suffix}"), username);
@@ -500,7 +504,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             self.vars
                 .set(&format!("password{suffix}"), c.password.clone());
         }
-        let mailbox = self.ctx.settings.mailbox.clone();
+        let mailbox = self.ctx.scripted.mailbox.clone();
         self.vars
             .set("mailbox_url", url_path_encode(&mutf7_to_utf8(&mailbox)));
         self.vars.set("mailbox", mailbox);
@@ -550,7 +554,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
                 self.fail(format!("server said BYE: {}", Display(&args)));
                 return false;
             }
-            if self.ctx.settings.tls.mode == TlsMode::StartTls
+            if self.ctx.common.tls.mode == TlsMode::StartTls
                 && let Err(e) = self.start_tls(i).await
             {
                 self.fail(e);
@@ -701,7 +705,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
     }
 
     async fn setup_state(&mut self) -> Result<bool, SetupError> {
-        let settings = self.ctx.settings;
+        let scripted = self.ctx.scripted;
         let state = self.test.state;
         if state == StartState::NonAuth {
             for i in 0..self.conns.len() {
@@ -724,10 +728,10 @@ impl<'a, 'c> TestRun<'a, 'c> {
             );
             self.conns[i].postlogin_caps = false;
             self.command(i, &login, None).await?;
-            if settings.qresync {
+            if scripted.qresync {
                 self.command(i, "ENABLE QRESYNC", None).await?;
             }
-            if settings.imap4rev2 {
+            if scripted.imap4rev2 {
                 self.command(i, "ENABLE IMAP4REV2", None).await?;
             }
         }
@@ -741,7 +745,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
         }
         // Delete what earlier runs left behind: the test mailbox and everything below
         // or beside it with the same prefix, children first.
-        let mask = quote(&format!("{}*", settings.mailbox));
+        let mask = quote(&format!("{}*", scripted.mailbox));
         let mut boxes = Vec::new();
         let mut subscribed = Vec::new();
         self.command_full(
@@ -771,8 +775,8 @@ impl<'a, 'c> TestRun<'a, 'c> {
             self.command_full(0, &format!("UNSUBSCRIBE {}", quote(b)), None, None, true)
                 .await?;
         }
-        if state >= StartState::Created && !settings.mailbox.eq_ignore_ascii_case("INBOX") {
-            self.command(0, &format!("CREATE {}", quote(&settings.mailbox)), None)
+        if state >= StartState::Created && !scripted.mailbox.eq_ignore_ascii_case("INBOX") {
+            self.command(0, &format!("CREATE {}", quote(&scripted.mailbox)), None)
                 .await?;
         }
         if state >= StartState::Appended {
@@ -800,7 +804,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
                 };
                 let line = format!(
                     "APPEND \"{}\" \"{}\" {{{}{plus}}}",
-                    settings.mailbox,
+                    scripted.mailbox,
                     msg.date,
                     msg.data.len()
                 );
@@ -810,7 +814,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
         }
         if state == StartState::Selected {
             for i in 0..self.conns.len() {
-                self.command(i, &format!("SELECT {}", quote(&settings.mailbox)), None)
+                self.command(i, &format!("SELECT {}", quote(&scripted.mailbox)), None)
                     .await?;
             }
         }

@@ -11,8 +11,8 @@ use super::Ctx;
 use super::user::UserShared;
 use crate::lmtp::{LmtpClient, LmtpError, marker, with_marker, with_message_id};
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
+use crate::ops::{ActionKind, Op, Server};
 use crate::profile::schedule::{Mailbox, splitmix64};
-use crate::states::State;
 
 /// Delivers message `msg` (0 for Spam) to `user`; `intended` is the planned time.
 pub(super) async fn deliver(
@@ -66,7 +66,9 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
         None => match LmtpClient::connect(endpoint, ctx.connection_id(), &ctx.lmtp_options).await {
             Ok(client) => client,
             Err(e) => {
-                finish(ctx, Outcome::Failed, intended, started, slot.queued);
+                ctx.metrics
+                    .connect_failed(Server::Lmtp, e.failed_phase(), started);
+                finish(ctx, to, Outcome::Failed, intended, started, slot.queued);
                 let message = format!("LMTP connect failed: {e}");
                 ctx.error(ErrorKind::ConnectFailed, &user.name, None, message, None);
                 return;
@@ -78,6 +80,7 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
         user.mail().submitted(msg, Instant::now());
     }
     let result = client.deliver("", &[&recipient], &body).await;
+    ctx.metrics.timed(client.timings().drain());
     let (outcome, reusable) = match &result {
         Ok(delivery) if delivery.all_delivered() => (Outcome::Ok, true),
         Ok(delivery) => {
@@ -118,28 +121,39 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
             pool.push(client);
         }
     }
-    finish(ctx, outcome, intended, started, slot.queued);
+    finish(ctx, to, outcome, intended, started, slot.queued);
     if outcome != Outcome::Ok && to == Mailbox::Inbox {
         user.mail().forget(msg);
     }
 }
 
+/// The delivery action's row and its one recipient's outcome.
 fn finish(
     ctx: &Ctx,
+    to: Mailbox,
     outcome: Outcome,
     intended: Instant,
     started: Instant,
     waited: std::time::Duration,
 ) {
+    let action = match to {
+        Mailbox::Inbox => ActionKind::DeliverInbox,
+        Mailbox::Spam => ActionKind::DeliverSpam,
+    };
     ctx.metrics.send(Event::Command {
-        state: State::Lmtp,
+        op: Op::Action(action),
         outcome,
         intended,
         started,
         finished: Instant::now(),
     });
-    ctx.metrics
-        .send(Event::Delivery(DeliveryEvent::Finished { outcome, waited }));
+    let count = |o: Outcome| u32::from(outcome == o);
+    ctx.metrics.send(Event::Delivery(DeliveryEvent::Finished {
+        delivered: count(Outcome::Ok),
+        refused: count(Outcome::No) + count(Outcome::Bad),
+        failed: count(Outcome::Failed),
+        waited,
+    }));
 }
 
 /// `user+detail@domain` (or `user+detail` without a domain).

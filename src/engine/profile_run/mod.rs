@@ -25,19 +25,20 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::config::Mech;
 use crate::control::RunState;
 use crate::imap::client::ClientOptions;
 use crate::lmtp::{LmtpClient, LmtpOptions};
 use crate::mail::MessageSource;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Metrics, Report, Severity};
 use crate::net::Endpoint;
+use crate::ops::{Op, TimingLog};
 use crate::pop3::Pop3Options;
 use crate::profile::Profile;
 use crate::profile::model::Protocol;
 use crate::profile::schedule::{Action, Directory, Schedule, ScheduleOptions, ScheduledAction};
 use crate::profile::timeline::{LmtpQueue, run_blocking};
 use crate::sasl::ScramCache;
-use crate::states::State;
 
 use user::UserShared;
 
@@ -60,7 +61,7 @@ pub struct ProfileRun {
     /// Password of users without one of their own (`pass=`).
     pub default_password: String,
     /// `mech=`: LOGIN (IMAP LOGIN, POP3 USER/PASS) or a SASL mechanism.
-    pub mech: String,
+    pub mech: Mech,
     pub imap_options: ClientOptions,
     pub pop3_options: Pop3Options,
     pub lmtp_options: LmtpOptions,
@@ -70,6 +71,8 @@ pub struct ProfileRun {
     pub spin: Duration,
     /// Check every IMAP reply against the mailbox model (`no_tracking` turns it off).
     pub tracking: bool,
+    /// `clients=`: most client sessions open at once; a login waits for a free one.
+    pub max_sessions: Option<u32>,
 }
 
 /// What a run did, per client type (for the summary after Totals).
@@ -89,27 +92,8 @@ pub struct ClientSummary {
     pub name: String,
     pub protocol: Protocol,
     pub sessions: u64,
-    /// Commands per state (POP3 commands use ImapTest's columns: USER/PASS under
-    /// LOGIN, AUTH under AUTHENTICATE, STAT under STATUS, LIST under LIST, UIDL under
-    /// SELECT, RETR under FETCH2, DELE under EXPUNGE, QUIT under LOGOUT).
-    pub commands: Vec<(State, u64)>,
-}
-
-impl ClientSummary {
-    /// The protocol's own name for a counted state.
-    pub fn command_name(&self, state: State) -> &'static str {
-        match (self.protocol, state) {
-            (Protocol::Pop3, State::Login) => "USER/PASS",
-            (Protocol::Pop3, State::Authenticate) => "AUTH",
-            (Protocol::Pop3, State::Status) => "STAT",
-            (Protocol::Pop3, State::List) => "LIST",
-            (Protocol::Pop3, State::Select) => "UIDL",
-            (Protocol::Pop3, State::Fetch2) => "RETR",
-            (Protocol::Pop3, State::Expunge) => "DELE",
-            (Protocol::Pop3, State::Logout) => "QUIT",
-            _ => state.name(),
-        }
-    }
+    /// Commands sent, per op (connection phases included), in index order.
+    pub commands: Vec<(Op, u64)>,
 }
 
 /// Per client type counters.
@@ -126,7 +110,9 @@ struct Ctx {
     messages: Arc<dyn MessageSource>,
     /// Per population: its own source when it sets `write_size`.
     write_sources: Vec<Option<Arc<dyn MessageSource>>>,
-    mech: String,
+    mech: Mech,
+    /// `clients=`: a permit per open client session, when capped.
+    session_slots: Option<Arc<tokio::sync::Semaphore>>,
     scram_cache: ScramCache,
     imap_options: ClientOptions,
     pop3_options: Pop3Options,
@@ -157,9 +143,9 @@ impl Ctx {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn count_command(&self, client: u16, state: State) {
+    fn count_command(&self, client: u16, op: Op) {
         if let Some(c) = self.counters.get(client as usize) {
-            c.commands[state as usize].fetch_add(1, Ordering::Relaxed);
+            c.commands[op.index()].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -167,33 +153,64 @@ impl Ctx {
     fn command_done(
         &self,
         client: u16,
-        state: State,
+        op: Op,
         outcome: crate::metrics::Outcome,
         intended: Instant,
         started: Instant,
     ) {
         self.metrics.send(Event::Command {
-            state,
+            op,
             outcome,
             intended,
             started,
             finished: Instant::now(),
         });
-        self.count_command(client, state);
+        if !matches!(op, Op::Action(_)) {
+            self.count_command(client, op);
+        }
+    }
+
+    /// Records what a protocol client logged (its own commands and connection
+    /// phases) and counts the commands for the client type; returns how many.
+    fn timed(&self, client: u16, log: &mut TimingLog) -> u64 {
+        let mut n = 0;
+        let entries: Vec<_> = log.drain().collect();
+        for t in &entries {
+            if !matches!(t.op, Op::Phase(..)) {
+                self.count_command(client, t.op);
+                n += 1;
+            }
+        }
+        self.metrics.timed(entries);
+        n
+    }
+
+    /// A scheduled action ended: its row, timed from its planned instant.
+    fn action_done(&self, action: &Action, ok: bool, intended: Instant, started: Instant) {
+        let outcome = if ok {
+            crate::metrics::Outcome::Ok
+        } else {
+            crate::metrics::Outcome::Failed
+        };
+        self.metrics.send(Event::Command {
+            op: Op::Action(action.kind()),
+            outcome,
+            intended,
+            started,
+            finished: Instant::now(),
+        });
     }
 
     /// A client connection opened (past the greeting) or closed.
     fn connection_opened(&self) {
         let gauges = &self.metrics.gauges;
-        gauges.open.fetch_add(1, Ordering::Relaxed);
-        gauges.active.fetch_add(1, Ordering::Relaxed);
+        gauges.connection_opened();
         self.metrics.send(Event::Connected);
     }
 
     fn connection_closed(&self) {
         let gauges = &self.metrics.gauges;
-        gauges.open.fetch_sub(1, Ordering::Relaxed);
-        gauges.active.fetch_sub(1, Ordering::Relaxed);
+        gauges.connection_closed();
         self.metrics.send(Event::Disconnected);
     }
 
@@ -230,6 +247,12 @@ impl Ctx {
             return None;
         }
         user.marker_msg(id)
+    }
+
+    /// Waits for a session slot when `clients=` caps them (None: no cap, or stopping).
+    async fn session_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = self.session_slots.clone()?;
+        slots.acquire_owned().await.ok()
     }
 
     fn stopping_now(&self) -> bool {
@@ -275,6 +298,9 @@ pub async fn run(
         messages: run.messages,
         write_sources,
         mech: run.mech,
+        session_slots: run
+            .max_sessions
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize))),
         scram_cache: ScramCache::default(),
         imap_options: run.imap_options,
         pop3_options: run.pop3_options,
@@ -288,7 +314,7 @@ pub async fn run(
             .iter()
             .map(|_| ClientCounters {
                 sessions: AtomicU64::new(0),
-                commands: (0..State::COUNT).map(|_| AtomicU64::new(0)).collect(),
+                commands: (0..Op::COUNT).map(|_| AtomicU64::new(0)).collect(),
             })
             .collect(),
         metrics,
@@ -388,7 +414,7 @@ pub async fn run(
                 name: c.name.get_ref().clone(),
                 protocol: c.protocol,
                 sessions: counters.sessions.load(Ordering::Relaxed),
-                commands: State::all()
+                commands: Op::all()
                     .zip(&counters.commands)
                     .map(|(s, n)| (s, n.load(Ordering::Relaxed)))
                     .filter(|(_, n)| *n > 0)
@@ -448,7 +474,8 @@ fn dispatch(
             .clone();
         match (action.action, action.client) {
             (Action::Deliver { to, msg }, _) => {
-                ctx.metrics.send(Event::Delivery(DeliveryEvent::Offered));
+                ctx.metrics
+                    .send(Event::Delivery(DeliveryEvent::Offered { recipients: 1 }));
                 ctx.deliveries.fetch_add(1, Ordering::AcqRel);
                 handle.spawn(delivery::deliver(ctx.clone(), user, to, msg, intended));
             }
@@ -489,6 +516,8 @@ fn dispatch(
 #[derive(Debug, Default)]
 struct SessionTally {
     start: Option<std::time::SystemTime>,
+    /// The `clients=` slot the session holds while open.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
     commands: u64,
     errors: u64,
     bytes_in: u64,
@@ -505,6 +534,7 @@ impl SessionTally {
 
     /// Emits the session record if a session was open.
     fn end(&mut self, ctx: &Ctx, user: &UserShared, client: u16, protocol: &'static str) {
+        self.slot = None;
         let Some(start) = self.start.take() else {
             return;
         };

@@ -17,6 +17,7 @@ use crate::imap::command::{CommandPart, quoted};
 use crate::imap::response::{Code, Response, Status, Untagged};
 use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
 use crate::metrics::{ErrorKind, Event, Outcome, Report, Severity};
+use crate::ops::Op;
 use crate::states::{Level, State};
 use crate::tracking::View;
 use crate::tracking::checkpoint::Gate;
@@ -178,7 +179,7 @@ impl<'a> Connection<'a> {
             .ctx
             .settings
             .stalled_disconnect_timeout
-            .unwrap_or(self.ctx.settings.timeout);
+            .unwrap_or(self.ctx.common.timeout);
         loop {
             self.fill();
             if let Err(e) = self.stream.flush_queued().await {
@@ -277,7 +278,9 @@ impl<'a> Connection<'a> {
     }
 
     fn count(&self, state: State) {
-        self.ctx.metrics.send(Event::Count { state });
+        self.ctx.metrics.send(Event::Count {
+            op: Op::Imap(state),
+        });
     }
 
     fn report(
@@ -308,7 +311,7 @@ impl<'a> Connection<'a> {
         };
         for _ in 0..std::mem::take(&mut view.checkpoints_passed) {
             self.ctx.metrics.send(Event::Count {
-                state: State::Checkpoint,
+                op: Op::Imap(State::Checkpoint),
             });
         }
         let Some(view) = self.view.as_mut() else {
@@ -687,7 +690,7 @@ impl<'a> Connection<'a> {
                 }
                 if pending.counted {
                     self.ctx.metrics.send(Event::Command {
-                        state: pending.state,
+                        op: Op::Imap(pending.state),
                         outcome: match status {
                             Status::Ok => Outcome::Ok,
                             Status::No => Outcome::No,

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 
 use super::user::UserShared;
 use super::{Ctx, Job, SessionTally};
+use crate::config::Mech;
 use crate::imap::client::{ClientError, Completion, ImapClient, LoginRequest};
 use crate::imap::command::CommandPart;
 use crate::imap::framer::RawResponse;
@@ -38,6 +39,7 @@ use crate::imap::stream::StreamError;
 use crate::lmtp::{MARKER_HEADER, parse_marker};
 use crate::metrics::ConnectionStatus;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
+use crate::ops::{Op, Server};
 use crate::profile::model::ClientType;
 use crate::profile::schedule::{Action, splitmix64};
 use crate::states::State;
@@ -171,6 +173,15 @@ impl Session {
     }
 
     async fn perform(&mut self, job: Job) {
+        let started = Instant::now();
+        let errors = self.tally.errors;
+        let action = job.action.action;
+        self.perform_action(job).await;
+        let ok = self.tally.errors == errors;
+        self.ctx.action_done(&action, ok, job.intended, started);
+    }
+
+    async fn perform_action(&mut self, job: Job) {
         let at = job.intended;
         match job.action.action {
             Action::Login { connections } => self.login(connections, at).await,
@@ -248,7 +259,7 @@ impl Session {
 
     fn count(&mut self, state: State, outcome: Outcome, intended: Instant, started: Instant) {
         self.ctx
-            .command_done(self.client, state, outcome, intended, started);
+            .command_done(self.client, Op::Imap(state), outcome, intended, started);
         self.tally.commands += 1;
     }
 
@@ -503,6 +514,7 @@ impl Session {
             return;
         };
         self.tally.begin();
+        self.tally.slot = self.ctx.session_slot().await;
         self.user.session_opened(&self.ctx.metrics.gauges);
         self.ctx.counters[self.client as usize]
             .sessions
@@ -515,7 +527,9 @@ impl Session {
             {
                 Ok(client) => client,
                 Err(e) => {
-                    self.count(State::Login, Outcome::Failed, at, started);
+                    self.ctx
+                        .metrics
+                        .connect_failed(Server::Imap, e.failed_phase(), started);
                     let message = format!("connect failed: {e}");
                     self.report_error(ErrorKind::ConnectFailed, Some(id), message, None);
                     self.close_all();
@@ -523,20 +537,22 @@ impl Session {
                 }
             };
             self.ctx.connection_opened();
+            self.ctx.metrics.phases(Server::Imap, client.phase_times());
             let status = self.ctx.metrics.watch_connection(id);
             client.stream().observe(status.clone());
             let request = LoginRequest {
                 user: &self.user.name,
                 password: &self.user.password,
-                mech: &self.ctx.mech,
+                mech: self.ctx.mech,
                 master: None,
                 scram_cache: &self.ctx.scram_cache,
             };
-            let state = if self.ctx.mech == "LOGIN" {
+            let state = if self.ctx.mech == Mech::Command {
                 State::Login
             } else {
                 State::Authenticate
             };
+            let started = Instant::now();
             let result = client.log_in(&request).await;
             self.conns.push(Conn {
                 client,

@@ -1,4 +1,4 @@
-//! Durations in profiles: `"10s"`, `"3 min"`, `"1h30m"`, `"1.5s"`, `"250ms"`.
+//! Durations, the one parser every mode uses: `"10s"`, `"3 min"`, `"1h30m"`, `"1.5s"`, `"250ms"`
 
 use std::borrow::Cow;
 use std::fmt;
