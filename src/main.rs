@@ -74,8 +74,15 @@ fn profile_subcommand() -> Option<ExitCode> {
                 }
             }
         }
+        ["profile", "fit", ..] => {
+            let rest: Vec<String> = std::env::args().skip(3).collect();
+            Some(imaptest::fit::fit_main(&rest).unwrap_or_else(|e| {
+                eprintln!("Fatal: {}", one_line(&e));
+                ExitCode::from(exit::FATAL)
+            }))
+        }
         ["profile", ..] => {
-            eprintln!("Fatal: usage: imaptest profile convert FILE");
+            eprintln!("Fatal: usage: imaptest profile convert FILE | imaptest profile fit LOG...");
             Some(ExitCode::from(exit::FATAL))
         }
         _ => None,

@@ -288,6 +288,11 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
             send: None,
             write_duration: None,
             write_size: None,
+            write_attachments: 0.0,
+            delivery_size: None,
+            size_source: Default::default(),
+            delivery_attachments: 0.0,
+            delivery_recipients: None,
             action_delay: None,
             action_repeat_delay: None,
             delete: 0.0,
@@ -341,7 +346,11 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
                 "mail_write_size" => {
                     let size =
                         parse_size(e.value).ok_or_else(|| bad("a size such as 10k or 1M"))?;
-                    pop.write_size = (size > 0).then_some(size);
+                    pop.write_size = (size > 0).then(|| {
+                        super::size::SizeDistribution(super::Distribution::Constant(
+                            super::duration::Dur(std::time::Duration::from_secs(size)),
+                        ))
+                    });
                 }
                 _ => return Err(err(e.key_at, format!("Unknown setting: {}", e.key))),
             }

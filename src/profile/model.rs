@@ -34,6 +34,7 @@ use serde::{Deserialize, Deserializer};
 use serde_spanned::Spanned;
 
 use super::distribution::Distribution;
+use super::size::{Recipients, SizeDistribution, SizeSource};
 use super::duration::Dur;
 use super::username::UsernameTemplate;
 
@@ -291,9 +292,28 @@ pub struct Population {
     /// How long a draft stays in Drafts before it is sent.
     #[serde(default)]
     pub write_duration: Option<Distribution>,
-    /// Size of written mails in bytes (absent: messages from the source as they are).
+    /// Size of written mails in bytes: a number or a size distribution (absent:
+    /// messages from the source as they are).
     #[serde(default)]
-    pub write_size: Option<u64>,
+    pub write_size: Option<SizeDistribution>,
+    /// % of written mails (with a `write_size`) that carry an attachment.
+    #[serde(default)]
+    pub write_attachments: f64,
+    /// Size of delivered mails in bytes: a number or a size distribution (absent:
+    /// the messages of the mbox as they are).
+    #[serde(default)]
+    pub delivery_size: Option<SizeDistribution>,
+    /// How messages of a drawn size are made: `"build"` (default) or `"mbox"` (the
+    /// mbox message nearest in size).
+    #[serde(default)]
+    pub size_source: SizeSource,
+    /// % of delivered mails (with a `delivery_size`) that carry an attachment.
+    #[serde(default)]
+    pub delivery_attachments: f64,
+    /// Recipients per delivery: one LMTP transaction with this many RCPTs (the user and
+    /// others of the population), each counted as a delivery. Default 1.
+    #[serde(default)]
+    pub delivery_recipients: Option<Recipients>,
     /// Delay from noticing a new mail to opening (reading) it.
     #[serde(default)]
     pub action_delay: Option<Distribution>,
@@ -417,6 +437,12 @@ impl Profile {
             .flatten()
             {
                 d.resolve(base).map_err(|e| invalid(span.clone(), e))?;
+            }
+            for size in [&mut pop.write_size, &mut pop.delivery_size]
+                .into_iter()
+                .flatten()
+            {
+                size.0.resolve(base).map_err(|e| invalid(span.clone(), e))?;
             }
             if let Some(f) = &mut pop.userfile
                 && f.is_relative()

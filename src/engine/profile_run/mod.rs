@@ -257,8 +257,13 @@ pub async fn run(
         .populations
         .iter()
         .map(|p| {
-            p.write_size.map(|size| {
-                Arc::new(crate::mail::RandomMessages::new(size.max(1))) as Arc<dyn MessageSource>
+            p.write_size.as_ref().map(|size| {
+                Arc::new(crate::mail::sized::SizedMessages::new(
+                    size.clone(),
+                    p.write_attachments,
+                    p.size_source,
+                    &run.messages,
+                )) as Arc<dyn MessageSource>
             })
         })
         .collect();
