@@ -21,6 +21,8 @@ pub struct Session {
     pub bytes_out: u64,
     pub retrieved: u64,
     pub deleted: u64,
+    /// Whether both stamps had a fraction of a second.
+    pub precise: bool,
 }
 
 /// A session still open when the log ended.
@@ -30,6 +32,7 @@ pub struct OpenSession {
     pub proto: Proto,
     pub client: u16,
     pub start: f64,
+    pub precise: bool,
 }
 
 /// One recipient's delivery.
@@ -38,6 +41,7 @@ pub struct Delivery {
     pub user: u32,
     pub at: f64,
     pub folder: Folder,
+    pub precise: bool,
 }
 
 /// Counts of lines by what became of them.
@@ -162,6 +166,7 @@ impl Collector {
                         proto,
                         client,
                         start: t,
+                        precise: stamp.precise,
                     },
                 );
             }
@@ -193,6 +198,7 @@ impl Collector {
                     bytes_out,
                     retrieved,
                     deleted,
+                    precise: open.precise && stamp.precise,
                 }),
                 None => {
                     let _ = user;
@@ -210,6 +216,7 @@ impl Collector {
                     user,
                     at: t,
                     folder,
+                    precise: stamp.precise,
                 });
                 let entry = self
                     .transactions

@@ -164,13 +164,14 @@ pub fn estimate(
     group_ids.sort_unstable();
     group_ids.dedup();
 
-    let resolution = if precise { 0.0 } else { compression };
+    // Differences of whole-second stamps are known to the second (of simulated time:
+    // `compression` seconds).
     let new_sample = || Sample {
-        resolution,
+        resolution: compression,
         ..Sample::default()
     };
-    let push = |s: &mut Sample, v: f64| {
-        if precise {
+    let push = |s: &mut Sample, v: f64, exact: bool| {
+        if exact {
             s.exact.push(v);
         } else {
             s.rounded.push(v);
@@ -225,9 +226,13 @@ pub fn estimate(
                 let visits = merge_visits(user_sessions);
                 for (i, v) in visits.iter().enumerate() {
                     per_visit.push(v.sessions);
-                    push(&mut lengths, (v.end - v.start) * compression);
+                    push(&mut lengths, (v.end - v.start) * compression, v.precise);
                     match visits.get(i + 1) {
-                        Some(next) => push(&mut gaps, time.op(next.start) - time.op(v.end)),
+                        Some(next) => push(
+                            &mut gaps,
+                            time.op(next.start) - time.op(v.end),
+                            v.precise && next.precise,
+                        ),
                         None if still_open.is_empty() => {
                             gaps.right_censored.push(time.op(c.last) - time.op(v.end));
                         }
@@ -259,16 +264,16 @@ pub fn estimate(
                 if !is_member(user_deliveries[0].user) {
                     continue;
                 }
-                let times: Vec<f64> = user_deliveries
+                let times: Vec<(f64, bool)> = user_deliveries
                     .iter()
                     .filter(|d| d.folder == folder)
-                    .map(|d| d.at)
+                    .map(|d| (d.at, d.precise))
                     .collect();
                 count += times.len();
                 for w in times.windows(2) {
-                    push(&mut sample, time.op(w[1]) - time.op(w[0]));
+                    push(&mut sample, time.op(w[1].0) - time.op(w[0].0), w[0].1 && w[1].1);
                 }
-                if let Some(&last) = times.last() {
+                if let Some(&(last, _)) = times.last() {
                     sample.right_censored.push(time.op(c.last) - time.op(last));
                 }
             }
@@ -328,6 +333,7 @@ struct Visit {
     start: f64,
     end: f64,
     sessions: u32,
+    precise: bool,
 }
 
 fn merge_visits(sessions: &[&Session]) -> Vec<Visit> {
@@ -337,11 +343,13 @@ fn merge_visits(sessions: &[&Session]) -> Vec<Visit> {
             Some(v) if s.start <= v.end => {
                 v.end = v.end.max(s.end);
                 v.sessions += 1;
+                v.precise &= s.precise;
             }
             _ => visits.push(Visit {
                 start: s.start,
                 end: s.end,
                 sessions: 1,
+                precise: s.precise,
             }),
         }
     }

@@ -219,6 +219,9 @@ impl Fitted {
             Family::LogNormal => {
                 let mean = self.mean();
                 let sd = mean * ((b * b).exp() - 1.0).sqrt();
+                if !(sd < MAX_VALUE) {
+                    return None;
+                }
                 Distribution::LogNormal {
                     mean: d(mean),
                     std_dev: d(sd),
@@ -243,11 +246,17 @@ impl Fitted {
             Family::Pareto => return None,
             Family::Uniform => Distribution::Uniform { min: d(a), max: d(b) },
         })
-        .filter(|dist| dist.mean_secs() > 0.0)
+        .filter(|dist| {
+            let mean = dist.mean_secs();
+            mean > 0.0 && mean < MAX_VALUE && [a, b].iter().all(|v| v.abs() < MAX_VALUE)
+        })
     }
 }
 
-/// `v` to 6 significant digits (and whole microseconds once converted), so fitted
+/// Larger parameters or means (over 30 years, or 10¹² bytes) are not plausible fits.
+const MAX_VALUE: f64 = 1e9;
+
+/// `v` to 6 significant digits (and whole nanoseconds once converted), so fitted
 /// values print short and read back equal.
 fn round_sig(v: f64) -> f64 {
     if v == 0.0 || !v.is_finite() {
@@ -256,7 +265,7 @@ fn round_sig(v: f64) -> f64 {
     let magnitude = v.abs().log10().floor() as i32;
     let factor = 10f64.powi(5 - magnitude);
     let rounded = (v * factor).round() / factor;
-    (rounded * 1e6).round() / 1e6
+    (rounded * 1e9).round() / 1e9
 }
 
 /// One candidate's fit.
@@ -301,6 +310,8 @@ pub fn fit(sample: &Sample, families: &[Family]) -> Option<FitResult> {
             } else {
                 start
             };
+            // Only what a profile can say: finite means, parameters within bounds.
+            fitted.to_distribution()?;
             let log_lik = data.log_lik(&fitted);
             log_lik.is_finite().then(|| Candidate {
                 fitted,
