@@ -139,7 +139,10 @@ fn legacy_keys_the_c_tool_ignores_work() {
     let p = &loaded.profile;
     assert_eq!(p.populations[0].name.get_ref(), "renamed");
     assert_eq!(p.populations[0].count, Some(4));
-    assert_eq!(p.populations[0].write_size, Some(10240));
+    assert_eq!(
+        p.populations[0].write_size.as_ref().map(|s| s.mean()),
+        Some(10240.0)
+    );
     assert_eq!(p.populations[0].start_index, 100);
     assert_eq!(p.population_sizes(), vec![4, 10]);
     assert!(!p.clients[0].idle);
@@ -390,7 +393,7 @@ fn dry_run_plan_is_written_without_connecting() {
     let mut lines = plan.lines();
     assert_eq!(
         lines.next(),
-        Some("time_s,user,username,population,client,action,detail")
+        Some("time_s,user,username,population,client,action,detail,depends_on")
     );
     assert_eq!(lines.count() as u64, summary.actions);
     assert_eq!(summary.users, 10);

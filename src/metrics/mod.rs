@@ -71,6 +71,92 @@ pub enum Event {
     Action {
         lateness: Duration,
     },
+    /// Profile mode: a scheduled action that could not happen.
+    ActionSkipped { reason: SkipReason },
+    /// Profile mode: a message of this many bytes was delivered (LMTP) or written
+    /// (APPEND).
+    MessageSent { bytes: u64, written: bool },
+}
+
+/// Why a scheduled action did not happen (each counted; done + skipped == planned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// The message it acts on was not visible to the client: its delivery had not
+    /// finished within the wait (retries included).
+    NotYetVisible,
+    /// The user's session was not logged in (or its connection had failed).
+    SessionDown,
+    /// The message was gone: deleted by a POP3 client, or removed by another action.
+    MessageGone,
+    /// The message's LMTP delivery was refused or failed.
+    DeliveryFailed,
+    /// The profile needs a server the run has no endpoint for.
+    NoServer,
+    /// The run ended before the action's turn came.
+    RunEnded,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 6] = [
+        SkipReason::NotYetVisible,
+        SkipReason::SessionDown,
+        SkipReason::MessageGone,
+        SkipReason::DeliveryFailed,
+        SkipReason::NoServer,
+        SkipReason::RunEnded,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The stable name (`not-yet-visible`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SkipReason::NotYetVisible => "not-yet-visible",
+            SkipReason::SessionDown => "session-down",
+            SkipReason::MessageGone => "message-gone",
+            SkipReason::DeliveryFailed => "delivery-failed",
+            SkipReason::NoServer => "no-server",
+            SkipReason::RunEnded => "run-ended",
+        }
+    }
+}
+
+/// Sizes of messages sent, in power-of-two buckets (bucket `i`: sizes below 2^(i+1)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeFigures {
+    pub count: u64,
+    pub sum: u64,
+    pub max: u64,
+    pub buckets: [u64; 40],
+}
+
+impl Default for SizeFigures {
+    fn default() -> Self {
+        SizeFigures {
+            count: 0,
+            sum: 0,
+            max: 0,
+            buckets: [0; 40],
+        }
+    }
+}
+
+impl SizeFigures {
+    pub fn record(&mut self, bytes: u64) {
+        self.count += 1;
+        self.sum += bytes;
+        self.max = self.max.max(bytes);
+        let bucket = (64 - bytes.leading_zeros()).saturating_sub(1) as usize;
+        self.buckets[bucket.min(39)] += 1;
+    }
+
+    fn add(&mut self, other: &SizeFigures) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+    }
 }
 
 /// The life of one LMTP delivery in profile mode.
@@ -355,6 +441,11 @@ pub struct Interval {
     pub queued: u64,
     /// Error reports by kind, indexed by `ErrorKind as usize`.
     pub error_kinds: [u64; ErrorKind::COUNT],
+    /// Profile mode: skipped actions by reason, indexed by `SkipReason as usize`.
+    pub skipped: [u64; SkipReason::COUNT],
+    /// Profile mode: sizes of delivered and of written messages.
+    pub delivered_sizes: SizeFigures,
+    pub written_sizes: SizeFigures,
 }
 
 impl Interval {
@@ -376,6 +467,9 @@ impl Interval {
             users: 0,
             queued: 0,
             error_kinds: [0; ErrorKind::COUNT],
+            skipped: [0; SkipReason::COUNT],
+            delivered_sizes: SizeFigures::default(),
+            written_sizes: SizeFigures::default(),
         }
     }
 
@@ -438,6 +532,14 @@ impl Interval {
             },
             Event::Delivery(d) => self.deliveries.record(*d),
             Event::Action { lateness } => self.deliveries.lateness.record(*lateness),
+            Event::ActionSkipped { reason } => self.skipped[*reason as usize] += 1,
+            Event::MessageSent { bytes, written } => {
+                if *written {
+                    self.written_sizes.record(*bytes);
+                } else {
+                    self.delivered_sizes.record(*bytes);
+                }
+            }
         }
     }
 
@@ -454,6 +556,11 @@ impl Interval {
         for (mine, theirs) in self.error_kinds.iter_mut().zip(&other.error_kinds) {
             *mine += theirs;
         }
+        for (mine, theirs) in self.skipped.iter_mut().zip(&other.skipped) {
+            *mine += theirs;
+        }
+        self.delivered_sizes.add(&other.delivered_sizes);
+        self.written_sizes.add(&other.written_sizes);
     }
 
     /// Adds a later interval (for totals and ten-second averages): its figures, and its

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::user::UserShared;
 use super::{Ctx, Job, SessionTally};
 use crate::lmtp::parse_marker;
-use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome, SkipReason};
 use crate::pop3::{Pop3Client, Pop3Error};
 use crate::profile::schedule::Action;
 use crate::sasl::Credentials;
@@ -25,6 +25,8 @@ struct Session {
     /// UIDLs downloaded in earlier sessions (kept mail is not downloaded again).
     downloaded: HashSet<String>,
     tally: SessionTally,
+    /// Actions skipped so far (an action that added none was done).
+    skips: u64,
 }
 
 pub(super) async fn run(
@@ -42,23 +44,33 @@ pub(super) async fn run(
         conn: None,
         downloaded: HashSet::new(),
         tally: SessionTally::default(),
+        skips: 0,
     };
     while let Some(job) = jobs.recv().await {
         if session.ctx.stopping_now() {
+            session.ctx.skip_remaining(&mut jobs);
             break;
         }
+        let skips = session.skips;
         match job.action.action {
             Action::Login { .. } => Box::pin(session.login(job.intended)).await,
             Action::CheckMail => Box::pin(session.check_mail(job.intended)).await,
             Action::Logout => Box::pin(session.logout(job.intended)).await,
-            _ => session.ctx.skip(),
+            // The scheduler gives mail actions to IMAP clients only.
+            _ => session.skip(SkipReason::SessionDown),
         }
+        session.ctx.done_unless_skipped(skips, session.skips);
     }
     // The run ended with the session open: end it properly.
     Box::pin(session.logout(Instant::now())).await;
 }
 
 impl Session {
+    fn skip(&mut self, reason: SkipReason) {
+        self.skips += 1;
+        self.ctx.skip(reason);
+    }
+
     /// Times one command and counts it.
     fn record(&mut self, state: State, outcome: Outcome, intended: Instant, started: Instant) {
         self.ctx
@@ -103,7 +115,7 @@ impl Session {
             return;
         }
         let Some(endpoint) = self.ctx.endpoints.pop3.clone() else {
-            self.ctx.skip();
+            self.skip(SkipReason::NoServer);
             return;
         };
         self.tally.begin();
@@ -151,7 +163,7 @@ impl Session {
 
     async fn check_mail(&mut self, intended: Instant) {
         let Some(mut conn) = self.conn.take() else {
-            self.ctx.skip();
+            self.skip(SkipReason::SessionDown);
             return;
         };
         let result = self.download(&mut conn, intended).await;

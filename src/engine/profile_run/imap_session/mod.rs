@@ -37,7 +37,7 @@ use crate::imap::response::{Code, FetchItem, Response, Status, Untagged};
 use crate::imap::stream::StreamError;
 use crate::lmtp::{MARKER_HEADER, parse_marker};
 use crate::metrics::ConnectionStatus;
-use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome, SkipReason};
 use crate::profile::model::ClientType;
 use crate::profile::schedule::{Action, splitmix64};
 use crate::states::State;
@@ -96,6 +96,8 @@ struct Session {
     reconnect: Option<(tokio::time::Instant, Duration)>,
     /// The server refused IDLE: this session polls only when told to.
     idle_refused: bool,
+    /// Actions skipped so far (an action that added none was done).
+    skips: u64,
 }
 
 pub(super) async fn run(
@@ -119,6 +121,7 @@ pub(super) async fn run(
         connections: 1,
         reconnect: None,
         idle_refused: false,
+        skips: 0,
     };
     // Each step is boxed: the task itself stays small while idle (a task per user and
     // client, possibly 100 000 of them); a step's state lives only while it runs.
@@ -153,15 +156,23 @@ pub(super) async fn run(
         };
         let Some(job) = job else { break };
         if session.ctx.stopping_now() {
+            session.ctx.skip_remaining(&mut jobs);
             session.conns.clear();
             return;
         }
+        let skips = session.skips;
         Box::pin(session.perform(job)).await;
+        session.ctx.done_unless_skipped(skips, session.skips);
     }
     Box::pin(session.logout(Instant::now())).await;
 }
 
 impl Session {
+    fn skip(&mut self, reason: SkipReason) {
+        self.skips += 1;
+        self.ctx.skip(reason);
+    }
+
     fn kind(&self) -> &ClientType {
         &self.ctx.profile.clients[self.client as usize]
     }
@@ -184,7 +195,8 @@ impl Session {
             Action::Reply { msg, draft } => self.reply(msg, draft, at).await,
             Action::WriteDraft { draft } => self.write_draft(draft, at).await,
             Action::SendDraft { draft } => self.send_draft(draft, at).await,
-            Action::Deliver { .. } => self.ctx.skip(),
+            // Deliveries go to delivery tasks, never to a session.
+            Action::Deliver { .. } => self.skip(SkipReason::SessionDown),
         }
     }
 
@@ -499,7 +511,7 @@ impl Session {
         }
         self.connections = connections;
         let Some(endpoint) = self.ctx.endpoints.imap.clone() else {
-            self.ctx.skip();
+            self.skip(SkipReason::NoServer);
             return;
         };
         self.tally.begin();
@@ -750,7 +762,7 @@ impl Session {
 
     async fn check_mail(&mut self, at: Instant) {
         if self.conns.is_empty() {
-            self.ctx.skip();
+            self.skip(SkipReason::SessionDown);
             return;
         }
         let before = self.conns[0].exists;
