@@ -4,8 +4,8 @@
 //! forms `"%b %d %H:%M:%S "` (the default) or `"%Y-%m-%d %H:%M:%S[.%{usecs}] "`) and
 //! syslog lines (`Dec  3 09:29:10 host dovecot: …`, or an RFC 3339 stamp). The parts
 //! read are the default `login_log_format`, `mail_log_prefix`, `imap_logout_format` and
-//! `pop3_logout_format`, the `mail_log` plugin's events, `imap_id_log` and LMTP's
-//! `deliver_log_format`.
+//! `pop3_logout_format`, the `mail_log` plugin's events (`save` with `vsize` or `size`,
+//! `expunge`), `imap_id_log` and LMTP's `deliver_log_format`.
 
 /// A point in time: seconds since 1970 (the log's local time, read as UTC), and whether
 /// the log gave a fraction of a second.
@@ -164,7 +164,10 @@ fn parse_message<'a>(prefix: &'a str, message: &'a str) -> Result<Record<'a>, Un
                 return Ok(Record::Ignored);
             };
             if let Some(fields) = message.strip_prefix("save: ") {
-                let size = numeric_field(fields, "size=").ok_or(Unparsed::Field)?;
+                // vsize (CRLF line ends, RFC822.SIZE) when logged, else the stored size.
+                let size = numeric_field(fields, "vsize=")
+                    .or_else(|| numeric_field(fields, "size="))
+                    .ok_or(Unparsed::Field)?;
                 return Ok(Record::DeliveredSize { user, size });
             }
             let folder = if let Some((_, b)) = message.rsplit_once(": saved mail to ") {
