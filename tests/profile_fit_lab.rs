@@ -225,6 +225,7 @@ login_interval = {{ dist = "lognormal", mean = "40min", std_dev = "30min" }}
             format!("base={}", original.display()),
         ],
     );
+    eprintln!("{fitted_text}");
     for name in &names {
         assert!(!fitted_text.contains(name.as_str()), "user name {name} in the output");
     }

@@ -66,7 +66,11 @@ impl Session {
                         return None;
                     }
                     fetched_after_delivery = true;
-                    self.fetch_new(0, at).await;
+                    // Dovecot shows new mail after a command, not during it: NOOP
+                    // first, then fetch from UIDNEXT.
+                    if self.simple(0, State::Noop, at, "NOOP".into()).await.is_some() {
+                        self.fetch_new(0, at).await;
+                    }
                 }
             }
         }
