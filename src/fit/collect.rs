@@ -56,6 +56,8 @@ pub struct LineCounts {
     pub unknown: u64,
     /// Logouts of sessions whose login was not in the log (before its start).
     pub logout_without_login: u64,
+    /// Sessions open where lines were lost (their end is unknown: dropped).
+    pub lost_sessions: u64,
 }
 
 /// Everything gathered from the log.
@@ -80,6 +82,10 @@ pub struct Collector {
     /// Whether every stamp had a fraction of a second.
     pub all_precise: bool,
     pub counts: LineCounts,
+    /// Where lines were lost: (last stamp before, first stamp after). Intervals across
+    /// them are not observations.
+    pub holes: Vec<(f64, f64)>,
+    hole_open: bool,
     since_sweep: u32,
 }
 
@@ -136,6 +142,12 @@ impl Collector {
             }
         };
         let t = stamp.secs;
+        if self.hole_open {
+            if let Some(hole) = self.holes.last_mut() {
+                hole.1 = t;
+            }
+            self.hole_open = false;
+        }
         self.first.get_or_insert(t);
         self.last = self.last.max(t);
         self.all_precise &= stamp.precise;
@@ -237,6 +249,23 @@ impl Collector {
         self.counts.used += 1;
     }
 
+    /// Lines are missing from here on: sessions open now will never be seen to end.
+    pub fn lines_lost(&mut self) {
+        if self.first.is_none() || self.hole_open {
+            return;
+        }
+        self.counts.lost_sessions += self.open.len() as u64;
+        self.open.clear();
+        self.pending_ids.clear();
+        self.holes.push((self.last, f64::INFINITY));
+        self.hole_open = true;
+    }
+
+    /// Whether (a, b) spans lost lines.
+    pub fn spans_hole(&self, a: f64, b: f64) -> bool {
+        self.holes.iter().any(|&(lo, hi)| a <= hi && b >= lo)
+    }
+
     /// Moves transactions and pre-login IDs last seen before `before` out of the maps.
     fn settle(&mut self, before: f64) {
         let recipients = &mut self.recipients;
@@ -254,6 +283,11 @@ impl Collector {
     /// Ends the pass: settles everything and returns the sessions still open.
     pub fn finish(&mut self) -> Vec<OpenSession> {
         self.settle(f64::INFINITY);
+        // Lines lost at the very end: the log's end is where they were lost.
+        if self.hole_open {
+            self.holes.pop();
+            self.hole_open = false;
+        }
         self.sessions
             .sort_by(|a, b| (a.user, a.start).partial_cmp(&(b.user, b.start)).unwrap_or(std::cmp::Ordering::Equal));
         self.deliveries

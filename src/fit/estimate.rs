@@ -131,7 +131,9 @@ pub fn estimate(
 ) -> Option<Estimates> {
     let first = c.first?;
     let mut time = TimeMap::new(first, compression, start_of_day);
-    let span = (c.last - first) * compression;
+    let covered = covered_spans(c);
+    // Simulated seconds with lines (holes where lines were lost left out).
+    let span = covered.iter().map(|(a, b)| b - a).sum::<f64>() * compression;
     let days = span / 86400.0;
     let precise = c.all_precise;
 
@@ -228,6 +230,7 @@ pub fn estimate(
                     per_visit.push(v.sessions);
                     push(&mut lengths, (v.end - v.start) * compression, v.precise);
                     match visits.get(i + 1) {
+                        Some(next) if c.spans_hole(v.end, next.start) => {}
                         Some(next) => push(
                             &mut gaps,
                             time.op(next.start) - time.op(v.end),
@@ -271,7 +274,9 @@ pub fn estimate(
                     .collect();
                 count += times.len();
                 for w in times.windows(2) {
-                    push(&mut sample, time.op(w[1].0) - time.op(w[0].0), w[0].1 && w[1].1);
+                    if !c.spans_hole(w[0].0, w[1].0) {
+                        push(&mut sample, time.op(w[1].0) - time.op(w[0].0), w[0].1 && w[1].1);
+                    }
                 }
                 if let Some(&(last, _)) = times.last() {
                     sample.right_censored.push(time.op(c.last) - time.op(last));
@@ -325,6 +330,18 @@ pub fn estimate(
         recipients,
         distinct_users: c.user_count(),
     })
+}
+
+/// The wall-clock spans of the log with lines: first to last, less the holes.
+fn covered_spans(c: &Collector) -> Vec<(f64, f64)> {
+    let mut spans = Vec::new();
+    let mut from = c.first.unwrap_or(0.0);
+    for &(lo, hi) in &c.holes {
+        spans.push((from, lo.max(from)));
+        from = hi.max(from);
+    }
+    spans.push((from, c.last.max(from)));
+    spans
 }
 
 /// Sessions of one user and client that overlap in time: one login of a client with
@@ -411,12 +428,14 @@ fn hourly_curve(c: &Collector, time: &TimeMap, span: f64) -> (Option<Curve>, Opt
     }
     // Exposure: simulated seconds of each hour of day inside the log.
     let mut exposure = [0.0f64; 24];
-    let (mut s, end) = (time.sim(c.first.unwrap_or(0.0)), time.sim(c.last));
-    while s < end {
-        let h = (s.rem_euclid(86400.0) / 3600.0) as usize;
-        let next = ((s / 3600.0).floor() + 1.0) * 3600.0;
-        exposure[h.min(23)] += next.min(end) - s;
-        s = next;
+    for (a, b) in covered_spans(c) {
+        let (mut s, end) = (time.sim(a), time.sim(b));
+        while s < end {
+            let h = (s.rem_euclid(86400.0) / 3600.0) as usize;
+            let next = ((s / 3600.0).floor() + 1.0) * 3600.0;
+            exposure[h.min(23)] += next.min(end) - s;
+            s = next;
+        }
     }
     if exposure.iter().any(|&e| e < 600.0) {
         return (

@@ -130,8 +130,9 @@ pub fn fit_logs(options: &FitOptions, out: Option<&Path>) -> anyhow::Result<Fitt
     };
 
     let mut collector = collect::Collector::new();
-    let stats = reader::for_each_line(&options.logs, options.year, |line, year| {
-        collector.feed(dovecot::parse_line(line, year));
+    let stats = reader::for_each_line(&options.logs, options.year, |line| match line {
+        reader::Line::Text(text, year) => collector.feed(dovecot::parse_line(text, year)),
+        reader::Line::Break => collector.lines_lost(),
     });
     let open = collector.finish();
     let estimates = estimate::estimate(
@@ -207,6 +208,7 @@ fn summary(stats: &reader::ReadStats, c: &collect::Collector, still_open: usize)
         ("with a missing or malformed field", n.bad_field),
         ("of an unknown service", n.unknown),
         ("logouts whose login is not in the log", n.logout_without_login),
+        ("sessions open where lines were lost (dropped)", n.lost_sessions),
         ("not UTF-8 (read with replacement characters)", stats.not_utf8),
         ("cut short at the end of a file", stats.cut_lines),
     ];

@@ -41,14 +41,23 @@ fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
     })
 }
 
-/// Calls `each(line, year)` for every complete line of `paths`, files in the order of
-/// their first timestamps (so `dovecot.log.2.gz dovecot.log.1 dovecot.log` may be given
-/// in any order). `year` is the year for stamps without one (`%b %d`): `start_year`,
-/// rolled over when the month falls back from December to January.
+/// What the reader hands on.
+pub enum Line<'a> {
+    /// A complete line and the year for stamps without one.
+    Text(&'a str, i32),
+    /// Lines are missing here: a file ended in damage (or could not be opened).
+    Break,
+}
+
+/// Calls `each` for every complete line of `paths`, files in the order of their first
+/// timestamps (so `dovecot.log.2.gz dovecot.log.1 dovecot.log` may be given in any
+/// order), and a [`Line::Break`] where lines are lost. The year for stamps without one
+/// (`%b %d`) is `start_year`, rolled over when the month falls back from December to
+/// January.
 pub fn for_each_line(
     paths: &[PathBuf],
     start_year: i32,
-    mut each: impl FnMut(&str, i32),
+    mut each: impl FnMut(Line<'_>),
 ) -> ReadStats {
     let mut stats = ReadStats {
         files: paths.len(),
@@ -76,6 +85,7 @@ pub fn for_each_line(
             Ok(r) => r,
             Err(e) => {
                 stats.damaged.push((file.path, e.to_string()));
+                each(Line::Break);
                 continue;
             }
         };
@@ -88,6 +98,7 @@ pub fn for_each_line(
                     if buf.last() != Some(&b'\n') {
                         // The file ends inside this line (cut or still being written).
                         stats.cut_lines += 1;
+                        each(Line::Break);
                         break;
                     }
                     buf.pop();
@@ -108,7 +119,7 @@ pub fn for_each_line(
                         }
                         last_month = Some(m);
                     }
-                    each(&text, year);
+                    each(Line::Text(&text, year));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -116,6 +127,7 @@ pub fn for_each_line(
                         stats.cut_lines += 1;
                     }
                     stats.damaged.push((file.path.clone(), e.to_string()));
+                    each(Line::Break);
                     break;
                 }
             }
