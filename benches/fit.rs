@@ -26,8 +26,16 @@ fn write_log(out: &mut dyn Write, bytes: u64) -> u64 {
     while written < bytes {
         t += rng.random::<f64>() * 0.02;
         let secs = t as u64;
-        let (d, h, m, s) = (1 + secs / 86400 % 28, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-        let stamp = format!("2025-11-{d:02} {h:02}:{m:02}:{s:02}.{:06} ", ((t.fract()) * 1e6) as u32);
+        let (d, h, m, s) = (
+            1 + secs / 86400 % 28,
+            secs / 3600 % 24,
+            secs / 60 % 60,
+            secs % 60,
+        );
+        let stamp = format!(
+            "2025-11-{d:02} {h:02}:{m:02}:{s:02}.{:06} ",
+            ((t.fract()) * 1e6) as u32
+        );
         let user = rng.random_range(0..20_000u32);
         session += 1;
         line.clear();

@@ -31,7 +31,9 @@ fn generated_log(users: usize, days: f64, seed: u64) -> Vec<(f64, String)> {
     let mut session_no = 0u64;
     for u in 0..users {
         let user = format!("person{u}@example.com");
-        let mut t: f64 = rand_distr::Uniform::new(0.0, 1800.0).unwrap().sample(&mut rng);
+        let mut t: f64 = rand_distr::Uniform::new(0.0, 1800.0)
+            .unwrap()
+            .sample(&mut rng);
         while t < end {
             session_no += 1;
             let session = format!("S{session_no:012}");
@@ -137,7 +139,10 @@ fn whole_second_stamps_are_fitted_as_interval_censored() {
         }
         other => panic!("delivery_size {other:?}\n{text}"),
     }
-    assert!(profile.activity.is_some(), "3 days give an hourly curve:\n{text}");
+    assert!(
+        profile.activity.is_some(),
+        "3 days give an hourly curve:\n{text}"
+    );
 }
 
 #[test]
@@ -156,37 +161,61 @@ fn a_damaged_rotated_set_fits_what_it_can_and_says_what_it_skipped() {
     // and a last line cut in the middle.
     let newest = dir.path().join("dovecot.log");
     write_plain(&newest, &lines[2 * third..]);
-    let mut f = std::fs::OpenOptions::new().append(true).open(&newest).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&newest)
+        .unwrap();
     f.write_all(b"complete garbage\n").unwrap();
     f.write_all(b"Dec 04 00:00:01 imap-login: Info: Login: \xff\xfe user=<bad\n")
         .unwrap();
-    f.write_all(b"Dec 04 00:00:01 frobnicator: Info: hello\n").unwrap();
+    f.write_all(b"Dec 04 00:00:01 frobnicator: Info: hello\n")
+        .unwrap();
     f.write_all(b"Dec 04 00:00:02 imap-login: Info: Login: method=PLAIN\n")
         .unwrap();
-    f.write_all(b"Dec 04 00:00:03 imap(person1)<1><S9>: Info: Disconn").unwrap();
+    f.write_all(b"Dec 04 00:00:03 imap(person1)<1><S9>: Info: Disconn")
+        .unwrap();
     drop(f);
     // A missing file among them.
     let missing = dir.path().join("dovecot.log.3.gz");
 
     // Given newest first: the files are ordered by their first stamps.
     let fitted = fit_logs(
-        &options(vec![newest.clone(), missing, middle.clone(), oldest.clone()]),
+        &options(vec![
+            newest.clone(),
+            missing,
+            middle.clone(),
+            oldest.clone(),
+        ]),
         None,
     )
     .unwrap();
     let summary = &fitted.summary;
-    assert!(summary.contains("skipped 1 lines without a timestamp"), "{summary}");
-    assert!(summary.contains("skipped 1 lines of an unknown service"), "{summary}");
-    assert!(summary.contains("with a missing or malformed field"), "{summary}");
+    assert!(
+        summary.contains("skipped 1 lines without a timestamp"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("skipped 1 lines of an unknown service"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("with a missing or malformed field"),
+        "{summary}"
+    );
     assert!(summary.contains("not UTF-8"), "{summary}");
-    assert!(summary.contains("cut short at the end of a file"), "{summary}");
+    assert!(
+        summary.contains("cut short at the end of a file"),
+        "{summary}"
+    );
     assert!(
         summary.contains("dovecot.log.1.gz: read up to the damage"),
         "{summary}"
     );
-    assert!(summary.contains("dovecot.log.3.gz: read up to the damage"), "{summary}");
-    let profile =
-        imaptest::profile::from_toml_str(&fitted.toml, Path::new("fitted.toml")).unwrap();
+    assert!(
+        summary.contains("dovecot.log.3.gz: read up to the damage"),
+        "{summary}"
+    );
+    let profile = imaptest::profile::from_toml_str(&fitted.toml, Path::new("fitted.toml")).unwrap();
     match profile.populations[0].session_length.as_ref().unwrap() {
         Distribution::Weibull { shape, .. } => assert!((shape - 1.5).abs() < 0.2),
         other => panic!("session_length {other:?}\n{}", fitted.toml),
@@ -198,7 +227,11 @@ fn a_damaged_rotated_set_fits_what_it_can_and_says_what_it_skipped() {
         .args([&newest, &middle, &oldest])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("profile fit: 3 file(s)"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("[[population]]"));
@@ -211,8 +244,7 @@ fn fitted_profiles_pass_the_json_schema() {
     write_plain(&log, &generated_log(10, 1.5, 3));
     let fitted = fit_logs(&options(vec![log]), None).unwrap();
     let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::repo_root().join("schemas/profile.schema.json"))
-            .unwrap(),
+        &std::fs::read_to_string(common::repo_root().join("schemas/profile.schema.json")).unwrap(),
     )
     .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
@@ -250,8 +282,15 @@ fn out_refuses_to_overwrite_unless_told() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("overwrite"));
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "keep me");
     let done = run(&["overwrite"]);
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     let text = std::fs::read_to_string(&out_file).unwrap();
     assert!(text.contains("[[population]]"));
-    assert!(done.stdout.is_empty(), "the profile went to the file, not stdout");
+    assert!(
+        done.stdout.is_empty(),
+        "the profile went to the file, not stdout"
+    );
 }

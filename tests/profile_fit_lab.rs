@@ -26,8 +26,8 @@ const COMPRESSION: f64 = 720.0;
 
 /// The hourly activity of the original profile (normalised by the scheduler).
 const HOURLY: [f64; 24] = [
-    0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.8, 1.2, 1.6, 1.8, 1.8, 1.6, 1.4, 1.6, 1.8, 1.8, 1.6, 1.4,
-    1.2, 1.0, 0.8, 0.7, 0.6, 0.5,
+    0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.8, 1.2, 1.6, 1.8, 1.8, 1.6, 1.4, 1.6, 1.8, 1.8, 1.6, 1.4, 1.2,
+    1.0, 0.8, 0.7, 0.6, 0.5,
 ];
 
 fn users(dir: &Path, count: usize) -> (PathBuf, Vec<String>) {
@@ -94,7 +94,7 @@ fn lab_disturbed(offset: u64) -> bool {
     new.contains("starting up for")
         || new
             .lines()
-            .any(|l| !l.is_empty() && !l.as_bytes().get(19).is_some_and(|&b| b == b'.'))
+            .any(|l| !l.is_empty() && l.as_bytes().get(19).is_none_or(|&b| b != b'.'))
 }
 
 /// Puts the lab's configuration (this checkout's) in place again.
@@ -120,7 +120,9 @@ fn run_and_collect(profile: &Path, mbox: &Path, users: &[String], out: &Path) ->
         }
         eprintln!("the lab was restarted or reconfigured during run {attempt}; trying again");
     }
-    panic!("the lab was restarted or reconfigured during both runs (other test runs with another lab configuration?)");
+    panic!(
+        "the lab was restarted or reconfigured during both runs (other test runs with another lab configuration?)"
+    );
 }
 
 fn run_profile(profile: &Path, mbox: &Path) -> String {
@@ -199,8 +201,14 @@ fn weibull_moments(shape: f64, scale: f64) -> (f64, f64) {
 /// (logins, deliveries) in a filtered log.
 fn realised(log: &Path) -> (f64, f64) {
     let text = std::fs::read_to_string(log).unwrap();
-    let logins = text.lines().filter(|l| l.contains("-login: Info: Login:")).count();
-    let deliveries = text.lines().filter(|l| l.contains(": saved mail to ")).count();
+    let logins = text
+        .lines()
+        .filter(|l| l.contains("-login: Info: Login:"))
+        .count();
+    let deliveries = text
+        .lines()
+        .filter(|l| l.contains(": saved mail to "))
+        .count();
     (logins as f64, deliveries as f64)
 }
 
@@ -267,7 +275,10 @@ login_interval = {{ dist = "lognormal", mean = "40min", std_dev = "30min" }}
     );
     eprintln!("{fitted_text}");
     for name in &names {
-        assert!(!fitted_text.contains(name.as_str()), "user name {name} in the output");
+        assert!(
+            !fitted_text.contains(name.as_str()),
+            "user name {name} in the output"
+        );
     }
     let fitted_path = dir.path().join("fitted.toml");
     std::fs::write(&fitted_path, &fitted_text).unwrap();
@@ -490,7 +501,11 @@ connections = 0
             sent_sizes.push((size - added) as f64);
         }
     }
-    assert!(sent_sizes.len() >= 300, "only {} messages", sent_sizes.len());
+    assert!(
+        sent_sizes.len() >= 300,
+        "only {} messages",
+        sent_sizes.len()
+    );
     let sigma2 = (1.0f64 + (15000.0f64 / 20000.0).powi(2)).ln();
     let law = LogNormal::new(20000f64.ln() - sigma2 / 2.0, sigma2.sqrt()).unwrap();
     sent_sizes.sort_by(f64::total_cmp);
@@ -564,7 +579,10 @@ connections = 0
         }
     }
     assert!(delivered >= 20, "only {delivered} deliveries\n{stdout}");
-    assert_eq!(stored, delivered, "told {delivered}, stored {stored}\n{stdout}");
+    assert_eq!(
+        stored, delivered,
+        "told {delivered}, stored {stored}\n{stdout}"
+    );
     let multi = copies.values().filter(|&&c| c == 3).count();
     assert!(
         copies.values().all(|&c| c == 1 || c == 3),

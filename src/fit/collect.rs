@@ -193,12 +193,12 @@ impl Collector {
             }
             Record::Logout {
                 proto,
-                user,
                 session,
                 bytes_in,
                 bytes_out,
                 retrieved,
                 deleted,
+                ..
             } => match self.open.remove(session) {
                 Some(open) => self.sessions.push(Session {
                     user: open.user,
@@ -213,7 +213,6 @@ impl Collector {
                     precise: open.precise && stamp.precise,
                 }),
                 None => {
-                    let _ = user;
                     self.counts.logout_without_login += 1;
                     return;
                 }
@@ -288,12 +287,22 @@ impl Collector {
             self.holes.pop();
             self.hole_open = false;
         }
-        self.sessions
-            .sort_by(|a, b| (a.user, a.start).partial_cmp(&(b.user, b.start)).unwrap_or(std::cmp::Ordering::Equal));
-        self.deliveries
-            .sort_by(|a, b| (a.user, a.at).partial_cmp(&(b.user, b.at)).unwrap_or(std::cmp::Ordering::Equal));
+        self.sessions.sort_by(|a, b| {
+            (a.user, a.start)
+                .partial_cmp(&(b.user, b.start))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        self.deliveries.sort_by(|a, b| {
+            (a.user, a.at)
+                .partial_cmp(&(b.user, b.at))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let mut open: Vec<OpenSession> = self.open.drain().map(|(_, s)| s).collect();
-        open.sort_by(|a, b| (a.user, a.start).partial_cmp(&(b.user, b.start)).unwrap_or(std::cmp::Ordering::Equal));
+        open.sort_by(|a, b| {
+            (a.user, a.start)
+                .partial_cmp(&(b.user, b.start))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         open
     }
 }

@@ -179,8 +179,7 @@ fn parse_message<'a>(prefix: &'a str, message: &'a str) -> Result<Record<'a>, Un
             };
             let folder = if folder.eq_ignore_ascii_case("INBOX") {
                 Folder::Inbox
-            } else if folder.eq_ignore_ascii_case("Spam") || folder.eq_ignore_ascii_case("Junk")
-            {
+            } else if folder.eq_ignore_ascii_case("Spam") || folder.eq_ignore_ascii_case("Junk") {
                 Folder::Spam
             } else {
                 Folder::Other
@@ -308,7 +307,9 @@ fn parse_stamp(line: &str, year: i32) -> Option<(Stamp, &str)> {
         let d: u32 = line.get(8..10)?.parse().ok()?;
         let (clock, rest) = parse_clock(&line[11..])?;
         // An RFC 3339 offset (`+01:00`, `Z`) is skipped: intervals don't need it.
-        let rest = rest.trim_start_matches(|c: char| c == 'Z' || c == '+' || c == '-' || c == ':' || c.is_ascii_digit());
+        let rest = rest.trim_start_matches(|c: char| {
+            c == 'Z' || c == '+' || c == '-' || c == ':' || c.is_ascii_digit()
+        });
         let rest = rest.strip_prefix(' ')?;
         let secs = days_from_civil(y, mo, d)? as f64 * 86400.0 + clock.secs;
         return Some((
@@ -461,7 +462,10 @@ mod tests {
             Err(Unparsed::Shape)
         );
         assert_eq!(
-            parse_line("Dec 03 09:29:10 imap-login: Info: Login: method=PLAIN", 2026),
+            parse_line(
+                "Dec 03 09:29:10 imap-login: Info: Login: method=PLAIN",
+                2026
+            ),
             Err(Unparsed::Field)
         );
         assert_eq!(

@@ -145,7 +145,11 @@ pub fn estimate(
     // Each user belongs to the client type they have most sessions with.
     let mut per_user: HashMap<u32, HashMap<u16, usize>> = HashMap::new();
     for s in &c.sessions {
-        *per_user.entry(s.user).or_default().entry(s.client).or_default() += 1;
+        *per_user
+            .entry(s.user)
+            .or_default()
+            .entry(s.client)
+            .or_default() += 1;
     }
     let mut owner: HashMap<u32, u16> = per_user
         .iter()
@@ -244,7 +248,9 @@ pub fn estimate(
                 }
                 g.visits += visits.len();
                 for o in still_open {
-                    lengths.right_censored.push((c.last - o.start) * compression);
+                    lengths
+                        .right_censored
+                        .push((c.last - o.start) * compression);
                 }
                 if let Some(proto) = g.proto {
                     expunged += c.expunges.get(&(user, proto)).copied().unwrap_or(0);
@@ -252,7 +258,11 @@ pub fn estimate(
             }
             g.expunged_per_session = expunged as f64 / n;
             per_visit.sort_unstable();
-            g.connections = per_visit.get(per_visit.len() / 2).copied().unwrap_or(1).max(1);
+            g.connections = per_visit
+                .get(per_visit.len() / 2)
+                .copied()
+                .unwrap_or(1)
+                .max(1);
             if g.proto == Some(Proto::Imap) {
                 g.session_length = fit(&lengths, &FAMILIES);
             }
@@ -275,7 +285,11 @@ pub fn estimate(
                 count += times.len();
                 for w in times.windows(2) {
                     if !c.spans_hole(w[0].0, w[1].0) {
-                        push(&mut sample, time.op(w[1].0) - time.op(w[0].0), w[0].1 && w[1].1);
+                        push(
+                            &mut sample,
+                            time.op(w[1].0) - time.op(w[0].0),
+                            w[0].1 && w[1].1,
+                        );
                     }
                 }
                 if let Some(&(last, _)) = times.last() {
@@ -417,7 +431,10 @@ fn hourly_curve(c: &Collector, time: &TimeMap, span: f64) -> (Option<Curve>, Opt
         );
     }
     let (times, source): (Vec<f64>, &'static str) = if c.deliveries.len() >= 480 {
-        (c.deliveries.iter().map(|d| d.at).collect(), "LMTP deliveries")
+        (
+            c.deliveries.iter().map(|d| d.at).collect(),
+            "LMTP deliveries",
+        )
     } else {
         (c.sessions.iter().map(|s| s.start).collect(), "logins")
     };
@@ -449,7 +466,10 @@ fn hourly_curve(c: &Collector, time: &TimeMap, span: f64) -> (Option<Curve>, Opt
     }
     let mean = hourly.iter().sum::<f64>() / 24.0;
     if mean <= 0.0 {
-        return (None, Some("no arrivals to draw an [activity] curve from".into()));
+        return (
+            None,
+            Some("no arrivals to draw an [activity] curve from".into()),
+        );
     }
     for v in &mut hourly {
         *v = (*v / mean * 1000.0).round() / 1000.0;

@@ -219,7 +219,7 @@ impl Fitted {
             Family::LogNormal => {
                 let mean = self.mean();
                 let sd = mean * ((b * b).exp() - 1.0).sqrt();
-                if !(sd < MAX_VALUE) {
+                if sd.is_nan() || sd >= MAX_VALUE {
                     return None;
                 }
                 Distribution::LogNormal {
@@ -227,24 +227,18 @@ impl Fitted {
                     std_dev: d(sd),
                 }
             }
-            Family::Weibull => Distribution::Weibull {
-                shape,
-                scale: d(b),
-            },
-            Family::Gamma => Distribution::Gamma {
-                shape,
-                scale: d(b),
-            },
+            Family::Weibull => Distribution::Weibull { shape, scale: d(b) },
+            Family::Gamma => Distribution::Gamma { shape, scale: d(b) },
             Family::Normal => Distribution::Normal {
                 mean: d(a),
                 std_dev: d(b),
             },
-            Family::Pareto if a > 1.0 => Distribution::Pareto {
-                shape,
-                scale: d(b),
-            },
+            Family::Pareto if a > 1.0 => Distribution::Pareto { shape, scale: d(b) },
             Family::Pareto => return None,
-            Family::Uniform => Distribution::Uniform { min: d(a), max: d(b) },
+            Family::Uniform => Distribution::Uniform {
+                min: d(a),
+                max: d(b),
+            },
         })
         .filter(|dist| {
             let mean = dist.mean_secs();
@@ -590,11 +584,7 @@ fn point_estimate(family: Family, data: &Prepared) -> Option<Fitted> {
                 }
             }
             let k = ((lo + hi) / 2.0).exp();
-            let scaled = logs
-                .iter()
-                .map(|&l| (k * (l - max_ln)).exp())
-                .sum::<f64>()
-                / n;
+            let scaled = logs.iter().map(|&l| (k * (l - max_ln)).exp()).sum::<f64>() / n;
             fitted(k, max_ln.exp() * scaled.powf(1.0 / k))
         }
         Family::Pareto => {
@@ -630,37 +620,32 @@ fn point_estimate(family: Family, data: &Prepared) -> Option<Fitted> {
 /// Pareto and uniform keep their boundary estimates.
 fn refine(start: Fitted, data: &Prepared) -> Fitted {
     let family = start.family;
-    let (to, from): (fn(&Fitted) -> [f64; 2], fn(Family, [f64; 2]) -> Fitted) = match family {
-        Family::Pareto | Family::Uniform => return start,
-        Family::Exponential => (
-            |f| [f.a.ln(), 0.0],
-            |family, p| Fitted {
-                family,
-                a: p[0].exp(),
-                b: 0.0,
-            },
-        ),
-        Family::LogNormal | Family::Normal => (
-            |f| [f.a, f.b.ln()],
-            |family, p| Fitted {
-                family,
-                a: p[0],
-                b: p[1].exp(),
-            },
-        ),
-        Family::Weibull | Family::Gamma => (
-            |f| [f.a.ln(), f.b.ln()],
-            |family, p| Fitted {
-                family,
-                a: p[0].exp(),
-                b: p[1].exp(),
-            },
-        ),
+    if matches!(family, Family::Pareto | Family::Uniform) {
+        return start;
+    }
+    let objective = |p: &[f64; 2]| -data.log_lik(&from_free(family, *p));
+    from_free(
+        family,
+        nelder_mead(objective, to_free(&start), family.parameters()),
+    )
+}
+
+/// Parameters on the whole real line: logs of the positive ones.
+fn to_free(f: &Fitted) -> [f64; 2] {
+    match f.family {
+        Family::Exponential => [f.a.ln(), 0.0],
+        Family::LogNormal | Family::Normal => [f.a, f.b.ln()],
+        _ => [f.a.ln(), f.b.ln()],
+    }
+}
+
+fn from_free(family: Family, p: [f64; 2]) -> Fitted {
+    let (a, b) = match family {
+        Family::Exponential => (p[0].exp(), 0.0),
+        Family::LogNormal | Family::Normal => (p[0], p[1].exp()),
+        _ => (p[0].exp(), p[1].exp()),
     };
-    let dims = family.parameters();
-    let objective = |p: &[f64; 2]| -data.log_lik(&from(family, *p));
-    let best = nelder_mead(objective, to(&start), dims);
-    from(family, best)
+    Fitted { family, a, b }
 }
 
 /// Minimises `f` over the first `dims` (1 or 2) coordinates.
@@ -669,10 +654,15 @@ fn nelder_mead(f: impl Fn(&[f64; 2]) -> f64, start: [f64; 2], dims: usize) -> [f
     simplex.push((start, f(&start)));
     for i in 0..dims {
         let mut p = start;
-        p[i] += if p[i].abs() > 1e-3 { 0.1 * p[i].abs() } else { 0.1 };
+        p[i] += if p[i].abs() > 1e-3 {
+            0.1 * p[i].abs()
+        } else {
+            0.1
+        };
         simplex.push((p, f(&p)));
     }
-    let combine = |a: &[f64; 2], b: &[f64; 2], t: f64| [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
+    let combine =
+        |a: &[f64; 2], b: &[f64; 2], t: f64| [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])];
     for _ in 0..500 {
         simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
         let (best, worst) = (simplex[0].1, simplex[dims].1);

@@ -94,10 +94,7 @@ pub fn fit_main(args: &[String]) -> anyhow::Result<ExitCode> {
         && path.exists()
         && !overwrite
     {
-        bail!(
-            "{} exists; add `overwrite` to replace it",
-            path.display()
-        );
+        bail!("{} exists; add `overwrite` to replace it", path.display());
     }
     let fitted = fit_logs(&options, out.as_deref())?;
     eprint!("{}", fitted.summary);
@@ -172,20 +169,24 @@ pub fn fit_logs(options: &FitOptions, out: Option<&Path>) -> anyhow::Result<Fitt
                 .into(),
         );
     }
-    header.push(
-        "KS p-values use the fitted parameters, so they are optimistic (Lilliefors).".into(),
-    );
+    header
+        .push("KS p-values use the fitted parameters, so they are optimistic (Lilliefors).".into());
     let base_ref = base.as_ref().map(|(profile, path)| write::Base {
         profile,
         path: path.as_path(),
     });
-    let toml = write::fitted_profile(&estimates, base_ref.as_ref(), &write::Header { lines: header });
+    let toml = write::fitted_profile(
+        &estimates,
+        base_ref.as_ref(),
+        &write::Header { lines: header },
+    );
 
     let anchor = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("fitted.toml"));
-    crate::profile::from_toml_str(&toml, &anchor)
-        .map_err(|e| anyhow::anyhow!("the fitted profile does not load ({e}); this is a bug:\n{toml}"))?;
+    crate::profile::from_toml_str(&toml, &anchor).map_err(|e| {
+        anyhow::anyhow!("the fitted profile does not load ({e}); this is a bug:\n{toml}")
+    })?;
     Ok(Fitted { toml, summary })
 }
 
@@ -207,9 +208,18 @@ fn summary(stats: &reader::ReadStats, c: &collect::Collector, still_open: usize)
         ("without `service: Level: message`", n.bad_shape),
         ("with a missing or malformed field", n.bad_field),
         ("of an unknown service", n.unknown),
-        ("logouts whose login is not in the log", n.logout_without_login),
-        ("sessions open where lines were lost (dropped)", n.lost_sessions),
-        ("not UTF-8 (read with replacement characters)", stats.not_utf8),
+        (
+            "logouts whose login is not in the log",
+            n.logout_without_login,
+        ),
+        (
+            "sessions open where lines were lost (dropped)",
+            n.lost_sessions,
+        ),
+        (
+            "not UTF-8 (read with replacement characters)",
+            stats.not_utf8,
+        ),
         ("cut short at the end of a file", stats.cut_lines),
     ];
     for (what, count) in skipped {
@@ -218,7 +228,10 @@ fn summary(stats: &reader::ReadStats, c: &collect::Collector, still_open: usize)
         }
     }
     if still_open > 0 {
-        let _ = writeln!(s, "  {still_open} sessions still open at the end (right-censored)");
+        let _ = writeln!(
+            s,
+            "  {still_open} sessions still open at the end (right-censored)"
+        );
     }
     for (path, why) in &stats.damaged {
         let _ = writeln!(s, "  {}: read up to the damage: {why}", path.display());

@@ -117,8 +117,7 @@ pub fn fitted_profile(est: &Estimates, base: Option<&Base>, header: &Header) -> 
             notes.add(
                 pop_section.clone(),
                 "userfile",
-                "Every population takes the first users of this file: give each its own."
-                    .into(),
+                "Every population takes the first users of this file: give each its own.".into(),
             );
         }
         let mut pop = Population {
@@ -230,7 +229,8 @@ pub fn fitted_profile(est: &Estimates, base: Option<&Base>, header: &Header) -> 
         }
         notes.add(client_section.clone(), "connections", bytes);
         if let Some(r) = &g.login_interval {
-            client.login_interval = interval(r, &mut notes, &client_section, "login_interval", false);
+            client.login_interval =
+                interval(r, &mut notes, &client_section, "login_interval", false);
         }
         if client.protocol == Protocol::Pop3 && client.login_interval.is_none() {
             // A POP3 client needs one; one download a day when the log cannot tell.
@@ -297,11 +297,7 @@ fn interval(
 /// `n=…, KS D=… p=…; runner-up …` for a comment.
 fn describe(r: &FitResult, unit: &str) -> String {
     let best = &r.best;
-    let mut s = format!(
-        "{} by AIC: n={}",
-        best.fitted.family.name(),
-        r.n
-    );
+    let mut s = format!("{} by AIC: n={}", best.fitted.family.name(), r.n);
     if r.censored > 0 {
         let _ = write!(s, " (+{} right-censored)", r.censored);
     }

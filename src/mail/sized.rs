@@ -57,7 +57,10 @@ impl SizedMessages {
     /// A size and whether to attach something.
     pub fn draw(&self, rng: &mut dyn rand::Rng) -> (u64, bool) {
         let size = self.size.sample(rng, MIN_BUILT);
-        (size, self.attachments > 0.0 && rng.random_bool(self.attachments))
+        (
+            size,
+            self.attachments > 0.0 && rng.random_bool(self.attachments),
+        )
     }
 
     /// A message of `size` bytes (CRLF line ends) built from `seed`; with the mbox
@@ -106,11 +109,7 @@ impl MessageSource for SizedMessages {
 pub fn build(size: u64, attach: bool, seed: u64) -> Vec<u8> {
     let size = size.max(MIN_BUILT) as usize;
     // An attachment takes about 60 % of the message, base64 (4/3, plus line breaks).
-    let attachment = if attach {
-        (size * 6 / 10) * 57 / 78
-    } else {
-        0
-    };
+    let attachment = if attach { (size * 6 / 10) * 57 / 78 } else { 0 };
     let mut attachment = attachment;
     let mut text_len = size.saturating_sub(attachment * 78 / 57 + 400).max(16);
     let mut message = compose(text_len, attachment, seed);
@@ -206,10 +205,21 @@ mod tests {
 
     #[test]
     fn builds_exact_sizes() {
-        for (size, attach) in [(512, false), (1000, false), (1500, true), (5000, true), (123_457, true), (20_001, false)] {
+        for (size, attach) in [
+            (512, false),
+            (1000, false),
+            (1500, true),
+            (5000, true),
+            (123_457, true),
+            (20_001, false),
+        ] {
             let m = build(size, attach, size);
             assert_eq!(m.len() as u64, size, "size {size} attach {attach}");
-            assert!(m.windows(2).filter(|w| w[1] == b'\n').all(|w| w[0] == b'\r'));
+            assert!(
+                m.windows(2)
+                    .filter(|w| w[1] == b'\n')
+                    .all(|w| w[0] == b'\r')
+            );
             let parsed = mail_parser::MessageParser::default().parse(&m).unwrap();
             assert_eq!(parsed.attachment_count() > 0, attach, "size {size}");
         }

@@ -72,10 +72,15 @@ pub enum Event {
         lateness: Duration,
     },
     /// Profile mode: a scheduled action that could not happen.
-    ActionSkipped { reason: SkipReason },
+    ActionSkipped {
+        reason: SkipReason,
+    },
     /// Profile mode: a message of this many bytes was delivered (LMTP) or written
     /// (APPEND).
-    MessageSent { bytes: u64, written: bool },
+    MessageSent {
+        bytes: u64,
+        written: bool,
+    },
 }
 
 /// Why a scheduled action did not happen (each counted; done + skipped == planned).

@@ -151,7 +151,10 @@ pub fn to_toml(profile: &Profile, source: Option<&str>) -> String {
                 let _ = writeln!(w, "{key} = {}", d.to_toml());
             }
         }
-        for (key, size) in [("write_size", &p.write_size), ("delivery_size", &p.delivery_size)] {
+        for (key, size) in [
+            ("write_size", &p.write_size),
+            ("delivery_size", &p.delivery_size),
+        ] {
             if let Some(size) = size {
                 let _ = writeln!(w, "{key} = {}", size.to_toml());
             }

@@ -34,8 +34,8 @@ use serde::{Deserialize, Deserializer};
 use serde_spanned::Spanned;
 
 use super::distribution::Distribution;
-use super::size::{Recipients, SizeDistribution, SizeSource};
 use super::duration::Dur;
+use super::size::{Recipients, SizeDistribution, SizeSource};
 use super::username::UsernameTemplate;
 
 /// A whole profile.

@@ -387,11 +387,7 @@ impl Schedule {
                 spam: p.spam_delivery.clone(),
                 send: p.send.clone(),
                 write_duration: p.write_duration.clone(),
-                action_delay: Some(
-                    p.action_delay
-                        .clone()
-                        .unwrap_or_else(default_action_delay),
-                ),
+                action_delay: Some(p.action_delay.clone().unwrap_or_else(default_action_delay)),
                 repeat_delay: p.action_repeat_delay.clone(),
                 delete: p.delete / 100.0,
                 move_to_spam: p.move_to_spam / 100.0,

@@ -162,10 +162,17 @@ impl SizeDistribution {
                 format!("{{ dist = \"exponential\", mean = {} }}", n(mean))
             }
             Distribution::PerDay(r) => {
-                format!("{{ dist = \"exponential\", mean = {} }}", fmt_f64(86400.0 / r))
+                format!(
+                    "{{ dist = \"exponential\", mean = {} }}",
+                    fmt_f64(86400.0 / r)
+                )
             }
             Distribution::Uniform { min, max } => {
-                format!("{{ dist = \"uniform\", min = {}, max = {} }}", n(min), n(max))
+                format!(
+                    "{{ dist = \"uniform\", min = {}, max = {} }}",
+                    n(min),
+                    n(max)
+                )
             }
             Distribution::Normal { mean, std_dev } => format!(
                 "{{ dist = \"normal\", mean = {}, std_dev = {} }}",

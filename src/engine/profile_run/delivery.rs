@@ -36,12 +36,23 @@ pub(super) async fn deliver(
 /// The message body of a delivery: drawn to the population's `delivery_size` when it
 /// has one (the final size, marker and Message-ID included), else the next message of
 /// the run's source.
-fn delivery_body(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, unique: &str, marker_text: &str) -> Vec<u8> {
+fn delivery_body(
+    ctx: &Ctx,
+    user: &UserShared,
+    to: Mailbox,
+    msg: u32,
+    unique: &str,
+    marker_text: &str,
+) -> Vec<u8> {
     // The same message for the same (seed, user, delivery) in every run.
     let seed = splitmix64(ctx.seed ^ user.marker_id(msg) ^ ((to == Mailbox::Spam) as u64) << 63);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let finish = |data: &[u8]| with_marker(&with_message_id(data, unique), marker_text);
-    match ctx.delivery_sources.get(user.population as usize).and_then(Option::as_ref) {
+    match ctx
+        .delivery_sources
+        .get(user.population as usize)
+        .and_then(Option::as_ref)
+    {
         Some(sized) => {
             let (size, attach) = sized.draw(&mut rng);
             let first = finish(&sized.message_of(size, attach, seed).data);
@@ -50,7 +61,11 @@ fn delivery_body(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, unique: &s
             if overhead == 0 || size as i64 - overhead < crate::mail::sized::MIN_BUILT as i64 {
                 return first;
             }
-            finish(&sized.message_of((size as i64 - overhead) as u64, attach, seed).data)
+            finish(
+                &sized
+                    .message_of((size as i64 - overhead) as u64, attach, seed)
+                    .data,
+            )
         }
         None => finish(&ctx.messages.next_message(&mut rng).data),
     }

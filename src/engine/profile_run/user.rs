@@ -100,7 +100,9 @@ impl UserMail {
     /// Records the fate of message `msg`.
     pub fn set_fate(&mut self, msg: u32, fate: Fate) {
         // A message already seen by IMAP (or gone) needs no delivery news.
-        if self.inbox.get(&msg).is_some_and(|&uid| uid != 0) || self.fates.get(&msg) == Some(&Fate::Gone) {
+        if self.inbox.get(&msg).is_some_and(|&uid| uid != 0)
+            || self.fates.get(&msg) == Some(&Fate::Gone)
+        {
             return;
         }
         self.fates.insert(msg, fate);

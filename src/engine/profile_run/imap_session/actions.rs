@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::super::user::Fate;
 use super::{DRAFTS, INBOX, SENT, SPAM, Session};
-use crate::metrics::{Event, SkipReason};
 use crate::imap::response::{Code, Response};
+use crate::metrics::{Event, SkipReason};
 use crate::states::State;
 
 /// How long an action waits for its message's delivery to end before it is skipped.
@@ -68,7 +68,11 @@ impl Session {
                     fetched_after_delivery = true;
                     // Dovecot shows new mail after a command, not during it: NOOP
                     // first, then fetch from UIDNEXT.
-                    if self.simple(0, State::Noop, at, "NOOP".into()).await.is_some() {
+                    if self
+                        .simple(0, State::Noop, at, "NOOP".into())
+                        .await
+                        .is_some()
+                    {
                         self.fetch_new(0, at).await;
                     }
                 }
