@@ -14,17 +14,19 @@ use imaptest::fit::{FitOptions, fit_logs};
 use rand::{RngExt as _, SeedableRng as _};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// Writes about `bytes` of log: IMAP and POP3 sessions with logins, ID lines and
-/// logouts, LMTP deliveries with `mail_log` sizes, expunges, and connection noise, for
-/// 20 000 users over a few days, with microsecond stamps.
+/// Writes about `bytes` of log: IMAP logins and logouts (about 5 000 sessions open at
+/// a time), LMTP deliveries with `mail_log` sizes, expunges and connection noise, for
+/// 20 000 users, with microsecond stamps.
 fn write_log(out: &mut dyn Write, bytes: u64) -> u64 {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
     let mut written = 0u64;
     let mut t = 1_700_000_000.0f64;
-    let mut session = 0u64;
+    let mut next_session = 0u64;
+    // Sessions logged in now: (user, session number).
+    let mut open: Vec<(u32, u64)> = Vec::new();
     let mut line = String::with_capacity(512);
     while written < bytes {
-        t += rng.random::<f64>() * 0.02;
+        t += rng.random::<f64>() * 0.004;
         let secs = t as u64;
         let (d, h, m, s) = (
             1 + secs / 86400 % 28,
@@ -34,35 +36,41 @@ fn write_log(out: &mut dyn Write, bytes: u64) -> u64 {
         );
         let stamp = format!(
             "2025-11-{d:02} {h:02}:{m:02}:{s:02}.{:06} ",
-            ((t.fract()) * 1e6) as u32
+            (t.fract() * 1e6) as u32
         );
         let user = rng.random_range(0..20_000u32);
-        session += 1;
         line.clear();
         match rng.random_range(0..10u32) {
-            0..=2 => line.push_str(&format!(
-                "{stamp}imap-login: Info: Login: user=<user{user}@example.com>, method=PLAIN, rip=192.0.2.{}, lip=192.0.2.1, mpid={session}, TLS, session=<S{session:016x}>\n",
-                user % 250
-            )),
-            3..=5 => line.push_str(&format!(
-                "{stamp}imap(user{user}@example.com)<{session}><S{:016x}>: Info: Disconnected: Logged out in={} out={} deleted=0 expunged=0 trashed=0 hdr_count=0 hdr_bytes=0 body_count=1 body_bytes=2000\n",
-                session.saturating_sub(rng.random_range(1..2000)),
-                rng.random_range(50..5000),
-                rng.random_range(500..500_000)
-            )),
-            6 => line.push_str(&format!(
-                "{stamp}lmtp(user{user}@example.com)<77><L{session:016x}>: Info: save: box=INBOX, uid={session}, msgid=<{session}@example.net>, size={}, vsize={}\n",
-                rng.random_range(1000..200_000),
-                rng.random_range(1000..200_000)
-            )),
+            // About 5 000 sessions open at a time: a login, or a logout of one of them.
+            0..=4 if open.len() < 5_000 || rng.random_bool(0.5) => {
+                next_session += 1;
+                open.push((user, next_session));
+                line.push_str(&format!(
+                    "{stamp}imap-login: Info: Login: user=<user{user}@example.com>, method=PLAIN, rip=192.0.2.{}, lip=192.0.2.1, mpid={next_session}, TLS, session=<S{next_session:016x}>\n",
+                    user % 250
+                ));
+            }
+            0..=4 => {
+                let (user, session) = open.swap_remove(rng.random_range(0..open.len()));
+                line.push_str(&format!(
+                    "{stamp}imap(user{user}@example.com)<{session}><S{session:016x}>: Info: Disconnected: Logged out in={} out={} deleted=0 expunged=0 trashed=0 hdr_count=0 hdr_bytes=0 body_count=1 body_bytes=2000\n",
+                    rng.random_range(50..5000),
+                    rng.random_range(500..500_000)
+                ));
+            }
+            5..=6 => {
+                let size = rng.random_range(1000..200_000);
+                line.push_str(&format!(
+                    "{stamp}lmtp(user{user}@example.com)<77><L{secs:x}{user:x}>: Info: save: box=INBOX, uid=1, msgid=<{secs}.{user}@example.net>, size={size}, vsize={}\n{stamp}lmtp(user{user}@example.com)<77><L{secs:x}{user:x}>: Info: msgid=<{secs}.{user}@example.net>: saved mail to INBOX\n",
+                    size + size / 40
+                ));
+            }
             7 => line.push_str(&format!(
-                "{stamp}lmtp(user{user}@example.com)<77><L{session:016x}>: Info: msgid=<{session}@example.net>: saved mail to INBOX\n"
-            )),
-            8 => line.push_str(&format!(
-                "{stamp}imap(user{user}@example.com)<{session}><S{session:016x}>: Info: expunge: box=INBOX, uid=3, msgid=<a@b>, size=4000\n"
+                "{stamp}imap(user{user}@example.com)<1><S{:016x}>: Info: expunge: box=INBOX, uid=3, msgid=<a@b>, size=4000\n",
+                next_session
             )),
             _ => line.push_str(&format!(
-                "{stamp}imap-login: Info: Disconnected: Connection closed (no auth attempts in 0 secs): user=<>, rip=192.0.2.7, lip=192.0.2.1, TLS, session=<N{session:016x}>\n"
+                "{stamp}imap-login: Info: Disconnected: Connection closed (no auth attempts in 0 secs): user=<>, rip=192.0.2.7, lip=192.0.2.1, TLS, session=<N{secs:016x}>\n"
             )),
         }
         out.write_all(line.as_bytes()).unwrap();

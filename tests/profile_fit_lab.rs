@@ -452,20 +452,16 @@ impl Imap {
     }
 }
 
-#[test]
-fn stored_sizes_follow_the_drawn_lognormal() {
-    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let lab = common::lab();
-    let dir = tempfile::tempdir().unwrap();
-    let (userfile, names) = users(dir.path(), 4);
-    let source = mbox(dir.path());
-    let profile = dir.path().join("sizes.toml");
+/// A profile of LMTP deliveries only (its users never log in), a simulated hour per
+/// second, with the population keys `keys`.
+fn deliveries_only(dir: &Path, userfile: &Path, users: usize, secs: &str, keys: &str) -> PathBuf {
+    let path = dir.join("deliveries.toml");
     std::fs::write(
-        &profile,
+        &path,
         format!(
             r#"
 [run]
-duration = "15s"
+duration = "{secs}"
 seed = 5
 time_compression = 3600
 
@@ -473,23 +469,40 @@ time_compression = 3600
 port = {lmtp}
 
 [[population]]
-name = "sized"
-count = 4
+name = "receivers"
+count = {users}
 userfile = "{userfile}"
 clients = [{{ client = "none" }}]
-inbox_delivery = {{ per_day = 150 }}
-delivery_size = {{ dist = "lognormal", mean = 20000, std_dev = 15000 }}
-delivery_attachments = 30
+{keys}
 
 [[client]]
 name = "none"
 connections = 0
 "#,
-            lmtp = lab.lmtp_port,
+            lmtp = common::lab().lmtp_port,
             userfile = userfile.display(),
         ),
     )
     .unwrap();
+    path
+}
+
+#[test]
+fn stored_sizes_follow_the_drawn_lognormal() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    common::lab();
+    let dir = tempfile::tempdir().unwrap();
+    let (userfile, names) = users(dir.path(), 4);
+    let source = mbox(dir.path());
+    let profile = deliveries_only(
+        dir.path(),
+        &userfile,
+        4,
+        "15s",
+        "inbox_delivery = { per_day = 150 }\n\
+         delivery_size = { dist = \"lognormal\", mean = 20000, std_dev = 15000 }\n\
+         delivery_attachments = 30",
+    );
     let stdout = run_profile(&profile, &source);
     assert!(stdout.contains("Delivered sizes ("), "{stdout}");
 
@@ -525,40 +538,18 @@ connections = 0
 #[test]
 fn multi_recipient_deliveries_are_stored_once_per_recipient() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let lab = common::lab();
+    common::lab();
     let dir = tempfile::tempdir().unwrap();
     let (userfile, names) = users(dir.path(), 5);
     let source = mbox(dir.path());
-    let profile = dir.path().join("rcpt.toml");
-    std::fs::write(
-        &profile,
-        format!(
-            r#"
-[run]
-duration = "6s"
-seed = 9
-time_compression = 3600
-
-[servers.lmtp]
-port = {lmtp}
-
-[[population]]
-name = "team"
-count = 5
-userfile = "{userfile}"
-clients = [{{ client = "none" }}]
-inbox_delivery = {{ per_day = 40 }}
-delivery_recipients = {{ 1 = 50, 3 = 50 }}
-
-[[client]]
-name = "none"
-connections = 0
-"#,
-            lmtp = lab.lmtp_port,
-            userfile = userfile.display(),
-        ),
-    )
-    .unwrap();
+    let profile = deliveries_only(
+        dir.path(),
+        &userfile,
+        5,
+        "6s",
+        "inbox_delivery = { per_day = 40 }\n\
+         delivery_recipients = { 1 = 50, 3 = 50 }",
+    );
     let stdout = run_profile(&profile, &source);
     let delivered: u64 = stdout
         .lines()

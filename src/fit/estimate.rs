@@ -184,6 +184,10 @@ pub fn estimate(
         }
     };
 
+    let mut open_by: HashMap<(u32, u16), Vec<&OpenSession>> = HashMap::new();
+    for o in open {
+        open_by.entry((o.user, o.client)).or_default().push(o);
+    }
     let mut groups = Vec::new();
     for gid in group_ids {
         let members: Vec<u32> = {
@@ -225,10 +229,7 @@ pub fn estimate(
             g.deleted_per_session = sessions.iter().map(|s| s.deleted as f64).sum::<f64>() / n;
             for user_sessions in sessions.chunk_by(|a, b| a.user == b.user) {
                 let user = user_sessions[0].user;
-                let still_open: Vec<&OpenSession> = open
-                    .iter()
-                    .filter(|o| o.user == user && o.client == gid)
-                    .collect();
+                let still_open = open_by.get(&(user, gid)).map_or(&[][..], Vec::as_slice);
                 let visits = merge_visits(user_sessions);
                 for (i, v) in visits.iter().enumerate() {
                     per_visit.push(v.sessions);

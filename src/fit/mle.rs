@@ -295,14 +295,14 @@ pub fn fit(sample: &Sample, families: &[Family]) -> Option<FitResult> {
     if data.n() < 2 {
         return None;
     }
+    let thinned = data.needs_likelihood_search().then(|| data.thinned());
     let mut candidates: Vec<Candidate> = families
         .iter()
         .filter_map(|&family| {
             let start = point_estimate(family, &data)?;
-            let fitted = if data.needs_likelihood_search() {
-                refine(start, &data)
-            } else {
-                start
+            let fitted = match &thinned {
+                Some(thinned) => refine(start, thinned),
+                None => start,
             };
             // Only what a profile can say: finite means, parameters within bounds.
             fitted.to_distribution()?;
@@ -395,23 +395,43 @@ impl Prepared {
     }
 
     fn log_lik(&self, f: &Fitted) -> f64 {
-        let Some(law) = f.law() else {
-            return f64::NEG_INFINITY;
+        log_lik_of(
+            f,
+            &self.exact,
+            1.0,
+            &self.rounded,
+            self.width,
+            &self.censored,
+            1.0,
+        )
+    }
+
+    /// A systematic sample of at most [`SEARCH_SAMPLE`] values of each kind, weighted
+    /// up to the whole: the likelihood search on a GB of log stays fast, and sampling
+    /// evenly through the sorted values keeps the shape of the data.
+    fn thinned(&self) -> Thinned {
+        let (exact, exact_weight) = thin(&self.exact);
+        let (censored, censored_weight) = {
+            let mut sorted = self.censored.clone();
+            sorted.sort_by(f64::total_cmp);
+            thin(&sorted)
         };
-        let mut total = 0.0;
-        for &x in &self.exact {
-            total += law.ln_pdf(x);
-        }
-        for &(d, count) in &self.rounded {
-            total += count as f64 * window_probability(&law, d, self.width).ln();
-        }
-        for &c in &self.censored {
-            total += law.sf(c).ln();
-        }
-        if total.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            total
+        let step = self.rounded.len().div_ceil(SEARCH_SAMPLE).max(1);
+        let rounded = self
+            .rounded
+            .chunks(step)
+            .map(|chunk| {
+                let mid = chunk[chunk.len() / 2].0;
+                (mid, chunk.iter().map(|&(_, c)| c).sum())
+            })
+            .collect();
+        Thinned {
+            exact,
+            exact_weight,
+            rounded,
+            width: self.width,
+            censored,
+            censored_weight,
         }
     }
 
@@ -443,6 +463,71 @@ impl Prepared {
             (d, n)
         };
         (d, kolmogorov_p(d, n))
+    }
+}
+
+/// Values of each kind the likelihood search uses (see [`Prepared::thinned`]).
+const SEARCH_SAMPLE: usize = 20_000;
+
+struct Thinned {
+    exact: Vec<f64>,
+    exact_weight: f64,
+    rounded: Vec<(f64, usize)>,
+    width: f64,
+    censored: Vec<f64>,
+    censored_weight: f64,
+}
+
+impl Thinned {
+    fn log_lik(&self, f: &Fitted) -> f64 {
+        log_lik_of(
+            f,
+            &self.exact,
+            self.exact_weight,
+            &self.rounded,
+            self.width,
+            &self.censored,
+            self.censored_weight,
+        )
+    }
+}
+
+/// Every `k`-th of sorted `values` (the middle of each stratum) and the weight `k`.
+fn thin(values: &[f64]) -> (Vec<f64>, f64) {
+    if values.len() <= SEARCH_SAMPLE {
+        return (values.to_vec(), 1.0);
+    }
+    let k = values.len().div_ceil(SEARCH_SAMPLE);
+    let sample: Vec<f64> = values.chunks(k).map(|c| c[c.len() / 2]).collect();
+    let weight = values.len() as f64 / sample.len() as f64;
+    (sample, weight)
+}
+
+/// Log-likelihood of exact values (density), grid values (window probability) and
+/// right-censored ones (survival), each kind with a weight.
+fn log_lik_of(
+    f: &Fitted,
+    exact: &[f64],
+    exact_weight: f64,
+    rounded: &[(f64, usize)],
+    width: f64,
+    censored: &[f64],
+    censored_weight: f64,
+) -> f64 {
+    let Some(law) = f.law() else {
+        return f64::NEG_INFINITY;
+    };
+    let exact: f64 = exact.iter().map(|&x| law.ln_pdf(x)).sum();
+    let rounded: f64 = rounded
+        .iter()
+        .map(|&(d, count)| count as f64 * window_probability(&law, d, width).ln())
+        .sum();
+    let censored: f64 = censored.iter().map(|&c| law.sf(c).ln()).sum();
+    let total = exact * exact_weight + rounded + censored * censored_weight;
+    if total.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        total
     }
 }
 
@@ -618,7 +703,7 @@ fn point_estimate(family: Family, data: &Prepared) -> Option<Fitted> {
 
 /// Maximises the likelihood from `start` (Nelder–Mead on unconstrained parameters).
 /// Pareto and uniform keep their boundary estimates.
-fn refine(start: Fitted, data: &Prepared) -> Fitted {
+fn refine(start: Fitted, data: &Thinned) -> Fitted {
     let family = start.family;
     if matches!(family, Family::Pareto | Family::Uniform) {
         return start;

@@ -121,8 +121,6 @@ pub fn fitted_profile(est: &Estimates, base: Option<&Base>, header: &Header) -> 
             );
         }
         let mut pop = Population {
-            name: Spanned::new(0..0, g.name.clone()),
-            share: None,
             count: Some(count),
             username,
             start_index,
@@ -132,24 +130,7 @@ pub fn fitted_profile(est: &Estimates, base: Option<&Base>, header: &Header) -> 
                 client: Spanned::new(0..0, client_name(g)),
                 share: 100.0,
             }],
-            client_selection: Default::default(),
-            session_length: None,
-            inbox_delivery: None,
-            spam_delivery: None,
-            send: None,
-            write_duration: None,
-            write_size: None,
-            write_attachments: 0.0,
-            action_delay: None,
-            action_repeat_delay: None,
-            delete: 0.0,
-            move_to_spam: 0.0,
-            reply: 0.0,
-            filter_to_spam: 0.0,
-            delivery_size: None,
-            size_source: Default::default(),
-            delivery_attachments: 0.0,
-            delivery_recipients: None,
+            ..Population::named(Spanned::new(0..0, g.name.clone()))
         };
         start_index = start_index.saturating_add(count);
         if let Some(r) = &g.session_length {

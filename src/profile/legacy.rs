@@ -273,32 +273,8 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
         let mut share: Option<u32> = None;
         let mut user_count: Option<u32> = None;
         let mut pop = Population {
-            name: Spanned::new(span(section.at), String::new()),
-            share: None,
-            count: None,
-            username: None,
-            start_index: 1,
-            userfile: None,
-            password: None,
-            clients: Vec::new(),
             client_selection: ClientSelection::Independent,
-            session_length: None,
-            inbox_delivery: None,
-            spam_delivery: None,
-            send: None,
-            write_duration: None,
-            write_size: None,
-            write_attachments: 0.0,
-            delivery_size: None,
-            size_source: Default::default(),
-            delivery_attachments: 0.0,
-            delivery_recipients: None,
-            action_delay: None,
-            action_repeat_delay: None,
-            delete: 0.0,
-            move_to_spam: 0.0,
-            reply: 0.0,
-            filter_to_spam: 0.0,
+            ..Population::named(Spanned::new(span(section.at), String::new()))
         };
         for e in &section.entries {
             let bad = |what: &str| {

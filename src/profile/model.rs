@@ -339,6 +339,41 @@ fn one_u32() -> u32 {
     1
 }
 
+impl Population {
+    /// A population with only a name: every other key at its default (no users, no
+    /// clients, no activity).
+    pub fn named(name: Spanned<String>) -> Self {
+        Population {
+            name,
+            share: None,
+            count: None,
+            username: None,
+            start_index: 1,
+            userfile: None,
+            password: None,
+            clients: Vec::new(),
+            client_selection: ClientSelection::default(),
+            session_length: None,
+            inbox_delivery: None,
+            spam_delivery: None,
+            send: None,
+            write_duration: None,
+            write_size: None,
+            write_attachments: 0.0,
+            delivery_size: None,
+            size_source: SizeSource::default(),
+            delivery_attachments: 0.0,
+            delivery_recipients: None,
+            action_delay: None,
+            action_repeat_delay: None,
+            delete: 0.0,
+            move_to_spam: 0.0,
+            reply: 0.0,
+            filter_to_spam: 0.0,
+        }
+    }
+}
+
 /// Protocol of a client type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
