@@ -400,6 +400,22 @@ fn dry_run_plan_is_written_without_connecting() {
     assert_eq!(summary.by_action["login"], 10);
     assert!(plan.contains(",u1,p,c,login,connections=1"), "{plan}");
     assert!(summary.to_text().contains("deliver_inbox"));
+    // Actions on a delivered message say which delivery they wait for; others don't.
+    for row in plan.lines().skip(1) {
+        let fields: Vec<&str> = row.split(',').collect();
+        let depends = fields[fields.len() - 1];
+        match fields[5] {
+            "read" | "delete" | "move_to_spam" | "reply" | "filter_to_spam" => {
+                let msg = fields[6].split(' ').next().unwrap();
+                assert_eq!(depends, format!("delivery {msg}"), "{row}");
+            }
+            _ => assert_eq!(depends, "", "{row}"),
+        }
+    }
+    assert!(
+        summary.by_action.get("read").is_some_and(|&n| n > 0),
+        "{plan}"
+    );
     // Without a period a plan is refused.
     let p = profile::from_toml_str(
         &GOOD.replace("duration = \"1h\"\n", ""),
