@@ -26,6 +26,7 @@
 //! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline, `output=`).
 //! * [`profile`]: profile mode: the TOML profile, legacy `profile.conf`, the scheduler
 //!   and dry-run plans.
+//! * [`fit`]: `imaptest profile fit`: a profile fitted to a server's own logs.
 //! * [`conversation`]: Exim-style client scripts and a scriptable server
 //!   (`imaptest client`, `imaptest server`).
 //! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
@@ -38,6 +39,7 @@ pub mod conversation;
 pub mod duration;
 pub mod engine;
 pub mod exit;
+pub mod fit;
 pub mod imap;
 pub mod lmtp;
 pub mod mail;

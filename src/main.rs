@@ -50,6 +50,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             write_document(&out, &toml, &[&file])?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ProfileFit(args) => imaptest::fit::fit_main(&args),
         Command::Run(settings) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -273,27 +273,8 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
         let mut share: Option<u32> = None;
         let mut user_count: Option<u32> = None;
         let mut pop = Population {
-            name: Spanned::new(span(section.at), String::new()),
-            share: None,
-            count: None,
-            username: None,
-            start_index: 1,
-            userfile: None,
-            password: None,
-            clients: Vec::new(),
             client_selection: ClientSelection::Independent,
-            session_length: None,
-            inbox_delivery: None,
-            spam_delivery: None,
-            send: None,
-            write_duration: None,
-            write_size: None,
-            action_delay: None,
-            action_repeat_delay: None,
-            delete: 0.0,
-            move_to_spam: 0.0,
-            reply: 0.0,
-            filter_to_spam: 0.0,
+            ..Population::named(Spanned::new(span(section.at), String::new()))
         };
         for e in &section.entries {
             let bad = |what: &str| {
@@ -341,7 +322,11 @@ pub fn from_str(text: &str, path: &Path) -> Result<Legacy, ProfileError> {
                 "mail_write_size" => {
                     let size =
                         parse_size(e.value).ok_or_else(|| bad("a size such as 10k or 1M"))?;
-                    pop.write_size = (size > 0).then_some(size);
+                    pop.write_size = (size > 0).then(|| {
+                        super::size::SizeDistribution(super::Distribution::Constant(
+                            crate::duration::Dur(std::time::Duration::from_secs(size)),
+                        ))
+                    });
                 }
                 _ => return Err(err(e.key_at, format!("Unknown setting: {}", e.key))),
             }
