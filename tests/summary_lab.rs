@@ -544,3 +544,100 @@ connections = 0
             .contains_key("delivery-refused")
     );
 }
+
+#[test]
+fn users_scales_the_population_and_clients_caps_open_sessions() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let profile = write_profile(
+        dir.path(),
+        r#"
+[run]
+duration = "3s"
+rampup = "1s"
+seed = 8
+total_users = 10
+
+[servers.imap]
+port = @IMAP@
+
+[[population]]
+name = "a"
+share = 70
+username = "testuser%{username_idx}"
+start_index = 900
+clients = [{ client = "desk" }]
+
+[[population]]
+name = "b"
+share = 30
+username = "testuser%{username_idx}"
+start_index = 950
+clients = [{ client = "desk" }]
+
+[[client]]
+name = "desk"
+connections = 1
+"#,
+    );
+    // users=: the plan has exactly that many users, split 70/30.
+    let plan = dir.path().join("plan.csv");
+    let out = imaptest(&[
+        format!("profile={}", profile.display()),
+        "dry_run".into(),
+        format!("plan={}", plan.display()),
+        "users=40".into(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut reader = csv::Reader::from_path(&plan).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let (user, population) = (
+        header.iter().position(|h| h == "user").unwrap(),
+        header.iter().position(|h| h == "population").unwrap(),
+    );
+    let mut users = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for row in reader.records() {
+        let row = row.unwrap();
+        users
+            .entry(row[population].to_owned())
+            .or_default()
+            .insert(row[user].to_owned());
+    }
+    assert_eq!(users["a"].len(), 28, "{users:?}");
+    assert_eq!(users["b"].len(), 12, "{users:?}");
+
+    // clients=: at most that many sessions open at once.
+    let summary_path = dir.path().join("capped.json");
+    let out = run_profile(&profile, &summary_path, &["clients=3".into()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = read_valid_summary(&summary_path);
+    let most_users = summary
+        .timeline
+        .seconds
+        .iter()
+        .map(|s| s.users)
+        .max()
+        .unwrap();
+    assert!(
+        (1..=3).contains(&most_users),
+        "{most_users} users online at once"
+    );
+    assert!(
+        summary.totals.connections.peak_open <= 3,
+        "{:?}",
+        summary.totals.connections
+    );
+    // Without the cap, all ten log in.
+    let summary_path = dir.path().join("free.json");
+    let out = run_profile(&profile, &summary_path, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = read_valid_summary(&summary_path);
+    let most_users = summary
+        .timeline
+        .seconds
+        .iter()
+        .map(|s| s.users)
+        .max()
+        .unwrap();
+    assert_eq!(most_users, 10);
+}
