@@ -28,6 +28,8 @@
 //!   and dry-run plans.
 //! * [`conversation`]: Exim-style client scripts and a scriptable server
 //!   (`imaptest client`, `imaptest server`).
+//! * [`quirks`]: known deviations of real servers, each under an error kind of its own
+//!   (`docs/servers.md`).
 //! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
 
 pub mod app;
@@ -43,6 +45,7 @@ pub mod metrics;
 pub mod net;
 pub mod pop3;
 pub mod profile;
+pub mod quirks;
 pub mod report;
 pub mod sasl;
 pub mod scripted;

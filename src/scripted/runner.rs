@@ -1112,6 +1112,19 @@ impl<'a, 'c> TestRun<'a, 'c> {
                             "Expected tagged reply '{}', got '{text}'",
                             Display(&cmd.reply),
                         );
+                        let status = args.first().and_then(Arg::as_astring).unwrap_or_default();
+                        let reply_text = text.split_once(' ').map_or("", |(_, t)| t);
+                        if let Some(kind) =
+                            crate::quirks::failed_command(&cmd.text, status, reply_text.as_bytes())
+                        {
+                            msg.push_str(&format!(
+                                "\n - known server quirk: {} (docs/servers.md)",
+                                kind.name()
+                            ));
+                            if !self.result.quirks.contains(&kind) {
+                                self.result.quirks.push(kind);
+                            }
+                        }
                         if k > 0 {
                             msg.push_str(&format!(
                                 "\n - for command (line {}): {}",
@@ -1124,9 +1137,15 @@ impl<'a, 'c> TestRun<'a, 'c> {
                         }
                         self.fail(msg);
                     }
-                    // Like the C tool, a BAD that the script did not expect is a
-                    // protocol error: the connection is dropped and the test ends.
-                    if is_atom(args.first(), "BAD") && !is_atom(cmd.reply.first(), "bad") {
+                    // A BAD the script did not expect fails the test (above). Unlike
+                    // the C tool, the connection stays and the test goes on, so one
+                    // deviation does not hide the next; only with literals still
+                    // waiting for a continuation (whose owner is unknown) is the
+                    // connection dropped.
+                    if is_atom(args.first(), "BAD")
+                        && !is_atom(cmd.reply.first(), "bad")
+                        && !waiting_literals.is_empty()
+                    {
                         self.fail(format!(
                             "Unexpected disconnection (BAD reply for command: {})",
                             lossy(&cmd.text)
