@@ -1,8 +1,11 @@
-//! Shared helpers for integration tests: the real-Dovecot lab and fresh users.
+//! Shared helpers for integration tests: the real-Dovecot lab and fresh users
+//! (the Cyrus and Courier labs are in [`servers`]).
 //!
 //! Use from a test file with `mod common;`. Every test binary compiles its own
 //! copy of this module and uses only part of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
+
+pub mod servers;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -83,22 +86,7 @@ pub fn lab_dir() -> PathBuf {
 pub fn lab() -> &'static Lab {
     static LAB: OnceLock<Lab> = OnceLock::new();
     LAB.get_or_init(|| {
-        let script = repo_root().join("scripts/dovecot-lab");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        if !out.status.success() {
-            panic!(
-                "`{} up` failed ({}); the integration tests need the Dovecot lab \
-                 (run as root)\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-            );
-        }
+        lab_up("dovecot-lab");
         let dir = lab_dir();
         Lab {
             ca_file: dir.join("ssl/ca.crt"),
@@ -116,6 +104,27 @@ pub fn lab() -> &'static Lab {
     })
 }
 
+/// Runs `scripts/<script> up`; panics with its output if the lab cannot start (so
+/// a missing lab fails a test, under CI and elsewhere, and never skips it).
+pub fn lab_up(script: &str) {
+    let script = repo_root().join("scripts").join(script);
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("up")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    if !out.status.success() {
+        panic!(
+            "`{} up` failed ({}); these integration tests need the lab (run as root)\n\
+             --- stdout ---\n{}\n--- stderr ---\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+    }
+}
+
 /// Users handed out by [`fresh_user`]: `testuser200..=testuser1000`.
 /// `testuser1..testuser199` are left for hand-run and CLI load tests.
 pub const FRESH_USERS: std::ops::RangeInclusive<u32> = 200..=1000;
@@ -129,15 +138,20 @@ pub const FRESH_USERS: std::ops::RangeInclusive<u32> = 200..=1000;
 /// if the counter file cannot be used. Starts the lab if needed.
 pub fn fresh_user() -> String {
     let lab = lab();
-    let n = next_from_file(&lab.dir.join("next-user")).unwrap_or_else(|_| next_from_pid());
-    let span = FRESH_USERS.end() - FRESH_USERS.start() + 1;
-    let user = format!("testuser{}", FRESH_USERS.start() + n % span);
+    let user = format!("testuser{}", next_fresh_number(&lab.dir));
     match fs::remove_dir_all(lab.user_home(&user)) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => panic!("cannot empty {}: {e}", lab.user_home(&user).display()),
     }
     user
+}
+
+/// The next fresh user number from the counter file in `dir` (see [`fresh_user`]).
+pub fn next_fresh_number(dir: &Path) -> u32 {
+    let n = next_from_file(&dir.join("next-user")).unwrap_or_else(|_| next_from_pid());
+    let span = FRESH_USERS.end() - FRESH_USERS.start() + 1;
+    FRESH_USERS.start() + n % span
 }
 
 fn next_from_file(path: &Path) -> io::Result<u32> {
