@@ -167,7 +167,8 @@ mod tests {
 
     #[test]
     fn failed_commands_are_matched_to_their_quirk() {
-        let q = |c: &str, s: &str, t: &str| failed_command(c.as_bytes(), s.as_bytes(), t.as_bytes());
+        let q =
+            |c: &str, s: &str, t: &str| failed_command(c.as_bytes(), s.as_bytes(), t.as_bytes());
         assert_eq!(
             q("DELETE foo/bar", "NO", "Mailbox already exists"),
             Some(ErrorKind::DeleteSaysExists)

@@ -72,7 +72,12 @@ async fn cyrus_delete_twice_within_a_second_is_named() {
     );
     let script = "state: auth\n\nok create foo/bar\nok delete foo/bar\nok create foo/bar\nok delete foo/bar\n";
     let r = run_script(&server, "delete-twice", script).await;
-    assert_eq!(r.quirks, vec![ErrorKind::DeleteSaysExists], "{}", failures(&r));
+    assert_eq!(
+        r.quirks,
+        vec![ErrorKind::DeleteSaysExists],
+        "{}",
+        failures(&r)
+    );
     assert_eq!(r.failures.len(), 1, "{}", failures(&r));
 }
 
@@ -95,7 +100,12 @@ async fn cyrus_refused_genurlauth_is_named() {
                   ok genurlauth \"imap://$username@$domain/INBOX/;uid=1;urlauth=user+$user\" internal\n\
                   * genurlauth $url\n";
     let r = run_script(&server, "urlauth", script).await;
-    assert_eq!(r.quirks, vec![ErrorKind::GenurlauthRefused], "{}", failures(&r));
+    assert_eq!(
+        r.quirks,
+        vec![ErrorKind::GenurlauthRefused],
+        "{}",
+        failures(&r)
+    );
 }
 
 #[tokio::test]
@@ -122,17 +132,18 @@ async fn a_tagged_bad_keeps_the_session_and_its_later_findings() {
         "IMAP4rev1",
         vec![
             reply("NOOP", &["{tag} BAD Unknown command"]),
-            reply(
-                "STATUS",
-                &["* STATUS INBOX (MESSAGES 2)", "{tag} OK done"],
-            ),
+            reply("STATUS", &["* STATUS INBOX (MESSAGES 2)", "{tag} OK done"]),
         ],
     );
-    let script = "state: auth\n\nok noop\n\nok status INBOX (messages)\n* status INBOX (messages 1)\n";
+    let script =
+        "state: auth\n\nok noop\n\nok status INBOX (messages)\n* status INBOX (messages 1)\n";
     let r = run_script(&server, "bad", script).await;
     let text = failures(&r);
     assert!(text.contains("got 'BAD Unknown command'"), "{text}");
-    assert!(text.contains("messages 1"), "the STATUS after the BAD was not checked:\n{text}");
+    assert!(
+        text.contains("messages 1"),
+        "the STATUS after the BAD was not checked:\n{text}"
+    );
     assert!(!text.contains("Unexpected disconnection"), "{text}");
 }
 

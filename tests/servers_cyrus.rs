@@ -78,7 +78,10 @@ pop3_keep = true
     let (run, (offered, delivered, refused, failed)) = run_profile(lab, dir.path(), &profile);
     run.assert_only_quirks();
     assert!(run.error_kinds().is_empty(), "{}", run.stderr);
-    assert!(delivered >= 20, "too few deliveries to mean anything: {delivered}");
+    assert!(
+        delivered >= 20,
+        "too few deliveries to mean anything: {delivered}"
+    );
     assert_eq!((offered, refused, failed), (delivered, 0, 0));
     let mut stored = 0;
     for user in &imap_users {

@@ -656,10 +656,25 @@ mod tests {
     fn a_lone_unset_variable_binds_nil() {
         // RFC 3501 §7.2.2: NIL is a legal hierarchy delimiter (upstream's `list`).
         let mut v = Vars::default();
-        assert!(m(&mut v, "list () $inboxsep INBOX", "LIST () NIL INBOX", false));
+        assert!(m(
+            &mut v,
+            "list () $inboxsep INBOX",
+            "LIST () NIL INBOX",
+            false
+        ));
         assert_eq!(v.get("inboxsep"), Some(&b"NIL"[..]));
-        assert!(m(&mut v, "list () $inboxsep INBOX", "LIST () NIL INBOX", false));
-        assert!(!m(&mut v, "list () $inboxsep INBOX", "LIST () \"/\" INBOX", false));
+        assert!(m(
+            &mut v,
+            "list () $inboxsep INBOX",
+            "LIST () NIL INBOX",
+            false
+        ));
+        assert!(!m(
+            &mut v,
+            "list () $inboxsep INBOX",
+            "LIST () \"/\" INBOX",
+            false
+        ));
         let mut v = Vars::default();
         assert!(m(&mut v, "list () ${sep} x", "LIST () NIL x", false));
         v.set("sep", "/");

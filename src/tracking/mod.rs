@@ -582,9 +582,11 @@ impl View {
         // drop a keyword no message has as soon as that STORE is done, before its
         // tagged OK (and a .SILENT one sends no FETCH at all).
         let storing = |seq: usize| {
-            self.stores
-                .iter()
-                .any(|(_, s)| s.set.iter().any(|&(a, b)| (a..=b).contains(&(seq as u32 + 1))))
+            self.stores.iter().any(|(_, s)| {
+                s.set
+                    .iter()
+                    .any(|&(a, b)| (a..=b).contains(&(seq as u32 + 1)))
+            })
         };
         for (i, kw) in self.kw_names.iter().enumerate() {
             if flags.iter().any(|f| f.eq_ignore_ascii_case(kw)) {

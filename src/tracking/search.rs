@@ -231,7 +231,9 @@ fn merge_and(keys: &[SearchKey], merged: &mut bool) -> Vec<SearchKey> {
         let key = merge_key(key, merged);
         let looser = |kept: &SearchKey, new: &SearchKey| match (kept, new) {
             (SearchKey::Not(a), SearchKey::Not(b)) => match (a.as_ref(), b.as_ref()) {
-                (SearchKey::Smaller(x), SearchKey::Smaller(y)) => Some(SearchKey::Smaller(*x.min(y))),
+                (SearchKey::Smaller(x), SearchKey::Smaller(y)) => {
+                    Some(SearchKey::Smaller(*x.min(y)))
+                }
                 (SearchKey::Larger(x), SearchKey::Larger(y)) => Some(SearchKey::Larger(*x.max(y))),
                 _ => None,
             },

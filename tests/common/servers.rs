@@ -94,7 +94,10 @@ pub fn courier_lab() -> &'static ServerLab {
 
 impl ServerLab {
     pub fn imap_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.host.parse().expect("lab host is an IP"), self.imap_port)
+        SocketAddr::new(
+            self.host.parse().expect("lab host is an IP"),
+            self.imap_port,
+        )
     }
 
     /// A user of `testuser200..1000` (never the same twice across test processes)
@@ -102,7 +105,10 @@ impl ServerLab {
     pub fn fresh_user(&self) -> String {
         let user = format!("testuser{}", next_fresh_number(&self.dir));
         match self.reset {
-            Reset::CyrusAdmin { user: admin, password } => {
+            Reset::CyrusAdmin {
+                user: admin,
+                password,
+            } => {
                 let mut s = ImapSession::login(self.imap_addr(), admin, password);
                 let mailbox = format!("user/{user}");
                 // An admin may delete a user only after granting itself the right;
@@ -115,14 +121,17 @@ impl ServerLab {
                     format!("SETACL {mailbox}/Spam anyone p"),
                 ] {
                     let reply = s.command(&cmd);
-                    assert!(reply.last().unwrap().starts_with("t OK"), "{cmd}: {reply:?}");
+                    assert!(
+                        reply.last().unwrap().starts_with("t OK"),
+                        "{cmd}: {reply:?}"
+                    );
                 }
                 s.logout();
             }
             Reset::Maildir => {
                 let home = self.dir.join("mail").join(&user);
-                let owner = std::fs::metadata(&home)
-                    .unwrap_or_else(|e| panic!("{}: {e}", home.display()));
+                let owner =
+                    std::fs::metadata(&home).unwrap_or_else(|e| panic!("{}: {e}", home.display()));
                 let maildir = home.join("Maildir");
                 match std::fs::remove_dir_all(&maildir) {
                     Ok(()) => {}
@@ -461,7 +470,13 @@ pub fn run_profile(lab: &ServerLab, dir: &Path, profile: &str) -> (Run, (u64, u6
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let headers = reader.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (kind, count, ok, no, failed) = (col("kind"), col("count"), col("ok"), col("no"), col("failed"));
+    let (kind, count, ok, no, failed) = (
+        col("kind"),
+        col("count"),
+        col("ok"),
+        col("no"),
+        col("failed"),
+    );
     let mut sums = (0, 0, 0, 0);
     for row in reader.records() {
         let row = row.unwrap();

@@ -806,8 +806,9 @@ impl<'a> Connection<'a> {
             _ => false,
         };
         if !tolerated {
-            let kind = crate::quirks::failed_command(untagged_line(&pending.line), b"NO", text.as_bytes())
-                .unwrap_or(ErrorKind::CommandFailed);
+            let kind =
+                crate::quirks::failed_command(untagged_line(&pending.line), b"NO", text.as_bytes())
+                    .unwrap_or(ErrorKind::CommandFailed);
             self.error(kind, format!("{} failed", state.name()), Some(line));
         }
     }
@@ -958,7 +959,9 @@ impl<'a> Connection<'a> {
 /// The level a state change leads to, for the states that change it.
 /// A command line without its tag.
 fn untagged_line(line: &str) -> &[u8] {
-    line.split_once(' ').map_or(line, |(_, rest)| rest).as_bytes()
+    line.split_once(' ')
+        .map_or(line, |(_, rest)| rest)
+        .as_bytes()
 }
 
 fn unexpected_tagged(line: String) -> Ended {
