@@ -116,15 +116,6 @@ pub fn fabricated_expunged(items: &[FetchItem<'_>]) -> bool {
 /// The size of Courier's stand-in: a size that changes to exactly this is taken for it.
 pub const STAND_IN_SIZE: u64 = 129;
 
-/// Courier dates its stand-in "now": an INTERNALDATE that changes to within ten
-/// minutes of the current time is taken for it (a real message keeps its date).
-pub fn stand_in_date(unix: i64) -> bool {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    (unix - now).abs() <= 600
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())

@@ -4,6 +4,8 @@
 mod common;
 
 use std::collections::HashMap;
+
+use common::{client_commands, csv_deliveries};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Command;
@@ -124,57 +126,6 @@ fn messages(user: &str, mailbox: &str) -> u64 {
         .and_then(|rest| rest.split(')').next())
         .expect("MESSAGES item");
     n.trim().parse().unwrap()
-}
-
-/// The `deliveries` rows of the CSV timeline: (offered, delivered, refused, failed).
-fn csv_deliveries(csv: &str) -> (u64, u64, u64, u64) {
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let headers = reader.headers().unwrap().clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (kind, count, ok, no, failed) = (
-        col("kind"),
-        col("count"),
-        col("ok"),
-        col("no"),
-        col("failed"),
-    );
-    let mut sums = (0, 0, 0, 0);
-    for row in reader.records() {
-        let row = row.unwrap();
-        if &row[kind] != "deliveries" {
-            continue;
-        }
-        let n = |i: usize| row[i].parse::<u64>().unwrap();
-        sums.0 += n(count);
-        sums.1 += n(ok);
-        sums.2 += n(no);
-        sums.3 += n(failed);
-    }
-    sums
-}
-
-/// `  name (proto): N sessions; CMD n, CMD n` lines after the run.
-fn client_commands(stdout: &str) -> HashMap<String, (u64, HashMap<String, u64>)> {
-    let mut out = HashMap::new();
-    let section = stdout
-        .split("Client types:\n")
-        .nth(1)
-        .expect("Client types section");
-    for line in section.lines().take_while(|l| l.starts_with("  ")) {
-        let (name, rest) = line.trim().split_once(" (").unwrap();
-        let (_, rest) = rest.split_once("): ").unwrap();
-        let (sessions, commands) = rest.split_once(" sessions; ").unwrap();
-        let mut counts = HashMap::new();
-        for item in commands.split(", ") {
-            if let Some((cmd, n)) = item.rsplit_once(' ')
-                && let Ok(n) = n.parse()
-            {
-                counts.insert(cmd.to_owned(), n);
-            }
-        }
-        out.insert(name.to_owned(), (sessions.parse().unwrap(), counts));
-    }
-    out
 }
 
 fn count(commands: &HashMap<String, u64>, name: &str) -> u64 {

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::servers::{check_suite_verdicts, courier_lab, run_profile, run_stress};
+use common::servers::{
+    check_suite_verdicts, client_command_count, courier_lab, run_profile, run_stress,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn release_2_3_suite_gives_the_documented_verdicts() {
@@ -62,21 +64,19 @@ login_interval = "1s"
     let (run, _) = run_profile(lab, dir.path(), &profile);
     run.assert_only_quirks();
     assert!(run.error_kinds().is_empty(), "{}", run.stderr);
-    let pop = run
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("pop (pop3):"))
-        .unwrap_or_else(|| panic!("no pop client line:\n{}", run.stdout));
-    let count = |cmd: &str| -> u64 {
-        pop.split(&format!("{cmd} "))
-            .nth(1)
-            .and_then(|r| r.split(',').next())
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
-    };
     // Each user's five messages were downloaded and deleted, once.
-    assert_eq!(count("RETR"), 15, "{pop}");
-    assert_eq!(count("DELE"), 15, "{pop}");
+    assert_eq!(
+        client_command_count(&run, "pop", "RETR"),
+        15,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        client_command_count(&run, "pop", "DELE"),
+        15,
+        "{}",
+        run.stdout
+    );
     for user in &users {
         assert_eq!(lab.messages(user, "INBOX"), 0, "{user}");
     }

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::servers::{check_suite_verdicts, cyrus_lab, run_profile, run_stress};
+use common::servers::{
+    check_suite_verdicts, client_command_count, cyrus_lab, run_profile, run_stress,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn release_2_3_suite_gives_the_documented_verdicts() {
@@ -100,16 +102,6 @@ pop3_keep = true
         "imaptest reported {delivered} deliveries, Cyrus stored {stored}"
     );
     // The POP3 clients downloaded mail (RETR) from what LMTP delivered.
-    let pop = run
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("pop (pop3):"))
-        .unwrap_or_else(|| panic!("no pop client line:\n{}", run.stdout));
-    let retr: u64 = pop
-        .split("RETR ")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no RETR count: {pop}"));
-    assert!(retr > 0, "{pop}");
+    let retr = client_command_count(&run, "pop", "RETR");
+    assert!(retr > 0, "{}", run.stdout);
 }

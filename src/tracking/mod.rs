@@ -39,6 +39,12 @@ const ENVELOPE: (ErrorKind, &str) = (ErrorKind::EnvelopeChanged, "ENVELOPE");
 const BODY: (ErrorKind, &str) = (ErrorKind::BodyChanged, "BODY");
 const BODYSTRUCTURE: (ErrorKind, &str) = (ErrorKind::BodystructureChanged, "BODYSTRUCTURE");
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -78,6 +84,8 @@ pub struct UidMeta {
     pub headers: Vec<HeaderReply>,
     /// `qresync`: the highest MODSEQ any session was told.
     pub seen_modseq: u64,
+    /// Unix time its static data was first received.
+    pub first_seen: i64,
 }
 
 /// One user's mailbox, shared by every connection that selects it.
@@ -1136,6 +1144,9 @@ impl View {
         let storage_arc = self.storage.clone();
         let mut storage = lock(&storage_arc);
         let meta = storage.uids.entry(uid).or_default();
+        if meta.first_seen == 0 {
+            meta.first_seen = unix_now();
+        }
         let mut errors: Vec<(ErrorKind, String)> = Vec::new();
         let scratch = &mut self.scratch;
         // The Message-ID first: later items are reported with it.
@@ -1176,7 +1187,9 @@ impl View {
                     Some(0) => {}
                     Some(t) => match &meta.internaldate {
                         Some((old, text)) if *old != t => errors.push((
-                            if quirks::stand_in_date(t) {
+                            // A message cannot have arrived after it was first seen:
+                            // such a date belongs to a made-up stand-in (Courier's).
+                            if t > meta.first_seen + 1 {
                                 ErrorKind::ExpungedMessageFabricated
                             } else {
                                 ErrorKind::InternaldateChanged
@@ -1297,9 +1310,12 @@ impl View {
                     found.clear();
                     return;
                 }
-                for (_, e) in found.drain(..) {
-                    cross.push(format!(
-                        "{e} (as seen for user {user} UID {first_uid} with the same Message-ID)"
+                for (kind, e) in found.drain(..) {
+                    cross.push((
+                        kind,
+                        format!(
+                            "{e} (as seen for user {user} UID {first_uid} with the same Message-ID)"
+                        ),
                     ));
                 }
             };
@@ -1325,7 +1341,10 @@ impl View {
                     item(i + 1, &mut found);
                 }
             }
-            errors.extend(cross.into_iter().map(|e| (ErrorKind::CopyDiffers, e)));
+            errors.extend(cross.into_iter().map(|(kind, e)| match kind {
+                ErrorKind::ExpungedMessageFabricated => (kind, e),
+                _ => (ErrorKind::CopyDiffers, e),
+            }));
         }
         if errors.is_empty() {
             return;
@@ -1486,12 +1505,23 @@ type Changes = Vec<(ErrorKind, String)>;
 
 fn check_size(slot: &mut Option<u64>, new: u64, name: &str, errors: &mut Changes) {
     match *slot {
+        // Courier's stand-in for an expunged message (129 bytes) on either side; the
+        // real size is the one kept.
+        Some(old)
+            if old != new && (old == quirks::STAND_IN_SIZE || new == quirks::STAND_IN_SIZE) =>
+        {
+            errors.push((
+                ErrorKind::ExpungedMessageFabricated,
+                format!(
+                    "{name} changed: expected {old}, got {new} (the size of a made-up stand-in)"
+                ),
+            ));
+            if old == quirks::STAND_IN_SIZE {
+                *slot = Some(new);
+            }
+        }
         Some(old) if old != new => errors.push((
-            if new == quirks::STAND_IN_SIZE {
-                ErrorKind::ExpungedMessageFabricated
-            } else {
-                ErrorKind::SizeChanged
-            },
+            ErrorKind::SizeChanged,
             format!("{name} changed: expected {old}, got {new}"),
         )),
         Some(_) => {}

@@ -657,6 +657,30 @@ fn courier_stand_in_for_an_expunged_message_is_one_named_error() {
     assert_eq!(kinds(&mut a), vec![ErrorKind::ExpungedMessageFabricated]);
     feed(&mut a, "* 1 FETCH (RFC822.SIZE 130)");
     assert_eq!(kinds(&mut a), vec![ErrorKind::SizeChanged]);
+    // So is a date-only reply: dated after the message was first seen, which no real
+    // message can be; an earlier date is a plain change.
+    feed(
+        &mut a,
+        "* 1 FETCH (INTERNALDATE \"01-Jan-2099 00:00:00 +0000\")",
+    );
+    assert_eq!(kinds(&mut a), vec![ErrorKind::ExpungedMessageFabricated]);
+    feed(
+        &mut a,
+        "* 1 FETCH (INTERNALDATE \"01-Jan-2023 00:00:00 +0000\")",
+    );
+    assert_eq!(kinds(&mut a), vec![ErrorKind::InternaldateChanged]);
+}
+
+#[test]
+fn a_stand_in_size_seen_first_gives_way_to_the_real_one() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 1 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 1 RFC822.SIZE 129)");
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 4000)");
+    assert_eq!(kinds(&mut a), vec![ErrorKind::ExpungedMessageFabricated]);
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 4000)");
+    assert_eq!(kinds(&mut a), vec![]);
 }
 
 #[test]

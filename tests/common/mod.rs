@@ -7,6 +7,7 @@
 
 pub mod servers;
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -191,4 +192,73 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
     s
+}
+
+/// The `Errors by kind: a 3, b 1` line after Totals (empty without it).
+pub fn totals_error_kinds(stdout: &str) -> BTreeMap<String, u64> {
+    let Some(line) = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Errors by kind: "))
+    else {
+        return BTreeMap::new();
+    };
+    line.split(", ")
+        .map(|item| {
+            let (kind, n) = item.rsplit_once(' ').expect("kind and count");
+            (kind.to_owned(), n.parse().expect("count"))
+        })
+        .collect()
+}
+
+/// The `deliveries` rows of a profile run's CSV timeline: (offered, delivered,
+/// refused, failed).
+pub fn csv_deliveries(csv: &str) -> (u64, u64, u64, u64) {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (kind, count, ok, no, failed) = (
+        col("kind"),
+        col("count"),
+        col("ok"),
+        col("no"),
+        col("failed"),
+    );
+    let mut sums = (0, 0, 0, 0);
+    for row in reader.records() {
+        let row = row.unwrap();
+        if &row[kind] != "deliveries" {
+            continue;
+        }
+        let n = |i: usize| row[i].parse::<u64>().unwrap();
+        sums.0 += n(count);
+        sums.1 += n(ok);
+        sums.2 += n(no);
+        sums.3 += n(failed);
+    }
+    sums
+}
+
+/// A profile run's `  name (proto): N sessions; CMD n, CMD n` lines: client name →
+/// (sessions, commands).
+pub fn client_commands(stdout: &str) -> HashMap<String, (u64, HashMap<String, u64>)> {
+    let mut out = HashMap::new();
+    let section = stdout
+        .split("Client types:\n")
+        .nth(1)
+        .expect("Client types section");
+    for line in section.lines().take_while(|l| l.starts_with("  ")) {
+        let (name, rest) = line.trim().split_once(" (").unwrap();
+        let (_, rest) = rest.split_once("): ").unwrap();
+        let (sessions, commands) = rest.split_once(" sessions; ").unwrap();
+        let mut counts = HashMap::new();
+        for item in commands.split(", ") {
+            if let Some((cmd, n)) = item.rsplit_once(' ')
+                && let Ok(n) = n.parse()
+            {
+                counts.insert(cmd.to_owned(), n);
+            }
+        }
+        out.insert(name.to_owned(), (sessions.parse().unwrap(), counts));
+    }
+    out
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::{connect, imaptest_bin, lab_up, next_fresh_number, repo_root};
+use super::{
+    connect, csv_deliveries, imaptest_bin, lab_up, next_fresh_number, repo_root, totals_error_kinds,
+};
 
 /// How a lab's users get an empty mailbox.
 #[derive(Debug, Clone, Copy)]
@@ -351,19 +353,7 @@ pub struct Run {
 impl Run {
     /// The `Errors by kind: a 3, b 1` line after Totals.
     pub fn error_kinds(&self) -> BTreeMap<String, u64> {
-        let Some(line) = self
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("Errors by kind: "))
-        else {
-            return BTreeMap::new();
-        };
-        line.split(", ")
-            .map(|item| {
-                let (kind, n) = item.rsplit_once(' ').expect("kind and count");
-                (kind.to_owned(), n.parse().expect("count"))
-            })
-            .collect()
+        totals_error_kinds(&self.stdout)
     }
 
     /// Fails unless every error was of a named quirk kind (docs/servers.md).
@@ -372,12 +362,13 @@ impl Run {
             let named = imaptest::metrics::ErrorKind::from_name(kind)
                 .and_then(imaptest::quirks::quirk)
                 .is_some();
-            let errors: Vec<&str> = self
+            // The errors of other kinds first: quirks are many and named already.
+            let (quirks, others): (Vec<&str>, Vec<&str>) = self
                 .stderr
                 .lines()
                 .filter(|l| l.starts_with("Error:"))
-                .take(30)
-                .collect();
+                .partition(|l| l.contains("made-up \"message unavailable\""));
+            let errors: Vec<&str> = others.into_iter().chain(quirks).take(30).collect();
             assert!(
                 named,
                 "error kind {kind} is not a named quirk; errors:\n{}",
@@ -467,27 +458,15 @@ pub fn run_profile(lab: &ServerLab, dir: &Path, profile: &str) -> (Run, (u64, u6
         ],
     );
     let csv = std::fs::read_to_string(&csv).unwrap();
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let headers = reader.headers().unwrap().clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (kind, count, ok, no, failed) = (
-        col("kind"),
-        col("count"),
-        col("ok"),
-        col("no"),
-        col("failed"),
-    );
-    let mut sums = (0, 0, 0, 0);
-    for row in reader.records() {
-        let row = row.unwrap();
-        if &row[kind] != "deliveries" {
-            continue;
-        }
-        let n = |i: usize| row[i].parse::<u64>().unwrap();
-        sums.0 += n(count);
-        sums.1 += n(ok);
-        sums.2 += n(no);
-        sums.3 += n(failed);
-    }
+    let sums = csv_deliveries(&csv);
     (run, sums)
+}
+
+/// How many times a profile run's client `client` sent `command`.
+pub fn client_command_count(run: &Run, client: &str, command: &str) -> u64 {
+    let clients = super::client_commands(&run.stdout);
+    let (_, counts) = clients
+        .get(client)
+        .unwrap_or_else(|| panic!("no client {client}:\n{}", run.stdout));
+    counts.get(command).copied().unwrap_or(0)
 }
