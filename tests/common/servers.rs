@@ -111,7 +111,16 @@ impl ServerLab {
                 user: admin,
                 password,
             } => {
-                let mut s = ImapSession::login(self.imap_addr(), admin, password);
+                // One admin session for the whole test process: Cyrus gives mailboxes
+                // created in the same second by different processes the same unique id
+                // (and storage), see docs/servers.md.
+                static ADMIN: OnceLock<std::sync::Mutex<ImapSession>> = OnceLock::new();
+                let mut s = ADMIN
+                    .get_or_init(|| {
+                        std::sync::Mutex::new(ImapSession::login(self.imap_addr(), admin, password))
+                    })
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let mailbox = format!("user/{user}");
                 // An admin may delete a user only after granting itself the right;
                 // both are NO when the user has no mailbox yet: fine.
@@ -128,7 +137,6 @@ impl ServerLab {
                         "{cmd}: {reply:?}"
                     );
                 }
-                s.logout();
             }
             Reset::Maildir => {
                 let home = self.dir.join("mail").join(&user);
