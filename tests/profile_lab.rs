@@ -6,7 +6,6 @@ mod common;
 use std::collections::HashMap;
 
 use common::{client_commands, csv_deliveries};
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
@@ -84,48 +83,10 @@ fn run_profile(dir: &Path, profile: &str) -> Run {
     run
 }
 
-/// `STATUS <mailbox> (MESSAGES)` over a plain IMAP connection (0 if the mailbox
-/// does not exist).
+/// `STATUS <mailbox> (MESSAGES)` of a lab user (0 if the mailbox does not exist).
 fn messages(user: &str, mailbox: &str) -> u64 {
     let lab = common::lab();
-    let stream = common::connect(lab.imap_addr());
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let mut command = |cmd: &str| -> Vec<String> {
-        writer.write_all(format!("t {cmd}\r\n").as_bytes()).unwrap();
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "connection closed"
-            );
-            let done = line.starts_with("t ");
-            lines.push(line);
-            if done {
-                return lines;
-            }
-        }
-    };
-    let login = command(&format!("LOGIN {user} {}", lab.user_password));
-    assert!(login.last().unwrap().starts_with("t OK"), "{login:?}");
-    let status = command(&format!("STATUS \"{mailbox}\" (MESSAGES)"));
-    let _ = command("LOGOUT");
-    if !status.last().unwrap().starts_with("t OK") {
-        return 0;
-    }
-    let line = status
-        .iter()
-        .find(|l| l.starts_with("* STATUS"))
-        .expect("STATUS reply");
-    let n = line
-        .split("MESSAGES ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .expect("MESSAGES item");
-    n.trim().parse().unwrap()
+    common::servers::mailbox_messages(lab.imap_addr(), user, lab.user_password, mailbox)
 }
 
 fn count(commands: &HashMap<String, u64>, name: &str) -> u64 {

@@ -1188,8 +1188,12 @@ impl View {
                     Some(t) => match &meta.internaldate {
                         Some((old, text)) if *old != t => errors.push((
                             // A message cannot have arrived after it was first seen:
-                            // such a date belongs to a made-up stand-in (Courier's).
-                            if t > meta.first_seen + 1 {
+                            // such a date belongs to a made-up stand-in (Courier's,
+                            // dated at the FETCH). In the second it was first seen, a
+                            // date just after the real one is taken for it too.
+                            if t > meta.first_seen
+                                || (t == meta.first_seen && t > *old && t - *old <= 600)
+                            {
                                 ErrorKind::ExpungedMessageFabricated
                             } else {
                                 ErrorKind::InternaldateChanged
@@ -1348,6 +1352,15 @@ impl View {
         }
         if errors.is_empty() {
             return;
+        }
+        // One part recognised as the stand-in makes the whole reply the stand-in.
+        if errors
+            .iter()
+            .any(|(k, _)| *k == ErrorKind::ExpungedMessageFabricated)
+        {
+            for (kind, _) in &mut errors {
+                *kind = ErrorKind::ExpungedMessageFabricated;
+            }
         }
         let message_id = meta.message_id.clone();
         drop(storage);

@@ -669,6 +669,18 @@ fn courier_stand_in_for_an_expunged_message_is_one_named_error() {
         "* 1 FETCH (INTERNALDATE \"01-Jan-2023 00:00:00 +0000\")",
     );
     assert_eq!(kinds(&mut a), vec![ErrorKind::InternaldateChanged]);
+    // Beside a stand-in's size, any changed item is the stand-in's.
+    feed(
+        &mut a,
+        "* 1 FETCH (INTERNALDATE \"01-Jan-2022 00:00:00 +0000\" RFC822.SIZE 129)",
+    );
+    assert_eq!(
+        kinds(&mut a),
+        vec![
+            ErrorKind::ExpungedMessageFabricated,
+            ErrorKind::ExpungedMessageFabricated
+        ]
+    );
 }
 
 #[test]

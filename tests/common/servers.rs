@@ -168,21 +168,7 @@ impl ServerLab {
 
     /// `STATUS <mailbox> (MESSAGES)` of a user (0 if the mailbox does not exist).
     pub fn messages(&self, user: &str, mailbox: &str) -> u64 {
-        let mut s = ImapSession::login(self.imap_addr(), user, self.user_password);
-        let status = s.command(&format!("STATUS \"{mailbox}\" (MESSAGES)"));
-        s.logout();
-        if !status.last().unwrap().starts_with("t OK") {
-            return 0;
-        }
-        let line = status
-            .iter()
-            .find(|l| l.starts_with("* STATUS"))
-            .expect("STATUS reply");
-        line.split("MESSAGES ")
-            .nth(1)
-            .and_then(|rest| rest.split(')').next())
-            .and_then(|n| n.trim().parse().ok())
-            .expect("MESSAGES item")
+        mailbox_messages(self.imap_addr(), user, self.user_password, mailbox)
     }
 
     /// APPENDs `count` small messages to a user's INBOX (for POP3 runs where the
@@ -199,6 +185,26 @@ impl ServerLab {
         }
         s.logout();
     }
+}
+
+/// `STATUS <mailbox> (MESSAGES)` of a user over a plain IMAP connection (0 if the
+/// mailbox does not exist).
+pub fn mailbox_messages(addr: SocketAddr, user: &str, password: &str, mailbox: &str) -> u64 {
+    let mut s = ImapSession::login(addr, user, password);
+    let status = s.command(&format!("STATUS \"{mailbox}\" (MESSAGES)"));
+    s.logout();
+    if !status.last().unwrap().starts_with("t OK") {
+        return 0;
+    }
+    let line = status
+        .iter()
+        .find(|l| l.starts_with("* STATUS"))
+        .expect("STATUS reply");
+    line.split("MESSAGES ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.trim().parse().ok())
+        .expect("MESSAGES item")
 }
 
 /// A plain IMAP session for test setup, one command at a time.
