@@ -29,6 +29,8 @@
 //! * [`fit`]: `imaptest profile fit`: a profile fitted to a server's own logs.
 //! * [`conversation`]: Exim-style client scripts and a scriptable server
 //!   (`imaptest client`, `imaptest server`).
+//! * [`quirks`]: known deviations of real servers, each under an error kind of its own
+//!   (`docs/servers.md`).
 //! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
 
 pub mod app;
@@ -48,6 +50,7 @@ pub mod net;
 pub mod ops;
 pub mod pop3;
 pub mod profile;
+pub mod quirks;
 pub mod report;
 pub mod sasl;
 pub mod scripted;

@@ -1119,6 +1119,19 @@ impl<'a, 'c> TestRun<'a, 'c> {
                             "Expected tagged reply '{}', got '{text}'",
                             Display(&cmd.reply),
                         );
+                        let status = args.first().and_then(Arg::as_astring).unwrap_or_default();
+                        let reply_text = text.split_once(' ').map_or("", |(_, t)| t);
+                        if let Some(kind) =
+                            crate::quirks::failed_command(&cmd.text, status, reply_text.as_bytes())
+                        {
+                            msg.push_str(&format!(
+                                "\n - known server quirk: {} (docs/servers.md)",
+                                kind.name()
+                            ));
+                            if !self.result.quirks.contains(&kind) {
+                                self.result.quirks.push(kind);
+                            }
+                        }
                         if k > 0 {
                             msg.push_str(&format!(
                                 "\n - for command (line {}): {}",
@@ -1131,9 +1144,22 @@ impl<'a, 'c> TestRun<'a, 'c> {
                         }
                         self.fail(msg);
                     }
-                    // Like the C tool, a BAD that the script did not expect is a
-                    // protocol error: the connection is dropped and the test ends.
+                    // A BAD the script did not expect is a protocol error: it fails
+                    // the test even where the pattern accepts anything (`""`). Unlike
+                    // the C tool, the connection stays and the test goes on, so one
+                    // deviation does not hide the next; only with literals still
+                    // waiting for a continuation (whose owner is unknown) is the
+                    // connection dropped.
                     if is_atom(args.first(), "BAD") && !is_atom(cmd.reply.first(), "bad") {
+                        if waiting_literals.is_empty() {
+                            if r == FULL {
+                                self.fail(format!(
+                                    "Unexpected BAD reply for command: {}",
+                                    lossy(&cmd.text)
+                                ));
+                            }
+                            continue;
+                        }
                         self.fail(format!(
                             "Unexpected disconnection (BAD reply for command: {})",
                             lossy(&cmd.text)
