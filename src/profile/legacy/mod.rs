@@ -1,6 +1,6 @@
 //! ImapTest's legacy `profile.conf`, loaded into the [`Profile`](super::Profile) model:
-//! [`lexer`] splits the file into global entries and `user`/`client` sections,
-//! [`convert`] reads every key into the model.
+//! `lexer` splits the file into global entries and `user`/`client` sections,
+//! `convert` reads every key into the model.
 //!
 //! Every key of ImapTest's profile grammar is read, including the ones the C tool parses
 //! and ignores: `imap_idle = no` makes the client poll (every 10 minutes, Thunderbird's
