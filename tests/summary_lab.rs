@@ -641,3 +641,48 @@ connections = 1
         .unwrap();
     assert_eq!(most_users, 10);
 }
+
+#[test]
+fn profile_lines_say_where_the_run_is_and_secs_before_the_rampup_is_warned() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let users: Vec<String> = (0..2).map(|_| common::fresh_user()).collect();
+    let file = user_file(dir.path(), "few", &users);
+    let profile = write_profile(
+        dir.path(),
+        &format!(
+            r#"
+[run]
+duration = "10s"
+rampup = "6s"
+seed = 2
+
+[servers.imap]
+port = @IMAP@
+
+[[population]]
+name = "few"
+count = 2
+userfile = "{}"
+clients = [{{ client = "desk" }}]
+
+[[client]]
+name = "desk"
+connections = 1
+"#,
+            file.display()
+        ),
+    );
+    let summary_path = dir.path().join("short.json");
+    let out = run_profile(&profile, &summary_path, &["secs=2".into()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("Warning: secs=2 ends the run before the profile's 6s ramp-up does"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("[1s/2s ramp-up]"), "{stdout}");
+    // The verdicts leave the ramp-up out by default.
+    let summary = read_valid_summary(&summary_path);
+    assert_eq!(summary.warmup_secs, 6);
+}
