@@ -28,6 +28,10 @@
 //!   and dry-run plans.
 //! * [`conversation`]: Exim-style client scripts and a scriptable server
 //!   (`imaptest client`, `imaptest server`).
+//! * [`limits`]: the bounds on everything a server or user controls (`docs/limits.md`).
+//! * [`inert`]: server text made safe to print (control characters escaped, excerpts).
+//! * [`output_guard`]: output files checked against the inputs and each other before
+//!   a run, so an output never destroys an input.
 //! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
 
 pub mod app;
@@ -37,10 +41,13 @@ pub mod control;
 pub mod conversation;
 pub mod engine;
 pub mod imap;
+pub mod inert;
+pub mod limits;
 pub mod lmtp;
 pub mod mail;
 pub mod metrics;
 pub mod net;
+pub mod output_guard;
 pub mod pop3;
 pub mod profile;
 pub mod report;

@@ -129,6 +129,9 @@ error_kinds! {
     DeliveryRefused = "delivery-refused",
     /// Profile mode: an LMTP delivery got no answer (connection or protocol failure).
     DeliveryFailed = "delivery-failed",
+    /// The server went past one of imaptest's bounds (docs/limits.md), e.g. an EXISTS
+    /// beyond the messages the model tracks; the connection is dropped.
+    LimitExceeded = "limit-exceeded",
     /// An error reported without a kind.
     Other = "other",
 }
