@@ -5,13 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::control::RunState;
 use crate::engine::stress::{self, StressContext};
-use crate::imap::client::{ClientOptions, ImapClient, LoginRequest};
+use crate::imap::client::{ClientOptions, LoginRequest};
 use crate::imap::framer::FramerLimits;
 use crate::mail::{Mbox, MessageSource, RandomMessages};
 use crate::metrics::{self, Report, Severity, Sink};
@@ -236,7 +236,8 @@ fn message_source(settings: &Settings) -> anyhow::Result<Arc<dyn MessageSource>>
 }
 
 /// One connection and login before the run, so an unreachable server, a TLS failure or
-/// a wrong password is one clear error instead of a stream of them.
+/// a wrong password is one clear error instead of a stream of them (bounded as a whole
+/// by `timeout=`).
 async fn preflight(
     settings: &Settings,
     endpoint: &Endpoint,
@@ -245,18 +246,6 @@ async fn preflight(
     options: &ClientOptions,
 ) -> anyhow::Result<()> {
     let user = users.user_by_index(0);
-    let mut client = ImapClient::connect(
-        endpoint,
-        0,
-        &ClientOptions {
-            rawlog_dir: None,
-            ..options.clone()
-        },
-    )
-    .await?;
-    if client.preauth() {
-        return Ok(());
-    }
     let request = LoginRequest {
         user: &user.name,
         password: &user.password,
@@ -264,11 +253,7 @@ async fn preflight(
         master: settings.user.master.as_deref(),
         scram_cache,
     };
-    let done = client.log_in(&request).await?;
-    if !done.is_ok() {
-        bail!("login as {} failed: {}", user.name, done.line);
-    }
-    let _ = client.logout().await;
+    crate::imap::client::start_up_check(endpoint, options, &request).await?;
     Ok(())
 }
 
@@ -404,6 +389,7 @@ async fn run_profile(settings: Settings, path: &std::path::Path) -> anyhow::Resu
             ..Default::default()
         },
         lmtp_options: crate::lmtp::LmtpOptions {
+            timeout: settings.timeout,
             rawlog_dir: settings.rawlog.clone(),
             ..Default::default()
         },

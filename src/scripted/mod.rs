@@ -54,8 +54,13 @@ use anyhow::{Context, bail};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use tokio::sync::watch;
+
 use crate::config::Settings;
+use crate::control::{RunState, stopped};
+use crate::imap::client::{ClientOptions, LoginRequest, start_up_check};
 use crate::net::Endpoint;
+use crate::sasl::ScramCache;
 use crate::users::{UserPicker, UserTemplate, read_userfile};
 use parser::DEFAULT_MBOX;
 use report::{Summary, TestResult};
@@ -109,7 +114,19 @@ pub fn discover(path: &Path) -> anyhow::Result<(Vec<PathBuf>, PathBuf)> {
 /// reports (stderr) and the summary (stdout), and writes JUnit XML to `junit` if given.
 /// Returns the exit status: 0 when nothing failed, 2 otherwise.
 pub async fn run(settings: &Settings, junit: Option<&Path>) -> anyhow::Result<u8> {
-    let results = run_tests(settings, true).await?;
+    let (_keep, stop) = watch::channel(RunState::Running);
+    run_until(settings, junit, stop).await
+}
+
+/// [`run`] that can be stopped: when `stop` says [`RunState::LogoutAndStop`] no further
+/// test starts (the current one finishes); [`RunState::StopNow`] also drops the current
+/// test at once. The summary and JUnit file cover the tests that ran.
+pub async fn run_until(
+    settings: &Settings,
+    junit: Option<&Path>,
+    stop: watch::Receiver<RunState>,
+) -> anyhow::Result<u8> {
+    let results = run_tests_until(settings, true, stop).await?;
     let summary = Summary::from_results(&results);
     println!("{}", summary.lines());
     if let Some(path) = junit {
@@ -127,6 +144,16 @@ pub async fn run(settings: &Settings, junit: Option<&Path>) -> anyhow::Result<u8
 /// Runs every test named by `settings.test` and returns the results; with `print`,
 /// the per-test lines and failure reports are printed as tests finish.
 pub async fn run_tests(settings: &Settings, print: bool) -> anyhow::Result<Vec<TestResult>> {
+    let (_keep, stop) = watch::channel(RunState::Running);
+    run_tests_until(settings, print, stop).await
+}
+
+/// [`run_tests`], stopped as [`run_until`] describes.
+pub async fn run_tests_until(
+    settings: &Settings,
+    print: bool,
+    mut stop: watch::Receiver<RunState>,
+) -> anyhow::Result<Vec<TestResult>> {
     let Some(test_path) = settings.test.as_deref() else {
         bail!("no test= path given");
     };
@@ -145,6 +172,25 @@ pub async fn run_tests(settings: &Settings, print: bool) -> anyhow::Result<Vec<T
     )
     .await
     .context("cannot prepare the server endpoint")?;
+    // A wrong password or an unreachable server is one clear error, not a failed
+    // first test.
+    let first = users.user_by_index(0);
+    let login = LoginRequest {
+        user: &first.name,
+        password: &first.password,
+        mech: "LOGIN",
+        master: None,
+        scram_cache: &ScramCache::default(),
+    };
+    let options = ClientOptions {
+        timeout: settings.timeout,
+        ..ClientOptions::default()
+    };
+    let check = start_up_check(&endpoint, &options, &login);
+    tokio::select! {
+        result = check => result?,
+        () = stopped(&mut stop, RunState::LogoutAndStop) => return Ok(Vec::new()),
+    }
     let mut ctx = RunContext {
         settings,
         endpoint: &endpoint,
@@ -152,6 +198,9 @@ pub async fn run_tests(settings: &Settings, print: bool) -> anyhow::Result<Vec<T
     };
     let mut results: Vec<TestResult> = Vec::with_capacity(files.len());
     for file in &files {
+        if *stop.borrow() != RunState::Running {
+            break;
+        }
         let result = match parser::parse_file(file, &default_mbox) {
             Err(e) => {
                 if print {
@@ -163,7 +212,11 @@ pub async fn run_tests(settings: &Settings, print: bool) -> anyhow::Result<Vec<T
                 // One user per test, shared by its connections (they must see the
                 // same mailbox); `user N:` headers override it per connection.
                 let user = users.pick(&mut rng);
-                TestRun::new(&mut ctx, &test, user).run().await
+                let run = TestRun::new(&mut ctx, &test, user).run();
+                tokio::select! {
+                    result = run => result,
+                    () = stopped(&mut stop, RunState::StopNow) => break,
+                }
             }
         };
         if print {

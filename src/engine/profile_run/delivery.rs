@@ -9,6 +9,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::Ctx;
 use super::user::UserShared;
+use crate::limits::MAX_DELIVERIES_IN_FLIGHT;
 use crate::lmtp::{LmtpClient, LmtpError, marker, with_marker, with_message_id};
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::profile::schedule::{Mailbox, splitmix64};
@@ -22,10 +23,44 @@ pub(super) async fn deliver(
     msg: u32,
     intended: Instant,
 ) {
-    deliver_one(&ctx, &user, to, msg, intended).await;
+    let mut abandon = ctx.abandon.subscribe();
+    tokio::select! {
+        () = deliver_one(&ctx, &user, to, msg, intended) => {}
+        // The run is over (its stop grace too): whatever the server does, this
+        // delivery ends now, counted as failed.
+        _ = abandon.wait_for(|abandoned| *abandoned) => {
+            ctx.abandoned.fetch_add(1, Ordering::Relaxed);
+            finish(&ctx, Outcome::Failed, intended, Instant::now(), std::time::Duration::ZERO);
+        }
+    }
     if ctx.deliveries.fetch_sub(1, Ordering::AcqRel) == 1 {
         ctx.deliveries_done.notify_waiters();
     }
+}
+
+/// A delivery the run does not attempt because [`MAX_DELIVERIES_IN_FLIGHT`] are already
+/// under way: counted as failed, with a `limit-exceeded` error.
+pub(super) fn not_attempted(
+    ctx: &Ctx,
+    user: &UserShared,
+    to: Mailbox,
+    msg: u32,
+    intended: Instant,
+) {
+    finish(
+        ctx,
+        Outcome::Failed,
+        intended,
+        Instant::now(),
+        std::time::Duration::ZERO,
+    );
+    if to == Mailbox::Inbox {
+        user.mail().forget(msg);
+    }
+    let message = format!(
+        "LMTP delivery not attempted: {MAX_DELIVERIES_IN_FLIGHT} deliveries are already in flight (the server, or max_parallel, can't keep up with the profile's rate; docs/limits.md)"
+    );
+    ctx.error(ErrorKind::LimitExceeded, &user.name, None, message, None);
 }
 
 async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intended: Instant) {

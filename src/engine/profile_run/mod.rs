@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::control::RunState;
 use crate::imap::client::ClientOptions;
+use crate::limits::{MAX_DELIVERIES_IN_FLIGHT, MAX_SESSION_QUEUE};
 use crate::lmtp::{LmtpClient, LmtpOptions};
 use crate::mail::MessageSource;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Metrics, Report, Severity};
@@ -142,6 +143,10 @@ struct Ctx {
     /// Deliveries in flight (waited for at the end).
     deliveries: AtomicU64,
     deliveries_done: tokio::sync::Notify,
+    /// Set when the run is over: deliveries still in flight end at once.
+    abandon: watch::Sender<bool>,
+    /// Deliveries ended by `abandon`.
+    abandoned: AtomicU64,
     /// Set to drop everything at once (second SIGINT, grace period over).
     stop_now: watch::Receiver<RunState>,
     /// Markers sent before this are from earlier runs (same users, same numbers).
@@ -296,6 +301,8 @@ pub async fn run(
         next_connection: AtomicU64::new(1),
         deliveries: AtomicU64::new(0),
         deliveries_done: tokio::sync::Notify::new(),
+        abandon: watch::Sender::new(false),
+        abandoned: AtomicU64::new(0),
         stop_now: state.clone(),
         started: std::time::SystemTime::now(),
         tracking: run.tracking.then(crate::tracking::Registry::new),
@@ -373,6 +380,32 @@ pub async fn run(
     for abort in aborts {
         abort.abort();
     }
+    // Deliveries hold the metrics too: end them now, or a server that stopped
+    // answering would keep the run alive for a reply timeout per queued delivery.
+    ctx.abandon.send_replace(true);
+    let drained = async {
+        while ctx.deliveries.load(Ordering::Acquire) > 0 {
+            let notified = ctx.deliveries_done.notified();
+            if ctx.deliveries.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+    let abandoned = ctx.abandoned.load(Ordering::Relaxed);
+    if abandoned > 0 {
+        ctx.metrics.report(Report {
+            severity: Severity::Info,
+            user: None,
+            connection: None,
+            message: format!(
+                "{abandoned} LMTP deliveries still waiting for the server at the end were abandoned (counted as failed)"
+            ),
+            line: None,
+            kind: None,
+        });
+    }
     ctx.lmtp_pool
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -421,7 +454,7 @@ fn dispatch(
     handle: &tokio::runtime::Handle,
 ) -> (u64, Vec<tokio::task::JoinHandle<()>>) {
     let mut users: HashMap<u32, Arc<UserShared>> = HashMap::new();
-    let mut sessions: HashMap<(u32, u16), mpsc::UnboundedSender<Job>> = HashMap::new();
+    let mut sessions: HashMap<(u32, u16), mpsc::Sender<Job>> = HashMap::new();
     let mut tasks = Vec::new();
     let start = Instant::now();
     let end = schedule.end();
@@ -449,12 +482,18 @@ fn dispatch(
         match (action.action, action.client) {
             (Action::Deliver { to, msg }, _) => {
                 ctx.metrics.send(Event::Delivery(DeliveryEvent::Offered));
+                if ctx.deliveries.load(Ordering::Acquire) >= MAX_DELIVERIES_IN_FLIGHT {
+                    // Each waiting delivery holds its message: past the bound the
+                    // rate is more than the server (or max_parallel) can take.
+                    delivery::not_attempted(ctx, &user, to, msg, intended);
+                    return;
+                }
                 ctx.deliveries.fetch_add(1, Ordering::AcqRel);
                 handle.spawn(delivery::deliver(ctx.clone(), user, to, msg, intended));
             }
             (_, Some(client)) => {
                 let sender = sessions.entry((action.user, client)).or_insert_with(|| {
-                    let (tx, rx) = mpsc::unbounded_channel();
+                    let (tx, rx) = mpsc::channel(MAX_SESSION_QUEUE);
                     let protocol = ctx.profile.clients[client as usize].protocol;
                     let task = match protocol {
                         Protocol::Imap => {
@@ -468,7 +507,17 @@ fn dispatch(
                     tx
                 });
                 // A closed channel means the task ended (aborted at shutdown).
-                let _ = sender.send(Job { action, intended });
+                if let Err(mpsc::error::TrySendError::Full(job)) =
+                    sender.try_send(Job { action, intended })
+                {
+                    ctx.skip();
+                    let name = ctx.profile.clients[client as usize].name.get_ref();
+                    let message = format!(
+                        "{} skipped: {MAX_SESSION_QUEUE} actions already wait for this {name} session (it is stuck or slower than the schedule; docs/limits.md)",
+                        job.action.action.name()
+                    );
+                    ctx.error(ErrorKind::LimitExceeded, &user.name, None, message, None);
+                }
             }
             (_, None) => ctx.skip(),
         }

@@ -17,6 +17,7 @@ use crate::imap::command::{CommandPart, quoted};
 use crate::imap::response::{Code, Response, Status, Untagged};
 use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
 use crate::metrics::{ErrorKind, Event, Outcome, Report, Severity};
+use crate::net::Deadline;
 use crate::states::{Level, State};
 use crate::tracking::View;
 use crate::tracking::checkpoint::Gate;
@@ -179,6 +180,9 @@ impl<'a> Connection<'a> {
             .settings
             .stalled_disconnect_timeout
             .unwrap_or(self.ctx.settings.timeout);
+        // The oldest command must complete within this, however the server spaces
+        // its bytes (a longer stall allowance stretches it).
+        let command_limit = self.ctx.settings.timeout.max(read_timeout);
         loop {
             self.fill();
             if let Err(e) = self.stream.flush_queued().await {
@@ -216,7 +220,15 @@ impl<'a> Connection<'a> {
                 let pause = self.rng.random_range(0..1000u64);
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
-            let response = match self.stream.read_response_within(Some(read_timeout)).await {
+            let deadline = self
+                .pending
+                .front()
+                .map(|p| Deadline::from_start(p.started, command_limit));
+            let response = match self
+                .stream
+                .read_response_idle_by(Some(read_timeout), deadline)
+                .await
+            {
                 Ok(r) => {
                     self.status.touch();
                     r
@@ -243,6 +255,24 @@ impl<'a> Connection<'a> {
                         waiting,
                     );
                 }
+                Err(e @ StreamError::Incomplete { .. }) => {
+                    let waiting = self.pending.front().map(|p| p.line.clone());
+                    return Ended::error(
+                        ErrorKind::NoReply,
+                        format!("{e}, waiting for command"),
+                        waiting,
+                    );
+                }
+                Err(StreamError::Deadline(t)) => {
+                    let waiting = self.pending.front().map(|p| p.line.clone());
+                    return Ended::error(
+                        ErrorKind::NoReply,
+                        format!(
+                            "command not completed within {t:?} (timeout= bounds each command's total time), waiting for command"
+                        ),
+                        waiting,
+                    );
+                }
                 Err(e) => {
                     let what = match &e {
                         StreamError::Closed => {
@@ -257,6 +287,13 @@ impl<'a> Connection<'a> {
             self.report_findings(&response);
             if let Err(ended) = handled {
                 return ended;
+            }
+            if self.view.as_ref().is_some_and(View::limit_exceeded) {
+                // Reported with the findings; the model can't follow this server.
+                return Ended {
+                    end: SessionEnd::Dropped,
+                    error: None,
+                };
             }
             if !self.stream.has_buffered_input()
                 && self.chance(State::Disconnect)
