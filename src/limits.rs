@@ -29,8 +29,8 @@ pub const MAX_DELIVERIES_IN_FLIGHT: u64 = 10_000;
 /// one still runs. Beyond it actions are skipped with a `limit-exceeded` error.
 pub const MAX_SESSION_QUEUE: usize = 1_000;
 
-/// Actions a dry-run plan may hold (about 60 bytes each in `plan.csv`).
-pub const MAX_PLAN_ACTIONS: u64 = 20_000_000;
+/// Actions a dry-run plan may hold (about 60 bytes each in `plan.csv`: 3 GB at most).
+pub const MAX_PLAN_ACTIONS: u64 = 50_000_000;
 
 /// Error and warning lines printed on the console per second; later ones in the same
 /// second are only counted (in Totals and the CSV) and one line says how many.
@@ -39,6 +39,47 @@ pub const MAX_REPORTS_PER_SECOND: u32 = 100;
 /// How often a planned IDLE is renewed (RFC 2177 asks for less than 29 minutes), so
 /// an IDLE that the server keeps busy still ends in time.
 pub const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+
+/// How many report lines the console may print: [`MAX_REPORTS_PER_SECOND`] per
+/// second, the rest only counted (and said so once a second).
+#[derive(Debug)]
+pub struct PrintBudget {
+    window: std::time::Instant,
+    printed: u32,
+    suppressed: u64,
+}
+
+impl Default for PrintBudget {
+    fn default() -> Self {
+        PrintBudget {
+            window: std::time::Instant::now(),
+            printed: 0,
+            suppressed: 0,
+        }
+    }
+}
+
+impl PrintBudget {
+    /// True if one more line may be printed at `now`; otherwise it is counted.
+    pub fn allow(&mut self, now: std::time::Instant) -> bool {
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.printed = 0;
+        }
+        if self.printed < MAX_REPORTS_PER_SECOND {
+            self.printed += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+
+    /// Lines not printed since the last call.
+    pub fn take_suppressed(&mut self) -> u64 {
+        std::mem::take(&mut self.suppressed)
+    }
+}
 
 /// Why a value given by the user is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +105,18 @@ pub fn message_size(what: &'static str, value: u64) -> Result<u64, TooLarge> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_lines_are_printed_up_to_the_budget_per_second() {
+        let start = std::time::Instant::now();
+        let mut budget = PrintBudget::default();
+        let allowed = (0..250).filter(|_| budget.allow(start)).count();
+        assert_eq!(allowed, MAX_REPORTS_PER_SECOND as usize);
+        assert_eq!(budget.take_suppressed(), 150);
+        assert_eq!(budget.take_suppressed(), 0);
+        // A new second, a new budget.
+        assert!(budget.allow(start + Duration::from_millis(1001)));
+    }
 
     #[test]
     fn absurd_message_sizes_are_refused() {

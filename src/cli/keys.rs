@@ -444,7 +444,9 @@ pub static KEYS: &[KeySpec] = &[
         "0 = off",
         "Append random messages of 1..BYTES bytes, not the mbox's",
         |b, a| {
-            b.settings.random_msg_size = number(a, "random_msg_size")?;
+            let size = number(a, "random_msg_size")?;
+            b.settings.random_msg_size = crate::limits::message_size("random_msg_size", size)
+                .map_err(|e| invalid(a, "random_msg_size", format!("at most {} bytes", e.limit)))?;
             Ok(())
         },
     ),

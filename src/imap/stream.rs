@@ -80,6 +80,8 @@ pub struct ImapStream {
     out: Vec<u8>,
     /// Told about every read and write.
     observer: Option<std::sync::Arc<dyn IoObserver>>,
+    /// When bytes last arrived (tells a silent server from a slow one).
+    last_input: Option<tokio::time::Instant>,
 }
 
 impl ImapStream {
@@ -103,6 +105,7 @@ impl ImapStream {
             bytes_out: 0,
             out: Vec::new(),
             observer: None,
+            last_input: None,
         }
     }
 
@@ -192,9 +195,13 @@ impl ImapStream {
                     };
                     // Say how far the response got: a line without end, a literal
                     // that never completes.
+                    // Silence for the whole command is a plain timeout; a deadline
+                    // says the server did send something meanwhile.
+                    let heard = deadline
+                        .is_some_and(|d| self.last_input.is_some_and(|at| at + d.limit() > d.at()));
                     return Err(match self.framer.progress(&self.buf) {
                         Some(progress) => StreamError::Incomplete { progress, waited },
-                        None if by_deadline => StreamError::Deadline(waited),
+                        None if by_deadline && heard => StreamError::Deadline(waited),
                         None => StreamError::Timeout(waited),
                     });
                 }
@@ -224,6 +231,9 @@ impl ImapStream {
                 ReadFailure::Timeout(limit) => StreamError::Timeout(limit),
             })?;
         self.bytes_in += n as u64;
+        if n > 0 {
+            self.last_input = Some(tokio::time::Instant::now());
+        }
         if let Some(observer) = &self.observer {
             observer.io();
         }

@@ -505,6 +505,11 @@ impl Profile {
         for (i, pop) in self.populations.iter().enumerate() {
             let span = || Some(pop.name.span());
             let name = pop.name.get_ref();
+            if let Some(size) = pop.write_size
+                && let Err(e) = crate::limits::message_size("write_size", size)
+            {
+                return Err(invalid(span(), format!("population {name:?}: {e}")));
+            }
             if self.populations[..i]
                 .iter()
                 .any(|o| o.name.get_ref() == name)

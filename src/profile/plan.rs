@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::ProfileError;
 use super::model::Profile;
 use super::schedule::{Action, Directory, Schedule, ScheduleOptions};
+use crate::limits::MAX_PLAN_ACTIONS;
 
 /// Options of a plan.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,6 +87,17 @@ pub fn write_plan(
     writeln!(out, "time_s,user,username,population,client,action,detail").map_err(io_err)?;
     let mut line = String::new();
     for a in schedule {
+        if summary.actions >= MAX_PLAN_ACTIONS {
+            out.flush().map_err(io_err)?;
+            return Err(ProfileError::Invalid {
+                path: "plan".into(),
+                message: format!(
+                    "more than {MAX_PLAN_ACTIONS} actions by {:.1} s of the {:.1} s planned: the rates are too high for a plan (shorten secs= or lower the rates; docs/limits.md)",
+                    a.at.as_secs_f64(),
+                    until.as_secs_f64()
+                ),
+            });
+        }
         line.clear();
         let (username, _) = directory.user(a.user);
         let population = profile.populations[a.population as usize].name.get_ref();
