@@ -30,6 +30,7 @@
 //!   (`imaptest client`, `imaptest server`).
 //! * [`limits`]: the bounds on everything a server or user controls (`docs/limits.md`).
 //! * [`inert`]: server text made safe to print (control characters escaped, excerpts).
+//! * [`secrets`]: passwords from `pass_file=` and the environment, off the command line.
 //! * [`output_guard`]: output files checked against the inputs and each other before
 //!   a run, so an output never destroys an input.
 //! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
@@ -53,6 +54,7 @@ pub mod profile;
 pub mod report;
 pub mod sasl;
 pub mod scripted;
+pub mod secrets;
 pub mod states;
 pub mod tracking;
 pub mod users;

@@ -77,6 +77,8 @@ pub(crate) struct Seen {
     pub mech: bool,
     /// `box=` given explicitly.
     pub mailbox: bool,
+    /// `pass=` or `pass_file=` given (the environment is not consulted then).
+    pub pass: bool,
 }
 
 /// The parser's working state.
@@ -229,9 +231,25 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "PASSWORD",
         "pass",
-        "Password for every user without one in the user file",
+        "Password of users without one in the user file (ps shows it!)",
         |b, a| {
             b.settings.user.password = a.value().to_owned();
+            b.seen.pass = true;
+            Ok(())
+        },
+    ),
+    key(
+        "pass_file",
+        AuthUsers,
+        Value,
+        "FILE",
+        "",
+        "Read pass= from the first line of FILE (owner-only permissions)",
+        |b, a| {
+            let path = b.path(a);
+            b.settings.user.password = crate::secrets::read_pass_file(&path)
+                .map_err(|e| invalid(a, "pass_file", format!("a readable password file: {e}")))?;
+            b.seen.pass = true;
             Ok(())
         },
     ),
