@@ -13,7 +13,7 @@ pub const MAX_TRACKED_MESSAGES: u32 = 1_000_000;
 
 /// Untagged data kept while one IMAP command is answered by the sequential client
 /// (profile sessions, start-up checks): bytes kept plus a fixed cost per response.
-pub const MAX_UNTAGGED_BYTES_PER_COMMAND: usize = 64 * 1024 * 1024;
+pub const MAX_UNTAGGED_BYTES_PER_COMMAND: usize = 16 * 1024 * 1024;
 /// What one kept response costs besides its bytes (for the bound above).
 pub const UNTAGGED_OVERHEAD: usize = 64;
 

@@ -82,6 +82,8 @@ pub struct ImapStream {
     observer: Option<std::sync::Arc<dyn IoObserver>>,
     /// When bytes last arrived (tells a silent server from a slow one).
     last_input: Option<tokio::time::Instant>,
+    /// When the first bytes of the response being read arrived.
+    response_started: Option<tokio::time::Instant>,
 }
 
 impl ImapStream {
@@ -106,6 +108,7 @@ impl ImapStream {
             out: Vec::new(),
             observer: None,
             last_input: None,
+            response_started: None,
         }
     }
 
@@ -182,9 +185,20 @@ impl ImapStream {
     ) -> Result<RawResponse, StreamError> {
         loop {
             match self.framer.next_response(&mut self.buf) {
-                Ok(Some(response)) => return Ok(response),
+                Ok(Some(response)) => {
+                    self.response_started = None;
+                    return Ok(response);
+                }
                 Ok(None) => {}
-                Err(e) => return Err(StreamError::Frame(e)),
+                Err(e) => {
+                    self.response_started = None;
+                    return Err(StreamError::Frame(e));
+                }
+            }
+            // A server that keeps sending never lets a read time out: the deadline is
+            // checked between reads too.
+            if let Some(d) = deadline.filter(Deadline::is_past) {
+                return Err(self.out_of_time(d.limit(), true, deadline));
             }
             let (wait, by_deadline) = Deadline::read_wait(deadline, idle);
             let filled = match self.fill(wait).await {
@@ -193,17 +207,7 @@ impl ImapStream {
                         Some(d) if by_deadline => d.limit(),
                         _ => waited,
                     };
-                    // Say how far the response got: a line without end, a literal
-                    // that never completes.
-                    // Silence for the whole command is a plain timeout; a deadline
-                    // says the server did send something meanwhile.
-                    let heard = deadline
-                        .is_some_and(|d| self.last_input.is_some_and(|at| at + d.limit() > d.at()));
-                    return Err(match self.framer.progress(&self.buf) {
-                        Some(progress) => StreamError::Incomplete { progress, waited },
-                        None if by_deadline && heard => StreamError::Deadline(waited),
-                        None => StreamError::Timeout(waited),
-                    });
+                    return Err(self.out_of_time(waited, by_deadline, deadline));
                 }
                 other => other?,
             };
@@ -213,6 +217,31 @@ impl ImapStream {
                     Err(e) => Err(StreamError::Truncated(e)),
                 };
             }
+        }
+    }
+
+    /// The error for a wait that ran out after `waited`: how far the response in
+    /// progress got, else a deadline (the server sent something during the command)
+    /// or a plain timeout (it was silent throughout).
+    fn out_of_time(
+        &self,
+        waited: Duration,
+        by_deadline: bool,
+        deadline: Option<Deadline>,
+    ) -> StreamError {
+        let heard =
+            deadline.is_some_and(|d| self.last_input.is_some_and(|at| at + d.limit() > d.at()));
+        // A response that has been arriving for a good part of the wait explains it (a
+        // drip, a line or literal without end); a fresh one is just the latest of many.
+        let long_arriving = self
+            .response_started
+            .is_some_and(|at| at.elapsed() >= waited / 2);
+        match self.framer.progress(&self.buf) {
+            Some(progress) if long_arriving || !heard => {
+                StreamError::Incomplete { progress, waited }
+            }
+            _ if by_deadline && heard => StreamError::Deadline(waited),
+            _ => StreamError::Timeout(waited),
         }
     }
 
@@ -232,7 +261,9 @@ impl ImapStream {
             })?;
         self.bytes_in += n as u64;
         if n > 0 {
-            self.last_input = Some(tokio::time::Instant::now());
+            let now = tokio::time::Instant::now();
+            self.last_input = Some(now);
+            self.response_started.get_or_insert(now);
         }
         if let Some(observer) = &self.observer {
             observer.io();

@@ -9,7 +9,6 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::Ctx;
 use super::user::UserShared;
-use crate::limits::MAX_DELIVERIES_IN_FLIGHT;
 use crate::lmtp::{LmtpClient, LmtpError, marker, with_marker, with_message_id};
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::profile::schedule::{Mailbox, splitmix64};
@@ -38,8 +37,9 @@ pub(super) async fn deliver(
     }
 }
 
-/// A delivery the run does not attempt because [`MAX_DELIVERIES_IN_FLIGHT`] are already
-/// under way: counted as failed, with a `limit-exceeded` error.
+/// A delivery the run does not attempt because
+/// [`crate::limits::MAX_DELIVERIES_IN_FLIGHT`] are already
+/// under way: counted as failed (the dispatcher reports them, a line a second).
 pub(super) fn not_attempted(
     ctx: &Ctx,
     user: &UserShared,
@@ -57,10 +57,6 @@ pub(super) fn not_attempted(
     if to == Mailbox::Inbox {
         user.mail().forget(msg);
     }
-    let message = format!(
-        "LMTP delivery not attempted: {MAX_DELIVERIES_IN_FLIGHT} deliveries are already in flight (the server, or max_parallel, can't keep up with the profile's rate; docs/limits.md)"
-    );
-    ctx.error(ErrorKind::LimitExceeded, &user.name, None, message, None);
 }
 
 async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intended: Instant) {

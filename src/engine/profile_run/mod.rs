@@ -458,7 +458,16 @@ fn dispatch(
     let mut tasks = Vec::new();
     let start = Instant::now();
     let end = schedule.end();
+    let mut over_limit = OverLimit::default();
+    let mut behind_at_end = None;
     let actions = run_blocking(schedule, start, spin, stop, |action, lateness| {
+        // An action still due when the run is over: the rate is more than the
+        // dispatcher can hand out, and secs= must end the run anyway.
+        if end.is_some_and(|end| start.elapsed() > end) {
+            behind_at_end = Some(lateness);
+            stop.store(true, Ordering::Relaxed);
+            return;
+        }
         ctx.metrics.send(Event::Action { lateness });
         let intended = start + action.at;
         let user = users
@@ -486,6 +495,8 @@ fn dispatch(
                     // Each waiting delivery holds its message: past the bound the
                     // rate is more than the server (or max_parallel) can take.
                     delivery::not_attempted(ctx, &user, to, msg, intended);
+                    over_limit.deliveries += 1;
+                    over_limit.report(ctx);
                     return;
                 }
                 ctx.deliveries.fetch_add(1, Ordering::AcqRel);
@@ -507,21 +518,32 @@ fn dispatch(
                     tx
                 });
                 // A closed channel means the task ended (aborted at shutdown).
-                if let Err(mpsc::error::TrySendError::Full(job)) =
+                if let Err(mpsc::error::TrySendError::Full(_)) =
                     sender.try_send(Job { action, intended })
                 {
                     ctx.skip();
-                    let name = ctx.profile.clients[client as usize].name.get_ref();
-                    let message = format!(
-                        "{} skipped: {MAX_SESSION_QUEUE} actions already wait for this {name} session (it is stuck or slower than the schedule; docs/limits.md)",
-                        job.action.action.name()
-                    );
-                    ctx.error(ErrorKind::LimitExceeded, &user.name, None, message, None);
+                    over_limit.actions += 1;
+                    over_limit.report(ctx);
                 }
             }
             (_, None) => ctx.skip(),
         }
     });
+    over_limit.flush(ctx);
+    if let Some(behind) = behind_at_end {
+        let message = format!(
+            "the profile's rate is more than imaptest can hand out: at the end of the run the schedule was {:.1} s behind (the actions still due were dropped)",
+            behind.as_secs_f64()
+        );
+        ctx.metrics.report(Report {
+            severity: Severity::Warning,
+            user: None,
+            connection: None,
+            message,
+            line: None,
+            kind: None,
+        });
+    }
     // The run lasts its whole period even when nothing more is planned (sessions stay
     // logged in): wait for its end, or for the stop.
     while !stop.load(Ordering::Relaxed) {
@@ -532,6 +554,55 @@ fn dispatch(
         std::thread::sleep(left.unwrap_or(Duration::MAX).min(Duration::from_millis(50)));
     }
     (actions, tasks)
+}
+
+/// Actions the dispatcher dropped at a bound, reported a line a second (an absurd
+/// rate drops millions: one report each would flood the metrics channel).
+#[derive(Default)]
+struct OverLimit {
+    deliveries: u64,
+    actions: u64,
+    last: Option<Instant>,
+}
+
+impl OverLimit {
+    /// Reports what was dropped once a second has passed since the first drop.
+    fn report(&mut self, ctx: &Ctx) {
+        let now = Instant::now();
+        match self.last {
+            None => self.last = Some(now),
+            Some(at) if now.duration_since(at) >= Duration::from_secs(1) => {
+                self.last = Some(now);
+                self.flush(ctx);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn flush(&mut self, ctx: &Ctx) {
+        let report = |message: String| {
+            ctx.metrics.report(Report {
+                severity: Severity::Error,
+                user: None,
+                connection: None,
+                message,
+                line: None,
+                kind: Some(ErrorKind::LimitExceeded),
+            });
+        };
+        if self.deliveries > 0 {
+            report(format!(
+                "{} LMTP deliveries not attempted: {MAX_DELIVERIES_IN_FLIGHT} were already in flight (the server, or max_parallel, can't keep up with the profile's rate; docs/limits.md)",
+                std::mem::take(&mut self.deliveries)
+            ));
+        }
+        if self.actions > 0 {
+            report(format!(
+                "{} actions skipped: {MAX_SESSION_QUEUE} were already waiting for their session (stuck, or slower than the schedule; docs/limits.md)",
+                std::mem::take(&mut self.actions)
+            ));
+        }
+    }
 }
 
 /// What one session did, for its [`crate::metrics::SessionRecord`].

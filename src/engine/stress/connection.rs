@@ -184,6 +184,14 @@ impl<'a> Connection<'a> {
         // its bytes (a longer stall allowance stretches it).
         let command_limit = self.ctx.settings.timeout.max(read_timeout);
         loop {
+            // A flooding server keeps this loop busy without a pending read: see the
+            // stop here too, not only when a read waits.
+            if *self.run_state.borrow() == RunState::StopNow {
+                return Ended {
+                    end: SessionEnd::Dropped,
+                    error: None,
+                };
+            }
             self.fill();
             if let Err(e) = self.stream.flush_queued().await {
                 return Ended::error(ErrorKind::Disconnected, e.to_string(), None);
@@ -675,10 +683,11 @@ impl<'a> Connection<'a> {
         let parsed = match response.parse() {
             Ok(p) => p,
             Err(e) => {
+                // The parse error quotes the line already.
                 self.error(
                     ErrorKind::Protocol,
                     format!("error parsing input: {e}"),
-                    Some(line()),
+                    None,
                 );
                 return Ok(());
             }
