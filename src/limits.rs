@@ -29,6 +29,12 @@ pub const MAX_DELIVERIES_IN_FLIGHT: u64 = 10_000;
 /// one still runs. Beyond it actions are skipped with a `limit-exceeded` error.
 pub const MAX_SESSION_QUEUE: usize = 1_000;
 
+/// Users a profile may simulate (the schedule keeps about 200 bytes per user).
+pub const MAX_PROFILE_USERS: u64 = 5_000_000;
+
+/// Connections one profile client session opens (`connections =`).
+pub const MAX_CONNECTIONS_PER_CLIENT: u32 = 100;
+
 /// Actions a dry-run plan may hold (about 60 bytes each in `plan.csv`: 3 GB at most).
 pub const MAX_PLAN_ACTIONS: u64 = 50_000_000;
 

@@ -18,6 +18,7 @@ use serde_spanned::Spanned;
 use super::ProfileError;
 use super::distribution::Distribution;
 use super::duration::Dur;
+use super::duration::MAX_SECS;
 use super::model::{
     ClientSelection, ClientShare, ClientType, LmtpEndpoint, Population, Profile, Protocol, Run,
     Servers, Tls,
@@ -469,8 +470,11 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
             Err("a time needs a unit (s, min, h, d, w, ms)".into())
         };
     }
+    let too_large = || format!("time too large (at most {MAX_SECS} s)");
     if ["ms", "msec", "msecs", "millisecond", "milliseconds"].contains(&unit.as_str()) {
-        return Ok(Duration::from_millis(n));
+        return (n / 1000 <= MAX_SECS)
+            .then(|| Duration::from_millis(n))
+            .ok_or_else(too_large);
     }
     let prefix_of = |words: &[&str]| words.iter().any(|w| w.starts_with(unit.as_str()));
     let secs = if prefix_of(&["seconds", "secs"]) {
@@ -487,8 +491,9 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
         return Err(format!("unknown time unit {unit:?}"));
     };
     n.checked_mul(secs)
+        .filter(|&s| s <= MAX_SECS)
         .map(Duration::from_secs)
-        .ok_or_else(|| "time too large".into())
+        .ok_or_else(too_large)
 }
 
 fn parse_bool(s: &str) -> Option<bool> {

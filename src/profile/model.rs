@@ -36,6 +36,7 @@ use serde_spanned::Spanned;
 use super::distribution::Distribution;
 use super::duration::Dur;
 use super::username::UsernameTemplate;
+use crate::limits::{MAX_CONNECTIONS_PER_CLIENT, MAX_PROFILE_USERS};
 
 /// A whole profile.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -457,6 +458,15 @@ impl Profile {
             if self.clients[..i].iter().any(|o| o.name.get_ref() == name) {
                 return Err(invalid(span(), format!("client {name:?} is defined twice")));
             }
+            if client.connections > MAX_CONNECTIONS_PER_CLIENT {
+                return Err(invalid(
+                    span(),
+                    format!(
+                        "client {name:?}: connections = {} is more than the {MAX_CONNECTIONS_PER_CLIENT} per session imaptest opens (docs/limits.md)",
+                        client.connections
+                    ),
+                ));
+            }
             match client.protocol {
                 Protocol::Imap => match (client.idle, &client.poll_interval) {
                     (true, Some(_)) => {
@@ -643,6 +653,15 @@ impl Profile {
                     format!("population shares must add up to 100 %, not {share_sum} %"),
                 ));
             }
+        }
+        let users: u64 = self.population_sizes().iter().map(|&n| u64::from(n)).sum();
+        if users > MAX_PROFILE_USERS {
+            return Err(invalid(
+                None,
+                format!(
+                    "the populations hold {users} users, more than the {MAX_PROFILE_USERS} a run can simulate (docs/limits.md)"
+                ),
+            ));
         }
         if let Some(activity) = &self.activity {
             let h = activity.hourly.get_ref();
