@@ -676,6 +676,30 @@ mod tests {
         assert!(!c.extensions().has("STARTTLS"));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_dripping_reply_ends_at_the_timeout() {
+        let (client, mut server) = duplex(1 << 16);
+        tokio::spawn(async move {
+            for b in b"220 a greeting that takes a minute\r\n" {
+                if server.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            std::future::pending::<()>().await;
+        });
+        let stream = LineStream::new(client, addr(), None, Duration::from_secs(5));
+        let options = LmtpOptions {
+            timeout: Duration::from_secs(5),
+            ..LmtpOptions::default()
+        };
+        let err = LmtpClient::start(stream, 1, &options).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reading the greeting: no complete reply within 5s (timeout= bounds the whole reply)"
+        );
+    }
+
     #[tokio::test]
     async fn garbage_codes_are_errors() {
         for script in [

@@ -817,6 +817,39 @@ mod tests {
         );
     }
 
+    /// A server that sends `bytes` one at a time, `every` apart, then stays open.
+    fn dripping(bytes: &'static [u8], every: Duration) -> LineStream<DuplexStream> {
+        let (client, mut server) = duplex(1 << 16);
+        tokio::spawn(async move {
+            for b in bytes {
+                if server.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(every).await;
+            }
+            std::future::pending::<()>().await;
+        });
+        LineStream::new(client, addr(), None, Duration::from_secs(5))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dripping_reply_ends_at_the_timeout() {
+        // Each byte within the read timeout, the whole greeting not.
+        let options = Pop3Options {
+            timeout: Duration::from_secs(5),
+            ..Pop3Options::default()
+        };
+        let stream = dripping(
+            b"+OK a greeting that takes a minute\r\n",
+            Duration::from_secs(2),
+        );
+        let err = Pop3Client::start(stream, 1, &options).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reading the greeting: no complete reply within 5s (timeout= bounds the whole reply)"
+        );
+    }
+
     #[tokio::test]
     async fn err_lines_are_quoted() {
         let (mut c, _) =

@@ -59,6 +59,16 @@ pub fn write_plan(
     opts: &PlanOptions,
     out: &mut dyn Write,
 ) -> Result<PlanSummary, ProfileError> {
+    write_plan_bounded(profile, opts, out, MAX_PLAN_ACTIONS)
+}
+
+/// [`write_plan`] refusing plans of more than `max_actions` actions.
+fn write_plan_bounded(
+    profile: &Profile,
+    opts: &PlanOptions,
+    out: &mut dyn Write,
+    max_actions: u64,
+) -> Result<PlanSummary, ProfileError> {
     let until = opts.schedule.until.or(profile.run.duration.map(|d| d.0));
     let Some(until) = until else {
         return Err(ProfileError::Invalid {
@@ -87,12 +97,12 @@ pub fn write_plan(
     writeln!(out, "time_s,user,username,population,client,action,detail").map_err(io_err)?;
     let mut line = String::new();
     for a in schedule {
-        if summary.actions >= MAX_PLAN_ACTIONS {
+        if summary.actions >= max_actions {
             out.flush().map_err(io_err)?;
             return Err(ProfileError::Invalid {
                 path: "plan".into(),
                 message: format!(
-                    "more than {MAX_PLAN_ACTIONS} actions by {:.1} s of the {:.1} s planned: the rates are too high for a plan (shorten secs= or lower the rates; docs/limits.md)",
+                    "more than {max_actions} actions by {:.1} s of the {:.1} s planned: the rates are too high for a plan (shorten secs= or lower the rates; docs/limits.md)",
                     a.at.as_secs_f64(),
                     until.as_secs_f64()
                 ),
@@ -145,5 +155,31 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
         format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
         s.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absurd_rate_makes_no_endless_plan() {
+        let profile = super::super::from_toml_str(
+            "[run]\nduration = \"1h\"\ntotal_users = 10\n\n\
+             [[population]]\nname = \"p\"\nshare = 100\nusername = \"u%{username_idx}\"\n\
+             clients = [{ client = \"none\" }]\n\
+             inbox_delivery = { dist = \"exponential\", mean = \"1us\" }\n\n\
+             [[client]]\nname = \"none\"\nconnections = 0\n",
+            Path::new("absurd.toml"),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let e = write_plan_bounded(&profile, &PlanOptions::default(), &mut out, 1000).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("more than 1000 actions by 0.0 s of the 3600.0 s planned"),
+            "{text}"
+        );
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1001);
     }
 }
