@@ -522,7 +522,7 @@ mod tests {
         let mut g = OutputGuard::new();
         g.output("csv", &csv);
         let checked = g.check(false).unwrap();
-        assert_eq!(checked.created(), [csv.clone()]);
+        assert_eq!(checked.created(), std::slice::from_ref(&csv));
         assert!(csv.exists());
         checked.remove_created();
         assert!(!csv.exists());

@@ -86,6 +86,8 @@ fn main() -> ExitCode {
 
 /// Launcher mode: runs imaptest with this process's arguments, waits for it and writes
 /// `<exit code or -signal> <ru_maxrss KB>` to `report`.
+// The child is reaped by wait4 below (for its rusage), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn launcher(report: &Path) -> ExitCode {
     let child = Command::new(common::imaptest_bin())
         .args(std::env::args_os().skip(1))
