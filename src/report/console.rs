@@ -26,6 +26,8 @@ pub struct Console<O: Write + Send, E: Write + Send> {
     profile: bool,
     /// Error and warning lines printed per second (the rest are only counted).
     budget: crate::limits::PrintBudget,
+    /// Errors and warnings the budget held back since it was last said.
+    held: (u64, u64),
 }
 
 impl Console<io::Stdout, io::Stderr> {
@@ -58,6 +60,7 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
             bold: false,
             profile: false,
             budget: crate::limits::PrintBudget::default(),
+            held: (0, 0),
         }
     }
 
@@ -222,11 +225,12 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
 impl<O: Write + Send, E: Write + Send> Console<O, E> {
     /// One line for the reports the budget held back (they are counted in Totals).
     fn say_suppressed(&mut self) {
-        let n = self.budget.take_suppressed();
-        if n > 0 {
+        self.budget.take_suppressed();
+        let (errors, warnings) = std::mem::take(&mut self.held);
+        if errors + warnings > 0 {
             let _ = writeln!(
                 self.err,
-                "Warning: {n} more error/warning lines not shown (more than {} a second; all are counted in Totals)",
+                "Warning: {errors} more error and {warnings} more warning lines not shown (more than {} a second; all are counted in Totals)",
                 crate::limits::MAX_REPORTS_PER_SECOND
             );
         }
@@ -279,6 +283,10 @@ impl<O: Write + Send, E: Write + Send> Sink for Console<O, E> {
     fn report(&mut self, report: &Report) {
         if report.severity == Severity::Info || self.budget.allow(std::time::Instant::now()) {
             let _ = writeln!(self.err, "{}", format_report(report));
+        } else if report.severity == Severity::Error {
+            self.held.0 += 1;
+        } else {
+            self.held.1 += 1;
         }
     }
 
@@ -407,7 +415,7 @@ mod tests {
         assert_eq!(lines.len(), 101, "{text}");
         assert_eq!(
             lines[100],
-            "Warning: 900 more error/warning lines not shown (more than 100 a second; all are counted in Totals)"
+            "Warning: 900 more error and 0 more warning lines not shown (more than 100 a second; all are counted in Totals)"
         );
     }
 
