@@ -7,6 +7,8 @@
 
 #[path = "support/delayed_ack_server.rs"]
 mod delayed_ack_server;
+#[path = "support/timeline.rs"]
+mod timeline;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -49,19 +51,15 @@ fn stress_noop_latency_is_the_servers() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    let mut reader = csv::Reader::from_path(&csv).expect("csv written");
-    let headers = reader.headers().unwrap().clone();
-    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (command, count, p50) = (column("command"), column("count"), column("p50_us"));
-    let mut noops = 0u64;
-    let mut p50s = Vec::new();
-    for row in reader.records() {
-        let row = row.unwrap();
-        if &row[command] == "NOOP" && !row[p50].is_empty() {
-            noops += row[count].parse::<u64>().unwrap();
-            p50s.push(Duration::from_micros(row[p50].parse().unwrap()));
-        }
-    }
+    let noop_rows: Vec<_> = timeline::rows(&csv)
+        .into_iter()
+        .filter(|r| r["command"] == "NOOP" && !r["p50_us"].is_empty())
+        .collect();
+    let noops: u64 = noop_rows.iter().map(|r| timeline::number(r, "count")).sum();
+    let p50s = noop_rows
+        .iter()
+        .map(|r| Duration::from_micros(timeline::number(r, "p50_us")))
+        .collect();
     // 3 s of stalls would still give ~150 NOOPs; fewer means the run did not measure.
     assert!(noops >= 100, "only {noops} NOOPs: {stdout}");
     let p50 = median(p50s);
@@ -90,7 +88,10 @@ async fn line_stream_exchanges_do_not_wait_for_delayed_acks() {
     let mut times = Vec::new();
     for i in 0..100 {
         let started = Instant::now();
-        lines.send(format!("a{i} NOOP\r\n").as_bytes(), None).await.unwrap();
+        lines
+            .send(format!("a{i} NOOP\r\n").as_bytes(), None)
+            .await
+            .unwrap();
         let untagged = lines.read_line(1024).await.unwrap().to_vec();
         assert_eq!(untagged, b"* 0 RECENT");
         let tagged = lines.read_line(1024).await.unwrap().to_vec();

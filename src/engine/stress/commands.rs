@@ -548,11 +548,65 @@ fn search_query(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64) -> String {
     s
 }
 
+/// Draws before a query that Dovecot would answer wrongly gives way to `ALL`.
+const MAX_SEARCH_DRAWS: usize = 100;
+
 /// The query tree: the root AND list.
 pub fn search_keys(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64) -> Vec<SearchKey> {
-    let mut parts = Vec::new();
-    search_group(rng, msgs, now, 100, 0, &mut parts);
-    parts
+    for _ in 0..MAX_SEARCH_DRAWS {
+        let mut parts = Vec::new();
+        search_group(rng, msgs, now, 100, 0, &mut parts);
+        if no_merged_kinds(parts.iter(), false, true) {
+            return parts;
+        }
+    }
+    vec![SearchKey::All]
+}
+
+/// Dovecot 2.3 flattens a query before it simplifies it: nested lists of one operator
+/// become one list (`(a b) c` is `a b c`, `OR (OR a b) c` one OR of three) and NOT goes
+/// inside with De Morgan (`NOT (OR a b)` is `NOT a NOT b`). Two keys of one kind that
+/// end up in one list are then merged wrongly, so such a query would be a false alarm
+/// on a long-lived session; the generator builds none (nested ones are drawn again).
+/// `keys` form one list, AND if `and` else OR, under NOT if `negated`.
+fn no_merged_kinds<'a>(
+    keys: impl Iterator<Item = &'a SearchKey>,
+    negated: bool,
+    and: bool,
+) -> bool {
+    let mut members = Vec::new();
+    for key in keys {
+        flatten(key, negated, and, &mut members);
+    }
+    for (i, (a, _)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(b, _)| same_kind(a, b)) {
+            return false;
+        }
+    }
+    members.iter().all(|&(key, negated)| match key {
+        // A list of the other operator: `NOT (a b)` is an OR, `NOT (OR a b)` an AND.
+        SearchKey::And(items) => no_merged_kinds(items.iter(), negated, !negated),
+        SearchKey::Or(a, b) => no_merged_kinds([&**a, &**b].into_iter(), negated, negated),
+        _ => true,
+    })
+}
+
+/// The members of one flattened AND (`and`) or OR list that `key` contributes, each
+/// with whether it is negated.
+fn flatten<'a>(key: &'a SearchKey, negated: bool, and: bool, out: &mut Vec<(&'a SearchKey, bool)>) {
+    match key {
+        SearchKey::Not(inner) => flatten(inner, !negated, and, out),
+        SearchKey::And(items) if and != negated => {
+            for item in items {
+                flatten(item, negated, and, out);
+            }
+        }
+        SearchKey::Or(a, b) if and == negated => {
+            flatten(a, negated, and, out);
+            flatten(b, negated, and, out);
+        }
+        key => out.push((key, negated)),
+    }
 }
 
 fn search_group(
@@ -644,7 +698,9 @@ fn same_kind(a: &SearchKey, b: &SearchKey) -> bool {
         }
     }
     match (base(a), base(b)) {
-        (SearchKey::SeqSet(_), SearchKey::SeqSet(_))
+        // Dovecot answers `OR (ALL NOT OR ALL ALL) 1:3` with every message.
+        (SearchKey::All, SearchKey::All)
+        | (SearchKey::SeqSet(_), SearchKey::SeqSet(_))
         | (SearchKey::Smaller(_), SearchKey::Smaller(_))
         | (SearchKey::Larger(_), SearchKey::Larger(_)) => true,
         (SearchKey::Date { field: f, .. }, SearchKey::Date { field: g, .. }) => f == g,
@@ -676,6 +732,51 @@ fn merge_ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// Queries Dovecot 2.3 answered wrongly on the lab: same-kind keys that meet only
+    /// once nested lists are flattened.
+    #[test]
+    fn keys_that_meet_after_flattening_are_caught() {
+        use crate::tracking::search::{DateField, DateOp};
+        let before = SearchKey::Date {
+            field: DateField::Internal,
+            op: DateOp::Before,
+            day: 0,
+        };
+        let not = |k: SearchKey| SearchKey::Not(Box::new(k));
+        let or = |a: SearchKey, b: SearchKey| SearchKey::Or(Box::new(a), Box::new(b));
+        // (NOT BEFORE d NOT LARGER 3530) NOT LARGER 3080
+        let nested_and = [
+            SearchKey::And(vec![not(before.clone()), not(SearchKey::Larger(3530))]),
+            not(SearchKey::Larger(3080)),
+        ];
+        assert!(!no_merged_kinds(nested_and.iter(), false, true));
+        // NOT OR (OR (OR SMALLER 2105 LARGER 3465) SMALLER 3696) BEFORE d
+        let nested_or = [not(or(
+            or(
+                or(SearchKey::Smaller(2105), SearchKey::Larger(3465)),
+                SearchKey::Smaller(3696),
+            ),
+            before.clone(),
+        ))];
+        assert!(!no_merged_kinds(nested_or.iter(), false, true));
+        // Kinds that stay in lists of their own are fine: OR (a b) (c d) keeps the
+        // two ANDs apart.
+        let apart = [or(
+            SearchKey::And(vec![SearchKey::Larger(1), before.clone()]),
+            SearchKey::And(vec![SearchKey::Larger(2), SearchKey::NotDeleted]),
+        )];
+        assert!(no_merged_kinds(apart.iter(), false, true));
+    }
+
+    #[test]
+    fn generated_queries_never_merge_kinds() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let keys = search_keys(&mut rng, 40, 1_700_000_000);
+            assert!(no_merged_kinds(keys.iter(), false, true), "{keys:?}");
+        }
+    }
 
     /// Dovecot 2.3 answers two same-kind keys in one AND wrongly, and `NOT (OR a b)` is
     /// such an AND: the generator never builds either.
