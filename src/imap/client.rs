@@ -198,8 +198,8 @@ impl ImapClient {
         let started = Instant::now();
         let mut untagged = Vec::new();
         let last = parts.len().saturating_sub(1);
-        for (i, part) in parts.iter().enumerate() {
-            self.stream.send(&part.bytes, part.secret_from).await?;
+        for (i, part) in parts.into_iter().enumerate() {
+            self.stream.send_part(part).await?;
             if i < last {
                 // A synchronising literal: the server must ask for it first.
                 loop {

@@ -1,5 +1,6 @@
 //! Transport: TCP connects, TLS, STARTTLS upgrades and rawlogs. Knows no protocol.
 
+pub mod body;
 pub mod connect;
 pub mod deflate;
 pub mod inbound;
@@ -8,6 +9,7 @@ pub mod rawlog;
 pub mod tls;
 pub mod transport;
 
+pub use body::BodySource;
 pub use connect::{Endpoint, NetError};
 pub use lines::{LineError, LineStream};
 pub use rawlog::Rawlog;

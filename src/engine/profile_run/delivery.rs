@@ -45,7 +45,13 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(splitmix64(
         ctx.seed ^ user.marker_id(msg) ^ ((to == Mailbox::Spam) as u64) << 63,
     ));
-    let source = ctx.messages.next_message(&mut rng);
+    let source = match ctx.messages.next_message(&mut rng) {
+        Ok(source) => source,
+        Err(e) => {
+            ctx.error(ErrorKind::Other, &user.name, None, e.to_string(), None);
+            return;
+        }
+    };
     let id = user.marker_id(msg);
     let sent = SystemTime::now();
     let unique = format!("{:x}.{id:x}.{}@imaptest", ctx.run_id, to as u8);

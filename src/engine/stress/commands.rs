@@ -6,7 +6,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::config::Settings;
 use crate::imap::Capabilities;
 use crate::imap::command::{CommandBuilder, CommandPart, quoted};
-use crate::mail::MessageSource;
+use crate::mail::{MboxError, MessageSource};
 use crate::states::State;
 use crate::tracking::flags::StoreIntent;
 use crate::tracking::search::{DateField, DateOp, SearchKey, render_list};
@@ -78,8 +78,21 @@ const KEYWORDS: [&str; 5] = ["$Label1", "$Label2", "$Label3", "$Label4", "$Label
 const SORT_KEYS: [&str; 7] = ["ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO"];
 
 /// Builds `state`'s command with `tag`, or `None` when there is nothing to send
-/// (e.g. FETCH in an empty mailbox): the state is then consumed silently.
+/// (e.g. FETCH in an empty mailbox): the state is then consumed silently. Fails only
+/// when the mbox cannot be read.
 pub fn build(
+    state: State,
+    tag: &str,
+    ctx: &CommandContext<'_>,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Option<Built>, MboxError> {
+    match state {
+        State::Append => append(tag, ctx, rng),
+        state => Ok(build_without_message(state, tag, ctx, rng)),
+    }
+}
+
+fn build_without_message(
     state: State,
     tag: &str,
     ctx: &CommandContext<'_>,
@@ -157,10 +170,7 @@ pub fn build(
             render_list(&keys, &mut text);
             let line = format!("{tag} {text}");
             return Some(Built {
-                parts: vec![CommandPart {
-                    bytes: format!("{line}\r\n").into_bytes(),
-                    secret_from: None,
-                }],
+                parts: vec![CommandPart::new(format!("{line}\r\n").into_bytes())],
                 line,
                 search: Some(keys),
                 store: None,
@@ -238,7 +248,6 @@ pub fn build(
             return Some(untracked_store(tag, text, &picked, silent, ctx));
         }
         State::Expunge => "EXPUNGE".to_owned(),
-        State::Append => return append(tag, ctx, rng),
         State::Noop => "NOOP".to_owned(),
         State::Idle => "IDLE".to_owned(),
         State::Check => "CHECK".to_owned(),
@@ -247,10 +256,7 @@ pub fn build(
     };
     let line = format!("{tag} {text}");
     Some(Built {
-        parts: vec![CommandPart {
-            bytes: format!("{line}\r\n").into_bytes(),
-            secret_from: None,
-        }],
+        parts: vec![CommandPart::new(format!("{line}\r\n").into_bytes())],
         line,
         search: None,
         store: None,
@@ -258,11 +264,16 @@ pub fn build(
 }
 
 /// `APPEND "box" [(flags)] ["date"] {n}` + message, and with MULTIAPPEND further
-/// messages in the same command while the "again" probability says so.
-fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> Option<Built> {
+/// messages in the same command while the "again" probability says so. The messages
+/// are streamed from their source while the command is sent.
+fn append(
+    tag: &str,
+    ctx: &CommandContext<'_>,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Option<Built>, MboxError> {
     let target = ctx.settings.msgs;
     if ctx.msgs - ctx.msgs / 8 >= target {
-        return None;
+        return Ok(None);
     }
     let again = ctx.settings.probabilities.again(State::Append);
     let multiappend = ctx.capabilities.has("MULTIAPPEND") && again > 0;
@@ -271,16 +282,16 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
     let mut count = 0;
     let mut bytes = 0;
     loop {
-        let message = ctx.messages.next_message(rng);
+        let message = ctx.messages.next_stream(rng)?;
         if rng.random_bool(0.5) {
             builder = builder.raw(&format!("({})", random_flags(rng, false)));
         }
         if rng.random_bool(0.5) {
             builder = builder.raw(&format!("\"{}\"", message.date.imap_format()));
         }
-        builder = builder.literal(&message.data);
+        bytes += message.len();
+        builder = builder.literal_body(Box::new(message));
         count += 1;
-        bytes += message.data.len();
         if !multiappend || rng.random_range(0..100u32) >= u32::from(again) || count >= 100 {
             break;
         }
@@ -290,12 +301,12 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
         quoted(&ctx.settings.mailbox),
         if count == 1 { "" } else { "s" }
     );
-    Some(Built {
+    Ok(Some(Built {
         parts: builder.finish(),
         line,
         search: None,
         store: None,
-    })
+    }))
 }
 
 /// Up to `count` random messages: sequences in 1..=msgs, or with `own_msgs` only the
@@ -333,10 +344,7 @@ fn untracked_store(
 ) -> Built {
     let line = format!("{tag} {text}");
     Built {
-        parts: vec![CommandPart {
-            bytes: format!("{line}\r\n").into_bytes(),
-            secret_from: None,
-        }],
+        parts: vec![CommandPart::new(format!("{line}\r\n").into_bytes())],
         line,
         search: None,
         store: ctx.track_stores.then(|| StoreIntent {
@@ -408,10 +416,7 @@ fn owned_store(
     );
     let line = format!("{tag} {text}");
     Some(Built {
-        parts: vec![CommandPart {
-            bytes: format!("{line}\r\n").into_bytes(),
-            secret_from: None,
-        }],
+        parts: vec![CommandPart::new(format!("{line}\r\n").into_bytes())],
         line,
         search: None,
         store: Some(StoreIntent {

@@ -118,6 +118,8 @@ pub struct Connection<'a> {
     checkpoint_tag: Option<u32>,
     /// The server said `* ENABLED QRESYNC`.
     qresync_enabled: bool,
+    /// A command could not be built (the mbox cannot be read): end the connection.
+    failed: Option<Ended>,
 }
 
 impl<'a> Connection<'a> {
@@ -174,6 +176,7 @@ impl<'a> Connection<'a> {
             holding: false,
             checkpoint_tag: None,
             qresync_enabled: false,
+            failed: None,
         }
     }
 
@@ -198,6 +201,9 @@ impl<'a> Connection<'a> {
             .unwrap_or(self.ctx.settings.timeout);
         loop {
             self.fill();
+            if let Some(ended) = self.failed.take() {
+                return ended;
+            }
             if let Err(e) = self.stream.flush_queued().await {
                 return Ended::error(ErrorKind::Disconnected, e.to_string(), None);
             }
@@ -491,6 +497,8 @@ impl<'a> Connection<'a> {
             self.planned = None;
             if self.send(state) {
                 self.starved_wait = STARVED_WAIT_MIN;
+            } else if self.failed.is_some() {
+                return;
             } else {
                 silent += 1;
                 if silent >= MAX_SILENT_STATES {
@@ -646,13 +654,18 @@ impl<'a> Connection<'a> {
                 .as_ref()
                 .map(|c| (c.uidvalidity, c.highestmodseq)),
         };
-        let Some(built) = commands::build(state, &tag, &ctx, self.rng) else {
-            return false;
+        let built = match commands::build(state, &tag, &ctx, self.rng) {
+            Ok(Some(built)) => built,
+            Ok(None) => return false,
+            Err(e) => {
+                self.failed = Some(Ended::error(ErrorKind::Other, e.to_string(), None));
+                return false;
+            }
         };
         self.next_tag += 1;
         let mut parts = built.parts.into_iter();
         if let Some(first) = parts.next() {
-            self.stream.queue(&first.bytes, first.secret_from);
+            self.stream.queue_part(first);
         }
         self.waiting_parts.extend(parts);
         if state == State::Idle {
@@ -699,7 +712,7 @@ impl<'a> Connection<'a> {
         match parsed {
             Response::Continuation(_) => {
                 if let Some(part) = self.waiting_parts.pop_front() {
-                    self.stream.queue(&part.bytes, part.secret_from);
+                    self.stream.queue_part(part);
                 } else if self.pending.iter().any(|p| p.state == State::Idle)
                     && !self.idle_done_sent
                 {
