@@ -1,8 +1,9 @@
 //! Reading messages from an mbox file, on demand.
 //!
 //! Opening scans the file once through a bounded window and keeps only where each
-//! message's From_ line starts (8 bytes per message), so memory does not grow with the
-//! size of the mbox: a multi-GB archive costs what its message count costs. A message
+//! message's From_ line starts (4 bytes per message below 4 GiB, 8 above), so memory
+//! does not grow with the size of the mbox: a multi-GB archive costs what its message
+//! count costs. A message
 //! is read when it is handed out, with positioned reads, every line re-ended with CRLF;
 //! [`Mbox::stream`] hands out a large message as a [`MessageStream`] that is read chunk
 //! by chunk while it is sent. The file must not change while it is in use (a message
@@ -132,7 +133,7 @@ pub struct Mbox {
     path: PathBuf,
     backing: Arc<Backing>,
     /// Where each message's From_ line starts, then the end of the data.
-    starts: Vec<u64>,
+    starts: Offsets,
     cursor: AtomicUsize,
     max_size: usize,
     total_size: u64,
@@ -193,7 +194,7 @@ impl Mbox {
     /// The stored bytes of message `i % len()`: From_ line, then the message.
     fn stored_range(&self, i: usize) -> (usize, u64, u64) {
         let i = i % self.len();
-        (i, self.starts[i], self.starts[i + 1])
+        (i, self.starts.get(i), self.starts.get(i + 1))
     }
 
     fn changed(&self, i: usize) -> MboxError {
@@ -501,9 +502,53 @@ fn from_line_at(data: &[u8], at_end: bool) -> Option<(MailDate, usize)> {
     parse_from_line(line).map(|date| (date, len))
 }
 
+/// File offsets, as `u32` while they fit (most mbox files are below 4 GiB).
+#[derive(Debug)]
+enum Offsets {
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl Offsets {
+    fn push(&mut self, offset: u64) {
+        match self {
+            Offsets::Narrow(narrow) => match u32::try_from(offset) {
+                Ok(offset) => narrow.push(offset),
+                Err(_) => {
+                    let mut wide: Vec<u64> = narrow.iter().map(|&o| u64::from(o)).collect();
+                    wide.push(offset);
+                    *self = Offsets::Wide(wide);
+                }
+            },
+            Offsets::Wide(wide) => wide.push(offset),
+        }
+    }
+
+    fn get(&self, i: usize) -> u64 {
+        match self {
+            Offsets::Narrow(narrow) => u64::from(narrow[i]),
+            Offsets::Wide(wide) => wide[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Offsets::Narrow(narrow) => narrow.len(),
+            Offsets::Wide(wide) => wide.len(),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Offsets::Narrow(narrow) => narrow.shrink_to_fit(),
+            Offsets::Wide(wide) => wide.shrink_to_fit(),
+        }
+    }
+}
+
 /// What a scan of the whole file found.
 struct Index {
-    starts: Vec<u64>,
+    starts: Offsets,
     max_size: u64,
     total_size: u64,
 }
@@ -571,7 +616,7 @@ impl Index {
             eof: false,
         };
         let mut index = Index {
-            starts: Vec::new(),
+            starts: Offsets::Narrow(Vec::new()),
             max_size: 0,
             total_size: 0,
         };
@@ -853,6 +898,21 @@ mod tests {
 
     fn d(line: &str) -> Option<(String, i16)> {
         parse_from_line(line.as_bytes()).map(|d| (d.imap_format(), d.offset_minutes))
+    }
+
+    #[test]
+    fn offsets_widen_past_4_gib() {
+        let mut offsets = Offsets::Narrow(Vec::new());
+        offsets.push(7);
+        offsets.push(u64::from(u32::MAX));
+        assert!(matches!(offsets, Offsets::Narrow(_)));
+        offsets.push(1 << 33);
+        assert!(matches!(offsets, Offsets::Wide(_)));
+        assert_eq!(
+            (0..3).map(|i| offsets.get(i)).collect::<Vec<_>>(),
+            [7, u64::from(u32::MAX), 1 << 33]
+        );
+        assert_eq!(offsets.len(), 3);
     }
 
     #[test]
