@@ -94,9 +94,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::MboxGen { out, count, seed } => app::generate_mbox(&out, count, seed),
         Command::Run(settings) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = imaptest::engine::runtime(&settings)?;
             runtime.block_on(app::run(*settings))
         }
     }

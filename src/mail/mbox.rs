@@ -135,8 +135,6 @@ pub struct Mbox {
     /// Where each message's From_ line starts, then the end of the data.
     starts: Offsets,
     cursor: AtomicUsize,
-    max_size: usize,
-    total_size: u64,
 }
 
 /// The longest prefix of a bad line quoted in [`MboxError::NotMbox`].
@@ -151,34 +149,32 @@ impl Mbox {
             source,
         };
         let file = File::open(path).map_err(io_error)?;
-        let index = Index::scan(path, &file)?;
-        Ok(Self::with_index(
-            path.to_path_buf(),
-            Backing::File(file),
-            index,
-        ))
+        let scanned = Index::scan(&file);
+        Self::with_index(path.to_path_buf(), Backing::File(file), scanned)
     }
 
     /// Indexes an mbox held in memory; `name` stands for the path in errors.
     pub fn from_bytes(name: &str, data: &[u8]) -> Result<Self, MboxError> {
-        let path = PathBuf::from(name);
-        let index = Index::scan(&path, data)?;
-        Ok(Self::with_index(
-            path,
-            Backing::Memory(Bytes::copy_from_slice(data)),
-            index,
-        ))
+        let scanned = Index::scan(data);
+        let backing = Backing::Memory(Bytes::copy_from_slice(data));
+        Self::with_index(PathBuf::from(name), backing, scanned)
     }
 
-    fn with_index(path: PathBuf, backing: Backing, index: Index) -> Self {
-        Mbox {
+    fn with_index(
+        path: PathBuf,
+        backing: Backing,
+        scanned: Result<Index, ScanError>,
+    ) -> Result<Self, MboxError> {
+        let index = match scanned {
+            Ok(index) => index,
+            Err(e) => return Err(e.into_mbox_error(path, &backing)),
+        };
+        Ok(Mbox {
             path,
             backing: Arc::new(backing),
             starts: index.starts,
             cursor: AtomicUsize::new(0),
-            max_size: usize::try_from(index.max_size).unwrap_or(usize::MAX),
-            total_size: index.total_size,
-        }
+        })
     }
 
     /// The number of messages; at least 1.
@@ -220,23 +216,11 @@ impl Mbox {
         Ok(buf)
     }
 
-    /// The date of a message and where its text starts in `head`, the first bytes of
-    /// its From_ line.
-    fn from_line(
-        &self,
-        i: usize,
-        head: &[u8],
-        whole: bool,
-    ) -> Result<(MailDate, usize), MboxError> {
-        let found = from_line_at(head, whole).ok_or_else(|| self.changed(i))?;
-        Ok(found)
-    }
-
     /// Message `i % len()` (0-based, in file order), read whole.
     pub fn get(&self, i: usize) -> Result<Message, MboxError> {
         let (i, start, end) = self.stored_range(i);
         let stored = self.read(i, start, end - start)?;
-        let (date, text) = self.from_line(i, &stored, true)?;
+        let (date, text) = from_line_at(&stored, true).ok_or_else(|| self.changed(i))?;
         let body = &stored[text..];
         let mut data = Vec::with_capacity(body.len() + body.len() / 16 + 2);
         let last = crlf_into(body, false, &mut data);
@@ -256,7 +240,7 @@ impl Mbox {
         }
         let head_len = (end - start).min(MAX_FROM_LINE as u64 + 1);
         let head = self.read(i, start, head_len)?;
-        let (date, text) = self.from_line(i, &head, false)?;
+        let (date, text) = from_line_at(&head, false).ok_or_else(|| self.changed(i))?;
         let text_start = start + text as u64;
         // The size announced up front: one pass counting the LFs that gain a CR.
         let mut len = end - text_start;
@@ -288,16 +272,6 @@ impl Mbox {
         &self.path
     }
 
-    /// The total size of all messages, CRLF line endings counted.
-    pub fn total_size(&self) -> u64 {
-        self.total_size
-    }
-
-    /// The size of the largest message, CRLF line endings counted.
-    pub fn max_message_size(&self) -> usize {
-        self.max_size
-    }
-
     /// The messages in file order, each read when the iterator reaches it.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Result<Message, MboxError>> + '_ {
         (0..self.len()).map(|i| self.get(i))
@@ -310,8 +284,6 @@ impl std::fmt::Debug for Mbox {
         f.debug_struct("Mbox")
             .field("path", &self.path)
             .field("messages", &self.len())
-            .field("total_size", &self.total_size)
-            .field("max_message_size", &self.max_size)
             .field("cursor", &self.cursor.load(Ordering::Relaxed))
             .finish()
     }
@@ -549,18 +521,57 @@ impl Offsets {
 /// What a scan of the whole file found.
 struct Index {
     starts: Offsets,
-    max_size: u64,
-    total_size: u64,
 }
 
-/// The message being scanned.
-struct Open {
-    /// Line number of its From_ line.
-    line: u64,
-    /// Where its text starts (after the From_ line).
-    text_start: u64,
-    /// LFs without a CR before them so far.
-    bare_lfs: u64,
+/// Why a scan failed; positions are turned into line numbers only then.
+#[derive(Debug)]
+enum ScanError {
+    Io(io::Error),
+    Empty,
+    /// The first line, quoted.
+    NotMbox(String),
+    /// The file ends with the From_ line at this offset.
+    EndsWithFromLine(u64),
+    /// The message of the From_ line at this offset is too large.
+    TooLarge(u64),
+}
+
+impl ScanError {
+    fn into_mbox_error(self, path: PathBuf, backing: &Backing) -> MboxError {
+        let (offset, ends) = match self {
+            ScanError::Io(source) => return MboxError::Io { path, source },
+            ScanError::Empty => return MboxError::Empty { path },
+            ScanError::NotMbox(text) => {
+                return MboxError::NotMbox {
+                    path,
+                    line: 1,
+                    text,
+                };
+            }
+            ScanError::EndsWithFromLine(offset) => (offset, true),
+            ScanError::TooLarge(offset) => (offset, false),
+        };
+        match line_at(backing, offset) {
+            Ok(line) if ends => MboxError::EndsWithFromLine { path, line },
+            Ok(line) => MboxError::TooLarge { path, line },
+            Err(source) => MboxError::Io { path, source },
+        }
+    }
+}
+
+/// The 1-based number of the line starting at `offset` (only for error messages: it
+/// reads everything before).
+fn line_at(backing: &Backing, offset: u64) -> io::Result<u64> {
+    let mut line = 1;
+    let mut pos = 0;
+    let mut buf = vec![0; SCAN_WINDOW];
+    while pos < offset {
+        let len = (offset - pos).min(SCAN_WINDOW as u64) as usize;
+        backing.read_exact_at(&mut buf[..len], pos)?;
+        line += memchr::memchr_iter(b'\n', &buf[..len]).count() as u64;
+        pos += len as u64;
+    }
+    Ok(line)
 }
 
 /// A bounded read window over the file during the scan.
@@ -604,9 +615,13 @@ impl<R: Read> Window<R> {
     }
 }
 
+/// What separates messages, less the From_ line's date.
+const SEPARATOR: &[u8] = b"\nFrom ";
+
 impl Index {
-    /// Reads the mbox once, front to back, through a bounded window.
-    fn scan(path: &Path, reader: impl Read) -> Result<Index, MboxError> {
+    /// Reads the mbox once, front to back, through a bounded window, looking only at
+    /// lines that start with `From `.
+    fn scan(reader: impl Read) -> Result<Index, ScanError> {
         let mut window = Window {
             reader,
             buf: vec![0; SCAN_WINDOW],
@@ -615,114 +630,66 @@ impl Index {
             offset: 0,
             eof: false,
         };
-        let mut index = Index {
-            starts: Offsets::Narrow(Vec::new()),
-            max_size: 0,
-            total_size: 0,
-        };
-        let mut open: Option<Open> = None;
-        let mut line = 1u64;
+        let separator = memchr::memmem::Finder::new(SEPARATOR);
+        let mut starts = Offsets::Narrow(Vec::new());
+        // The last From_ line: where it starts and where its message's text starts.
+        let mut last: Option<(u64, u64)> = None;
         let mut at_line_start = true;
-        let mut after_cr = false;
-        let mut last: Option<u8> = None;
-        let io_error = |source| MboxError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
         loop {
-            window.ensure(MAX_FROM_LINE + 1).map_err(io_error)?;
+            window.ensure(MAX_FROM_LINE + 1).map_err(ScanError::Io)?;
             let data = window.data();
             if data.is_empty() {
                 break;
             }
             if at_line_start {
                 if let Some((_, len)) = from_line_at(data, window.eof) {
-                    if let Some(done) = open.take() {
-                        index.close(done, window.offset, last);
-                    }
-                    index.starts.push(window.offset);
-                    open = Some(Open {
-                        line,
-                        text_start: window.offset + len as u64,
-                        bare_lfs: 0,
-                    });
-                    line += 1;
-                    last = data.get(len - 1).copied();
-                    after_cr = false;
+                    starts.push(window.offset);
+                    last = Some((window.offset, window.offset + len as u64));
                     window.consume(len);
                     continue;
                 }
-                if open.is_none() {
+                if last.is_none() {
                     let shown = &data[..data.len().min(QUOTE_MAX)];
                     let shown = match memchr::memchr(b'\n', shown) {
                         Some(lf) => &shown[..lf],
                         None => shown,
                     };
                     let shown = shown.strip_suffix(b"\r").unwrap_or(shown);
-                    return Err(MboxError::NotMbox {
-                        path: path.to_path_buf(),
-                        line,
-                        text: String::from_utf8_lossy(shown).into_owned(),
-                    });
+                    return Err(ScanError::NotMbox(
+                        String::from_utf8_lossy(shown).into_owned(),
+                    ));
                 }
             }
-            let Some(current) = open.as_mut() else {
-                break;
-            };
-            // Up to the next line start that may hold a From_ line (or all of it).
-            let mut used = data.len();
-            at_line_start = false;
-            for lf in memchr::memchr_iter(b'\n', data) {
-                let cr = if lf == 0 {
-                    after_cr
-                } else {
-                    data[lf - 1] == b'\r'
-                };
-                current.bare_lfs += u64::from(!cr);
-                line += 1;
-                if data.get(lf + 1).is_none_or(|&b| b == b'F') {
-                    used = lf + 1;
+            match separator.find(data) {
+                Some(lf) => {
+                    window.consume(lf + 1);
                     at_line_start = true;
-                    break;
+                }
+                None => {
+                    // Keep what could be the start of a separator cut by the window.
+                    let keep = if window.eof { 0 } else { SEPARATOR.len() - 1 };
+                    window.consume(data.len() - keep.min(data.len()));
+                    at_line_start = false;
+                    if window.eof {
+                        break;
+                    }
                 }
             }
-            last = data.get(used - 1).copied();
-            after_cr = last == Some(b'\r');
-            window.consume(used);
-            if window.offset - current.text_start > MAX_MESSAGE_SIZE {
-                return Err(MboxError::TooLarge {
-                    path: path.to_path_buf(),
-                    line: current.line,
-                });
+            if let Some((from, text)) = last
+                && window.offset - text > MAX_MESSAGE_SIZE
+            {
+                return Err(ScanError::TooLarge(from));
             }
         }
-        match open {
-            None => Err(MboxError::Empty {
-                path: path.to_path_buf(),
-            }),
-            Some(done) if done.text_start == window.offset => Err(MboxError::EndsWithFromLine {
-                path: path.to_path_buf(),
-                line: done.line,
-            }),
-            Some(done) => {
-                index.close(done, window.offset, last);
-                index.starts.push(window.offset);
-                index.starts.shrink_to_fit();
-                Ok(index)
+        match last {
+            None => Err(ScanError::Empty),
+            Some((from, text)) if text == window.offset => Err(ScanError::EndsWithFromLine(from)),
+            Some(_) => {
+                starts.push(window.offset);
+                starts.shrink_to_fit();
+                Ok(Index { starts })
             }
         }
-    }
-
-    /// A message ends at `end`; `last` is its last stored byte.
-    fn close(&mut self, message: Open, end: u64, last: Option<u8>) {
-        let stored = end - message.text_start;
-        let size = if stored == 0 {
-            0
-        } else {
-            stored + message.bare_lfs + tail_len(last)
-        };
-        self.max_size = self.max_size.max(size);
-        self.total_size += size;
     }
 }
 
