@@ -52,9 +52,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::ProfileFit(args) => imaptest::fit::fit_main(&args),
         Command::Run(settings) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = imaptest::app::runtime(&settings)?;
             runtime.block_on(imaptest::app::run(*settings))
         }
     }

@@ -359,9 +359,9 @@ async fn engine_slow_drip_then_stall() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_shows_stalled_connections_on_the_console() {
-    // Logged in, then LIST "" "" is never answered: the server goes quiet for 25 s.
+    // Logged in, then LOGOUT is never answered: the server goes quiet for 25 s.
     let script = format!(
-        "{PREFLIGHT}> * OK [CAPABILITY IMAP4rev1] ready\n<1.1 LOGIN\n> 1.1 OK Logged in\n<1.2 LIST\n*sleep 25\n>*eof\n"
+        "{PREFLIGHT}> * OK [CAPABILITY IMAP4rev1] ready\n<1.1 LOGIN\n> 1.1 OK Logged in\n<1.2 LOGOUT\n*sleep 25\n>*eof\n"
     );
     let (port, _task) = serve(&script, Some(2)).await;
     let out = tokio::time::timeout(
@@ -392,7 +392,7 @@ async fn engine_shows_stalled_connections_on_the_console() {
         .find(|l| l.starts_with(" - 1 stalled for "))
         .unwrap_or_else(|| panic!("no stall line in {stdout}"));
     assert!(
-        stall_line.ends_with(" secs in command: 1.2 LIST \"\" \"\""),
+        stall_line.ends_with(" secs in command: 1.2 LOGOUT"),
         "{stall_line}"
     );
 }

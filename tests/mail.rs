@@ -44,13 +44,16 @@ fn mbox_splits_messages_and_keeps_blank_line() {
     assert!(!m.is_empty());
     assert_eq!(m.len_hint(), Some(3));
     assert_eq!(
-        &m.get(0).data[..],
+        &m.get(0).unwrap().data[..],
         b"Subject: one\r\n\r\nBody of one.\r\nFrom what I can tell this is not a From_ line.\r\n>From escaped stays escaped\r\n\r\n"
     );
-    assert_eq!(&m.get(1).data[..], b"Subject: two\r\n\r\ntwo\r\n\r\n");
+    assert_eq!(
+        &m.get(1).unwrap().data[..],
+        b"Subject: two\r\n\r\ntwo\r\n\r\n"
+    );
     // A last line without a newline gets CRLF.
     assert_eq!(
-        &m.get(2).data[..],
+        &m.get(2).unwrap().data[..],
         b"Subject: three\r\n\r\nno newline at end\r\n"
     );
 }
@@ -62,9 +65,8 @@ fn mbox_lf_and_crlf_give_identical_crlf_output() {
     let crlf = mbox(&crlf_text);
     assert_eq!(lf.len(), crlf.len());
     for i in 0..lf.len() {
-        assert_eq!(lf.get(i), crlf.get(i));
+        assert_eq!(lf.get(i).unwrap(), crlf.get(i).unwrap());
     }
-    assert_eq!(lf.total_size(), crlf.total_size());
 }
 
 #[test]
@@ -84,11 +86,13 @@ fn mbox_sizes_count_crlf() {
         }
     }
     expected.extend(cur);
-    let got: Vec<usize> = m.iter().map(|msg| msg.data.len()).collect();
+    let got: Vec<usize> = m
+        .iter()
+        .map(Result::unwrap)
+        .map(|msg| msg.data.len())
+        .collect();
     assert_eq!(got, expected);
-    assert_eq!(m.total_size(), expected.iter().sum::<usize>() as u64);
-    assert_eq!(m.max_message_size(), *expected.iter().max().unwrap());
-    for msg in m.iter() {
+    for msg in m.iter().map(Result::unwrap) {
         assert!(!has_bare_cr_or_lf(&msg.data));
     }
 }
@@ -96,17 +100,17 @@ fn mbox_sizes_count_crlf() {
 #[test]
 fn mbox_dates_with_and_without_zone() {
     let m = mbox(SAMPLE);
-    let d0 = m.get(0).date;
+    let d0 = m.get(0).unwrap().date;
     assert_eq!(d0.unix, unix_from_civil(2009, 1, 1, 0, 0, 0));
     assert_eq!(d0.offset_minutes, 0);
     assert_eq!(d0.imap_format(), "01-Jan-2009 00:00:00 +0000");
 
-    let d1 = m.get(1).date;
+    let d1 = m.get(1).unwrap().date;
     assert_eq!(d1.offset_minutes, -420);
     assert_eq!(d1.unix, unix_from_civil(1996, 7, 17, 9, 44, 25));
     assert_eq!(d1.imap_format(), "17-Jul-1996 02:44:25 -0700");
 
-    let d2 = m.get(2).date;
+    let d2 = m.get(2).unwrap().date;
     assert_eq!(d2.offset_minutes, 120);
     assert_eq!(d2.unix, unix_from_civil(2023, 3, 3, 8, 11, 12));
     assert_eq!(d2.imap_format(), "03-Mar-2023 10:11:12 +0200");
@@ -121,7 +125,7 @@ fn mbox_hands_out_in_order_and_wraps() {
     let m = mbox(SAMPLE);
     let mut r = rng();
     let subjects: Vec<Vec<u8>> = (0..7)
-        .map(|_| m.next_message(&mut r).data[..12].to_vec())
+        .map(|_| m.next_message(&mut r).unwrap().data[..12].to_vec())
         .collect();
     let want = [
         "Subject: one",
@@ -136,7 +140,130 @@ fn mbox_hands_out_in_order_and_wraps() {
         assert_eq!(got, want.as_bytes());
     }
     // get() wraps too.
-    assert_eq!(m.get(4), m.get(1));
+    assert_eq!(m.get(4).unwrap(), m.get(1).unwrap());
+}
+
+/// Reads a whole stream in pieces of at most `max` bytes.
+fn drain(mut stream: MessageStream, max: usize) -> Vec<u8> {
+    use imaptest::net::BodySource;
+    let announced = stream.len();
+    let mut out = Vec::new();
+    while stream.remaining() > 0 {
+        let before = out.len();
+        stream.read_into(&mut out, max).unwrap();
+        assert!(out.len() > before, "no progress");
+        assert!(out.len() - before <= max.max(2), "piece over {max}");
+    }
+    assert_eq!(out.len() as u64, announced, "announced size");
+    out
+}
+
+/// A message over the 64 KiB read-whole size: lines of every ending kind, a CR at the
+/// end of the text, CRLFs split across pieces.
+fn large_mbox(last_line_end: &str) -> String {
+    let mut text = String::from("From a@b Thu Jan  1 00:00:00 2009\nSubject: big\n\n");
+    let mut i = 0;
+    while text.len() < 200_000 {
+        let end = ["\n", "\r\n", "\r\r\n", "\rx\n"][i % 4];
+        text.push_str(&format!("line {i} {}{end}", "y".repeat(i % 97)));
+        i += 1;
+    }
+    text.push_str("From b@c Fri Feb  2 01:02:03 2001 +0100\nSubject: small\n\nsmall\n");
+    text.push_str(&"z".repeat(70_000));
+    text.push_str(last_line_end);
+    text
+}
+
+#[test]
+fn streamed_messages_equal_whole_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for last_line_end in ["", "\r", "\n", "\r\n"] {
+        let text = large_mbox(last_line_end);
+        let path = dir.path().join("large.mbox");
+        std::fs::write(&path, &text).unwrap();
+        let from_file = Mbox::open(&path).unwrap();
+        let from_memory = mbox(&text);
+        for m in [&from_file, &from_memory] {
+            assert_eq!(m.len(), 2);
+            for i in 0..m.len() {
+                let whole = m.get(i).unwrap();
+                for max in [7, 1000, 32 * 1024] {
+                    let stream = m.stream(i).unwrap();
+                    assert_eq!(stream.date, whole.date);
+                    assert_eq!(
+                        drain(stream, max),
+                        whole.data,
+                        "message {i}, pieces of {max}"
+                    );
+                }
+            }
+        }
+        // The same text with LF endings only gives the same messages.
+        let lf = mbox(&text.replace("\r\n", "\n"));
+        assert_eq!(lf.get(1).unwrap(), from_file.get(1).unwrap());
+    }
+}
+
+#[test]
+fn next_stream_hands_out_in_order() {
+    let m = mbox(SAMPLE);
+    let mut r = rng();
+    for i in 0..4 {
+        let stream = m.next_stream(&mut r).unwrap();
+        assert_eq!(drain(stream, 5), m.get(i).unwrap().data);
+    }
+}
+
+/// An endless or huge non-mbox file is refused after a bounded read, with a clear error.
+#[test]
+fn hostile_files_are_refused_with_bounded_reads() {
+    let e = Mbox::open(std::path::Path::new("/dev/zero")).unwrap_err();
+    assert!(matches!(e, MboxError::NotMbox { line: 1, .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("/dev/zero:1: not a valid mbox file"),
+        "{e}"
+    );
+
+    // A valid From_ line, then 80 MiB without another (a sparse file: no disk used).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.mbox");
+    let mut file = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut file, b"From a@b Thu Jan  1 00:00:00 2009\nX: y\n").unwrap();
+    file.set_len(80 << 20).unwrap();
+    let e = Mbox::open(&path).unwrap_err();
+    assert!(matches!(e, MboxError::TooLarge { line: 1, .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains(":1: the message starting here is larger than 64 MiB"),
+        "{e}"
+    );
+
+    // A line starting with "From " that is longer than a From_ line can be is text.
+    let long = format!(
+        "From a@b Thu Jan  1 00:00:00 2009 {}\nx\n",
+        "z".repeat(2000)
+    );
+    let e = Mbox::from_bytes("long.mbox", long.as_bytes()).unwrap_err();
+    assert!(matches!(e, MboxError::NotMbox { line: 1, .. }), "{e:?}");
+}
+
+/// The file is read on demand: a message that changed since the index was built is an
+/// error naming it, not wrong data.
+#[test]
+fn a_changed_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.mbox");
+    std::fs::write(&path, SAMPLE).unwrap();
+    let m = Mbox::open(&path).unwrap();
+    std::fs::write(&path, "short").unwrap();
+    let e = m.get(1).unwrap_err();
+    assert!(matches!(e, MboxError::Changed { number: 2, .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .ends_with("message 2 changed since the file was opened"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -148,7 +275,7 @@ fn mbox_is_shared_fairly_between_threads() {
             std::thread::spawn(move || {
                 let mut r = Xoshiro256PlusPlus::seed_from_u64(t);
                 (0..300)
-                    .map(|_| m.next_message(&mut r).data.len())
+                    .map(|_| m.next_message(&mut r).unwrap().data.len())
                     .collect::<Vec<_>>()
             })
         })
@@ -228,8 +355,8 @@ fn mbox_open_reads_a_file() {
     assert_eq!(m.path(), path.as_path());
     let from_mem = mbox(SAMPLE);
     assert_eq!(
-        m.iter().collect::<Vec<_>>(),
-        from_mem.iter().collect::<Vec<_>>()
+        m.iter().map(Result::unwrap).collect::<Vec<_>>(),
+        from_mem.iter().map(Result::unwrap).collect::<Vec<_>>()
     );
 }
 
@@ -297,7 +424,7 @@ fn random_messages_have_crlf_only_and_bounded_size() {
         assert_eq!(src.len_hint(), None);
         let mut sizes = HashSet::new();
         for _ in 0..300 {
-            let m = src.next_message(&mut r);
+            let m = src.next_message(&mut r).unwrap();
             let n = m.data.len() as u64;
             assert!((1..=max).contains(&n), "size {n} max {max}");
             assert!(!has_bare_cr_or_lf(&m.data));
@@ -316,7 +443,14 @@ fn random_messages_have_crlf_only_and_bounded_size() {
     assert!(all.iter().any(|&c| c >= 0x80));
     assert!(all.windows(2).any(|w| w == b"\r\n"));
     // Zero is taken as one.
-    assert_eq!(RandomMessages::new(0).next_message(&mut r).data.len(), 1);
+    assert_eq!(
+        RandomMessages::new(0)
+            .next_message(&mut r)
+            .unwrap()
+            .data
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -358,13 +492,22 @@ fn generated_mbox_round_trips() {
 
     let m = Mbox::from_bytes("generated.mbox", out).unwrap();
     assert_eq!(m.len(), N);
-    assert_eq!(m.max_message_size(), stats.max_size);
+    let largest = m.iter().map(|r| r.unwrap().data.len()).max();
+    assert_eq!(largest, Some(stats.max_size));
     // Every message ends with the blank separator line.
-    assert!(m.iter().all(|msg| msg.data.ends_with(b"\r\n\r\n")));
+    assert!(
+        m.iter()
+            .map(Result::unwrap)
+            .all(|msg| msg.data.ends_with(b"\r\n\r\n"))
+    );
 
     // Dates increase and stay in range.
     let start = unix_from_civil(2019, 1, 1, 0, 0, 0);
-    let dates: Vec<i64> = m.iter().map(|msg| msg.date.unix).collect();
+    let dates: Vec<i64> = m
+        .iter()
+        .map(Result::unwrap)
+        .map(|msg| msg.date.unix)
+        .collect();
     assert!(dates.windows(2).all(|w| w[0] <= w[1]));
     assert!(dates[0] >= start && dates[N - 1] <= dates_end());
     assert!(
@@ -381,7 +524,7 @@ fn generated_messages_parse_and_have_every_kind() {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut replies = 0;
     let mut sizes = Vec::new();
-    for (i, msg) in m.iter().enumerate() {
+    for (i, msg) in m.iter().map(Result::unwrap).enumerate() {
         let raw = &msg.data[..];
         sizes.push(raw.len());
         let parsed = MessageParser::new()
@@ -513,7 +656,7 @@ fn generator_is_deterministic() {
     let m = Mbox::from_bytes("d", &d).unwrap();
     assert_eq!(m.len(), 5);
     assert!(memchr::memmem::find(&d, b"@test.example>").is_some());
-    assert!(m.get(0).date.unix >= unix_from_civil(2024, 1, 1, 0, 0, 0));
+    assert!(m.get(0).unwrap().date.unix >= unix_from_civil(2024, 1, 1, 0, 0, 0));
 }
 
 #[test]
@@ -536,7 +679,7 @@ proptest! {
         with_from.extend_from_slice(&data);
         if let Ok(m) = Mbox::from_bytes("fuzz", &with_from) {
             prop_assert!(!m.is_empty());
-            for msg in m.iter() {
+            for msg in m.iter().map(Result::unwrap) {
                 prop_assert!(msg.data.ends_with(b"\r\n") || msg.data.is_empty());
             }
         }
@@ -557,7 +700,7 @@ proptest! {
         let crlf = Mbox::from_bytes("crlf", text.replace('\n', "\r\n").as_bytes());
         match (lf, crlf) {
             (Ok(a), Ok(b)) => {
-                prop_assert_eq!(a.iter().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
+                prop_assert_eq!(a.iter().map(Result::unwrap).collect::<Vec<_>>(), b.iter().map(Result::unwrap).collect::<Vec<_>>());
             }
             (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
             (a, b) => prop_assert!(false, "disagree: {:?} {:?}", a.is_ok(), b.is_ok()),

@@ -198,6 +198,80 @@ async fn append_only_really_adds_messages() {
     );
 }
 
+/// Messages larger than the read-whole size are streamed from the mbox file while
+/// APPEND sends them: what arrives is byte for byte the message (LF endings made CRLF).
+#[tokio::test(flavor = "multi_thread")]
+async fn streamed_appends_arrive_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.mbox");
+    let mut text = String::new();
+    for (n, size) in [(1, 300_000), (2, 500), (3, 150_000)] {
+        text.push_str(&format!(
+            "From a@b Thu Jan  {n} 00:00:00 2009\nSubject: m{n}\n\n"
+        ));
+        let mut i = 0;
+        while text.len() < size * n {
+            let end = if i % 3 == 0 { "\r\n" } else { "\n" };
+            text.push_str(&format!("{n} line {i} {}{end}", "x".repeat(i % 80)));
+            i += 1;
+        }
+    }
+    std::fs::write(&path, &text).unwrap();
+    let mbox = imaptest::mail::Mbox::open(&path).unwrap();
+    let messages: Vec<Vec<u8>> = mbox.iter().map(|m| m.unwrap().data.to_vec()).collect();
+    assert!(messages.iter().filter(|m| m.len() > 100_000).count() >= 2);
+
+    let user = common::fresh_user();
+    let mut args = base_args(&user, 2);
+    args.extend([
+        format!("mbox={}", path.display()),
+        "-".into(),
+        "append=100,0".into(),
+        "logout=0".into(),
+        "msgs=10000000".into(),
+    ]);
+    let totals = tokio::task::spawn_blocking(move || run_clean(&args))
+        .await
+        .unwrap();
+    assert!(totals["Appe"] >= 3, "{totals:?}");
+
+    let lab = common::lab();
+    let ep = Endpoint::resolve(
+        "127.0.0.1",
+        "127.0.0.1",
+        lab.imap_port,
+        &TlsSettings::default(),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let mut options = ClientOptions::default();
+    options.limits.max_literal = 1 << 20;
+    let mut client = ImapClient::connect(&ep, 1, &options).await.unwrap();
+    assert!(
+        client
+            .login(&user, lab.user_password)
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    assert!(client.simple("SELECT INBOX").await.unwrap().is_ok());
+    let done = client.simple("FETCH 1:* (BODY.PEEK[])").await.unwrap();
+    assert!(done.is_ok(), "{}", done.line);
+    assert!(done.untagged.len() >= 3);
+    for (n, response) in done.untagged.iter().enumerate() {
+        let bytes = response.bytes();
+        assert!(
+            messages
+                .iter()
+                .any(|m| memchr::memmem::find(bytes, m).is_some()),
+            "message {} is none of the mbox's ({} bytes)",
+            n + 1,
+            bytes.len()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn copybox_receives_copies() {
     let user = common::fresh_user();

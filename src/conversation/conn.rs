@@ -55,7 +55,18 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        each!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+        let before = buf.filled().len();
+        let this = self.get_mut();
+        let polled = each!(&mut *this, s => Pin::new(s).poll_read(cx, buf));
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            let tcp = match this {
+                Stream::Plain(tcp) => &*tcp,
+                Stream::ClientTls(tls) => tls.get_ref().0,
+                Stream::ServerTls(tls) => tls.get_ref().0,
+            };
+            crate::net::transport::quick_ack(tcp);
+        }
+        polled
     }
 }
 

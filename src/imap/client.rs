@@ -270,8 +270,8 @@ impl ImapClient {
         let deadline = Deadline::after(self.stream.timeout());
         let mut untagged = Collected::for_command(&parts);
         let last = parts.len().saturating_sub(1);
-        for (i, part) in parts.iter().enumerate() {
-            self.stream.send(&part.bytes, part.secret_from).await?;
+        for (i, part) in parts.into_iter().enumerate() {
+            self.stream.send_part(part).await?;
             if i < last {
                 // A synchronising literal: the server must ask for it first.
                 loop {

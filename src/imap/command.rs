@@ -7,17 +7,41 @@
 //! literal  = "{" number ["+"] "}" CRLF *CHAR8   ; `+`: LITERAL+ (no wait for "+ ")
 //! ```
 
+use crate::net::BodySource;
+
 /// One piece of a command to send. A command with synchronising literals is sent in
 /// several pieces: after each piece but the last the client waits for a `+` continuation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct CommandPart {
     pub bytes: Vec<u8>,
-    /// Offset from which this piece is masked in rawlogs (passwords, SASL responses).
+    /// Offset from which `bytes` is masked in rawlogs (passwords, SASL responses).
     pub secret_from: Option<usize>,
+    /// Literal bodies read from their source while they are sent (messages to APPEND),
+    /// each followed by the bytes after it: `bytes`, body, bytes, body, bytes, ….
+    pub streamed: Vec<(Box<dyn BodySource>, Vec<u8>)>,
+}
+
+impl CommandPart {
+    /// A piece of plain bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        CommandPart {
+            bytes,
+            secret_from: None,
+            streamed: Vec::new(),
+        }
+    }
+
+    /// Where the next bytes go: after the last streamed body, or `bytes`.
+    fn tail(&mut self) -> &mut Vec<u8> {
+        match self.streamed.last_mut() {
+            Some((_, after)) => after,
+            None => &mut self.bytes,
+        }
+    }
 }
 
 /// A command being built: its pieces, split at synchronising literals.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub struct CommandBuilder {
     parts: Vec<CommandPart>,
     literal_plus: bool,
@@ -31,20 +55,14 @@ impl CommandBuilder {
         bytes.push(b' ');
         bytes.extend_from_slice(name.as_bytes());
         CommandBuilder {
-            parts: vec![CommandPart {
-                bytes,
-                secret_from: None,
-            }],
+            parts: vec![CommandPart::new(bytes)],
             literal_plus,
         }
     }
 
     fn current(&mut self) -> &mut CommandPart {
         if self.parts.is_empty() {
-            self.parts.push(CommandPart {
-                bytes: Vec::new(),
-                secret_from: None,
-            });
+            self.parts.push(CommandPart::new(Vec::new()));
         }
         let last = self.parts.len() - 1;
         &mut self.parts[last]
@@ -52,9 +70,9 @@ impl CommandBuilder {
 
     /// Appends raw text (already valid IMAP syntax), preceded by a space.
     pub fn raw(mut self, text: &str) -> Self {
-        let part = self.current();
-        part.bytes.push(b' ');
-        part.bytes.extend_from_slice(text.as_bytes());
+        let tail = self.current().tail();
+        tail.push(b' ');
+        tail.extend_from_slice(text.as_bytes());
         self
     }
 
@@ -68,14 +86,16 @@ impl CommandBuilder {
         self.string_inner(value, true)
     }
 
+    /// Secrets are masked in `bytes` only, so they must come before any streamed body.
     fn string_inner(mut self, value: &[u8], secret: bool) -> Self {
         let part = self.current();
-        part.bytes.push(b' ');
-        if secret && part.secret_from.is_none() {
+        let streaming = !part.streamed.is_empty();
+        part.tail().push(b' ');
+        if secret && !streaming && part.secret_from.is_none() {
             part.secret_from = Some(part.bytes.len());
         }
         if can_quote(value) {
-            push_quoted(&mut part.bytes, value);
+            push_quoted(part.tail(), value);
             self
         } else {
             self.push_literal(value, secret)
@@ -85,30 +105,46 @@ impl CommandBuilder {
     /// Appends `value` as a literal (never quoted): `{n+}` with LITERAL+, else `{n}`
     /// and a new part sent after the server's continuation.
     pub fn literal(mut self, value: &[u8]) -> Self {
-        self.current().bytes.push(b' ');
+        self.current().tail().push(b' ');
         self.push_literal(value, false)
     }
 
-    fn push_literal(mut self, value: &[u8], secret: bool) -> Self {
-        let literal_plus = self.literal_plus;
-        let part = self.current();
-        let plus = if literal_plus { "+" } else { "" };
-        part.bytes
-            .extend_from_slice(format!("{{{}{plus}}}\r\n", value.len()).as_bytes());
-        if literal_plus {
-            part.bytes.extend_from_slice(value);
+    /// Appends a literal whose bytes are read from `body` while it is sent.
+    pub fn literal_body(mut self, body: Box<dyn BodySource>) -> Self {
+        self.current().tail().push(b' ');
+        self.literal_header(body.remaining());
+        if self.literal_plus {
+            self.current().streamed.push((body, Vec::new()));
         } else {
-            self.parts.push(CommandPart {
-                bytes: value.to_vec(),
-                secret_from: secret.then_some(0),
-            });
+            let mut part = CommandPart::new(Vec::new());
+            part.streamed.push((body, Vec::new()));
+            self.parts.push(part);
+        }
+        self
+    }
+
+    /// `{n+}` or `{n}`, and CRLF.
+    fn literal_header(&mut self, len: u64) {
+        let plus = if self.literal_plus { "+" } else { "" };
+        let tail = self.current().tail();
+        tail.extend_from_slice(format!("{{{len}{plus}}}\r\n").as_bytes());
+    }
+
+    fn push_literal(mut self, value: &[u8], secret: bool) -> Self {
+        self.literal_header(value.len() as u64);
+        if self.literal_plus {
+            self.current().tail().extend_from_slice(value);
+        } else {
+            let mut part = CommandPart::new(value.to_vec());
+            part.secret_from = secret.then_some(0);
+            self.parts.push(part);
         }
         self
     }
 
     /// Finishes the command with CRLF.
     pub fn finish(mut self) -> Vec<CommandPart> {
-        self.current().bytes.extend_from_slice(b"\r\n");
+        self.current().tail().extend_from_slice(b"\r\n");
         self.parts
     }
 }

@@ -12,10 +12,21 @@ use bytes::BytesMut;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+use super::command::CommandPart;
 use super::framer::{FrameError, Framer, FramerLimits, Progress, RawResponse};
 use crate::net::deflate::Deflate;
 use crate::net::inbound::{Inbound, ReadFailure};
-use crate::net::{Deadline, Endpoint, IoObserver, NetError, Rawlog, Transport};
+use crate::net::{BodySource, Deadline, Endpoint, IoObserver, NetError, Rawlog, Transport};
+
+/// Streamed bodies are written in chunks of this size.
+const BODY_CHUNK: usize = 32 * 1024;
+
+/// Output queued behind a streamed body, written (and logged) in order.
+#[derive(Debug)]
+enum Queued {
+    Bytes(Vec<u8>, Option<usize>),
+    Body(Box<dyn BodySource>),
+}
 
 /// Why reading or writing a response failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +42,8 @@ pub enum StreamError {
     Read(io::Error),
     #[error("write failed: {0}")]
     Write(io::Error),
+    #[error("reading the literal being sent failed: {0}")]
+    Body(io::Error),
     #[error("no response from server within {0:?}")]
     Timeout(Duration),
     #[error("{progress} and did not complete it within {waited:?}")]
@@ -78,6 +91,8 @@ pub struct ImapStream {
     inbound: Inbound,
     /// Bytes queued by [`Self::queue`], written by [`Self::flush_queued`].
     out: Vec<u8>,
+    /// What was queued after the first streamed body, in order (empty without bodies).
+    later: std::collections::VecDeque<Queued>,
     /// Told about every read and write.
     observer: Option<std::sync::Arc<dyn IoObserver>>,
     /// When bytes last arrived (tells a silent server from a slow one).
@@ -106,6 +121,7 @@ impl ImapStream {
             bytes_in: 0,
             bytes_out: 0,
             out: Vec::new(),
+            later: std::collections::VecDeque::new(),
             observer: None,
             last_input: None,
             response_started: None,
@@ -284,28 +300,69 @@ impl ImapStream {
     /// Queues bytes for the next [`Self::flush_queued`], so pipelined commands leave
     /// in one write.
     pub fn queue(&mut self, bytes: &[u8], secret_from: Option<usize>) {
+        if !self.later.is_empty() {
+            self.later
+                .push_back(Queued::Bytes(bytes.to_vec(), secret_from));
+            return;
+        }
         if let Some(log) = &mut self.rawlog {
             log.output(bytes, secret_from);
         }
         self.out.extend_from_slice(bytes);
     }
 
+    /// Queues a command piece; its streamed bodies are read while they are written.
+    pub fn queue_part(&mut self, part: CommandPart) {
+        self.queue(&part.bytes, part.secret_from);
+        for (body, after) in part.streamed {
+            self.later.push_back(Queued::Body(body));
+            if !after.is_empty() {
+                self.later.push_back(Queued::Bytes(after, None));
+            }
+        }
+    }
+
+    /// Queues and writes a command piece.
+    pub async fn send_part(&mut self, part: CommandPart) -> Result<(), StreamError> {
+        self.queue_part(part);
+        self.flush_queued().await
+    }
+
     /// Writes everything queued.
     pub async fn flush_queued(&mut self) -> Result<(), StreamError> {
-        if self.out.is_empty() {
+        if self.out.is_empty() && self.later.is_empty() {
             return Ok(());
         }
+        self.write_out().await?;
+        while let Some(queued) = self.later.pop_front() {
+            match queued {
+                Queued::Bytes(bytes, secret_from) => {
+                    if let Some(log) = &mut self.rawlog {
+                        log.output(&bytes, secret_from);
+                    }
+                    self.out = bytes;
+                    self.write_out().await?;
+                }
+                Queued::Body(mut body) => {
+                    while body.remaining() > 0 {
+                        body.read_into(&mut self.out, BODY_CHUNK)
+                            .map_err(StreamError::Body)?;
+                        if self.out.is_empty() {
+                            return Err(StreamError::Body(io::ErrorKind::UnexpectedEof.into()));
+                        }
+                        if let Some(log) = &mut self.rawlog {
+                            log.output(&self.out, None);
+                        }
+                        self.write_out().await?;
+                    }
+                }
+            }
+        }
         // A server that stops reading must not hold the write forever.
-        let write = async {
-            self.io.write_all(&self.out).await?;
-            self.io.flush().await
-        };
-        match tokio::time::timeout(self.timeout, write).await {
+        match tokio::time::timeout(self.timeout, self.io.flush()).await {
             Ok(r) => r.map_err(StreamError::Write)?,
             Err(_) => return Err(StreamError::WriteTimeout(self.timeout)),
         }
-        self.bytes_out += self.out.len() as u64;
-        self.out.clear();
         if let Some(observer) = &self.observer {
             observer.io();
         }
@@ -313,6 +370,21 @@ impl ImapStream {
         if self.out.capacity() > 64 * 1024 {
             self.out = Vec::new();
         }
+        Ok(())
+    }
+
+    /// Writes and empties `out`.
+    async fn write_out(&mut self) -> Result<(), StreamError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        // A server that stops reading must not hold the write forever.
+        match tokio::time::timeout(self.timeout, self.io.write_all(&self.out)).await {
+            Ok(r) => r.map_err(StreamError::Write)?,
+            Err(_) => return Err(StreamError::WriteTimeout(self.timeout)),
+        }
+        self.bytes_out += self.out.len() as u64;
+        self.out.clear();
         Ok(())
     }
 

@@ -1,26 +1,45 @@
-//! Reading messages from an mbox file.
+//! Reading messages from an mbox file, on demand.
 //!
-//! The file is indexed once at open: every line is copied, with a CRLF ending, into one
-//! buffer that holds the messages back to back (the From_ lines themselves are left out),
-//! and each message is recorded as a range of that buffer plus the internal date taken
-//! from its From_ line. Handing a message out is then a [`Bytes::slice`]: no copy and
-//! no allocation.
+//! Opening scans the file once through a bounded window and keeps only where each
+//! message's From_ line starts (4 bytes per message below 4 GiB, 8 above), so memory
+//! does not grow with the size of the mbox: a multi-GB archive costs what its message
+//! count costs. A message
+//! is read when it is handed out, with positioned reads, every line re-ended with CRLF;
+//! [`Mbox::stream`] hands out a large message as a [`MessageStream`] that is read chunk
+//! by chunk while it is sent. The file must not change while it is in use (a message
+//! that no longer reads as it did at open is an error).
 //!
 //! # Format accepted
 //!
 //! A message starts after a line that parses as an mbox From_ line
-//! (`From sender Www Mmm dd hh:mm:ss yyyy`, see [`parse_from_line`]) and runs up to, not
-//! including, the next such line; the blank line before it belongs to the message.
-//! `>From ` lines are not unescaped. LF and CRLF files give the same result.
+//! (`From sender Www Mmm dd hh:mm:ss yyyy`, see [`parse_from_line`]) of at most
+//! [`MAX_FROM_LINE`] bytes, and runs up to, not including, the next such line; the blank
+//! line before it belongs to the message. `>From ` lines are not unescaped. LF and CRLF
+//! files give the same result. A message larger than [`MAX_MESSAGE_SIZE`] is an error,
+//! so a file that is not an mbox (even an endless one, such as `/dev/zero`) is refused
+//! after a bounded read.
 
-use std::ops::Range;
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
 use super::date::{MONTHS, unix_from_civil};
 use super::{MailDate, Message, MessageSource};
+use crate::net::BodySource;
+
+/// The largest message accepted, in bytes as stored in the file.
+pub const MAX_MESSAGE_SIZE: u64 = 64 << 20;
+/// A longer line starting with `From ` is message text, not a From_ line.
+pub const MAX_FROM_LINE: usize = 1024;
+/// The scan window at open.
+const SCAN_WINDOW: usize = 256 * 1024;
+/// Messages up to this size (From_ line included) are read whole; larger ones are
+/// streamed in pieces of this size.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Why an mbox file could not be used. Displayed as `path:line: what`.
 #[derive(thiserror::Error, Debug)]
@@ -46,7 +65,7 @@ pub enum MboxError {
         /// The file.
         path: PathBuf,
         /// 1-based line number (always 1).
-        line: usize,
+        line: u64,
         /// The start of the offending line, lossily decoded.
         text: String,
     },
@@ -56,14 +75,55 @@ pub enum MboxError {
         /// The file.
         path: PathBuf,
         /// 1-based line number of that From_ line.
-        line: usize,
+        line: u64,
+    },
+    /// A message (or what follows a From_ line) is larger than [`MAX_MESSAGE_SIZE`].
+    #[error(
+        "{}:{line}: the message starting here is larger than {} MiB (no From_ line follows); is this an mbox file?",
+        path.display(), MAX_MESSAGE_SIZE >> 20
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number of the message's From_ line.
+        line: u64,
+    },
+    /// A message no longer reads as it did when the file was opened.
+    #[error("{}: message {number} changed since the file was opened", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based message number.
+        number: usize,
     },
 }
 
-#[derive(Clone, Debug)]
-struct Entry {
-    range: Range<usize>,
-    date: MailDate,
+/// Where the bytes are: the open file, or memory ([`Mbox::from_bytes`]).
+#[derive(Debug)]
+enum Backing {
+    File(File),
+    Memory(Bytes),
+}
+
+impl Backing {
+    /// Fills `buf` from `offset`; a short read (the file shrank) is `UnexpectedEof`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match self {
+            Backing::File(file) => {
+                use std::os::unix::fs::FileExt;
+                file.read_exact_at(buf, offset)
+            }
+            Backing::Memory(data) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                let src = start
+                    .checked_add(buf.len())
+                    .and_then(|end| data.get(start..end))
+                    .ok_or(io::ErrorKind::UnexpectedEof)?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The messages of an mbox file, handed out in file order and wrapping around.
@@ -71,123 +131,140 @@ struct Entry {
 /// `Send + Sync`: share it in an `Arc`; the cursor is an atomic counter.
 pub struct Mbox {
     path: PathBuf,
-    data: Bytes,
-    entries: Vec<Entry>,
+    backing: Arc<Backing>,
+    /// Where each message's From_ line starts, then the end of the data.
+    starts: Offsets,
     cursor: AtomicUsize,
-    max_size: usize,
 }
 
 /// The longest prefix of a bad line quoted in [`MboxError::NotMbox`].
 const QUOTE_MAX: usize = 80;
 
 impl Mbox {
-    /// Reads and indexes the mbox file at `path`.
+    /// Opens and indexes the mbox file at `path`; the messages are read later, when
+    /// they are handed out.
     pub fn open(path: &Path) -> Result<Self, MboxError> {
-        let data = std::fs::read(path).map_err(|source| MboxError::Io {
+        let io_error = |source| MboxError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        Self::index(path.to_path_buf(), &data)
+        };
+        let file = File::open(path).map_err(io_error)?;
+        let scanned = Index::scan(&file);
+        Self::with_index(path.to_path_buf(), Backing::File(file), scanned)
     }
 
     /// Indexes an mbox held in memory; `name` stands for the path in errors.
     pub fn from_bytes(name: &str, data: &[u8]) -> Result<Self, MboxError> {
-        Self::index(PathBuf::from(name), data)
+        let scanned = Index::scan(data);
+        let backing = Backing::Memory(Bytes::copy_from_slice(data));
+        Self::with_index(PathBuf::from(name), backing, scanned)
     }
 
-    fn index(path: PathBuf, data: &[u8]) -> Result<Self, MboxError> {
-        if data.is_empty() {
-            return Err(MboxError::Empty { path });
-        }
-        // Every line grows by at most one byte (LF -> CRLF), plus CRLF for a last line
-        // without a newline.
-        let newlines = memchr::memchr_iter(b'\n', data).count();
-        let mut buf: Vec<u8> = Vec::with_capacity(data.len() + newlines + 2);
-        let mut entries: Vec<Entry> = Vec::new();
-        // The open message: where it starts in `buf`, its date, its From_ line number.
-        let mut open: Option<(usize, MailDate, usize)> = None;
-        let mut max_size = 0usize;
-
-        let mut pos = 0usize;
-        let mut line_no = 0usize;
-        while pos < data.len() {
-            line_no += 1;
-            let (line, next) = match memchr::memchr(b'\n', &data[pos..]) {
-                Some(i) => (&data[pos..pos + i], pos + i + 1),
-                None => (&data[pos..], data.len()),
-            };
-            pos = next;
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-
-            if let Some(date) = parse_from_line(line) {
-                if let Some((start, date, _)) = open.take() {
-                    max_size = max_size.max(buf.len() - start);
-                    entries.push(Entry {
-                        range: start..buf.len(),
-                        date,
-                    });
-                }
-                open = Some((buf.len(), date, line_no));
-                continue;
-            }
-            if open.is_none() {
-                let shown = &line[..line.len().min(QUOTE_MAX)];
-                return Err(MboxError::NotMbox {
-                    path,
-                    line: line_no,
-                    text: String::from_utf8_lossy(shown).into_owned(),
-                });
-            }
-            buf.extend_from_slice(line);
-            buf.extend_from_slice(b"\r\n");
-        }
-
-        match open {
-            Some((start, _, from_line)) if start == buf.len() => Err(MboxError::EndsWithFromLine {
-                path,
-                line: from_line,
-            }),
-            Some((start, date, _)) => {
-                max_size = max_size.max(buf.len() - start);
-                entries.push(Entry {
-                    range: start..buf.len(),
-                    date,
-                });
-                Ok(Mbox {
-                    path,
-                    data: Bytes::from(buf),
-                    entries,
-                    cursor: AtomicUsize::new(0),
-                    max_size,
-                })
-            }
-            // Unreachable: a non-empty file has a first line, which either opened a
-            // message or returned NotMbox. Report it as NotMbox rather than panic.
-            None => Err(MboxError::NotMbox {
-                path,
-                line: 1,
-                text: String::new(),
-            }),
-        }
+    fn with_index(
+        path: PathBuf,
+        backing: Backing,
+        scanned: Result<Index, ScanError>,
+    ) -> Result<Self, MboxError> {
+        let index = match scanned {
+            Ok(index) => index,
+            Err(e) => return Err(e.into_mbox_error(path, &backing)),
+        };
+        Ok(Mbox {
+            path,
+            backing: Arc::new(backing),
+            starts: index.starts,
+            cursor: AtomicUsize::new(0),
+        })
     }
 
     /// The number of messages; at least 1.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.starts.len() - 1
     }
 
     /// Always `false`: an mbox without messages fails to open.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
-    /// Message `i % len()` (0-based, in file order).
-    pub fn get(&self, i: usize) -> Message {
-        let entry = &self.entries[i % self.entries.len()];
-        Message {
-            data: self.data.slice(entry.range.clone()),
-            date: entry.date,
+    /// The stored bytes of message `i % len()`: From_ line, then the message.
+    fn stored_range(&self, i: usize) -> (usize, u64, u64) {
+        let i = i % self.len();
+        (i, self.starts.get(i), self.starts.get(i + 1))
+    }
+
+    fn changed(&self, i: usize) -> MboxError {
+        MboxError::Changed {
+            path: self.path.clone(),
+            number: i + 1,
         }
+    }
+
+    /// Reads `len` bytes at `offset`.
+    fn read(&self, i: usize, offset: u64, len: u64) -> Result<Vec<u8>, MboxError> {
+        let len = usize::try_from(len).map_err(|_| self.changed(i))?;
+        let mut buf = vec![0; len];
+        self.backing
+            .read_exact_at(&mut buf, offset)
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::UnexpectedEof => self.changed(i),
+                _ => MboxError::Io {
+                    path: self.path.clone(),
+                    source,
+                },
+            })?;
+        Ok(buf)
+    }
+
+    /// Message `i % len()` (0-based, in file order), read whole.
+    pub fn get(&self, i: usize) -> Result<Message, MboxError> {
+        let (i, start, end) = self.stored_range(i);
+        let stored = self.read(i, start, end - start)?;
+        let (date, text) = from_line_at(&stored, true).ok_or_else(|| self.changed(i))?;
+        let body = &stored[text..];
+        let mut data = Vec::with_capacity(body.len() + body.len() / 16 + 2);
+        let last = crlf_into(body, false, &mut data);
+        finish_crlf(last, &mut data);
+        Ok(Message {
+            data: Bytes::from(data),
+            date,
+        })
+    }
+
+    /// Message `i % len()` as a stream: small messages are read whole, large ones piece
+    /// by piece while they are sent.
+    pub fn stream(&self, i: usize) -> Result<MessageStream, MboxError> {
+        let (i, start, end) = self.stored_range(i);
+        if end - start <= READ_CHUNK as u64 {
+            return self.get(i).map(MessageStream::from);
+        }
+        let head_len = (end - start).min(MAX_FROM_LINE as u64 + 1);
+        let head = self.read(i, start, head_len)?;
+        let (date, text) = from_line_at(&head, false).ok_or_else(|| self.changed(i))?;
+        let text_start = start + text as u64;
+        // The size announced up front: one pass counting the LFs that gain a CR.
+        let mut len = end - text_start;
+        let mut pos = text_start;
+        let mut last = None;
+        while pos < end {
+            let piece = self.read(i, pos, (end - pos).min(READ_CHUNK as u64))?;
+            len += bare_lfs(&piece, last == Some(b'\r'));
+            last = piece.last().copied();
+            pos += piece.len() as u64;
+        }
+        len += tail_len(last);
+        Ok(MessageStream {
+            date,
+            remaining: len,
+            body: Body::File(FileBody {
+                mbox_path: self.path.clone(),
+                number: i + 1,
+                backing: self.backing.clone(),
+                pos: text_start,
+                end,
+                last: None,
+            }),
+        })
     }
 
     /// The path (or name given to [`Mbox::from_bytes`]).
@@ -195,22 +272,9 @@ impl Mbox {
         &self.path
     }
 
-    /// The total size of all messages, CRLF line endings counted.
-    pub fn total_size(&self) -> u64 {
-        self.data.len() as u64
-    }
-
-    /// The size of the largest message, CRLF line endings counted.
-    pub fn max_message_size(&self) -> usize {
-        self.max_size
-    }
-
-    /// The messages in file order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Message> + '_ {
-        self.entries.iter().map(|e| Message {
-            data: self.data.slice(e.range.clone()),
-            date: e.date,
-        })
+    /// The messages in file order, each read when the iterator reaches it.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Result<Message, MboxError>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
     }
 }
 
@@ -219,9 +283,7 @@ impl std::fmt::Debug for Mbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mbox")
             .field("path", &self.path)
-            .field("messages", &self.entries.len())
-            .field("total_size", &self.data.len())
-            .field("max_message_size", &self.max_size)
+            .field("messages", &self.len())
             .field("cursor", &self.cursor.load(Ordering::Relaxed))
             .finish()
     }
@@ -229,13 +291,405 @@ impl std::fmt::Debug for Mbox {
 
 impl MessageSource for Mbox {
     /// The messages in file order, starting over after the last; `rng` is not used.
-    fn next_message(&self, _rng: &mut dyn rand::Rng) -> Message {
+    fn next_message(&self, _rng: &mut dyn rand::Rng) -> Result<Message, MboxError> {
         let i = self.cursor.fetch_add(1, Ordering::Relaxed);
         self.get(i)
     }
 
+    fn next_stream(&self, _rng: &mut dyn rand::Rng) -> Result<MessageStream, MboxError> {
+        let i = self.cursor.fetch_add(1, Ordering::Relaxed);
+        self.stream(i)
+    }
+
     fn len_hint(&self) -> Option<usize> {
-        Some(self.entries.len())
+        Some(self.len())
+    }
+}
+
+/// A message handed out as a [`BodySource`]: its CRLF size is known up front, its
+/// bytes come from memory or, for a large mbox message, from the file while it is sent.
+#[derive(Debug)]
+pub struct MessageStream {
+    /// The internal date to APPEND it with.
+    pub date: MailDate,
+    remaining: u64,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Memory(Bytes),
+    File(FileBody),
+}
+
+/// The part of a stored message not read yet.
+#[derive(Debug)]
+struct FileBody {
+    mbox_path: PathBuf,
+    number: usize,
+    backing: Arc<Backing>,
+    pos: u64,
+    end: u64,
+    /// The last stored byte converted so far.
+    last: Option<u8>,
+}
+
+impl From<Message> for MessageStream {
+    fn from(message: Message) -> Self {
+        MessageStream {
+            date: message.date,
+            remaining: message.data.len() as u64,
+            body: Body::Memory(message.data),
+        }
+    }
+}
+
+impl MessageStream {
+    /// The message's size, CRLF line endings counted (what is still to come).
+    pub fn len(&self) -> u64 {
+        self.remaining
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+}
+
+impl BodySource for MessageStream {
+    fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    fn read_into(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<()> {
+        let before = out.len();
+        match &mut self.body {
+            Body::Memory(data) => {
+                let piece = data.split_to(max.min(data.len()));
+                out.extend_from_slice(&piece);
+            }
+            Body::File(file) => file.read_into(out, max.max(2))?,
+        }
+        let produced = (out.len() - before) as u64;
+        if produced > self.remaining {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the message grew while it was sent",
+            ));
+        }
+        self.remaining -= produced;
+        Ok(())
+    }
+}
+
+impl FileBody {
+    /// Converts up to `max / 2` stored bytes (at most `max` with the added CRs), or the
+    /// final line end once the stored bytes are done.
+    fn read_into(&mut self, out: &mut Vec<u8>, max: usize) -> io::Result<()> {
+        if self.pos >= self.end {
+            finish_crlf(self.last, out);
+            self.last = Some(b'\n');
+            return Ok(());
+        }
+        let len = (self.end - self.pos).min((max / 2) as u64) as usize;
+        let mut piece = vec![0; len];
+        self.backing
+            .read_exact_at(&mut piece, self.pos)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("{}: message {}: {e}", self.mbox_path.display(), self.number),
+                )
+            })?;
+        crlf_into(&piece, self.last == Some(b'\r'), out);
+        self.last = piece.last().copied().or(self.last);
+        self.pos += len as u64;
+        Ok(())
+    }
+}
+
+/// Appends `stored` to `out` with every LF that has no CR before it made CRLF;
+/// `after_cr`: the byte before `stored` was CR. Returns the last byte of `stored`.
+fn crlf_into(stored: &[u8], after_cr: bool, out: &mut Vec<u8>) -> Option<u8> {
+    let mut copied = 0;
+    for lf in memchr::memchr_iter(b'\n', stored) {
+        let cr = if lf == 0 {
+            after_cr
+        } else {
+            stored[lf - 1] == b'\r'
+        };
+        if !cr {
+            out.extend_from_slice(&stored[copied..lf]);
+            out.push(b'\r');
+            copied = lf;
+        }
+    }
+    out.extend_from_slice(&stored[copied..]);
+    stored.last().copied()
+}
+
+/// LFs in `stored` without a CR before them.
+fn bare_lfs(stored: &[u8], after_cr: bool) -> u64 {
+    memchr::memchr_iter(b'\n', stored)
+        .filter(|&lf| {
+            if lf == 0 {
+                !after_cr
+            } else {
+                stored[lf - 1] != b'\r'
+            }
+        })
+        .count() as u64
+}
+
+/// The line end a message gets when its last line has none: CRLF, or LF after a CR.
+fn tail_len(last: Option<u8>) -> u64 {
+    match last {
+        None | Some(b'\n') => 0,
+        Some(b'\r') => 1,
+        Some(_) => 2,
+    }
+}
+
+fn finish_crlf(last: Option<u8>, out: &mut Vec<u8>) {
+    match tail_len(last) {
+        1 => out.push(b'\n'),
+        2 => out.extend_from_slice(b"\r\n"),
+        _ => {}
+    }
+}
+
+/// If `data` starts with a From_ line, its date and length (line end included). The
+/// line must end within [`MAX_FROM_LINE`] bytes; `at_end`: `data` runs to the end of
+/// the file, so a last line without a line end counts too.
+fn from_line_at(data: &[u8], at_end: bool) -> Option<(MailDate, usize)> {
+    if !data.starts_with(b"From ") {
+        return None;
+    }
+    let limit = data.len().min(MAX_FROM_LINE + 1);
+    let (line, len) = match memchr::memchr(b'\n', &data[..limit]) {
+        Some(lf) => (&data[..lf], lf + 1),
+        None if at_end && data.len() <= MAX_FROM_LINE => (data, data.len()),
+        None => return None,
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    parse_from_line(line).map(|date| (date, len))
+}
+
+/// File offsets, as `u32` while they fit (most mbox files are below 4 GiB).
+#[derive(Debug)]
+enum Offsets {
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl Offsets {
+    fn push(&mut self, offset: u64) {
+        match self {
+            Offsets::Narrow(narrow) => match u32::try_from(offset) {
+                Ok(offset) => narrow.push(offset),
+                Err(_) => {
+                    let mut wide: Vec<u64> = narrow.iter().map(|&o| u64::from(o)).collect();
+                    wide.push(offset);
+                    *self = Offsets::Wide(wide);
+                }
+            },
+            Offsets::Wide(wide) => wide.push(offset),
+        }
+    }
+
+    fn get(&self, i: usize) -> u64 {
+        match self {
+            Offsets::Narrow(narrow) => u64::from(narrow[i]),
+            Offsets::Wide(wide) => wide[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Offsets::Narrow(narrow) => narrow.len(),
+            Offsets::Wide(wide) => wide.len(),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Offsets::Narrow(narrow) => narrow.shrink_to_fit(),
+            Offsets::Wide(wide) => wide.shrink_to_fit(),
+        }
+    }
+}
+
+/// What a scan of the whole file found.
+struct Index {
+    starts: Offsets,
+}
+
+/// Why a scan failed; positions are turned into line numbers only then.
+#[derive(Debug)]
+enum ScanError {
+    Io(io::Error),
+    Empty,
+    /// The first line, quoted.
+    NotMbox(String),
+    /// The file ends with the From_ line at this offset.
+    EndsWithFromLine(u64),
+    /// The message of the From_ line at this offset is too large.
+    TooLarge(u64),
+}
+
+impl ScanError {
+    fn into_mbox_error(self, path: PathBuf, backing: &Backing) -> MboxError {
+        let (offset, ends) = match self {
+            ScanError::Io(source) => return MboxError::Io { path, source },
+            ScanError::Empty => return MboxError::Empty { path },
+            ScanError::NotMbox(text) => {
+                return MboxError::NotMbox {
+                    path,
+                    line: 1,
+                    text,
+                };
+            }
+            ScanError::EndsWithFromLine(offset) => (offset, true),
+            ScanError::TooLarge(offset) => (offset, false),
+        };
+        match line_at(backing, offset) {
+            Ok(line) if ends => MboxError::EndsWithFromLine { path, line },
+            Ok(line) => MboxError::TooLarge { path, line },
+            Err(source) => MboxError::Io { path, source },
+        }
+    }
+}
+
+/// The 1-based number of the line starting at `offset` (only for error messages: it
+/// reads everything before).
+fn line_at(backing: &Backing, offset: u64) -> io::Result<u64> {
+    let mut line = 1;
+    let mut pos = 0;
+    let mut buf = vec![0; SCAN_WINDOW];
+    while pos < offset {
+        let len = (offset - pos).min(SCAN_WINDOW as u64) as usize;
+        backing.read_exact_at(&mut buf[..len], pos)?;
+        line += memchr::memchr_iter(b'\n', &buf[..len]).count() as u64;
+        pos += len as u64;
+    }
+    Ok(line)
+}
+
+/// A bounded read window over the file during the scan.
+struct Window<R> {
+    reader: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// File offset of `buf[start]`.
+    offset: u64,
+    eof: bool,
+}
+
+impl<R: Read> Window<R> {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.offset += n as u64;
+    }
+
+    /// Makes at least `want` bytes available (fewer only at the end of the file).
+    fn ensure(&mut self, want: usize) -> io::Result<()> {
+        if self.end - self.start >= want || self.eof {
+            return Ok(());
+        }
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        while self.end < want && !self.eof {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What separates messages, less the From_ line's date.
+const SEPARATOR: &[u8] = b"\nFrom ";
+
+impl Index {
+    /// Reads the mbox once, front to back, through a bounded window, looking only at
+    /// lines that start with `From `.
+    fn scan(reader: impl Read) -> Result<Index, ScanError> {
+        let mut window = Window {
+            reader,
+            buf: vec![0; SCAN_WINDOW],
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+        };
+        let separator = memchr::memmem::Finder::new(SEPARATOR);
+        let mut starts = Offsets::Narrow(Vec::new());
+        // The last From_ line: where it starts and where its message's text starts.
+        let mut last: Option<(u64, u64)> = None;
+        let mut at_line_start = true;
+        loop {
+            window.ensure(MAX_FROM_LINE + 1).map_err(ScanError::Io)?;
+            let data = window.data();
+            if data.is_empty() {
+                break;
+            }
+            if at_line_start {
+                if let Some((_, len)) = from_line_at(data, window.eof) {
+                    starts.push(window.offset);
+                    last = Some((window.offset, window.offset + len as u64));
+                    window.consume(len);
+                    continue;
+                }
+                if last.is_none() {
+                    let shown = &data[..data.len().min(QUOTE_MAX)];
+                    let shown = match memchr::memchr(b'\n', shown) {
+                        Some(lf) => &shown[..lf],
+                        None => shown,
+                    };
+                    let shown = shown.strip_suffix(b"\r").unwrap_or(shown);
+                    return Err(ScanError::NotMbox(
+                        String::from_utf8_lossy(shown).into_owned(),
+                    ));
+                }
+            }
+            match separator.find(data) {
+                Some(lf) => {
+                    window.consume(lf + 1);
+                    at_line_start = true;
+                }
+                None => {
+                    // Keep what could be the start of a separator cut by the window.
+                    let keep = if window.eof { 0 } else { SEPARATOR.len() - 1 };
+                    window.consume(data.len() - keep.min(data.len()));
+                    at_line_start = false;
+                    if window.eof {
+                        break;
+                    }
+                }
+            }
+            if let Some((from, text)) = last
+                && window.offset - text > MAX_MESSAGE_SIZE
+            {
+                return Err(ScanError::TooLarge(from));
+            }
+        }
+        match last {
+            None => Err(ScanError::Empty),
+            Some((from, text)) if text == window.offset => Err(ScanError::EndsWithFromLine(from)),
+            Some(_) => {
+                starts.push(window.offset);
+                starts.shrink_to_fit();
+                Ok(Index { starts })
+            }
+        }
     }
 }
 
@@ -411,6 +865,21 @@ mod tests {
 
     fn d(line: &str) -> Option<(String, i16)> {
         parse_from_line(line.as_bytes()).map(|d| (d.imap_format(), d.offset_minutes))
+    }
+
+    #[test]
+    fn offsets_widen_past_4_gib() {
+        let mut offsets = Offsets::Narrow(Vec::new());
+        offsets.push(7);
+        offsets.push(u64::from(u32::MAX));
+        assert!(matches!(offsets, Offsets::Narrow(_)));
+        offsets.push(1 << 33);
+        assert!(matches!(offsets, Offsets::Wide(_)));
+        assert_eq!(
+            (0..3).map(|i| offsets.get(i)).collect::<Vec<_>>(),
+            [7, u64::from(u32::MAX), 1 << 33]
+        );
+        assert_eq!(offsets.len(), 3);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Message sources for APPEND and LMTP, and the test mbox generator.
 //!
-//! * [`Mbox`]: messages read from an mbox file, indexed once at open into a single CRLF
-//!   buffer; handed out in order, wrapping around, from any number of tasks.
+//! * [`Mbox`]: messages of an mbox file, indexed once at open and read on demand (memory
+//!   does not grow with the file); handed out in order, wrapping around, from any number
+//!   of tasks, whole or as a [`MessageStream`] read while it is sent.
 //! * [`RandomMessages`]: `random_msg_size=N` bodies of random bytes.
 //! * [`generate::generate_mbox`]: a deterministic, realistic test mbox.
 //!
@@ -18,7 +19,7 @@ pub mod sized;
 
 pub use date::MailDate;
 pub use generate::{GenerateOptions, GenerateStats, generate_mbox};
-pub use mbox::{Mbox, MboxError};
+pub use mbox::{Mbox, MboxError, MessageStream};
 pub use random::RandomMessages;
 
 /// One message to APPEND or deliver.
@@ -33,8 +34,14 @@ pub struct Message {
 /// Where APPEND and LMTP get their messages. Shared by many tasks behind an `Arc`.
 pub trait MessageSource: Send + Sync {
     /// The next message. Sources that need randomness draw it from `rng`; the others
-    /// ignore it.
-    fn next_message(&self, rng: &mut dyn rand::Rng) -> Message;
+    /// ignore it. Only a file source fails (it changed or cannot be read).
+    fn next_message(&self, rng: &mut dyn rand::Rng) -> Result<Message, MboxError>;
+
+    /// The next message as a stream: a large one is read while it is sent instead of
+    /// being held in memory whole.
+    fn next_stream(&self, rng: &mut dyn rand::Rng) -> Result<MessageStream, MboxError> {
+        self.next_message(rng).map(MessageStream::from)
+    }
 
     /// How many distinct messages the source holds, if it is finite.
     fn len_hint(&self) -> Option<usize>;

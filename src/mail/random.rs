@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{MailDate, Message, MessageSource};
+use super::{MailDate, MboxError, Message, MessageSource};
 
 /// Messages of 1..=`max_size` random bytes (NUL and 8-bit included) with no headers.
 ///
@@ -66,11 +66,11 @@ fn uniform_1_to(rng: &mut dyn rand::Rng, max: u64) -> u64 {
 }
 
 impl MessageSource for RandomMessages {
-    fn next_message(&self, rng: &mut dyn rand::Rng) -> Message {
-        Message {
+    fn next_message(&self, rng: &mut dyn rand::Rng) -> Result<Message, MboxError> {
+        Ok(Message {
             data: Bytes::from(self.random_body(rng)),
             date: MailDate::now_utc(),
-        }
+        })
     }
 
     fn len_hint(&self) -> Option<usize> {

@@ -1,5 +1,6 @@
 //! Transport: TCP connects, TLS, STARTTLS upgrades and rawlogs. Knows no protocol.
 
+pub mod body;
 pub mod connect;
 pub mod deadline;
 pub mod deflate;
@@ -9,6 +10,7 @@ pub mod rawlog;
 pub mod tls;
 pub mod transport;
 
+pub use body::BodySource;
 pub use connect::{Endpoint, NetError, PhaseTimes};
 pub use deadline::Deadline;
 pub use lines::{LineError, LineStream};

@@ -823,7 +823,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
                 if all && src.at_end() {
                     break;
                 }
-                let Some(msg) = src.next_message() else { break };
+                let msg = src.next_message().map_err(SetupError::Failed)?;
                 let plus = if self.conns[0].has_cap("LITERAL+") {
                     "+"
                 } else {
@@ -852,10 +852,10 @@ impl<'a, 'c> TestRun<'a, 'c> {
         if self.source.is_none() {
             self.source = Some(MboxSource::open(&self.test.mbox)?);
         }
-        self.source
-            .as_mut()
-            .and_then(MboxSource::next_message)
-            .ok_or_else(|| format!("{}: no messages", self.test.mbox.display()))
+        match self.source.as_mut() {
+            Some(source) => source.next_message(),
+            None => Err(format!("{}: no messages", self.test.mbox.display())),
+        }
     }
 
     /// Builds the bytes of one test command: the text, or an APPEND/REPLACE with the

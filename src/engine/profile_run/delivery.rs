@@ -66,7 +66,7 @@ fn delivery_body(
     msg: u32,
     unique: &str,
     marker_text: &str,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, crate::mail::MboxError> {
     // The same message for the same (seed, user, delivery) in every run.
     let seed = splitmix64(ctx.seed ^ user.marker_id(msg) ^ ((to == Mailbox::Spam) as u64) << 63);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -82,15 +82,15 @@ fn delivery_body(
             // The marker and Message-ID add a fixed overhead: build again without it.
             let overhead = first.len() as i64 - size as i64;
             if overhead == 0 || size as i64 - overhead < crate::mail::sized::MIN_BUILT as i64 {
-                return first;
+                return Ok(first);
             }
-            finish(
+            Ok(finish(
                 &sized
                     .message_of((size as i64 - overhead) as u64, attach, seed)
                     .data,
-            )
+            ))
         }
-        None => finish(&ctx.messages.next_message(&mut rng).data),
+        None => Ok(finish(&ctx.messages.next_message(&mut rng)?.data)),
     }
 }
 
@@ -123,7 +123,15 @@ async fn deliver_one(
     let id = user.marker_id(msg);
     let sent = SystemTime::now();
     let unique = format!("{:x}.{id:x}.{}@imaptest", ctx.run_id, to as u8);
-    let body = delivery_body(ctx, user, to, msg, &unique, &marker(id, sent));
+    let body = match delivery_body(ctx, user, to, msg, &unique, &marker(id, sent)) {
+        Ok(body) => body,
+        Err(e) => {
+            failed(ctx);
+            let message = format!("LMTP delivery: no message to send: {e}");
+            ctx.error(ErrorKind::Other, &user.name, None, message, None);
+            return Some(SkipReason::DeliveryFailed);
+        }
+    };
     let recipient = match to {
         Mailbox::Inbox => user.name.clone(),
         Mailbox::Spam => with_detail(&user.name, "Spam"),

@@ -6,7 +6,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::config::StressSettings as Settings;
 use crate::imap::Capabilities;
 use crate::imap::command::{CommandBuilder, CommandPart, quoted};
-use crate::mail::MessageSource;
+use crate::mail::{MboxError, MessageSource};
 use crate::states::State;
 use crate::tracking::flags::StoreIntent;
 use crate::tracking::search::{DateField, DateOp, SearchKey, render_list};
@@ -78,8 +78,21 @@ const KEYWORDS: [&str; 5] = ["$Label1", "$Label2", "$Label3", "$Label4", "$Label
 const SORT_KEYS: [&str; 7] = ["ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO"];
 
 /// Builds `state`'s command with `tag`, or `None` when there is nothing to send
-/// (e.g. FETCH in an empty mailbox): the state is then consumed silently.
+/// (e.g. FETCH in an empty mailbox): the state is then consumed silently. Fails only
+/// when the mbox cannot be read.
 pub fn build(
+    state: State,
+    tag: &str,
+    ctx: &CommandContext<'_>,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Option<Built>, MboxError> {
+    match state {
+        State::Append => append(tag, ctx, rng),
+        state => Ok(build_without_message(state, tag, ctx, rng)),
+    }
+}
+
+fn build_without_message(
     state: State,
     tag: &str,
     ctx: &CommandContext<'_>,
@@ -157,10 +170,7 @@ pub fn build(
             render_list(&keys, &mut text);
             let line = format!("{tag} {text}");
             return Some(Built {
-                parts: vec![CommandPart {
-                    bytes: format!("{line}\r\n").into_bytes(),
-                    secret_from: None,
-                }],
+                parts: vec![CommandPart::new(format!("{line}\r\n").into_bytes())],
                 line,
                 search: Some(keys),
                 store: None,
@@ -238,7 +248,6 @@ pub fn build(
             return Some(untracked_store(tag, text, &picked, silent, ctx));
         }
         State::Expunge => "EXPUNGE".to_owned(),
-        State::Append => return append(tag, ctx, rng),
         State::Noop => "NOOP".to_owned(),
         State::Idle => "IDLE".to_owned(),
         State::Check => "CHECK".to_owned(),
@@ -247,10 +256,7 @@ pub fn build(
     };
     let line = format!("{tag} {text}");
     Some(Built {
-        parts: vec![CommandPart {
-            bytes: format!("{line}\r\n").into_bytes(),
-            secret_from: None,
-        }],
+        parts: vec![CommandPart::new(format!("{line}\r\n").into_bytes())],
         line,
         search: None,
         store: None,
@@ -258,11 +264,16 @@ pub fn build(
 }
 
 /// `APPEND "box" [(flags)] ["date"] {n}` + message, and with MULTIAPPEND further
-/// messages in the same command while the "again" probability says so.
-fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> Option<Built> {
+/// messages in the same command while the "again" probability says so. The messages
+/// are streamed from their source while the command is sent.
+fn append(
+    tag: &str,
+    ctx: &CommandContext<'_>,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Option<Built>, MboxError> {
     let target = ctx.settings.msgs;
     if ctx.msgs - ctx.msgs / 8 >= target {
-        return None;
+        return Ok(None);
     }
     let again = ctx.settings.probabilities.again(State::Append);
     let multiappend = ctx.capabilities.has("MULTIAPPEND") && again > 0;
@@ -271,16 +282,16 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
     let mut count = 0;
     let mut bytes = 0;
     loop {
-        let message = ctx.messages.next_message(rng);
+        let message = ctx.messages.next_stream(rng)?;
         if rng.random_bool(0.5) {
             builder = builder.raw(&format!("({})", random_flags(rng, false)));
         }
         if rng.random_bool(0.5) {
             builder = builder.raw(&format!("\"{}\"", message.date.imap_format()));
         }
-        builder = builder.literal(&message.data);
+        bytes += message.len();
+        builder = builder.literal_body(Box::new(message));
         count += 1;
-        bytes += message.data.len();
         if !multiappend || rng.random_range(0..100u32) >= u32::from(again) || count >= 100 {
             break;
         }
@@ -290,12 +301,12 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
         quoted(&ctx.settings.mailbox),
         if count == 1 { "" } else { "s" }
     );
-    Some(Built {
+    Ok(Some(Built {
         parts: builder.finish(),
         line,
         search: None,
         store: None,
-    })
+    }))
 }
 
 /// Up to `count` random messages: sequences in 1..=msgs, or with `own_msgs` only the
@@ -333,10 +344,7 @@ fn untracked_store(
 ) -> Built {
     let line = format!("{tag} {text}");
     Built {
-        parts: vec![CommandPart {
-            bytes: format!("{line}\r\n").into_bytes(),
-            secret_from: None,
-        }],
+        parts: vec![CommandPart::new(format!("{line}\r\n").into_bytes())],
         line,
         search: None,
         store: ctx.track_stores.then(|| StoreIntent {
@@ -408,10 +416,7 @@ fn owned_store(
     );
     let line = format!("{tag} {text}");
     Some(Built {
-        parts: vec![CommandPart {
-            bytes: format!("{line}\r\n").into_bytes(),
-            secret_from: None,
-        }],
+        parts: vec![CommandPart::new(format!("{line}\r\n").into_bytes())],
         line,
         search: None,
         store: Some(StoreIntent {
@@ -548,11 +553,65 @@ fn search_query(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64) -> String {
     s
 }
 
+/// Draws before a query that Dovecot would answer wrongly gives way to `ALL`.
+const MAX_SEARCH_DRAWS: usize = 100;
+
 /// The query tree: the root AND list.
 pub fn search_keys(rng: &mut Xoshiro256PlusPlus, msgs: u32, now: i64) -> Vec<SearchKey> {
-    let mut parts = Vec::new();
-    search_group(rng, msgs, now, 100, 0, &mut parts);
-    parts
+    for _ in 0..MAX_SEARCH_DRAWS {
+        let mut parts = Vec::new();
+        search_group(rng, msgs, now, 100, 0, &mut parts);
+        if no_merged_kinds(parts.iter(), false, true) {
+            return parts;
+        }
+    }
+    vec![SearchKey::All]
+}
+
+/// Dovecot 2.3 flattens a query before it simplifies it: nested lists of one operator
+/// become one list (`(a b) c` is `a b c`, `OR (OR a b) c` one OR of three) and NOT goes
+/// inside with De Morgan (`NOT (OR a b)` is `NOT a NOT b`). Two keys of one kind that
+/// end up in one list are then merged wrongly, so such a query would be a false alarm
+/// on a long-lived session; the generator builds none (nested ones are drawn again).
+/// `keys` form one list, AND if `and` else OR, under NOT if `negated`.
+fn no_merged_kinds<'a>(
+    keys: impl Iterator<Item = &'a SearchKey>,
+    negated: bool,
+    and: bool,
+) -> bool {
+    let mut members = Vec::new();
+    for key in keys {
+        flatten(key, negated, and, &mut members);
+    }
+    for (i, (a, _)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(b, _)| same_kind(a, b)) {
+            return false;
+        }
+    }
+    members.iter().all(|&(key, negated)| match key {
+        // A list of the other operator: `NOT (a b)` is an OR, `NOT (OR a b)` an AND.
+        SearchKey::And(items) => no_merged_kinds(items.iter(), negated, !negated),
+        SearchKey::Or(a, b) => no_merged_kinds([&**a, &**b].into_iter(), negated, negated),
+        _ => true,
+    })
+}
+
+/// The members of one flattened AND (`and`) or OR list that `key` contributes, each
+/// with whether it is negated.
+fn flatten<'a>(key: &'a SearchKey, negated: bool, and: bool, out: &mut Vec<(&'a SearchKey, bool)>) {
+    match key {
+        SearchKey::Not(inner) => flatten(inner, !negated, and, out),
+        SearchKey::And(items) if and != negated => {
+            for item in items {
+                flatten(item, negated, and, out);
+            }
+        }
+        SearchKey::Or(a, b) if and == negated => {
+            flatten(a, negated, and, out);
+            flatten(b, negated, and, out);
+        }
+        key => out.push((key, negated)),
+    }
 }
 
 fn search_group(
@@ -644,7 +703,9 @@ fn same_kind(a: &SearchKey, b: &SearchKey) -> bool {
         }
     }
     match (base(a), base(b)) {
-        (SearchKey::SeqSet(_), SearchKey::SeqSet(_))
+        // Dovecot answers `OR (ALL NOT OR ALL ALL) 1:3` with every message.
+        (SearchKey::All, SearchKey::All)
+        | (SearchKey::SeqSet(_), SearchKey::SeqSet(_))
         | (SearchKey::Smaller(_), SearchKey::Smaller(_))
         | (SearchKey::Larger(_), SearchKey::Larger(_)) => true,
         (SearchKey::Date { field: f, .. }, SearchKey::Date { field: g, .. }) => f == g,
@@ -676,6 +737,51 @@ fn merge_ranges(sorted: &[u32]) -> Vec<(u32, u32)> {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// Queries Dovecot 2.3 answered wrongly on the lab: same-kind keys that meet only
+    /// once nested lists are flattened.
+    #[test]
+    fn keys_that_meet_after_flattening_are_caught() {
+        use crate::tracking::search::{DateField, DateOp};
+        let before = SearchKey::Date {
+            field: DateField::Internal,
+            op: DateOp::Before,
+            day: 0,
+        };
+        let not = |k: SearchKey| SearchKey::Not(Box::new(k));
+        let or = |a: SearchKey, b: SearchKey| SearchKey::Or(Box::new(a), Box::new(b));
+        // (NOT BEFORE d NOT LARGER 3530) NOT LARGER 3080
+        let nested_and = [
+            SearchKey::And(vec![not(before.clone()), not(SearchKey::Larger(3530))]),
+            not(SearchKey::Larger(3080)),
+        ];
+        assert!(!no_merged_kinds(nested_and.iter(), false, true));
+        // NOT OR (OR (OR SMALLER 2105 LARGER 3465) SMALLER 3696) BEFORE d
+        let nested_or = [not(or(
+            or(
+                or(SearchKey::Smaller(2105), SearchKey::Larger(3465)),
+                SearchKey::Smaller(3696),
+            ),
+            before.clone(),
+        ))];
+        assert!(!no_merged_kinds(nested_or.iter(), false, true));
+        // Kinds that stay in lists of their own are fine: OR (a b) (c d) keeps the
+        // two ANDs apart.
+        let apart = [or(
+            SearchKey::And(vec![SearchKey::Larger(1), before.clone()]),
+            SearchKey::And(vec![SearchKey::Larger(2), SearchKey::NotDeleted]),
+        )];
+        assert!(no_merged_kinds(apart.iter(), false, true));
+    }
+
+    #[test]
+    fn generated_queries_never_merge_kinds() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let keys = search_keys(&mut rng, 40, 1_700_000_000);
+            assert!(no_merged_kinds(keys.iter(), false, true), "{keys:?}");
+        }
+    }
 
     /// Dovecot 2.3 answers two same-kind keys in one AND wrongly, and `NOT (OR a b)` is
     /// such an AND: the generator never builds either.

@@ -27,6 +27,15 @@ use crate::users::User;
 /// Commands in flight per connection.
 pub const MAX_PIPELINE: usize = 10;
 
+/// Planned states consumed in a row without sending anything (an APPEND with the
+/// mailbox at `msgs=`, SELECT when already selected, …) after which no state is taken
+/// to apply: the connection waits instead of spinning through the walk.
+const MAX_SILENT_STATES: u32 = 2 * State::COUNT as u32;
+/// The first wait when no state applies; it doubles up to [`STARVED_WAIT_MAX`] while
+/// nothing applies, and starts over once a command is sent.
+const STARVED_WAIT_MIN: Duration = Duration::from_millis(10);
+const STARVED_WAIT_MAX: Duration = Duration::from_secs(1);
+
 /// NO texts some servers send for messages expunged by another session; not errors.
 const EXPUNGED_NO_TEXTS: [&str; 5] = [
     "no longer exist",
@@ -86,12 +95,19 @@ pub struct Connection<'a> {
     /// A state chosen but not yet sendable (blocked by the pipelining rules).
     planned: Option<State>,
     msgs: u32,
-    separator: char,
+    /// The hierarchy separator, once `LIST "" ""` told it (asked only when a state
+    /// needs it).
+    separator: Option<char>,
     keywords: bool,
     idle_done_sent: bool,
     logout_sent: bool,
     bye_seen: bool,
     nothing_runnable_reported: bool,
+    /// No planned state applied ([`MAX_SILENT_STATES`] in a row): wait before planning
+    /// again.
+    starved: bool,
+    /// The next wait when starved.
+    starved_wait: Duration,
     /// Last I/O and the oldest outstanding command, for the console's stall lines.
     status: std::sync::Arc<crate::metrics::ConnectionStatus>,
     /// The mailbox model; `None` with `no_tracking`.
@@ -104,6 +120,8 @@ pub struct Connection<'a> {
     checkpoint_tag: Option<u32>,
     /// The server said `* ENABLED QRESYNC`.
     qresync_enabled: bool,
+    /// A command could not be built (the mbox cannot be read): end the connection.
+    failed: Option<Ended>,
 }
 
 impl<'a> Connection<'a> {
@@ -134,12 +152,14 @@ impl<'a> Connection<'a> {
             level: Level::Auth,
             planned: None,
             msgs: 0,
-            separator: '/',
+            separator: None,
             keywords: false,
             idle_done_sent: false,
             logout_sent: false,
             bye_seen: false,
             nothing_runnable_reported: false,
+            starved: false,
+            starved_wait: STARVED_WAIT_MIN,
             status: ctx.metrics.watch_connection(id),
             view: (!ctx.settings.no_tracking).then(|| {
                 let mut view = ctx.tracking.view(&user.name, &ctx.settings.mailbox, id);
@@ -158,6 +178,7 @@ impl<'a> Connection<'a> {
             holding: false,
             checkpoint_tag: None,
             qresync_enabled: false,
+            failed: None,
         }
     }
 
@@ -169,7 +190,6 @@ impl<'a> Connection<'a> {
     }
 
     async fn run_inner(&mut self) -> Ended {
-        self.send_internal(State::ListRoot, "LIST \"\" \"\"", true);
         if self.ctx.settings.imap4rev2 {
             self.send_internal(State::Banner, "ENABLE IMAP4REV2", false);
         }
@@ -194,6 +214,9 @@ impl<'a> Connection<'a> {
                 };
             }
             self.fill();
+            if let Some(ended) = self.failed.take() {
+                return ended;
+            }
             if let Err(e) = self.stream.flush_queued().await {
                 return Ended::error(ErrorKind::Disconnected, e.to_string(), None);
             }
@@ -218,6 +241,17 @@ impl<'a> Connection<'a> {
                         _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                         _ = stop.changed() => {}
                     }
+                    continue;
+                }
+                if self.starved {
+                    // No state applies now (e.g. APPEND with the mailbox full): wait.
+                    self.starved = false;
+                    let mut stop = self.run_state.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.starved_wait) => {}
+                        _ = stop.changed() => {}
+                    }
+                    self.starved_wait = (self.starved_wait * 2).min(STARVED_WAIT_MAX);
                     continue;
                 }
                 // Nothing could be planned at all: leave cleanly.
@@ -451,6 +485,7 @@ impl<'a> Connection<'a> {
     /// Sends as many planned commands as the pipelining rules allow.
     fn fill(&mut self) {
         self.holding = false;
+        let mut silent = 0;
         if *self.run_state.borrow() == RunState::Running
             && !self.logout_sent
             && let Some(view) = self.view.as_mut()
@@ -495,11 +530,30 @@ impl<'a> Connection<'a> {
                 None => self.plan(),
             };
             self.planned = Some(state);
+            if self.separator.is_none() && needs_separator(state) {
+                // Learn the separator first; the state waits for the reply (can_send).
+                if !self.pending.iter().any(|p| p.state == State::ListRoot) {
+                    self.send_internal(State::ListRoot, "LIST \"\" \"\"", true);
+                }
+                if self.pending.len() >= MAX_PIPELINE {
+                    return;
+                }
+            }
             if !self.can_send(state) {
                 return;
             }
             self.planned = None;
-            self.send(state);
+            if self.send(state) {
+                self.starved_wait = STARVED_WAIT_MIN;
+            } else if self.failed.is_some() {
+                return;
+            } else {
+                silent += 1;
+                if silent >= MAX_SILENT_STATES {
+                    self.starved = true;
+                    return;
+                }
+            }
         }
     }
 
@@ -569,11 +623,7 @@ impl<'a> Connection<'a> {
             return false;
         }
         // Test mailbox names need the separator LIST "" "" is about to tell.
-        if matches!(
-            state,
-            State::MCreate | State::MDelete | State::MRename | State::MSubs
-        ) && self.pending.iter().any(|p| p.state == State::ListRoot)
-        {
+        if needs_separator(state) && self.pending.iter().any(|p| p.state == State::ListRoot) {
             return false;
         }
         if state == State::Search && self.pending.iter().any(|p| p.state == State::Search) {
@@ -594,10 +644,17 @@ impl<'a> Connection<'a> {
         true
     }
 
-    fn send(&mut self, state: State) {
+    /// Sends `state`'s command; false if the state was consumed without sending
+    /// anything.
+    fn send(&mut self, state: State) -> bool {
         if state.info().level == Level::Selected && self.msgs == 0 {
             // Nothing to do in an empty mailbox: the state is consumed.
-            return;
+            return false;
+        }
+        if state == State::Select && self.level == Level::Selected {
+            // Already selected: the walk goes on in this selection (as the C tool's
+            // does), so a long-lived session hears other sessions' changes.
+            return false;
         }
         // The tag is only used up when a command is really sent.
         let number = self.next_tag;
@@ -630,7 +687,7 @@ impl<'a> Connection<'a> {
             settings: &self.ctx.settings,
             capabilities: &self.capabilities,
             msgs: self.msgs,
-            separator: self.separator,
+            separator: self.separator.unwrap_or('/'),
             messages: self.ctx.messages.as_ref(),
             keywords: self.keywords,
             now,
@@ -645,13 +702,18 @@ impl<'a> Connection<'a> {
                 .as_ref()
                 .map(|c| (c.uidvalidity, c.highestmodseq)),
         };
-        let Some(built) = commands::build(state, &tag, &ctx, self.rng) else {
-            return;
+        let built = match commands::build(state, &tag, &ctx, self.rng) {
+            Ok(Some(built)) => built,
+            Ok(None) => return false,
+            Err(e) => {
+                self.failed = Some(Ended::error(ErrorKind::Other, e.to_string(), None));
+                return false;
+            }
         };
         self.next_tag += 1;
         let mut parts = built.parts.into_iter();
         if let Some(first) = parts.next() {
-            self.stream.queue(&first.bytes, first.secret_from);
+            self.stream.queue_part(first);
         }
         self.waiting_parts.extend(parts);
         if state == State::Idle {
@@ -679,6 +741,7 @@ impl<'a> Connection<'a> {
             line: built.line,
         });
         self.sync_select();
+        true
     }
 
     fn handle(&mut self, response: &RawResponse) -> Result<(), Ended> {
@@ -698,7 +761,7 @@ impl<'a> Connection<'a> {
         match parsed {
             Response::Continuation(_) => {
                 if let Some(part) = self.waiting_parts.pop_front() {
-                    self.stream.queue(&part.bytes, part.secret_from);
+                    self.stream.queue_part(part);
                 } else if self.pending.iter().any(|p| p.state == State::Idle)
                     && !self.idle_done_sent
                 {
@@ -724,6 +787,10 @@ impl<'a> Connection<'a> {
                     .remove(index)
                     .ok_or_else(|| unexpected_tagged(line()))?;
                 self.sync_select();
+                if pending.state == State::ListRoot {
+                    // A NIL delimiter (or none at all) keeps the default.
+                    self.separator.get_or_insert('/');
+                }
                 if self.checkpoint_tag == Some(pending.number) {
                     self.checkpoint_tag = None;
                     if let Some(view) = self.view.as_mut() {
@@ -997,7 +1064,7 @@ impl<'a> Connection<'a> {
                 .front()
                 .is_some_and(|p| p.state == State::ListRoot) =>
             {
-                self.separator = char::from(d);
+                self.separator = Some(char::from(d));
             }
             _ => {}
         }
@@ -1015,6 +1082,14 @@ fn untagged_line(line: &str) -> &[u8] {
 
 fn unexpected_tagged(line: String) -> Ended {
     Ended::error(ErrorKind::Protocol, "Unexpected tagged reply", Some(line))
+}
+
+/// States whose commands name test mailboxes, built with the hierarchy separator.
+fn needs_separator(state: State) -> bool {
+    matches!(
+        state,
+        State::MCreate | State::MDelete | State::MRename | State::MSubs
+    )
 }
 
 fn target_level(state: State) -> Option<Level> {

@@ -174,7 +174,20 @@ impl Session {
         let source = self.ctx.write_sources[self.user.population as usize]
             .clone()
             .unwrap_or_else(|| self.ctx.messages.clone());
-        let message = source.next_message(&mut self.rng);
+        let message = match source.next_message(&mut self.rng) {
+            Ok(message) => message,
+            Err(e) => {
+                let user = &self.user.name;
+                self.ctx.error(
+                    crate::metrics::ErrorKind::Other,
+                    user,
+                    None,
+                    e.to_string(),
+                    None,
+                );
+                return None;
+            }
+        };
         let done = self
             .run(c, State::Append, at, |client| {
                 let (tag, builder) = client.command("APPEND");

@@ -963,10 +963,9 @@ mod tests {
 
     #[test]
     fn command_lines_lose_tag_and_literal() {
-        let parts = vec![CommandPart {
-            bytes: b"7.3 APPEND \"Drafts\" (\\Draft) {12+}\r\nhello".to_vec(),
-            secret_from: None,
-        }];
+        let parts = vec![CommandPart::new(
+            b"7.3 APPEND \"Drafts\" (\\Draft) {12+}\r\nhello".to_vec(),
+        )];
         assert_eq!(command_line(&parts), "APPEND \"Drafts\" (\\Draft)");
     }
 }
