@@ -28,6 +28,8 @@
 //!   and dry-run plans.
 //! * [`conversation`]: Exim-style client scripts and a scriptable server
 //!   (`imaptest client`, `imaptest server`).
+//! * [`shard`]: sharded runs (`shard=I/N`, `start_at=`): the user partition, split
+//!   limits and the agreed start; [`summary::merge`] adds the shards' summaries up.
 //! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
 
 pub mod app;
@@ -49,6 +51,7 @@ pub mod profile;
 pub mod report;
 pub mod sasl;
 pub mod scripted;
+pub mod shard;
 pub mod slo;
 pub mod states;
 pub mod summary;

@@ -50,6 +50,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             write_document(&out, &toml, &[&file])?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Merge { inputs, out } => {
+            let (merged, files) = imaptest::app::merge::merge_files(&inputs)?;
+            let files: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+            write_document(&out, &merged.to_json(), &files)?;
+            Ok(ExitCode::from(merged.exit_status))
+        }
         Command::Run(settings) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio::sync::watch;
 
-use super::pipeline::{Pipeline, RunFacts, conclude, supervise};
+use super::pipeline::{Pipeline, RunFacts, conclude, supervise, wait_for_start};
 use super::{raise_fd_limit, server_info_imap, sinks};
 use crate::config::{Common, Mech, StressSettings, TlsMode};
 use crate::control::RunState;
@@ -25,7 +25,16 @@ use crate::summary::{RunMode, ServerIdentity, ServerInfo};
 use crate::users::UserPicker;
 
 /// Runs classic stress mode to the end and returns the exit status.
-pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8> {
+pub async fn run(mut common: Common, mut settings: StressSettings) -> anyhow::Result<u8> {
+    let mut users = UserPicker::from_settings(&common.user)?;
+    let seed = common.seed;
+    if let Some(shard) = common.shard {
+        // This shard's users and connection slots; slot streams of its own.
+        users = users.shard(shard)?;
+        let clients = format!("clients={}", settings.clients);
+        settings.clients = shard.split(&clients, u64::from(settings.clients))? as u32;
+        common.seed = seed.map(|s| shard.stream_seed(s));
+    }
     raise_fd_limit(u64::from(settings.clients) + 100);
     let common = Arc::new(common);
     let settings = Arc::new(settings);
@@ -39,7 +48,7 @@ pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8>
     .await?;
     endpoint.spread_source_addresses(settings.clients > SPREAD_SOURCES_ABOVE);
     let endpoint = Arc::new(endpoint);
-    let users = Arc::new(UserPicker::from_settings(&common.user)?);
+    let users = Arc::new(users);
     let messages = message_source(&settings)?;
     let client_options = ClientOptions {
         limits: FramerLimits {
@@ -60,7 +69,11 @@ pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8>
         u64::from(settings.clients),
     );
     let ops = stress_ops(&common, &columns);
-    let pipeline = Pipeline::start(sinks(&common, Box::new(console), columns, ops, false)?);
+    let all_sinks = sinks(&common, Box::new(console), columns, ops, false)?;
+    if !wait_for_start(&common).await {
+        return Ok(crate::exit::INTERRUPTED);
+    }
+    let pipeline = Pipeline::start(all_sinks);
 
     let (state_tx, state_rx) = watch::channel(RunState::Running);
     let ctx = Arc::new(StressContext {
@@ -95,7 +108,7 @@ pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8>
     let started = pipeline.started;
     let (finished, recorded) = pipeline.finish().await?;
     let facts = RunFacts {
-        seed: common.seed,
+        seed,
         server: ServerIdentity {
             imap: server,
             ..ServerIdentity::default()

@@ -53,6 +53,12 @@ pub enum Command {
     Schema(SchemaKind),
     /// `imaptest profile convert FILE [out=FILE] [overwrite]`: a profile as TOML.
     ProfileConvert { file: PathBuf, out: DocumentOut },
+    /// `imaptest merge SUMMARY.json|DIR… [out=FILE] [overwrite]`: the summaries of a
+    /// sharded run's shards as one summary (a directory gives its `*.json` files).
+    Merge {
+        inputs: Vec<PathBuf>,
+        out: DocumentOut,
+    },
     /// `-h`, `--help` or `help`: print [`usage()`].
     Help,
     /// `--version` or `-V`.
@@ -74,6 +80,9 @@ pub struct DocumentOut {
     pub overwrite: bool,
 }
 
+/// Usage of `imaptest merge`.
+pub const MERGE_USAGE: &str = "imaptest merge SUMMARY.json|DIR... [out=FILE] [overwrite]";
+
 /// Usage of `imaptest profile …`.
 pub const PROFILE_USAGE: &str = "imaptest profile convert FILE [out=FILE] [overwrite]";
 
@@ -89,6 +98,10 @@ pub(crate) struct Env {
     pub home: Option<PathBuf>,
     /// `$USER`.
     pub user: Option<String>,
+    /// `$JOB_COMPLETION_INDEX` and `$IMAPTEST_SHARDS`: the shard when `shard=` is not
+    /// given (see [`crate::shard`]).
+    pub job_index: Option<String>,
+    pub shards: Option<String>,
 }
 
 impl Env {
@@ -98,6 +111,8 @@ impl Env {
                 .filter(|h| !h.is_empty())
                 .map(PathBuf::from),
             user: std::env::var("USER").ok(),
+            job_index: std::env::var(crate::shard::INDEX_ENV).ok(),
+            shards: std::env::var(crate::shard::SHARDS_ENV).ok(),
         }
     }
 }
@@ -142,6 +157,7 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
     if let Some((first, rest)) = args.split_first() {
         match first.as_str() {
             "mbox-gen" => return parse_mbox_gen(rest, env),
+            "merge" => return parse_merge(rest, env),
             "schema" => {
                 return match rest {
                     [] => Ok(Command::Schema(SchemaKind::Profile)),
@@ -160,7 +176,18 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
         }
     }
 
-    let draft = parse_draft(args, env)?;
+    let mut draft = parse_draft(args, env)?;
+    if draft.settings.shard.is_none()
+        && let Some(shard) =
+            crate::shard::Shard::from_env(env.job_index.as_deref(), env.shards.as_deref())?
+    {
+        if draft.settings.mode_kind() == ModeKind::Scripted {
+            return Err(CliError::ShardedScripted {
+                var: crate::shard::SHARDS_ENV,
+            });
+        }
+        draft.settings.shard = Some(shard);
+    }
     draft
         .settings
         .into_settings(&draft.seen.given, args.to_vec())
@@ -353,6 +380,27 @@ fn parse_profile_subcommand(args: &[String], env: &Env) -> Result<Command, CliEr
     }
     let file = file.ok_or_else(usage)?;
     Ok(Command::ProfileConvert { file, out })
+}
+
+/// `merge SUMMARY.json|DIR… [out=FILE] [overwrite]` (arguments after `merge`).
+fn parse_merge(args: &[String], env: &Env) -> Result<Command, CliError> {
+    let usage = || CliError::Usage { usage: MERGE_USAGE };
+    let mut inputs = Vec::new();
+    let mut out = DocumentOut::default();
+    for raw in args {
+        match raw.split_once('=') {
+            Some(("out", path)) if !path.is_empty() => {
+                out.path = Some(keys::expand_home(path, env.home.as_deref()));
+            }
+            None if raw == "overwrite" => out.overwrite = true,
+            None if !raw.is_empty() => inputs.push(keys::expand_home(raw, env.home.as_deref())),
+            _ => return Err(usage()),
+        }
+    }
+    if inputs.is_empty() {
+        return Err(usage());
+    }
+    Ok(Command::Merge { inputs, out })
 }
 
 /// `mbox-gen out=FILE [count=N] [seed=S]` (arguments after `mbox-gen`).
