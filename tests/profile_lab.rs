@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
@@ -80,50 +79,6 @@ fn run_profile(dir: &Path, profile: &str) -> Run {
         run.stderr
     );
     run
-}
-
-/// `STATUS <mailbox> (MESSAGES)` over a plain IMAP connection (0 if the mailbox
-/// does not exist).
-fn messages(user: &str, mailbox: &str) -> u64 {
-    let lab = common::lab();
-    let stream = common::connect(lab.imap_addr());
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let mut command = |cmd: &str| -> Vec<String> {
-        writer.write_all(format!("t {cmd}\r\n").as_bytes()).unwrap();
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "connection closed"
-            );
-            let done = line.starts_with("t ");
-            lines.push(line);
-            if done {
-                return lines;
-            }
-        }
-    };
-    let login = command(&format!("LOGIN {user} {}", lab.user_password));
-    assert!(login.last().unwrap().starts_with("t OK"), "{login:?}");
-    let status = command(&format!("STATUS \"{mailbox}\" (MESSAGES)"));
-    let _ = command("LOGOUT");
-    if !status.last().unwrap().starts_with("t OK") {
-        return 0;
-    }
-    let line = status
-        .iter()
-        .find(|l| l.starts_with("* STATUS"))
-        .expect("STATUS reply");
-    let n = line
-        .split("MESSAGES ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .expect("MESSAGES item");
-    n.trim().parse().unwrap()
 }
 
 /// The `deliveries` rows of the CSV timeline: (recipients offered, delivered, refused,
@@ -260,14 +215,14 @@ pop3_keep = true
 
     let mut stored = 0;
     for user in &imap_users {
-        let inbox = messages(user, "INBOX");
-        let spam = messages(user, "Spam");
+        let inbox = common::mailbox_messages(user, "INBOX");
+        let spam = common::mailbox_messages(user, "Spam");
         assert!(inbox > 0 && spam > 0, "{user}: INBOX {inbox}, Spam {spam}");
         stored += inbox + spam;
     }
     for user in &pop_users {
         // pop3_keep: downloaded mail stays.
-        let inbox = messages(user, "INBOX");
+        let inbox = common::mailbox_messages(user, "INBOX");
         assert!(inbox > 0, "{user}: INBOX {inbox}");
         stored += inbox;
     }
@@ -394,7 +349,10 @@ login_interval = "700ms"
         assert_eq!(count(pop, imap_only), 0, "{imap_only} from POP3: {pop:?}");
     }
     // Downloaded mail was deleted: what is left arrived after the last download.
-    let left: u64 = pop_users.iter().map(|u| messages(u, "INBOX")).sum();
+    let left: u64 = pop_users
+        .iter()
+        .map(|u| common::mailbox_messages(u, "INBOX"))
+        .sum();
     let (_, delivered, _, _) = csv_deliveries(&run.csv);
     assert!(left + count(pop, "DELE") <= delivered, "left {left}");
 
@@ -456,10 +414,10 @@ fetch_on_open = "BODY.PEEK[]"
 
     let (mut inbox, mut spam, mut sent, mut drafts) = (0, 0, 0, 0);
     for user in &users {
-        inbox += messages(user, "INBOX");
-        spam += messages(user, "Spam");
-        sent += messages(user, "Sent");
-        drafts += messages(user, "Drafts");
+        inbox += common::mailbox_messages(user, "INBOX");
+        spam += common::mailbox_messages(user, "Spam");
+        sent += common::mailbox_messages(user, "Sent");
+        drafts += common::mailbox_messages(user, "Drafts");
     }
     // Every delivered message is in INBOX, or was expunged, or moved to Spam.
     let expunged_from_inbox = count(tb, "EXPUNGE") - sent.min(count(tb, "EXPUNGE"));

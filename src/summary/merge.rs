@@ -284,9 +284,13 @@ fn merge_timelines(shards: &[(&String, &RunSummary)]) -> Result<Vec<Second>, Mer
         };
         // A shard's seconds ending in one wall-clock second (its last, partial one)
         // are added up first, keeping the later gauges.
+        // The first second places the shard's start (a last, partial second ends
+        // less than a second after the one before it).
+        if let Some(first) = summary.timeline.seconds.first() {
+            base = base.min(first.unix.saturating_sub(first.elapsed));
+        }
         let mut own: BTreeMap<u64, Interval> = BTreeMap::new();
         for second in &summary.timeline.seconds {
-            base = base.min(second.unix.saturating_sub(second.elapsed));
             let interval = second.to_interval().map_err(error)?;
             match own.get_mut(&second.unix) {
                 Some(earlier) => earlier.add(&interval),
@@ -527,28 +531,44 @@ mod tests {
 
     #[test]
     fn timelines_align_by_unix_second_and_late_shards_keep_their_place() {
-        // Shard 1 started two seconds late; its last second is partial (two records
-        // ending in the same wall-clock second).
+        // Shard 1 started two seconds late. Each shard's last second is partial: it
+        // ends in the same wall-clock second as the one before it.
+        let partial = |started, at, latencies: &[u64], open, elapsed| {
+            let mut s = second(started, at, latencies, open);
+            s.elapsed = elapsed;
+            s
+        };
         let on_time = vec![
             second(0, 1, &[10], 1),
             second(0, 2, &[10], 1),
-            second(0, 3, &[10], 1),
+            second(0, 3, &[10], 2),
+            partial(0, 3, &[10], 1, 4),
         ];
         let late = vec![
             second(2, 3, &[20], 4),
             second(2, 4, &[20], 5),
-            second(2, 4, &[20, 20], 3),
+            partial(2, 4, &[20, 20], 3, 3),
         ];
-        let merged = merge(&[shard(0, 2, on_time, &[]), shard(1, 2, late, &[])]).unwrap();
-        let seconds = &merged.timeline.seconds;
-        let view: Vec<(u64, u64, u64, u64)> = seconds
+        let merged = merge(&[
+            shard(0, 2, on_time.clone(), &[]),
+            shard(1, 2, late.clone(), &[]),
+        ])
+        .unwrap();
+        // Either order of the inputs gives the same merge.
+        assert_eq!(
+            merged,
+            merge(&[shard(1, 2, late, &[]), shard(0, 2, on_time, &[])]).unwrap()
+        );
+        let view: Vec<(u64, u64, u64, u64)> = merged
+            .timeline
+            .seconds
             .iter()
             .map(|s| (s.unix - T0, s.elapsed, s.ops["imap.LOGIN"].count, s.open))
             .collect();
-        // Second 4: the late shard's two records added, its gauge the later one.
+        // A shard's records of one wall-clock second are added, its gauge the later.
         assert_eq!(
             view,
-            [(1, 1, 1, 1), (2, 2, 1, 1), (3, 3, 2, 5), (4, 4, 3, 3)]
+            [(1, 1, 1, 1), (2, 2, 1, 1), (3, 3, 3, 5), (4, 4, 3, 3)]
         );
         assert_eq!(merged.start.unix, T0 as f64);
     }

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -177,4 +177,48 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
     s
+}
+
+/// `STATUS <mailbox> (MESSAGES)` over a plain IMAP connection (0 if the mailbox
+/// does not exist).
+pub fn mailbox_messages(user: &str, mailbox: &str) -> u64 {
+    let lab = lab();
+    let stream = connect(lab.imap_addr());
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let mut command = |cmd: &str| -> Vec<String> {
+        writer.write_all(format!("t {cmd}\r\n").as_bytes()).unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "connection closed"
+            );
+            let done = line.starts_with("t ");
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    };
+    let login = command(&format!("LOGIN {user} {}", lab.user_password));
+    assert!(login.last().unwrap().starts_with("t OK"), "{login:?}");
+    let status = command(&format!("STATUS \"{mailbox}\" (MESSAGES)"));
+    let _ = command("LOGOUT");
+    if !status.last().unwrap().starts_with("t OK") {
+        return 0;
+    }
+    let line = status
+        .iter()
+        .find(|l| l.starts_with("* STATUS"))
+        .expect("STATUS reply");
+    let n = line
+        .split("MESSAGES ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("MESSAGES item");
+    n.trim().parse().unwrap()
 }
