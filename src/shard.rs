@@ -17,6 +17,11 @@
 //! recipients would belong to its first recipient's shard; imaptest's deliveries have
 //! one recipient each) and every recipient is counted once.
 //!
+//! Stress mode picks a random user of its shard for each session; its random streams
+//! are per connection slot, seeded from (seed, shard), so a stress shard is
+//! reproducible on its own but the shards together are not the unsharded run (which
+//! is timing-driven anyway).
+//!
 //! Limits of the whole run are split too: stress mode's `clients=` and a profile's
 //! `clients=` cap and `[servers.lmtp] max_parallel`, `total / N` each and one more for
 //! the first `total % N` shards, so N shards load the server as one process would.

@@ -366,26 +366,25 @@ fn parse_profile_subcommand(args: &[String], env: &Env) -> Result<Command, CliEr
     if verb != "convert" {
         return Err(usage());
     }
-    let mut file = None;
-    let mut out = DocumentOut::default();
-    for raw in rest {
-        match raw.split_once('=') {
-            Some(("out", path)) if !path.is_empty() => {
-                out.path = Some(keys::expand_home(path, env.home.as_deref()));
-            }
-            None if raw == "overwrite" => out.overwrite = true,
-            None if file.is_none() => file = Some(keys::expand_home(raw, env.home.as_deref())),
-            _ => return Err(usage()),
-        }
-    }
-    let file = file.ok_or_else(usage)?;
+    let (files, out) = document_args(rest, env).ok_or_else(usage)?;
+    let [file] = <[PathBuf; 1]>::try_from(files).map_err(|_| usage())?;
     Ok(Command::ProfileConvert { file, out })
 }
 
 /// `merge SUMMARY.json|DIR… [out=FILE] [overwrite]` (arguments after `merge`).
 fn parse_merge(args: &[String], env: &Env) -> Result<Command, CliError> {
     let usage = || CliError::Usage { usage: MERGE_USAGE };
-    let mut inputs = Vec::new();
+    let (inputs, out) = document_args(args, env).ok_or_else(usage)?;
+    if inputs.is_empty() {
+        return Err(usage());
+    }
+    Ok(Command::Merge { inputs, out })
+}
+
+/// The arguments of a subcommand that reads files and writes a document: the files,
+/// `out=FILE` and `overwrite`; None for anything else.
+fn document_args(args: &[String], env: &Env) -> Option<(Vec<PathBuf>, DocumentOut)> {
+    let mut files = Vec::new();
     let mut out = DocumentOut::default();
     for raw in args {
         match raw.split_once('=') {
@@ -393,14 +392,11 @@ fn parse_merge(args: &[String], env: &Env) -> Result<Command, CliError> {
                 out.path = Some(keys::expand_home(path, env.home.as_deref()));
             }
             None if raw == "overwrite" => out.overwrite = true,
-            None if !raw.is_empty() => inputs.push(keys::expand_home(raw, env.home.as_deref())),
-            _ => return Err(usage()),
+            None if !raw.is_empty() => files.push(keys::expand_home(raw, env.home.as_deref())),
+            _ => return None,
         }
     }
-    if inputs.is_empty() {
-        return Err(usage());
-    }
-    Ok(Command::Merge { inputs, out })
+    Some((files, out))
 }
 
 /// `mbox-gen out=FILE [count=N] [seed=S]` (arguments after `mbox-gen`).

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 use imaptest::summary::histogram::decode;
-use imaptest::summary::{LatencySummary, RunSummary};
+use imaptest::summary::timeline::SecondLatency;
+use imaptest::summary::{LatencySummary, RunSummary, Second};
 
 use super::common;
 
@@ -181,13 +182,8 @@ pub fn assert_merged_adds_up(merged: &RunSummary, shards: &[RunSummary]) {
             "{key}: merged counts are the sum of the shards'"
         );
         // Every second of every shard, added into one histogram.
-        let from_seconds = histogram_of(shards.iter().flat_map(|s| {
-            s.timeline
-                .seconds
-                .iter()
-                .filter_map(|second| second.ops.get(&key)?.latency.as_ref())
-                .map(|l| l.histogram.clone())
-        }));
+        let from_seconds =
+            seconds_histogram(shards, |second| second.ops.get(&key)?.latency.as_ref());
         let from_totals = histogram_of(each.iter().filter_map(|c| c.latency.histogram.clone()));
         assert_same_latency(&key, &m.latency, &from_seconds);
         assert_eq!(
@@ -246,18 +242,28 @@ pub fn assert_merged_adds_up(merged: &RunSummary, shards: &[RunSummary]) {
         ),
         "merged deliveries are the sum of the shards'"
     );
-    let seen = histogram_of(shards.iter().flat_map(|s| {
-        s.timeline
-            .seconds
-            .iter()
-            .filter_map(|second| second.deliveries.as_ref()?.end_to_end.as_ref())
-            .map(|l| l.histogram.clone())
-    }));
+    let seen = seconds_histogram(shards, |second| {
+        second.deliveries.as_ref()?.end_to_end.as_ref()
+    });
     assert_same_latency("delivery end-to-end", &d.end_to_end, &seen);
     assert_eq!(
         merged.totals.errors.total,
         shards.iter().map(|s| s.totals.errors.total).sum::<u64>()
     );
+}
+
+/// One latency of every second of every shard, added into one histogram.
+fn seconds_histogram(
+    shards: &[RunSummary],
+    latency: impl Fn(&Second) -> Option<&SecondLatency>,
+) -> Histogram<u64> {
+    histogram_of(shards.iter().flat_map(|s| {
+        s.timeline
+            .seconds
+            .iter()
+            .filter_map(&latency)
+            .map(|l| l.histogram.clone())
+    }))
 }
 
 /// The histograms (base64 V2) added into one.
