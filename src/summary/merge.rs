@@ -272,50 +272,66 @@ fn check_same_run(
     Ok(())
 }
 
-/// The shards' timelines added up by unix second.
+/// The shards' timelines added up by unix second, one wall-clock second at a time (an
+/// hour of 25 shards never holds more than one second's histograms decoded).
 fn merge_timelines(shards: &[(&String, &RunSummary)]) -> Result<Vec<Second>, MergeError> {
-    let mut merged: BTreeMap<u64, Interval> = BTreeMap::new();
-    // Where elapsed second 0 lies on the wall clock, for the earliest shard.
-    let mut base = u64::MAX;
-    for (file, summary) in shards {
-        let error = |source| MergeError::Timeline {
-            file: (*file).clone(),
-            source,
-        };
-        // A shard's seconds ending in one wall-clock second (its last, partial one)
-        // are added up first, keeping the later gauges.
-        // The first second places the shard's start (a last, partial second ends
-        // less than a second after the one before it).
-        if let Some(first) = summary.timeline.seconds.first() {
-            base = base.min(first.unix.saturating_sub(first.elapsed));
-        }
-        let mut own: BTreeMap<u64, Interval> = BTreeMap::new();
-        for second in &summary.timeline.seconds {
-            let interval = second.to_interval().map_err(error)?;
-            match own.get_mut(&second.unix) {
-                Some(earlier) => earlier.add(&interval),
-                None => {
-                    own.insert(second.unix, interval);
+    // Where elapsed second 0 lies on the wall clock, for the earliest shard. The first
+    // second places a shard's start (a last, partial second ends less than a second
+    // after the one before it).
+    let base = shards
+        .iter()
+        .filter_map(|(_, s)| s.timeline.seconds.first())
+        .map(|first| first.unix.saturating_sub(first.elapsed))
+        .min()
+        .unwrap_or(0);
+    // Each shard's seconds in wall-clock order, and how far each has been read.
+    let timelines: Vec<Vec<&Second>> = shards
+        .iter()
+        .map(|(_, s)| {
+            let mut seconds: Vec<&Second> = s.timeline.seconds.iter().collect();
+            seconds.sort_by_key(|second| second.unix);
+            seconds
+        })
+        .collect();
+    let mut read = vec![0usize; shards.len()];
+    let mut merged = Vec::new();
+    loop {
+        let next = timelines
+            .iter()
+            .zip(&read)
+            .filter_map(|(seconds, &at)| seconds.get(at).map(|s| s.unix))
+            .min();
+        let Some(unix) = next else { break };
+        let mut sum: Option<Interval> = None;
+        for ((seconds, at), (file, _)) in timelines.iter().zip(&mut read).zip(shards) {
+            // A shard's seconds ending in this wall-clock second (its last, partial one
+            // may share it with the one before) are added first, keeping the later
+            // gauges.
+            let mut own: Option<Interval> = None;
+            while let Some(second) = seconds.get(*at).filter(|s| s.unix == unix) {
+                let interval = second.to_interval().map_err(|source| MergeError::Timeline {
+                    file: (*file).clone(),
+                    source,
+                })?;
+                match &mut own {
+                    Some(earlier) => earlier.add(&interval),
+                    None => own = Some(interval),
                 }
+                *at += 1;
+            }
+            match (&mut sum, own) {
+                (Some(sum), Some(own)) => add_shard(sum, &own),
+                (None, own) => sum = own,
+                (Some(_), None) => {}
             }
         }
-        for (unix, interval) in own {
-            match merged.get_mut(&unix) {
-                Some(sum) => add_shard(sum, &interval),
-                None => {
-                    merged.insert(unix, interval);
-                }
-            }
-        }
-    }
-    Ok(merged
-        .into_iter()
-        .map(|(unix, mut interval)| {
+        if let Some(mut interval) = sum {
             interval.at = UNIX_EPOCH + Duration::from_secs(unix);
             interval.elapsed_secs = unix.saturating_sub(base);
-            Second::of(&interval)
-        })
-        .collect())
+            merged.push(Second::of(&interval));
+        }
+    }
+    Ok(merged)
 }
 
 /// Adds another shard's second: its figures, and its gauges (connections open, users
