@@ -163,6 +163,38 @@ fn stress_shards_log_in_only_as_their_own_users() {
     );
 }
 
+/// A shard launched after `start_at` starts at once and says how late it is, on
+/// stderr and in its summary.
+#[test]
+fn a_late_shard_says_how_late_it_started() {
+    let lab = common::lab();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("late.json");
+    let start_at = shards::start_at_unix(Duration::ZERO) - 31;
+    let run = imaptest(
+        &[
+            format!("host={}", lab.host),
+            format!("port={}", lab.imap_port),
+            format!("user={}", common::fresh_user()),
+            format!("pass={}", lab.user_password),
+            "clients=1".into(),
+            "secs=1".into(),
+            "-".into(),
+            format!("start_at={start_at}"),
+            format!("summary={}", summary.display()),
+        ],
+        &[],
+    );
+    let stderr = text(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("Warning: starting 3"), "{stderr}");
+    let summary = shards::read_summary(&summary);
+    let late = summary.started_late_secs.unwrap();
+    assert!(late >= 30.0, "{late}");
+    assert_eq!(summary.start_at.unwrap().unix, start_at as f64);
+    assert_eq!(summary.shard, None, "start_at works without shards too");
+}
+
 /// Splits that would put two shards on one mailbox, or leave a shard nothing, are
 /// refused before any connection.
 #[test]

@@ -59,6 +59,13 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
     let mut max_sessions = settings.clients;
     if let Some(shard) = common.shard {
         max_sessions = split_limits(&mut profile, shard, max_sessions)?;
+        let total = profile.total_users();
+        eprintln!(
+            "Shard {shard}: {} of the profile's {total} users (index % {} == {})",
+            shard.users_of(total),
+            shard.count,
+            shard.index
+        );
     }
     let profile = Arc::new(profile);
     let directory =

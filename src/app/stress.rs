@@ -34,6 +34,13 @@ pub async fn run(mut common: Common, mut settings: StressSettings) -> anyhow::Re
         let clients = format!("clients={}", settings.clients);
         settings.clients = shard.split(&clients, u64::from(settings.clients))? as u32;
         common.seed = seed.map(|s| shard.stream_seed(s));
+        eprintln!(
+            "Shard {shard}: {} users (index % {} == {}), clients={}",
+            users.count(),
+            shard.count,
+            shard.index,
+            settings.clients
+        );
     }
     raise_fd_limit(u64::from(settings.clients) + 100);
     let common = Arc::new(common);

@@ -309,10 +309,12 @@ fn merge_timelines(shards: &[(&String, &RunSummary)]) -> Result<Vec<Second>, Mer
             // gauges.
             let mut own: Option<Interval> = None;
             while let Some(second) = seconds.get(*at).filter(|s| s.unix == unix) {
-                let interval = second.to_interval().map_err(|source| MergeError::Timeline {
-                    file: (*file).clone(),
-                    source,
-                })?;
+                let interval = second
+                    .to_interval()
+                    .map_err(|source| MergeError::Timeline {
+                        file: (*file).clone(),
+                        source,
+                    })?;
                 match &mut own {
                     Some(earlier) => earlier.add(&interval),
                     None => own = Some(interval),
