@@ -250,6 +250,9 @@ impl Default for StressSettings {
     }
 }
 
+/// Mailbox of scripted tests when `box=` is not given.
+pub const TEST_MAILBOX: &str = "imaptest";
+
 /// Scripted tests (`test=DIR`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptedSettings {
@@ -268,7 +271,7 @@ impl ScriptedSettings {
         ScriptedSettings {
             path,
             junit: None,
-            mailbox: crate::cli::TEST_MAILBOX.to_owned(),
+            mailbox: TEST_MAILBOX.to_owned(),
             qresync: false,
             imap4rev2: false,
         }

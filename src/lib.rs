@@ -4,33 +4,63 @@
 //!
 //! # Layout
 //!
-//! * [`cli`]: the legacy `key=value` command line, turned into [`config::Settings`].
-//! * [`config`]: the validated settings every mode runs from.
+//! A run flows one way: settings → engine (emits events) → aggregator → sinks → the
+//! ending (summary, SLO verdicts, exit status). Dependencies point the same way: only
+//! [`app`] imports [`engine`], [`report`] and the summary recorder; engines never import
+//! `app`, `report`, `summary` or `cli`; protocol modules know nothing of engines.
+//!
+//! Vocabulary and plumbing:
+//! * [`duration`]: the one duration parser (`10s`, `1h30m`, `250ms`).
+//! * [`text`]: server text made inert (control characters escaped, long lines cut).
+//! * [`states`]: the stress state table (names, probabilities, login levels).
+//! * [`ops`]: every op imaptest counts and times: IMAP commands, POP3 and LMTP commands,
+//!   connection phases, profile actions; the protocol clients' timing logs.
+//! * [`control`]: [`control::RunState`], how far a run should go on.
+//! * [`exit`]: the exit-status table.
+//! * [`config`]: the validated settings: [`config::Common`] and a [`config::Mode`].
+//!
+//! Protocols (they know nothing of scheduling):
 //! * [`net`]: TCP connects, TLS (rustls), STARTTLS upgrades, rawlogs and a bounded line
 //!   reader for the text protocols. Knows no protocol.
+//! * [`sasl`]: client SASL mechanisms (PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256).
 //! * [`imap`]: the IMAP response framer, tokenizer and typed views, command encoding,
-//!   and [`imap::ImapStream`], a framed IMAP connection. Knows nothing of scheduling.
+//!   and [`imap::ImapStream`], a framed IMAP connection.
 //! * [`lmtp`]: the LMTP client (LHLO, STARTTLS, pipelined deliveries, one reply per
 //!   recipient) and the delivery marker header.
 //! * [`pop3`]: the POP3 client (CAPA, STLS, USER/PASS, SASL AUTH, STAT/LIST/UIDL/RETR/
 //!   TOP/DELE).
-//! * [`sasl`]: client SASL mechanisms (PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256).
+//!
+//! Inputs:
 //! * [`users`]: user name templates and user files.
-//! * [`mail`]: message sources (mbox, random bodies) and the test mbox generator.
-//! * [`states`]: the stress state table (names, probabilities, login levels), shared by
-//!   the command line, engines and reports.
-//! * [`control`]: [`control::RunState`], how far a run should go on.
-//! * [`engine`]: the engines (stress mode, profile runtime); they send
-//!   [`metrics::Event`]s and never print.
-//! * [`metrics`]: the events engines emit and the per-second aggregation.
-//! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline, `output=`).
-//! * [`profile`]: profile mode: the TOML profile, legacy `profile.conf`, the scheduler
-//!   and dry-run plans.
+//! * [`mail`]: message sources (mbox, random bodies, sized messages) and the test mbox
+//!   generator.
+//! * [`profile`]: the profile model: TOML profiles, legacy `profile.conf` (lexer and
+//!   converter), distributions, the scheduler and dry-run plans. The runtime that plays
+//!   a schedule is [`engine::profile_run`].
+//! * [`fit`]: `imaptest profile fit`: a profile fitted to a server's own logs.
+//!
+//! Checking servers:
+//! * [`tracking`]: the shared model of every mailbox that checks each IMAP reply.
+//! * [`quirks`]: known deviations of real servers, each under an error kind of its own
+//!   (`docs/servers.md`).
+//! * [`scripted`]: ImapTest's scripted tests (`test=`): parser, matcher, runner.
 //! * [`conversation`]: Exim-style client scripts and a scriptable server
 //!   (`imaptest client`, `imaptest server`).
+//!
+//! The pipeline:
+//! * [`metrics`]: the events engines emit and the per-second aggregation into sinks.
+//! * [`engine`]: the engines (stress mode, profile runtime); they send
+//!   [`metrics::Event`]s and never print.
+//! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline,
+//!   `output=`, `session_csv=`).
+//! * [`summary`]: the run summary (`summary=`): its JSON types, the recorder sink, the
+//!   per-second timeline and the lossless histogram codec.
+//! * [`slo`]: SLO expressions and their verdicts over a summary's timeline.
 //! * [`shard`]: sharded runs (`shard=I/N`, `start_at=`): the user partition, split
 //!   limits and the agreed start; [`summary::merge`] adds the shards' summaries up.
-//! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
+//! * [`cli`]: the `key=value` command line and subcommands, into [`config::Settings`].
+//! * [`app`]: the edge: one module per mode wiring settings, engine, sinks, signals and
+//!   the ending ([`app::pipeline`]).
 
 pub mod app;
 pub mod cli;
@@ -40,6 +70,7 @@ pub mod conversation;
 pub mod duration;
 pub mod engine;
 pub mod exit;
+pub mod fit;
 pub mod imap;
 pub mod lmtp;
 pub mod mail;
@@ -48,6 +79,7 @@ pub mod net;
 pub mod ops;
 pub mod pop3;
 pub mod profile;
+pub mod quirks;
 pub mod report;
 pub mod sasl;
 pub mod scripted;

@@ -50,6 +50,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             write_document(&out, &toml, &[&file])?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ProfileFit(args) => imaptest::fit::fit_main(&args),
         Command::Merge { inputs, out } => {
             let (merged, files) = imaptest::app::merge::merge_files(&inputs)?;
             let files: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();

@@ -337,6 +337,45 @@ impl Op {
         })
     }
 
+    /// The op of an IMAP command line (without its tag), by its verb: `UID FETCH …` is
+    /// UIDFETCH, `CREATE` is MCREATE and so on; `None` for verbs outside the table.
+    pub fn for_imap_command(line: &[u8]) -> Option<Op> {
+        let mut words = line.split(|b| *b == b' ');
+        let mut verb = words.next()?.to_ascii_uppercase();
+        let uid = verb == b"UID";
+        if uid {
+            verb = words.next()?.to_ascii_uppercase();
+        }
+        let state = match verb.as_slice() {
+            b"LOGIN" => State::Login,
+            b"AUTHENTICATE" => State::Authenticate,
+            b"COMPRESS" => State::Compress,
+            b"LIST" | b"LSUB" => State::List,
+            b"CREATE" => State::MCreate,
+            b"DELETE" => State::MDelete,
+            b"RENAME" => State::MRename,
+            b"SUBSCRIBE" | b"UNSUBSCRIBE" => State::MSubs,
+            b"STATUS" => State::Status,
+            b"SELECT" | b"EXAMINE" => State::Select,
+            b"FETCH" if uid => State::UidFetch,
+            b"FETCH" => State::Fetch,
+            b"SEARCH" => State::Search,
+            b"SORT" => State::Sort,
+            b"THREAD" => State::Thread,
+            b"COPY" => State::Copy,
+            b"MOVE" => State::Move,
+            b"STORE" => State::Store,
+            b"EXPUNGE" => State::Expunge,
+            b"APPEND" => State::Append,
+            b"NOOP" => State::Noop,
+            b"IDLE" => State::Idle,
+            b"CHECK" => State::Check,
+            b"LOGOUT" => State::Logout,
+            _ => return None,
+        };
+        Some(Op::Imap(state))
+    }
+
     /// The classic console column this op is counted under, if any: IMAP states are
     /// their own column; POP3 commands use the IMAP column closest in meaning, as the C
     /// tool's profile mode does; LMTP transactions the LMTP column.
@@ -415,5 +454,16 @@ mod tests {
             Some(Op::Action(ActionKind::Read))
         );
         assert_eq!(Op::find(Protocol::Pop3, "FETCH"), None);
+    }
+
+    #[test]
+    fn imap_command_lines_map_to_their_state() {
+        let op = |line: &str| Op::for_imap_command(line.as_bytes());
+        assert_eq!(op("uid fetch 1:* FLAGS"), Some(Op::Imap(State::UidFetch)));
+        assert_eq!(op("FETCH 1 BODY[]"), Some(Op::Imap(State::Fetch)));
+        assert_eq!(op("UID EXPUNGE 3"), Some(Op::Imap(State::Expunge)));
+        assert_eq!(op("create box"), Some(Op::Imap(State::MCreate)));
+        assert_eq!(op("EXAMINE INBOX"), Some(Op::Imap(State::Select)));
+        assert_eq!(op("GETQUOTAROOT INBOX"), None);
     }
 }

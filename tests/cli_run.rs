@@ -203,7 +203,7 @@ fn profile_dry_run_writes_a_plan_without_connecting() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("time_s,user,username,population,client,action,detail")
+        Some("time_s,user,username,population,client,action,detail,depends_on")
     );
     assert!(lines.count() > 10, "{csv}");
 }

@@ -417,6 +417,7 @@ fn simulated_indexed_job_merges_into_the_whole_run() {
         2 * completions as usize,
         "4s",
         2 * completions,
+        "1",
     );
     assert!(profile.ends_with("profile.toml"));
 
@@ -456,6 +457,19 @@ fn simulated_indexed_job_merges_into_the_whole_run() {
     for (i, summary) in summaries.iter().enumerate() {
         let shard = summary.shard.expect("shard from the environment");
         assert_eq!((shard.index, shard.count), (i as u32, completions));
+        // One recipient per delivery: what this pod delivered is in its own users'
+        // mailboxes (user k belongs to pod k % completions).
+        let own: Vec<&String> = users.iter().skip(i).step_by(completions as usize).collect();
+        let delivered = summary
+            .totals
+            .deliveries
+            .as_ref()
+            .map_or(0, |d| d.delivered);
+        assert_eq!(
+            shards::stored(&own),
+            delivered,
+            "pod {i}: reported vs stored"
+        );
     }
     // The merge Job's container, on the same volume.
     let out = pod(&merge, 0).output().unwrap();

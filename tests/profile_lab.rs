@@ -4,6 +4,8 @@
 mod common;
 
 use std::collections::HashMap;
+
+use common::{client_commands, csv_deliveries};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
@@ -79,58 +81,6 @@ fn run_profile(dir: &Path, profile: &str) -> Run {
         run.stderr
     );
     run
-}
-
-/// The `deliveries` rows of the CSV timeline: (recipients offered, delivered, refused,
-/// failed).
-fn csv_deliveries(csv: &str) -> (u64, u64, u64, u64) {
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let headers = reader.headers().unwrap().clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (kind, count, ok, no, failed) = (
-        col("kind"),
-        col("count_per_s"),
-        col("ok_per_s"),
-        col("no_per_s"),
-        col("failed_per_s"),
-    );
-    let mut sums = (0, 0, 0, 0);
-    for row in reader.records() {
-        let row = row.unwrap();
-        if &row[kind] != "deliveries" {
-            continue;
-        }
-        let n = |i: usize| row[i].parse::<u64>().unwrap();
-        sums.0 += n(count);
-        sums.1 += n(ok);
-        sums.2 += n(no);
-        sums.3 += n(failed);
-    }
-    sums
-}
-
-/// `  name (proto): N sessions; CMD n, CMD n` lines after the run.
-fn client_commands(stdout: &str) -> HashMap<String, (u64, HashMap<String, u64>)> {
-    let mut out = HashMap::new();
-    let section = stdout
-        .split("Client types:\n")
-        .nth(1)
-        .expect("Client types section");
-    for line in section.lines().take_while(|l| l.starts_with("  ")) {
-        let (name, rest) = line.trim().split_once(" (").unwrap();
-        let (_, rest) = rest.split_once("): ").unwrap();
-        let (sessions, commands) = rest.split_once(" sessions; ").unwrap();
-        let mut counts = HashMap::new();
-        for item in commands.split(", ") {
-            if let Some((cmd, n)) = item.rsplit_once(' ')
-                && let Ok(n) = n.parse()
-            {
-                counts.insert(cmd.to_owned(), n);
-            }
-        }
-        out.insert(name.to_owned(), (sessions.parse().unwrap(), counts));
-    }
-    out
 }
 
 fn count(commands: &HashMap<String, u64>, name: &str) -> u64 {
@@ -215,14 +165,14 @@ pop3_keep = true
 
     let mut stored = 0;
     for user in &imap_users {
-        let inbox = common::mailbox_messages(user, "INBOX");
-        let spam = common::mailbox_messages(user, "Spam");
+        let inbox = common::messages(user, "INBOX");
+        let spam = common::messages(user, "Spam");
         assert!(inbox > 0 && spam > 0, "{user}: INBOX {inbox}, Spam {spam}");
         stored += inbox + spam;
     }
     for user in &pop_users {
         // pop3_keep: downloaded mail stays.
-        let inbox = common::mailbox_messages(user, "INBOX");
+        let inbox = common::messages(user, "INBOX");
         assert!(inbox > 0, "{user}: INBOX {inbox}");
         stored += inbox;
     }
@@ -349,10 +299,7 @@ login_interval = "700ms"
         assert_eq!(count(pop, imap_only), 0, "{imap_only} from POP3: {pop:?}");
     }
     // Downloaded mail was deleted: what is left arrived after the last download.
-    let left: u64 = pop_users
-        .iter()
-        .map(|u| common::mailbox_messages(u, "INBOX"))
-        .sum();
+    let left: u64 = pop_users.iter().map(|u| common::messages(u, "INBOX")).sum();
     let (_, delivered, _, _) = csv_deliveries(&run.csv);
     assert!(left + count(pop, "DELE") <= delivered, "left {left}");
 
@@ -414,10 +361,10 @@ fetch_on_open = "BODY.PEEK[]"
 
     let (mut inbox, mut spam, mut sent, mut drafts) = (0, 0, 0, 0);
     for user in &users {
-        inbox += common::mailbox_messages(user, "INBOX");
-        spam += common::mailbox_messages(user, "Spam");
-        sent += common::mailbox_messages(user, "Sent");
-        drafts += common::mailbox_messages(user, "Drafts");
+        inbox += common::messages(user, "INBOX");
+        spam += common::messages(user, "Spam");
+        sent += common::messages(user, "Sent");
+        drafts += common::messages(user, "Drafts");
     }
     // Every delivered message is in INBOX, or was expunged, or moved to Spam.
     let expunged_from_inbox = count(tb, "EXPUNGE") - sent.min(count(tb, "EXPUNGE"));

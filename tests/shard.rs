@@ -232,13 +232,15 @@ fn impossible_splits_are_refused() {
     );
 }
 
-/// Three shard processes started together with `start_at=` against the lab: every
-/// delivery a shard reported is in its own users' mailboxes, and the merge is the sum
-/// of the shards, with histograms equal to the one built from all their seconds.
+/// Three shard processes started together with `start_at=` against the lab, with
+/// deliveries to one or three recipients: each delivery runs once, in its first
+/// recipient's shard, and every recipient is counted once (Dovecot stored exactly what
+/// the shards reported); the merge is the sum of the shards, with histograms equal to
+/// the one built from all their seconds.
 #[test]
 fn three_shards_started_together_merge_into_the_whole_run() {
     let dir = tempfile::tempdir().unwrap();
-    let (profile, users) = shards::lab_profile(dir.path(), 9, "4s", 6);
+    let (profile, users) = shards::lab_profile(dir.path(), 9, "4s", 6, "{ 1 = 50, 3 = 50 }");
     let mbox = shards::mbox(dir.path());
     let lab = common::lab();
     let start_at = shards::start_at_unix(Duration::from_secs(3));
@@ -295,15 +297,8 @@ fn three_shards_started_together_merge_into_the_whole_run() {
             summary.start.unix >= start_at as f64 - 0.05,
             "shard {i} started before start_at"
         );
-        // Every delivery this shard reported went to its own users.
-        let own: Vec<&String> = users.iter().skip(i).step_by(3).collect();
         let delivered = summary.totals.deliveries.as_ref().unwrap().delivered;
         assert!(delivered > 0, "shard {i} delivered nothing");
-        assert_eq!(
-            shards::stored(&own),
-            delivered,
-            "shard {i}: deliveries reported vs messages Dovecot stored for its users"
-        );
     }
     let all: Vec<&String> = users.iter().collect();
     let d = merged.totals.deliveries.as_ref().unwrap();
@@ -313,6 +308,10 @@ fn three_shards_started_together_merge_into_the_whole_run() {
         "merged deliveries vs Dovecot"
     );
     assert_eq!(d.offered_recipients, d.delivered);
+    assert!(
+        d.offered_recipients > d.offered,
+        "some deliveries had several recipients: {d:?}"
+    );
     shards::assert_merged_adds_up(&merged, &summaries);
 
     let info = merged.merged.as_ref().expect("merge info");

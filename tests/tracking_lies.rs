@@ -11,6 +11,7 @@ mod lying_proxy;
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use common::totals_error_kinds;
 use lying_proxy::{Lie, LyingProxy};
 
 fn mbox() -> &'static str {
@@ -58,22 +59,6 @@ fn csv_error_kinds(csv: &str) -> BTreeMap<String, u64> {
         }
     }
     kinds
-}
-
-/// The `Errors by kind: a 3, b 1` line after Totals, empty without it.
-fn totals_error_kinds(stdout: &str) -> BTreeMap<String, u64> {
-    let Some(line) = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Errors by kind: "))
-    else {
-        return BTreeMap::new();
-    };
-    line.split(", ")
-        .map(|item| {
-            let (kind, n) = item.rsplit_once(' ').expect("kind and count");
-            (kind.to_owned(), n.parse().expect("count"))
-        })
-        .collect()
 }
 
 /// One run at a time: twenty runs of 4 clients at once on a 2-core machine change the

@@ -323,8 +323,8 @@ fn summary_text(summary: &crate::engine::profile_run::Summary) -> String {
     }
     let _ = writeln!(
         out,
-        "Actions: {} handed over, {} skipped (message gone or session down)",
-        summary.actions, summary.skipped
+        "Actions: {} planned, {} done, {} skipped (by reason under Totals)",
+        summary.actions, summary.done, summary.skipped
     );
     out
 }

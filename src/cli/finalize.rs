@@ -10,7 +10,7 @@ use super::error::{CliError, shown};
 use super::keys::Seen;
 
 /// Mailbox of scripted tests when `box=` is not given.
-pub const TEST_MAILBOX: &str = "imaptest";
+pub use crate::config::TEST_MAILBOX;
 
 /// Applies the post-parse fix-ups to settings built by any front end. `mech` is
 /// treated as not given explicitly when it is the default `LOGIN`, and `box` when it

@@ -53,6 +53,9 @@ pub enum Command {
     Schema(SchemaKind),
     /// `imaptest profile convert FILE [out=FILE] [overwrite]`: a profile as TOML.
     ProfileConvert { file: PathBuf, out: DocumentOut },
+    /// `imaptest profile fit LOG… [base=PROFILE] [out=FILE] [overwrite]`: a profile
+    /// fitted to a server's logs (its own arguments).
+    ProfileFit(Vec<String>),
     /// `imaptest merge SUMMARY.json|DIR… [out=FILE] [overwrite]`: the summaries of a
     /// sharded run's shards as one summary (a directory gives its `*.json` files).
     Merge {
@@ -84,7 +87,7 @@ pub struct DocumentOut {
 pub const MERGE_USAGE: &str = "imaptest merge SUMMARY.json|DIR... [out=FILE] [overwrite]";
 
 /// Usage of `imaptest profile …`.
-pub const PROFILE_USAGE: &str = "imaptest profile convert FILE [out=FILE] [overwrite]";
+pub const PROFILE_USAGE: &str = "imaptest profile convert FILE [out=FILE] [overwrite] | imaptest profile fit LOG... [base=PROFILE] [out=FILE]";
 
 /// Default `count=` of `mbox-gen`.
 pub const MBOX_GEN_DEFAULT_COUNT: usize = 1000;
@@ -363,6 +366,9 @@ fn parse_profile_subcommand(args: &[String], env: &Env) -> Result<Command, CliEr
     let Some((verb, rest)) = args.split_first() else {
         return Err(usage());
     };
+    if verb == "fit" {
+        return Ok(Command::ProfileFit(rest.to_vec()));
+    }
     if verb != "convert" {
         return Err(usage());
     }

@@ -68,7 +68,7 @@ pub use server::{ServerFailure, ServerOptions, ServerReport, bind};
 pub use transcript::{Captured, Transcript};
 
 /// Exit status when the script did not match (the same as failed scripted tests).
-pub const EXIT_MISMATCH: u8 = crate::app::exit::ERRORS;
+pub const EXIT_MISMATCH: u8 = crate::exit::ERRORS;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()

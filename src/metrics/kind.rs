@@ -129,6 +129,21 @@ error_kinds! {
     DeliveryRefused = "delivery-refused",
     /// Profile mode: an LMTP delivery got no answer (connection or protocol failure).
     DeliveryFailed = "delivery-failed",
+    /// Known server quirk (docs/servers.md): data made up for a message another
+    /// session expunged (Courier-IMAP's "message unavailable" stand-in).
+    ExpungedMessageFabricated = "expunged-message-fabricated",
+    /// Known server quirk: DELETE refused with "Mailbox already exists" (Cyrus's
+    /// delayed delete, the same name deleted twice within a second).
+    DeleteSaysExists = "delete-says-exists",
+    /// Known server quirk: GENURLAUTH refused for a valid URL (Cyrus, also after
+    /// RESETKEY).
+    GenurlauthRefused = "genurlauth-refused",
+    /// Known server quirk: BAD for a command with a legal atom starting with `~`, such
+    /// as `LIST "" ~foo` (Courier).
+    TildeAtomBad = "tilde-atom-bad",
+    /// Known server quirk: a SEARCH with two negated size keys of one kind answered
+    /// with the looser bound (Dovecot 2.3).
+    SearchSizeMerge = "search-size-merge",
     /// An error reported without a kind.
     Other = "other",
 }

@@ -68,6 +68,102 @@ pub enum Event {
     /// A connection attempt failed before the server greeted (the CONNECT/TLS row
     /// counts it as failed; this counts the connection).
     ConnectFailed,
+    /// Profile mode: a scheduled action that could not happen.
+    ActionSkipped {
+        reason: SkipReason,
+    },
+    /// Profile mode: a message of this many bytes was delivered (LMTP) or written
+    /// (APPEND).
+    MessageSent {
+        bytes: u64,
+        written: bool,
+    },
+}
+
+/// Why a scheduled action did not happen (each counted; done + skipped == planned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// The message it acts on was not visible to the client: its delivery had not
+    /// finished within the wait (retries included).
+    NotYetVisible,
+    /// The user's session was not logged in (or its connection had failed).
+    SessionDown,
+    /// The message was gone: deleted by a POP3 client, or removed by another action.
+    MessageGone,
+    /// The message's LMTP delivery was refused or failed.
+    DeliveryFailed,
+    /// The profile needs a server the run has no endpoint for.
+    NoServer,
+    /// The run ended before the action's turn came.
+    RunEnded,
+}
+
+impl SkipReason {
+    /// The reason with this name.
+    pub fn from_name(name: &str) -> Option<SkipReason> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    pub const ALL: [SkipReason; 6] = [
+        SkipReason::NotYetVisible,
+        SkipReason::SessionDown,
+        SkipReason::MessageGone,
+        SkipReason::DeliveryFailed,
+        SkipReason::NoServer,
+        SkipReason::RunEnded,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The stable name (`not-yet-visible`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SkipReason::NotYetVisible => "not-yet-visible",
+            SkipReason::SessionDown => "session-down",
+            SkipReason::MessageGone => "message-gone",
+            SkipReason::DeliveryFailed => "delivery-failed",
+            SkipReason::NoServer => "no-server",
+            SkipReason::RunEnded => "run-ended",
+        }
+    }
+}
+
+/// Sizes of messages sent, in power-of-two buckets (bucket `i`: sizes below 2^(i+1)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeFigures {
+    pub count: u64,
+    pub sum: u64,
+    pub max: u64,
+    pub buckets: [u64; 40],
+}
+
+impl Default for SizeFigures {
+    fn default() -> Self {
+        SizeFigures {
+            count: 0,
+            sum: 0,
+            max: 0,
+            buckets: [0; 40],
+        }
+    }
+}
+
+impl SizeFigures {
+    pub fn record(&mut self, bytes: u64) {
+        self.count += 1;
+        self.sum += bytes;
+        self.max = self.max.max(bytes);
+        let bucket = (64 - bytes.leading_zeros()).saturating_sub(1) as usize;
+        self.buckets[bucket.min(39)] += 1;
+    }
+
+    pub fn add(&mut self, other: &SizeFigures) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+    }
 }
 
 /// The life of one LMTP delivery in profile mode. Outcomes count recipients: a
@@ -76,6 +172,9 @@ pub enum Event {
 pub enum DeliveryEvent {
     /// The scheduler handed a delivery to `recipients` recipients over.
     Offered { recipients: u32 },
+    /// The delivery went to this many more recipients in the same transaction
+    /// (co-recipients drawn when it was sent).
+    MoreRecipients { recipients: u32 },
     /// The transaction ended: recipients that got the message (2xx), that the server
     /// refused (4xx/5xx), and that got no answer (connection or protocol failure).
     /// `waited` is the time spent queued for a free LMTP slot.
@@ -355,6 +454,9 @@ impl DeliveryFigures {
                 self.offered += 1;
                 self.offered_recipients += u64::from(recipients);
             }
+            DeliveryEvent::MoreRecipients { recipients } => {
+                self.offered_recipients += u64::from(recipients);
+            }
             DeliveryEvent::Finished {
                 delivered,
                 refused,
@@ -420,6 +522,11 @@ pub struct Interval {
     pub queued: u64,
     /// Error reports by kind, indexed by `ErrorKind as usize`.
     pub error_kinds: [u64; ErrorKind::COUNT],
+    /// Profile mode: skipped actions by reason, indexed by `SkipReason as usize`.
+    pub skipped: [u64; SkipReason::COUNT],
+    /// Profile mode: sizes of delivered and of written messages.
+    pub delivered_sizes: SizeFigures,
+    pub written_sizes: SizeFigures,
 }
 
 impl Interval {
@@ -443,6 +550,9 @@ impl Interval {
             users: 0,
             queued: 0,
             error_kinds: [0; ErrorKind::COUNT],
+            skipped: [0; SkipReason::COUNT],
+            delivered_sizes: SizeFigures::default(),
+            written_sizes: SizeFigures::default(),
         }
     }
 
@@ -533,6 +643,14 @@ impl Interval {
             },
             Event::Delivery(d) => self.deliveries.record(*d),
             Event::Action { lateness } => self.deliveries.lateness.record(*lateness),
+            Event::ActionSkipped { reason } => self.skipped[*reason as usize] += 1,
+            Event::MessageSent { bytes, written } => {
+                if *written {
+                    self.written_sizes.record(*bytes);
+                } else {
+                    self.delivered_sizes.record(*bytes);
+                }
+            }
         }
     }
 
@@ -551,6 +669,11 @@ impl Interval {
         for (mine, theirs) in self.error_kinds.iter_mut().zip(&other.error_kinds) {
             *mine += theirs;
         }
+        for (mine, theirs) in self.skipped.iter_mut().zip(&other.skipped) {
+            *mine += theirs;
+        }
+        self.delivered_sizes.add(&other.delivered_sizes);
+        self.written_sizes.add(&other.written_sizes);
     }
 
     /// Adds a later interval (for totals and ten-second averages): its figures, and its

@@ -16,6 +16,7 @@ pub mod model;
 pub mod plan;
 pub mod schedule;
 pub mod schema;
+pub mod size;
 pub mod timeline;
 pub mod username;
 

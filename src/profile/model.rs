@@ -34,6 +34,7 @@ use serde::{Deserialize, Deserializer};
 use serde_spanned::Spanned;
 
 use super::distribution::Distribution;
+use super::size::{Recipients, SizeDistribution, SizeSource};
 use super::username::UsernameTemplate;
 use crate::duration::Dur;
 
@@ -303,10 +304,30 @@ pub struct Population {
     /// How long a draft stays in Drafts before it is sent.
     #[serde(default)]
     pub write_duration: Option<Distribution>,
-    /// Size of written mails in bytes (absent: messages from the source as they are).
+    /// Size of written mails in bytes: a number or a size distribution (absent:
+    /// messages from the source as they are).
     #[serde(default)]
-    pub write_size: Option<u64>,
-    /// Delay from noticing a new mail to opening (reading) it.
+    pub write_size: Option<SizeDistribution>,
+    /// % of written mails (with a `write_size`) that carry an attachment.
+    #[serde(default)]
+    pub write_attachments: f64,
+    /// Size of delivered mails in bytes: a number or a size distribution (absent:
+    /// the messages of the mbox as they are).
+    #[serde(default)]
+    pub delivery_size: Option<SizeDistribution>,
+    /// How messages of a drawn size are made: `"build"` (default) or `"mbox"` (the
+    /// mbox message nearest in size).
+    #[serde(default)]
+    pub size_source: SizeSource,
+    /// % of delivered mails (with a `delivery_size`) that carry an attachment.
+    #[serde(default)]
+    pub delivery_attachments: f64,
+    /// Recipients per delivery: one LMTP transaction with this many RCPTs (the user and
+    /// others of the population), each counted as a delivery. Default 1.
+    #[serde(default)]
+    pub delivery_recipients: Option<Recipients>,
+    /// Delay from noticing a new mail to opening (reading) it (absent: log-normal,
+    /// mean 2 min, std dev 4 min).
     #[serde(default)]
     pub action_delay: Option<Distribution>,
     /// Delay from reading a mail to acting on it (reply, delete, move).
@@ -328,6 +349,41 @@ pub struct Population {
 
 fn one_u32() -> u32 {
     1
+}
+
+impl Population {
+    /// A population with only a name: every other key at its default (no users, no
+    /// clients, no activity).
+    pub fn named(name: Spanned<String>) -> Self {
+        Population {
+            name,
+            share: None,
+            count: None,
+            username: None,
+            start_index: 1,
+            userfile: None,
+            password: None,
+            clients: Vec::new(),
+            client_selection: ClientSelection::default(),
+            session_length: None,
+            inbox_delivery: None,
+            spam_delivery: None,
+            send: None,
+            write_duration: None,
+            write_size: None,
+            write_attachments: 0.0,
+            delivery_size: None,
+            size_source: SizeSource::default(),
+            delivery_attachments: 0.0,
+            delivery_recipients: None,
+            action_delay: None,
+            action_repeat_delay: None,
+            delete: 0.0,
+            move_to_spam: 0.0,
+            reply: 0.0,
+            filter_to_spam: 0.0,
+        }
+    }
 }
 
 /// Protocol of a client type.
@@ -477,6 +533,12 @@ impl Profile {
             .flatten()
             {
                 d.resolve(base).map_err(|e| invalid(span.clone(), e))?;
+            }
+            for size in [&mut pop.write_size, &mut pop.delivery_size]
+                .into_iter()
+                .flatten()
+            {
+                size.0.resolve(base).map_err(|e| invalid(span.clone(), e))?;
             }
             if let Some(f) = &mut pop.userfile
                 && f.is_relative()

@@ -51,7 +51,10 @@ impl PlanSummary {
     }
 }
 
-/// Writes the plan of `profile` as CSV: `time_s,user,username,population,client,action,detail`.
+/// Writes the plan of `profile` as CSV:
+/// `time_s,user,username,population,client,action,detail,depends_on`; `depends_on` is
+/// `delivery msg=N` for actions on a delivered message (they wait for that delivery and
+/// are skipped if it fails).
 /// Needs a finite period: `run.duration` or `opts.schedule.until`.
 pub fn write_plan(
     profile: &Profile,
@@ -83,7 +86,11 @@ pub fn write_plan(
         ..PlanSummary::default()
     };
     let mut out = io::BufWriter::new(out);
-    writeln!(out, "time_s,user,username,population,client,action,detail").map_err(io_err)?;
+    writeln!(
+        out,
+        "time_s,user,username,population,client,action,detail,depends_on"
+    )
+    .map_err(io_err)?;
     let mut line = String::new();
     for a in schedule {
         line.clear();
@@ -94,9 +101,9 @@ pub fn write_plan(
             .map_or("", |c| profile.clients[c as usize].name.get_ref().as_str());
         let detail = a.action.to_string();
         let detail = detail.split_once(' ').map_or("", |(_, d)| d);
-        let _ = writeln!(
+        let _ = write!(
             line,
-            "{}.{:06},{},{},{},{},{},{}",
+            "{}.{:06},{},{},{},{},{},{},",
             a.at.as_secs(),
             a.at.subsec_micros(),
             a.user,
@@ -106,6 +113,10 @@ pub fn write_plan(
             a.action.name(),
             detail
         );
+        if let Some(msg) = a.action.delivered_msg() {
+            let _ = write!(line, "delivery msg={msg}");
+        }
+        line.push('\n');
         out.write_all(line.as_bytes()).map_err(io_err)?;
         summary.actions += 1;
         summary.last = a.at;

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::metrics::{Interval, Report, Severity, Sink};
+use crate::metrics::{Interval, Report, Severity, Sink, SizeFigures, SkipReason};
 use crate::states::{Probabilities, State};
 
 /// Prints counters in the C tool's layout:
@@ -242,6 +242,17 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
                 ms(d.lateness.max())
             )?;
         }
+        if let Some(line) = skipped_by_reason(totals) {
+            writeln!(self.out, "{line}")?;
+        }
+        for (what, sizes) in [
+            ("Delivered", &totals.delivered_sizes),
+            ("Written", &totals.written_sizes),
+        ] {
+            if let Some(line) = size_histogram(what, sizes) {
+                writeln!(self.out, "{line}")?;
+            }
+        }
         Ok(())
     }
 }
@@ -294,6 +305,48 @@ pub fn errors_by_kind(totals: &Interval) -> Option<String> {
         .map(|(kind, n)| format!("{} {n}", kind.name()))
         .collect();
     Some(format!("Errors by kind: {}", list.join(", ")))
+}
+
+/// `Skipped actions: not-yet-visible 3, session-down 1`, or `None` when none were.
+pub fn skipped_by_reason(totals: &Interval) -> Option<String> {
+    let list: Vec<String> = SkipReason::ALL
+        .iter()
+        .map(|&r| (r, totals.skipped[r as usize]))
+        .filter(|&(_, n)| n > 0)
+        .map(|(r, n)| format!("{} {n}", r.name()))
+        .collect();
+    (!list.is_empty()).then(|| format!("Skipped actions: {}", list.join(", ")))
+}
+
+/// `Delivered sizes (n messages, mean … bytes): <1k 3, <2k 10, …` (power-of-two
+/// buckets), or `None` when nothing was sent.
+pub fn size_histogram(what: &str, sizes: &SizeFigures) -> Option<String> {
+    if sizes.count == 0 {
+        return None;
+    }
+    let bucket = |i: usize| {
+        let top = 1u64 << (i + 1);
+        match top {
+            t if t >= 1 << 30 => format!("<{}G", t >> 30),
+            t if t >= 1 << 20 => format!("<{}M", t >> 20),
+            t if t >= 1 << 10 => format!("<{}k", t >> 10),
+            t => format!("<{t}"),
+        }
+    };
+    let parts: Vec<String> = sizes
+        .buckets
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(i, n)| format!("{} {n}", bucket(i)))
+        .collect();
+    Some(format!(
+        "{what} sizes ({} messages, mean {} bytes, max {}): {}",
+        sizes.count,
+        sizes.sum / sizes.count,
+        sizes.max,
+        parts.join(", ")
+    ))
 }
 
 /// `Error: user[conn]: message: line`, as the C tool prints it.

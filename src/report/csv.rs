@@ -5,7 +5,8 @@
 //! `csv_format=long` (the default) writes, for every second, one row per op the run
 //! can perform (the set is fixed at the start from the states, protocols and phases in
 //! use: an idle op gets zeros, never a gap), then one `error` row per error kind that
-//! occurred, then profile runs' `deliveries` and `schedule` rows, then the
+//! occurred, then profile runs' `deliveries` and `schedule` rows and a `skipped` row
+//! per reason actions were skipped for (`count_per_s`), then the
 //! `connections` row, which ends the second. Columns a row kind doesn't use are empty;
 //! latency columns are empty when nothing was timed. The README has the column table;
 //! what the latency columns hold per row kind:
@@ -34,7 +35,7 @@ use std::time::UNIX_EPOCH;
 use anyhow::Context;
 
 use crate::config::CsvFormat;
-use crate::metrics::{Interval, Latency, OpFigures, Report, Sink};
+use crate::metrics::{Interval, Latency, OpFigures, Report, Sink, SkipReason};
 use crate::ops::Op;
 
 /// The header row of `csv_format=long`, in column order.
@@ -211,6 +212,14 @@ impl<W: Write + Send> CsvTimeline<W> {
             row[col("count_per_s")] = d.lateness.count.to_string();
             put_latency(&mut row, &d.lateness);
             rows.push(row);
+            for reason in SkipReason::ALL {
+                let n = interval.skipped[reason as usize];
+                if n > 0 {
+                    let mut row = new_row("skipped", "action", reason.name());
+                    row[col("count_per_s")] = n.to_string();
+                    rows.push(row);
+                }
+            }
         }
         let mut row = new_row("connections", "", "");
         for (name, value) in [
@@ -266,6 +275,7 @@ impl<W: Write + Send> CsvTimeline<W> {
                 "delivery_latency_p99_us",
                 "schedule_lateness_p99_us",
                 "schedule_lateness_max_us",
+                "actions_skipped_per_s",
             ] {
                 header.push(name.to_owned());
             }
@@ -312,6 +322,7 @@ impl<W: Write + Send> CsvTimeline<W> {
                 latency(&d.seen, |l| l.at(0.99)),
                 latency(&d.lateness, |l| l.at(0.99)),
                 latency(&d.lateness, Latency::max),
+                interval.skipped.iter().sum::<u64>().to_string(),
             ]);
         }
         for &op in &self.ops {

@@ -1,8 +1,8 @@
 //! The per-session CSV of profile mode (`session_csv=FILE`): one row per client session,
 //! written (and flushed) when the session ends, so a killed run keeps every finished one.
 //!
-//! Columns: `user`, `population`, `client`, `protocol` (`imap`/`pop3`), `start`, `end`
-//! (Unix time in milliseconds), `duration_ms`, `commands`, `bytes_in`, `bytes_out`,
+//! Columns: `user`, `population`, `client`, `protocol` (`imap`/`pop3`), `start_unix_ms`,
+//! `end_unix_ms` (Unix time in milliseconds), `duration_ms`, `commands`, `bytes_in`, `bytes_out`,
 //! `errors` (commands refused or failed, and errors reported on the session).
 
 use std::fs::File;
@@ -20,8 +20,8 @@ pub const HEADER: [&str; 11] = [
     "population",
     "client",
     "protocol",
-    "start",
-    "end",
+    "start_unix_ms",
+    "end_unix_ms",
     "duration_ms",
     "commands",
     "bytes_in",

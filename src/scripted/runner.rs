@@ -11,8 +11,10 @@ use super::report::{Outcome, TestResult};
 use crate::config::{Common, ScriptedSettings, TlsMode};
 use crate::imap::framer::FramerLimits;
 use crate::imap::stream::{ImapStream, StreamError};
-use crate::metrics::Metrics;
+use crate::metrics::{Event, Metrics};
 use crate::net::{Endpoint, Rawlog};
+use crate::ops::Op;
+use crate::ops::Outcome as Reply;
 use crate::users::User;
 
 /// Everything shared by the tests of one run.
@@ -1030,8 +1032,8 @@ impl<'a, 'c> TestRun<'a, 'c> {
         let exists = self.conns[ci].exists();
         self.vars.reset_seqmap(exists);
 
-        // (tag, command index); literal parts waiting for a continuation.
-        let mut pending: Vec<(String, usize)> = Vec::new();
+        // (tag, command index, sent); literal parts waiting for a continuation.
+        let mut pending: Vec<(String, usize, Instant)> = Vec::new();
         let mut waiting_literals: std::collections::VecDeque<Vec<u8>> = Default::default();
         for (k, cmd) in group.commands.iter().enumerate() {
             let (text, err) = self.vars.expand_all(&cmd.text, false);
@@ -1059,7 +1061,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             if let Some(l) = literal {
                 waiting_literals.push_back(l);
             }
-            pending.push((tag, k));
+            pending.push((tag, k, Instant::now()));
         }
 
         while !pending.is_empty() {
@@ -1096,11 +1098,12 @@ impl<'a, 'c> TestRun<'a, 'c> {
                     }
                 }
                 Resp::Tagged { tag, args, text } => {
-                    let Some(pos) = pending.iter().position(|(t, _)| *t == tag) else {
+                    let Some(pos) = pending.iter().position(|(t, _, _)| *t == tag) else {
                         continue;
                     };
-                    let (_, k) = pending.remove(pos);
+                    let (_, k, sent) = pending.remove(pos);
                     let cmd = &group.commands[k];
+                    self.record(&cmd.text, args.first(), sent);
                     self.vars.set("tag", tag.clone());
                     let r = self.vars.match_args(&cmd.reply, &args, FULL, true);
                     let diag = (r != FULL)
@@ -1116,6 +1119,19 @@ impl<'a, 'c> TestRun<'a, 'c> {
                             "Expected tagged reply '{}', got '{text}'",
                             Display(&cmd.reply),
                         );
+                        let status = args.first().and_then(Arg::as_astring).unwrap_or_default();
+                        let reply_text = text.split_once(' ').map_or("", |(_, t)| t);
+                        if let Some(kind) =
+                            crate::quirks::failed_command(&cmd.text, status, reply_text.as_bytes())
+                        {
+                            msg.push_str(&format!(
+                                "\n - known server quirk: {} (docs/servers.md)",
+                                kind.name()
+                            ));
+                            if !self.result.quirks.contains(&kind) {
+                                self.result.quirks.push(kind);
+                            }
+                        }
                         if k > 0 {
                             msg.push_str(&format!(
                                 "\n - for command (line {}): {}",
@@ -1128,9 +1144,22 @@ impl<'a, 'c> TestRun<'a, 'c> {
                         }
                         self.fail(msg);
                     }
-                    // Like the C tool, a BAD that the script did not expect is a
-                    // protocol error: the connection is dropped and the test ends.
+                    // A BAD the script did not expect is a protocol error: it fails
+                    // the test even where the pattern accepts anything (`""`). Unlike
+                    // the C tool, the connection stays and the test goes on, so one
+                    // deviation does not hide the next; only with literals still
+                    // waiting for a continuation (whose owner is unknown) is the
+                    // connection dropped.
                     if is_atom(args.first(), "BAD") && !is_atom(cmd.reply.first(), "bad") {
+                        if waiting_literals.is_empty() {
+                            if r == FULL {
+                                self.fail(format!(
+                                    "Unexpected BAD reply for command: {}",
+                                    lossy(&cmd.text)
+                                ));
+                            }
+                            continue;
+                        }
                         self.fail(format!(
                             "Unexpected disconnection (BAD reply for command: {})",
                             lossy(&cmd.text)
@@ -1147,6 +1176,28 @@ impl<'a, 'c> TestRun<'a, 'c> {
         }
         self.finish_group().await;
         GroupEnd::Done
+    }
+
+    /// Times a test command for the run's metrics (commands outside the state table
+    /// are not counted).
+    fn record(&self, command: &[u8], status: Option<&Arg>, sent: Instant) {
+        let (Some(metrics), Some(op)) = (self.ctx.metrics, Op::for_imap_command(command)) else {
+            return;
+        };
+        let outcome = if is_atom(status, "OK") {
+            Reply::Ok
+        } else if is_atom(status, "NO") {
+            Reply::No
+        } else {
+            Reply::Bad
+        };
+        metrics.send(Event::Command {
+            op,
+            outcome,
+            intended: sent,
+            started: sent,
+            finished: Instant::now(),
+        });
     }
 
     /// The group's connection closed (or timed out) while replies were pending.

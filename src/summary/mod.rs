@@ -213,6 +213,69 @@ pub struct Totals {
     /// Profile runs: how late the scheduler handed actions over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_lateness: Option<LatencySummary>,
+    /// Profile runs: scheduled actions that could not happen, by reason
+    /// (`not-yet-visible`, `session-down`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, u64>,
+    /// Profile runs: sizes of the messages delivered by LMTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_sizes: Option<Sizes>,
+    /// Profile runs: sizes of the messages users wrote (APPEND).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_sizes: Option<Sizes>,
+}
+
+/// Message sizes in bytes: count, sum, largest, and a histogram of power-of-two
+/// buckets (`buckets[i]` counts sizes from 2^i to 2^(i+1) - 1; bucket 0 also holds 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sizes {
+    pub count: u64,
+    pub sum_bytes: u64,
+    pub max_bytes: u64,
+    /// Trailing empty buckets are left out.
+    pub buckets: Vec<u64>,
+}
+
+impl Sizes {
+    pub fn of(sizes: &crate::metrics::SizeFigures) -> Option<Sizes> {
+        if sizes.count == 0 {
+            return None;
+        }
+        let used = sizes
+            .buckets
+            .iter()
+            .rposition(|&n| n > 0)
+            .map_or(0, |i| i + 1);
+        Some(Sizes {
+            count: sizes.count,
+            sum_bytes: sizes.sum,
+            max_bytes: sizes.max,
+            buckets: sizes.buckets[..used].to_vec(),
+        })
+    }
+
+    pub fn to_figures(&self) -> crate::metrics::SizeFigures {
+        let mut figures = crate::metrics::SizeFigures {
+            count: self.count,
+            sum: self.sum_bytes,
+            max: self.max_bytes,
+            ..Default::default()
+        };
+        for (mine, &n) in figures.buckets.iter_mut().zip(&self.buckets) {
+            *mine = n;
+        }
+        figures
+    }
+}
+
+/// Skips by reason name, only reasons that occurred.
+pub fn skipped_by_name(interval: &Interval) -> BTreeMap<String, u64> {
+    crate::metrics::SkipReason::ALL
+        .iter()
+        .map(|&r| (r.name().to_owned(), interval.skipped[r as usize]))
+        .filter(|&(_, n)| n > 0)
+        .collect()
 }
 
 /// One op over the run.
@@ -451,6 +514,9 @@ impl Totals {
             },
             deliveries,
             schedule_lateness: (d.lateness.count > 0).then(|| LatencySummary::of(&d.lateness)),
+            skipped: skipped_by_name(total),
+            delivered_sizes: Sizes::of(&total.delivered_sizes),
+            written_sizes: Sizes::of(&total.written_sizes),
         }
     }
 

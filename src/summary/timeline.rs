@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{self, HistogramError};
-use crate::metrics::{ErrorKind, Interval, Latency, OpFigures};
+use crate::metrics::{ErrorKind, Interval, Latency, OpFigures, SkipReason};
 use crate::ops::{Op, Protocol};
 
 /// Every second of a run, in order.
@@ -51,6 +51,13 @@ pub struct Second {
     /// Profile mode: lateness of the actions handed over in this second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lateness: Option<SecondLatency>,
+    /// Profile mode: actions skipped, by reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_sizes: Option<super::Sizes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_sizes: Option<super::Sizes>,
 }
 
 /// One op in one second.
@@ -188,6 +195,9 @@ impl Second {
             ops,
             deliveries,
             lateness: latency_of(&interval.deliveries.lateness),
+            skipped: super::skipped_by_name(interval),
+            delivered_sizes: super::Sizes::of(&interval.delivered_sizes),
+            written_sizes: super::Sizes::of(&interval.written_sizes),
         }
     }
 
@@ -240,6 +250,17 @@ impl Second {
             figures.seen = latency_from(&d.end_to_end).map_err(hist)?;
         }
         interval.deliveries.lateness = latency_from(&self.lateness).map_err(hist)?;
+        for (name, n) in &self.skipped {
+            // A reason from a newer version is kept, under `run-ended`.
+            let reason = SkipReason::from_name(name).unwrap_or(SkipReason::RunEnded);
+            interval.skipped[reason as usize] += n;
+        }
+        if let Some(sizes) = &self.delivered_sizes {
+            interval.delivered_sizes = sizes.to_figures();
+        }
+        if let Some(sizes) = &self.written_sizes {
+            interval.written_sizes = sizes.to_figures();
+        }
         Ok(interval)
     }
 }

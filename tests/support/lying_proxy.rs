@@ -59,6 +59,9 @@ pub enum Lie {
     /// A FETCH in a SELECT's response (after its UIDVALIDITY and HIGHESTMODSEQ: only a
     /// QRESYNC SELECT sends them) is dropped (a resync hides flag changes).
     SwallowResyncFetch,
+    /// Not a lie: `BODY[HEADER.FIELDS (To From)]` is echoed as `("To" "From")`, as
+    /// Courier-IMAP does (header-fld-name is an astring, RFC 3501 §9).
+    QuoteHeaderFieldNames,
 }
 
 /// A running proxy; dropping it stops it and closes every connection.
@@ -409,10 +412,23 @@ fn edit_fetch_text(lie: Lie, text: &[u8], occurrences: &AtomicU64, out: &mut Vec
                 Some((close, close, b"x".to_vec()))
             })
         }
+        Lie::QuoteHeaderFieldNames => find(text, b"HEADER.FIELDS (").and_then(|i| {
+            let open = i + b"HEADER.FIELDS (".len();
+            let close = open + text[open..].iter().position(|&b| b == b')')?;
+            let quoted: Vec<Vec<u8>> = text[open..close]
+                .split(|&b| b == b' ')
+                .filter(|n| !n.is_empty())
+                .map(|n| [&b"\""[..], n, b"\""].concat())
+                .collect();
+            Some((open, close, quoted.join(&b' ')))
+        }),
         _ => None,
     };
-    // Recent and unannounced keywords are told every time; the rest every other time.
-    let always = matches!(lie, Lie::Recent | Lie::UnannouncedKeyword);
+    // Recent, unannounced keywords and quoted names every time; the rest every other time.
+    let always = matches!(
+        lie,
+        Lie::Recent | Lie::UnannouncedKeyword | Lie::QuoteHeaderFieldNames
+    );
     match edit {
         Some((from, to, with)) if always || turn(occurrences) => {
             replace(out, from, to, &with);

@@ -21,14 +21,15 @@ use super::common;
 pub const LIVENESS: Duration = Duration::from_secs(180);
 
 /// A profile of `users` fresh lab users (a user file, one IDLE connection each) with
-/// INBOX deliveries and reads, lasting `duration`; LMTP parallelism `max_parallel` for
-/// the whole run. Returns the profile's path and the users in file order (user `k`
-/// belongs to shard `k % N`).
+/// INBOX deliveries of `recipients` (a profile's `delivery_recipients`) and reads,
+/// lasting `duration`; LMTP parallelism `max_parallel` for the whole run. Returns the
+/// profile's path and the users in file order (user `k` belongs to shard `k % N`).
 pub fn lab_profile(
     dir: &Path,
     users: usize,
     duration: &str,
     max_parallel: u32,
+    recipients: &str,
 ) -> (PathBuf, Vec<String>) {
     let lab = common::lab();
     let names: Vec<String> = (0..users).map(|_| common::fresh_user()).collect();
@@ -53,6 +54,7 @@ count = {users}
 userfile = "{userfile}"
 clients = [{{ client = "desktop" }}]
 inbox_delivery = {{ dist = "exponential", mean = "600ms" }}
+delivery_recipients = {recipients}
 action_delay = "100ms"
 
 [[client]]
@@ -131,10 +133,7 @@ pub fn read_summary(path: &Path) -> RunSummary {
 
 /// INBOX messages Dovecot stored for `users`.
 pub fn stored(users: &[&String]) -> u64 {
-    users
-        .iter()
-        .map(|u| common::mailbox_messages(u, "INBOX"))
-        .sum()
+    users.iter().map(|u| common::messages(u, "INBOX")).sum()
 }
 
 /// The checks every merge must pass: each op's and the deliveries' counts are the sum

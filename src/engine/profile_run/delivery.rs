@@ -8,9 +8,9 @@ use rand::SeedableRng as _;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::Ctx;
-use super::user::UserShared;
+use super::user::{Fate, UserShared};
 use crate::lmtp::{LmtpClient, LmtpError, marker, with_marker, with_message_id};
-use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome, SkipReason};
 use crate::ops::{ActionKind, Op, Server};
 use crate::profile::schedule::{Mailbox, splitmix64};
 
@@ -22,38 +22,99 @@ pub(super) async fn deliver(
     msg: u32,
     intended: Instant,
 ) {
-    deliver_one(&ctx, &user, to, msg, intended).await;
+    if let Some(reason) = deliver_one(&ctx, &user, to, msg, intended).await {
+        ctx.skip(reason);
+    } else {
+        ctx.action_done();
+    }
+    user.delivery_ended.notify_waiters();
     if ctx.deliveries.fetch_sub(1, Ordering::AcqRel) == 1 {
         ctx.deliveries_done.notify_waiters();
     }
 }
 
-async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intended: Instant) {
+/// The message body of a delivery: drawn to the population's `delivery_size` when it
+/// has one (the final size, marker and Message-ID included), else the next message of
+/// the run's source.
+fn delivery_body(
+    ctx: &Ctx,
+    user: &UserShared,
+    to: Mailbox,
+    msg: u32,
+    unique: &str,
+    marker_text: &str,
+) -> Vec<u8> {
+    // The same message for the same (seed, user, delivery) in every run.
+    let seed = splitmix64(ctx.seed ^ user.marker_id(msg) ^ ((to == Mailbox::Spam) as u64) << 63);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let finish = |data: &[u8]| with_marker(&with_message_id(data, unique), marker_text);
+    match ctx
+        .delivery_sources
+        .get(user.population as usize)
+        .and_then(Option::as_ref)
+    {
+        Some(sized) => {
+            let (size, attach) = sized.draw(&mut rng);
+            let first = finish(&sized.message_of(size, attach, seed).data);
+            // The marker and Message-ID add a fixed overhead: build again without it.
+            let overhead = first.len() as i64 - size as i64;
+            if overhead == 0 || size as i64 - overhead < crate::mail::sized::MIN_BUILT as i64 {
+                return first;
+            }
+            finish(
+                &sized
+                    .message_of((size as i64 - overhead) as u64, attach, seed)
+                    .data,
+            )
+        }
+        None => finish(&ctx.messages.next_message(&mut rng).data),
+    }
+}
+
+/// Delivers; `Some(reason)` when the delivery could not be attempted.
+async fn deliver_one(
+    ctx: &Ctx,
+    user: &UserShared,
+    to: Mailbox,
+    msg: u32,
+    intended: Instant,
+) -> Option<SkipReason> {
+    let failed = |_: &Ctx| {
+        if to == Mailbox::Inbox {
+            user.mail().delivery_failed(msg);
+        }
+    };
     let Some(endpoint) = ctx.endpoints.lmtp.as_ref() else {
-        ctx.skip();
-        return;
+        failed(ctx);
+        return Some(SkipReason::NoServer);
     };
     let gauges = &ctx.metrics.gauges;
     gauges.queued.fetch_add(1, Ordering::Relaxed);
     let slot = ctx.lmtp_queue.acquire().await;
     gauges.queued.fetch_sub(1, Ordering::Relaxed);
     if ctx.stopping_now() {
-        return;
+        failed(ctx);
+        return Some(SkipReason::RunEnded);
     }
 
-    // The same message for the same (seed, user, delivery) in every run.
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(splitmix64(
-        ctx.seed ^ user.marker_id(msg) ^ ((to == Mailbox::Spam) as u64) << 63,
-    ));
-    let source = ctx.messages.next_message(&mut rng);
     let id = user.marker_id(msg);
     let sent = SystemTime::now();
     let unique = format!("{:x}.{id:x}.{}@imaptest", ctx.run_id, to as u8);
-    let body = with_marker(&with_message_id(&source.data, &unique), &marker(id, sent));
+    let body = delivery_body(ctx, user, to, msg, &unique, &marker(id, sent));
     let recipient = match to {
         Mailbox::Inbox => user.name.clone(),
         Mailbox::Spam => with_detail(&user.name, "Spam"),
     };
+    let mut recipients = vec![recipient.clone()];
+    recipients.extend(ctx.co_recipients(user, msg, to));
+    let extra = recipients.len() - 1;
+    if extra > 0 {
+        // The dispatcher offered one recipient; these go in the same transaction.
+        ctx.metrics
+            .send(Event::Delivery(DeliveryEvent::MoreRecipients {
+                recipients: extra as u32,
+            }));
+    }
 
     let started = Instant::now();
     let pooled = ctx
@@ -68,10 +129,18 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
             Err(e) => {
                 ctx.metrics
                     .connect_failed(Server::Lmtp, e.failed_phase(), started);
-                finish(ctx, to, Outcome::Failed, intended, started, slot.queued);
+                finish(
+                    ctx,
+                    to,
+                    &vec![Outcome::Failed; extra + 1],
+                    intended,
+                    started,
+                    slot.queued,
+                );
+                failed(ctx);
                 let message = format!("LMTP connect failed: {e}");
                 ctx.error(ErrorKind::ConnectFailed, &user.name, None, message, None);
-                return;
+                return None;
             }
         },
     };
@@ -79,22 +148,33 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
     if to == Mailbox::Inbox {
         user.mail().submitted(msg, Instant::now());
     }
-    let result = client.deliver("", &[&recipient], &body).await;
+    ctx.metrics.send(Event::MessageSent {
+        bytes: body.len() as u64,
+        written: false,
+    });
+    let rcpts: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let result = client.deliver("", &rcpts, &body).await;
     ctx.metrics.timed(client.timings().drain());
-    let (outcome, reusable) = match &result {
-        Ok(delivery) if delivery.all_delivered() => (Outcome::Ok, true),
+    let (outcomes, reusable) = match &result {
         Ok(delivery) => {
-            let reply = delivery
-                .reply_for(&recipient)
-                .map_or_else(String::new, ToString::to_string);
-            ctx.error(
-                ErrorKind::DeliveryRefused,
-                &user.name,
-                Some(connection),
-                format!("LMTP delivery to {recipient} refused"),
-                Some(reply),
-            );
-            (Outcome::No, true)
+            let outcomes: Vec<Outcome> = recipients
+                .iter()
+                .map(|r| match delivery.reply_for(r) {
+                    Some(reply) if reply.is_positive() => Outcome::Ok,
+                    reply => {
+                        let reply = reply.map_or_else(String::new, ToString::to_string);
+                        ctx.error(
+                            ErrorKind::DeliveryRefused,
+                            &user.name,
+                            Some(connection),
+                            format!("LMTP delivery to {r} refused"),
+                            Some(reply),
+                        );
+                        Outcome::No
+                    }
+                })
+                .collect();
+            (outcomes, true)
         }
         Err(e) => {
             let kind = match e {
@@ -105,14 +185,14 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
                 kind,
                 &user.name,
                 Some(connection),
-                format!("LMTP delivery to {recipient} failed: {e}"),
+                format!("LMTP delivery to {} failed: {e}", rcpts.join(", ")),
                 e.reply().map(ToString::to_string),
             );
             let outcome = match e {
                 LmtpError::Rejected { .. } => Outcome::No,
                 _ => Outcome::Failed,
             };
-            (outcome, e.is_recoverable())
+            (vec![outcome; recipients.len()], e.is_recoverable())
         }
     };
     if reusable {
@@ -121,17 +201,23 @@ async fn deliver_one(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32, intend
             pool.push(client);
         }
     }
-    finish(ctx, to, outcome, intended, started, slot.queued);
-    if outcome != Outcome::Ok && to == Mailbox::Inbox {
-        user.mail().forget(msg);
+    finish(ctx, to, &outcomes, intended, started, slot.queued);
+    if to == Mailbox::Inbox {
+        if outcomes[0] == Outcome::Ok {
+            user.mail().set_fate(msg, Fate::Delivered);
+        } else {
+            user.mail().delivery_failed(msg);
+        }
     }
+    None
 }
 
-/// The delivery action's row and its one recipient's outcome.
+/// The delivery action's row (OK when the first recipient got it) and every
+/// recipient's outcome.
 fn finish(
     ctx: &Ctx,
     to: Mailbox,
-    outcome: Outcome,
+    outcomes: &[Outcome],
     intended: Instant,
     started: Instant,
     waited: std::time::Duration,
@@ -142,16 +228,16 @@ fn finish(
     };
     ctx.metrics.send(Event::Command {
         op: Op::Action(action),
-        outcome,
+        outcome: outcomes.first().copied().unwrap_or(Outcome::Failed),
         intended,
         started,
         finished: Instant::now(),
     });
-    let count = |o: Outcome| u32::from(outcome == o);
+    let count = |want: &[Outcome]| outcomes.iter().filter(|o| want.contains(o)).count() as u32;
     ctx.metrics.send(Event::Delivery(DeliveryEvent::Finished {
-        delivered: count(Outcome::Ok),
-        refused: count(Outcome::No) + count(Outcome::Bad),
-        failed: count(Outcome::Failed),
+        delivered: count(&[Outcome::Ok]),
+        refused: count(&[Outcome::No, Outcome::Bad]),
+        failed: count(&[Outcome::Failed]),
         waited,
     }));
 }

@@ -23,6 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rand::{RngExt as _, SeedableRng as _};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Mech;
@@ -30,13 +32,15 @@ use crate::control::RunState;
 use crate::imap::client::ClientOptions;
 use crate::lmtp::{LmtpClient, LmtpOptions};
 use crate::mail::MessageSource;
-use crate::metrics::{DeliveryEvent, ErrorKind, Event, Metrics, Report, Severity};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Metrics, Report, Severity, SkipReason};
 use crate::net::Endpoint;
 use crate::ops::{Op, TimingLog};
 use crate::pop3::Pop3Options;
 use crate::profile::Profile;
 use crate::profile::model::Protocol;
-use crate::profile::schedule::{Action, Directory, Schedule, ScheduleOptions, ScheduledAction};
+use crate::profile::schedule::{
+    Action, Directory, Mailbox, Schedule, ScheduleOptions, ScheduledAction, splitmix64,
+};
 use crate::profile::timeline::{LmtpQueue, run_blocking};
 use crate::sasl::ScramCache;
 
@@ -79,10 +83,12 @@ pub struct ProfileRun {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub clients: Vec<ClientSummary>,
-    /// Actions handed over by the scheduler.
+    /// Actions handed over by the scheduler (planned within the run).
     pub actions: u64,
-    /// Mail actions skipped because their message was unknown or gone (deleted by a
-    /// POP3 client, or its delivery failed), or the session was down.
+    /// Actions carried out (whatever the server answered).
+    pub done: u64,
+    /// Actions that could not happen (by reason in the metrics' Totals); `done +
+    /// skipped == actions`.
     pub skipped: u64,
 }
 
@@ -124,6 +130,12 @@ struct Ctx {
     metrics: Metrics,
     counters: Vec<ClientCounters>,
     skipped: AtomicU64,
+    done: AtomicU64,
+    /// Per population: (first global user index, users).
+    population_range: Vec<(u32, u32)>,
+    /// Per population: sized messages when it sets `delivery_size`.
+    delivery_sources: Vec<Option<crate::mail::sized::SizedMessages>>,
+    directory: Arc<Directory>,
     next_connection: AtomicU64,
     /// Deliveries in flight (waited for at the end).
     deliveries: AtomicU64,
@@ -186,7 +198,7 @@ impl Ctx {
     }
 
     /// A scheduled action ended: its row, timed from its planned instant.
-    fn action_done(&self, action: &Action, ok: bool, intended: Instant, started: Instant) {
+    fn action_row(&self, action: &Action, ok: bool, intended: Instant, started: Instant) {
         let outcome = if ok {
             crate::metrics::Outcome::Ok
         } else {
@@ -214,8 +226,68 @@ impl Ctx {
         self.metrics.send(Event::Disconnected);
     }
 
-    fn skip(&self) {
+    /// A scheduled action that could not happen.
+    fn skip(&self, reason: SkipReason) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.metrics.send(Event::ActionSkipped { reason });
+    }
+
+    /// A scheduled action was carried out (whatever the server answered).
+    fn action_done(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// After a session performed one job: done unless it counted a skip (`before` and
+    /// `after` are the session's skip counts around the job).
+    fn done_unless_skipped(&self, before: u64, after: u64) {
+        if after == before {
+            self.action_done();
+        }
+    }
+
+    /// The job just received and every one still queued: skipped, the run is ending.
+    fn skip_remaining(&self, jobs: &mut mpsc::UnboundedReceiver<Job>) {
+        self.skip(SkipReason::RunEnded);
+        while jobs.try_recv().is_ok() {
+            self.skip(SkipReason::RunEnded);
+        }
+    }
+
+    /// Further recipients of a delivery to `user` (its population's
+    /// `delivery_recipients`): other users of the same population, drawn from the
+    /// delivery's own seed.
+    fn co_recipients(&self, user: &UserShared, msg: u32, to: Mailbox) -> Vec<String> {
+        let pop = user.population as usize;
+        let Some(recipients) = self
+            .profile
+            .populations
+            .get(pop)
+            .and_then(|p| p.delivery_recipients.as_ref())
+        else {
+            return Vec::new();
+        };
+        let (first, size) = self.population_range[pop];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(splitmix64(
+            self.seed ^ user.marker_id(msg) ^ 0x5EC1_91E7,
+        ));
+        let want = (recipients.sample(&mut rng).saturating_sub(1)).min(size.saturating_sub(1));
+        let mut chosen: Vec<u32> = Vec::with_capacity(want as usize);
+        while (chosen.len() as u32) < want {
+            let other = first + rng.random_range(0..size);
+            if other != user.index && !chosen.contains(&other) {
+                chosen.push(other);
+            }
+        }
+        chosen
+            .into_iter()
+            .map(|i| {
+                let name = self.directory.user(i).0;
+                match to {
+                    Mailbox::Inbox => name,
+                    Mailbox::Spam => delivery::with_detail(&name, "Spam"),
+                }
+            })
+            .collect()
     }
 
     fn error(
@@ -280,11 +352,44 @@ pub async fn run(
         .populations
         .iter()
         .map(|p| {
-            p.write_size.map(|size| {
-                Arc::new(crate::mail::RandomMessages::new(size.max(1))) as Arc<dyn MessageSource>
+            p.write_size.as_ref().map(|size| {
+                Arc::new(crate::mail::sized::SizedMessages::new(
+                    size.clone(),
+                    p.write_attachments,
+                    p.size_source,
+                    &run.messages,
+                )) as Arc<dyn MessageSource>
             })
         })
         .collect();
+    let delivery_sources = run
+        .profile
+        .populations
+        .iter()
+        .map(|p| {
+            p.delivery_size.as_ref().map(|size| {
+                crate::mail::sized::SizedMessages::new(
+                    size.clone(),
+                    p.delivery_attachments,
+                    p.size_source,
+                    &run.messages,
+                )
+            })
+        })
+        .collect();
+    let population_range = {
+        let mut first = 0u32;
+        run.profile
+            .population_sizes()
+            .into_iter()
+            .map(|n| {
+                let range = (first, n);
+                first = first.saturating_add(n);
+                range
+            })
+            .collect()
+    };
+    let directory = Arc::new(run.directory);
     let lmtp_max = run
         .profile
         .servers
@@ -319,6 +424,10 @@ pub async fn run(
             .collect(),
         metrics,
         skipped: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        population_range,
+        delivery_sources,
+        directory: directory.clone(),
         next_connection: AtomicU64::new(1),
         deliveries: AtomicU64::new(0),
         deliveries_done: tokio::sync::Notify::new(),
@@ -331,7 +440,6 @@ pub async fn run(
     });
 
     let schedule = Schedule::from_arc(run.profile.clone(), run.schedule);
-    let directory = Arc::new(run.directory);
     let stop = Arc::new(AtomicBool::new(false));
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
@@ -399,6 +507,11 @@ pub async fn run(
     for abort in aborts {
         abort.abort();
     }
+    // Actions still queued in aborted tasks (the grace period ran out) never ran.
+    let accounted = ctx.done.load(Ordering::Relaxed) + ctx.skipped.load(Ordering::Relaxed);
+    for _ in accounted..actions {
+        ctx.skip(SkipReason::RunEnded);
+    }
     ctx.lmtp_pool
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -422,6 +535,7 @@ pub async fn run(
             })
             .collect(),
         actions,
+        done: ctx.done.load(Ordering::Relaxed),
         skipped: ctx.skipped.load(Ordering::Relaxed),
     }
 }
@@ -474,6 +588,9 @@ fn dispatch(
             .clone();
         match (action.action, action.client) {
             (Action::Deliver { to, msg }, _) => {
+                if to == Mailbox::Inbox {
+                    user.mail().set_fate(msg, user::Fate::InFlight);
+                }
                 ctx.metrics
                     .send(Event::Delivery(DeliveryEvent::Offered { recipients: 1 }));
                 ctx.deliveries.fetch_add(1, Ordering::AcqRel);
@@ -497,7 +614,7 @@ fn dispatch(
                 // A closed channel means the task ended (aborted at shutdown).
                 let _ = sender.send(Job { action, intended });
             }
-            (_, None) => ctx.skip(),
+            (_, None) => ctx.skip(SkipReason::SessionDown),
         }
     });
     // The run lasts its whole period even when nothing more is planned (sessions stay

@@ -11,7 +11,7 @@ use super::user::UserShared;
 use super::{Ctx, Job, SessionTally};
 use crate::config::Mech;
 use crate::lmtp::parse_marker;
-use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome, SkipReason};
 use crate::ops::{Op, Pop3Command, Server};
 use crate::pop3::{Pop3Client, Pop3Error};
 use crate::profile::schedule::Action;
@@ -26,6 +26,8 @@ struct Session {
     /// UIDLs downloaded in earlier sessions (kept mail is not downloaded again).
     downloaded: HashSet<String>,
     tally: SessionTally,
+    /// Actions skipped so far (an action that added none was done).
+    skips: u64,
 }
 
 pub(super) async fn run(
@@ -43,31 +45,40 @@ pub(super) async fn run(
         conn: None,
         downloaded: HashSet::new(),
         tally: SessionTally::default(),
+        skips: 0,
     };
     while let Some(job) = jobs.recv().await {
         if session.ctx.stopping_now() {
+            session.ctx.skip_remaining(&mut jobs);
             break;
         }
         let started = Instant::now();
         let errors = session.tally.errors;
+        let skips = session.skips;
         let action = job.action.action;
         match action {
             Action::Login { .. } => Box::pin(session.login()).await,
             Action::CheckMail => Box::pin(session.check_mail()).await,
             Action::Logout => Box::pin(session.logout(job.intended)).await,
-            _ => {
-                session.ctx.skip();
-                continue;
-            }
+            // The scheduler gives mail actions to IMAP clients only.
+            _ => session.skip(SkipReason::SessionDown),
         }
-        let ok = session.tally.errors == errors;
-        session.ctx.action_done(&action, ok, job.intended, started);
+        session.ctx.done_unless_skipped(skips, session.skips);
+        if session.skips == skips {
+            let ok = session.tally.errors == errors;
+            session.ctx.action_row(&action, ok, job.intended, started);
+        }
     }
     // The run ended with the session open: end it properly.
     Box::pin(session.logout(Instant::now())).await;
 }
 
 impl Session {
+    fn skip(&mut self, reason: SkipReason) {
+        self.skips += 1;
+        self.ctx.skip(reason);
+    }
+
     /// Records the commands the client logged since the last call.
     fn record(&mut self, conn: &mut Pop3Client) {
         self.tally.commands += self.ctx.timed(self.client, conn.timings());
@@ -110,7 +121,7 @@ impl Session {
             return;
         }
         let Some(endpoint) = self.ctx.endpoints.pop3.clone() else {
-            self.ctx.skip();
+            self.skip(SkipReason::NoServer);
             return;
         };
         self.tally.begin();
@@ -158,7 +169,7 @@ impl Session {
 
     async fn check_mail(&mut self) {
         let Some(mut conn) = self.conn.take() else {
-            self.ctx.skip();
+            self.skip(SkipReason::SessionDown);
             return;
         };
         let result = self.download(&mut conn).await;

@@ -725,11 +725,22 @@ impl<'a> Connection<'a> {
                         self.on_no(&pending, &text, code_trycreate, code_expungeissued, line())
                     }
                     _ => {
-                        return Err(Ended::error(
-                            ErrorKind::BadReply,
-                            format!("BAD reply for command: {}", pending.line),
-                            Some(line()),
-                        ));
+                        let message = format!("BAD reply for command: {}", pending.line);
+                        let kind = crate::quirks::failed_command(
+                            untagged_line(&pending.line),
+                            b"BAD",
+                            text.as_bytes(),
+                        )
+                        .unwrap_or(ErrorKind::BadReply);
+                        // The session goes on where its state is still known, so one
+                        // deviation does not hide the next.
+                        if matches!(
+                            pending.state,
+                            State::Logout | State::Idle | State::Compress | State::Authenticate
+                        ) {
+                            return Err(Ended::error(kind, message, Some(line())));
+                        }
+                        self.error(kind, message, Some(line()));
                     }
                 }
             }
@@ -798,11 +809,10 @@ impl<'a> Connection<'a> {
             _ => false,
         };
         if !tolerated {
-            self.error(
-                ErrorKind::CommandFailed,
-                format!("{} failed", state.name()),
-                Some(line),
-            );
+            let kind =
+                crate::quirks::failed_command(untagged_line(&pending.line), b"NO", text.as_bytes())
+                    .unwrap_or(ErrorKind::CommandFailed);
+            self.error(kind, format!("{} failed", state.name()), Some(line));
         }
     }
 
@@ -950,6 +960,13 @@ impl<'a> Connection<'a> {
 }
 
 /// The level a state change leads to, for the states that change it.
+/// A command line without its tag.
+fn untagged_line(line: &str) -> &[u8] {
+    line.split_once(' ')
+        .map_or(line, |(_, rest)| rest)
+        .as_bytes()
+}
+
 fn unexpected_tagged(line: String) -> Ended {
     Ended::error(ErrorKind::Protocol, "Unexpected tagged reply", Some(line))
 }

@@ -38,7 +38,7 @@ use crate::imap::response::{Code, FetchItem, Response, Status, Untagged};
 use crate::imap::stream::StreamError;
 use crate::lmtp::{MARKER_HEADER, parse_marker};
 use crate::metrics::ConnectionStatus;
-use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome, SkipReason};
 use crate::ops::{Op, Server};
 use crate::profile::model::ClientType;
 use crate::profile::schedule::{Action, splitmix64};
@@ -98,6 +98,8 @@ struct Session {
     reconnect: Option<(tokio::time::Instant, Duration)>,
     /// The server refused IDLE: this session polls only when told to.
     idle_refused: bool,
+    /// Actions skipped so far (an action that added none was done).
+    skips: u64,
 }
 
 pub(super) async fn run(
@@ -121,6 +123,7 @@ pub(super) async fn run(
         connections: 1,
         reconnect: None,
         idle_refused: false,
+        skips: 0,
     };
     // Each step is boxed: the task itself stays small while idle (a task per user and
     // client, possibly 100 000 of them); a step's state lives only while it runs.
@@ -155,15 +158,23 @@ pub(super) async fn run(
         };
         let Some(job) = job else { break };
         if session.ctx.stopping_now() {
+            session.ctx.skip_remaining(&mut jobs);
             session.conns.clear();
             return;
         }
+        let skips = session.skips;
         Box::pin(session.perform(job)).await;
+        session.ctx.done_unless_skipped(skips, session.skips);
     }
     Box::pin(session.logout(Instant::now())).await;
 }
 
 impl Session {
+    fn skip(&mut self, reason: SkipReason) {
+        self.skips += 1;
+        self.ctx.skip(reason);
+    }
+
     fn kind(&self) -> &ClientType {
         &self.ctx.profile.clients[self.client as usize]
     }
@@ -178,7 +189,7 @@ impl Session {
         let action = job.action.action;
         self.perform_action(job).await;
         let ok = self.tally.errors == errors;
-        self.ctx.action_done(&action, ok, job.intended, started);
+        self.ctx.action_row(&action, ok, job.intended, started);
     }
 
     async fn perform_action(&mut self, job: Job) {
@@ -195,7 +206,8 @@ impl Session {
             Action::Reply { msg, draft } => self.reply(msg, draft, at).await,
             Action::WriteDraft { draft } => self.write_draft(draft, at).await,
             Action::SendDraft { draft } => self.send_draft(draft, at).await,
-            Action::Deliver { .. } => self.ctx.skip(),
+            // Deliveries go to delivery tasks, never to a session.
+            Action::Deliver { .. } => self.skip(SkipReason::SessionDown),
         }
     }
 
@@ -510,7 +522,7 @@ impl Session {
         }
         self.connections = connections;
         let Some(endpoint) = self.ctx.endpoints.imap.clone() else {
-            self.ctx.skip();
+            self.skip(SkipReason::NoServer);
             return;
         };
         self.tally.begin();
@@ -766,7 +778,7 @@ impl Session {
 
     async fn check_mail(&mut self, at: Instant) {
         if self.conns.is_empty() {
-            self.ctx.skip();
+            self.skip(SkipReason::SessionDown);
             return;
         }
         let before = self.conns[0].exists;
