@@ -13,9 +13,10 @@
 //! each other), and anyone can tell by hand which pod had a user. A profile's random
 //! streams are per user (seeded from the seed and the user index), so the shards'
 //! plans together are exactly the unsharded plan. LMTP deliveries are planned for
-//! their recipient, so they run in the recipient's shard (a delivery to several
-//! recipients would belong to its first recipient's shard; imaptest's deliveries have
-//! one recipient each) and every recipient is counted once.
+//! their (first) recipient, so they run in that recipient's shard; the further
+//! recipients of a delivery (`delivery_recipients`) are drawn from the seed, the
+//! delivery and the whole population, the same users as in an unsharded run, and the
+//! delivery is made once, so every recipient is counted once.
 //!
 //! Stress mode picks a random user of its shard for each session; its random streams
 //! are per connection slot, seeded from (seed, shard), so a stress shard is
