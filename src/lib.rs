@@ -61,6 +61,12 @@
 //! * [`cli`]: the `key=value` command line and subcommands, into [`config::Settings`].
 //! * [`app`]: the edge: one module per mode wiring settings, engine, sinks, signals and
 //!   the ending ([`app::pipeline`]).
+//!
+//! Hardening:
+//! * [`limits`]: the bounds on everything a server or user controls (`docs/limits.md`).
+//! * [`secrets`]: passwords from `pass_file=` and the environment, off the command line.
+//! * [`output_guard`]: output files checked against the inputs and each other before
+//!   a run, so an output never destroys an input.
 
 pub mod app;
 pub mod cli;
@@ -72,17 +78,20 @@ pub mod engine;
 pub mod exit;
 pub mod fit;
 pub mod imap;
+pub mod limits;
 pub mod lmtp;
 pub mod mail;
 pub mod metrics;
 pub mod net;
 pub mod ops;
+pub mod output_guard;
 pub mod pop3;
 pub mod profile;
 pub mod quirks;
 pub mod report;
 pub mod sasl;
 pub mod scripted;
+pub mod secrets;
 pub mod shard;
 pub mod slo;
 pub mod states;

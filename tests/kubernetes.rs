@@ -426,17 +426,19 @@ fn simulated_indexed_job_merges_into_the_whole_run() {
         humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(start_at))
             .to_string();
     let overrides = [("IMAP_HOST", lab.host), ("START_AT", start_at.as_str())];
-    let pod = |c: &Container, index: u32| {
-        let env = c.env_of(index, lab.user_password, &overrides);
-        let args = c.localise(&c.args_of(&env), &volumes);
-        let mut command = Command::new(common::imaptest_bin());
-        command
-            .args(args)
-            .envs(env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command
-    };
+    let pod_with =
+        |c: &Container, index: u32, secret: &str, volumes: &BTreeMap<String, PathBuf>| {
+            let env = c.env_of(index, secret, &overrides);
+            let args = c.localise(&c.args_of(&env), volumes);
+            let mut command = Command::new(common::imaptest_bin());
+            command
+                .args(args)
+                .envs(env)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            command
+        };
+    let pod = |c: &Container, index: u32| pod_with(c, index, lab.user_password, &volumes);
     // The init container (the same for every pod; the volume is shared here).
     let out = pod(&init, 0).output().unwrap();
     assert!(
@@ -493,4 +495,15 @@ fn simulated_indexed_job_merges_into_the_whole_run() {
         d.delivered,
         "deliveries told vs stored"
     );
+
+    // The password is the Secret's: a pod given a wrong one logs nobody in (its
+    // start_at is past by now, so it starts at once).
+    let mut elsewhere = volumes.clone();
+    elsewhere.insert("results".into(), dir.path().join("wrong-password"));
+    let out = pod_with(&run, 0, "not-the-password", &elsewhere)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "nothing worked:\n{stderr}");
+    assert!(stderr.contains("login failed"), "{stderr}");
 }

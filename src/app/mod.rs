@@ -24,6 +24,8 @@ pub use crate::exit;
 
 /// Runs the mode the settings select and returns the exit status.
 pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    // Every output is checked against the inputs before the first connection.
+    guard_outputs(&settings)?;
     let Settings { common, mode } = settings;
     let status = match mode {
         Mode::Stress(stress) => stress::run(common, stress).await?,
@@ -57,6 +59,63 @@ fn sinks(
         sinks.push(Box::new(ResultsFile::create(path, columns)?));
     }
     Ok(sinks)
+}
+
+/// Refuses outputs that would destroy an input or another output, or replace an
+/// existing file without `overwrite`, and shows each output writable (see
+/// [`crate::output_guard`]).
+fn guard_outputs(settings: &Settings) -> anyhow::Result<()> {
+    use crate::output_guard::OutputGuard;
+    let common = &settings.common;
+    let mut guard = OutputGuard::new();
+    if let Some(path) = &common.user.userfile {
+        guard.input("userfile", path);
+    }
+    if let Some(path) = &common.tls.ca_file {
+        guard.input("ssl_ca_file", path);
+    }
+    let outputs = &common.outputs;
+    for (key, path) in [
+        ("csv", &outputs.csv),
+        ("output", &outputs.output),
+        ("summary", &outputs.summary),
+    ] {
+        if let Some(path) = path {
+            guard.output(key, path);
+        }
+    }
+    if let Some(dir) = &common.rawlog {
+        guard.rawlog_dir(dir);
+    }
+    match &settings.mode {
+        Mode::Stress(stress) => {
+            if stress.random_msg_size == 0 {
+                guard.input("mbox", &stress.mbox);
+            }
+        }
+        Mode::Scripted(scripted) => {
+            guard.input("test", &scripted.path);
+            if let Some(path) = &scripted.junit {
+                guard.output("junit", path);
+            }
+        }
+        Mode::Profile(profile) => {
+            guard.input("profile", &profile.path);
+            if profile.random_msg_size == 0 {
+                guard.input("mbox", &profile.mbox);
+            }
+            if let Some(path) = &profile.session_csv {
+                guard.output("session_csv", path);
+            }
+            if profile.dry_run {
+                let plan = profile.plan.clone().unwrap_or_else(|| "plan.csv".into());
+                guard.output("plan", plan);
+            }
+        }
+    }
+    // The files the check creates are the ones the sinks open next.
+    let _checked = guard.check(common.overwrite)?;
+    Ok(())
 }
 
 /// What an IMAP server says about itself: greeting, capabilities and, when it offers

@@ -138,9 +138,7 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
             ..Default::default()
         },
         lmtp_options: crate::lmtp::LmtpOptions {
-            timeout: common
-                .timeout
-                .max(crate::lmtp::LmtpOptions::default().timeout),
+            timeout: common.timeout,
             rawlog_dir: common.rawlog.clone(),
             ..Default::default()
         },

@@ -4,15 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
 use tokio::sync::watch;
 
 use super::pipeline::{Pipeline, RunFacts, conclude, supervise, wait_for_start};
 use super::{raise_fd_limit, server_info_imap, sinks};
-use crate::config::{Common, Mech, StressSettings, TlsMode};
+use crate::config::{Common, StressSettings, TlsMode};
 use crate::control::RunState;
 use crate::engine::stress::{self, StressContext};
-use crate::imap::client::{ClientOptions, ImapClient, LoginRequest};
+use crate::imap::client::{ClientOptions, LoginRequest, start_up_login};
 use crate::imap::framer::FramerLimits;
 use crate::mail::{Mbox, MessageSource, RandomMessages};
 use crate::net::Endpoint;
@@ -168,19 +167,6 @@ async fn preflight(
     options: &ClientOptions,
 ) -> anyhow::Result<Option<ServerInfo>> {
     let user = users.user_by_index(0);
-    let mut client = ImapClient::connect(
-        endpoint,
-        0,
-        &ClientOptions {
-            rawlog_dir: None,
-            ..options.clone()
-        },
-    )
-    .await?;
-    let address = format!("{}:{}", common.connect_host(), common.imap_port());
-    if client.preauth() {
-        return Ok(Some(server_info_imap(&mut client, address).await));
-    }
     let request = LoginRequest {
         user: &user.name,
         password: &user.password,
@@ -188,13 +174,10 @@ async fn preflight(
         master: common.user.master.as_deref(),
         scram_cache,
     };
-    let done = client.log_in(&request).await?;
-    if !done.is_ok() {
-        let how = match common.user.mech {
-            Mech::Command => "LOGIN".to_owned(),
-            Mech::Sasl(m) => format!("AUTHENTICATE {}", m.name()),
-        };
-        bail!("{how} as {} failed: {}", user.name, done.line);
+    let mut client = start_up_login(endpoint, options, &request).await?;
+    let address = format!("{}:{}", common.connect_host(), common.imap_port());
+    if client.preauth() {
+        return Ok(Some(server_info_imap(&mut client, address).await));
     }
     let info = server_info_imap(&mut client, address).await;
     let _ = client.logout().await;

@@ -231,9 +231,23 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "PASSWORD",
         "pass",
-        "Password for every user without one in the user file",
+        "Password of users without one in the user file (ps shows it!)",
         |b, a| {
             b.settings.user.password = a.value().to_owned();
+            Ok(())
+        },
+    ),
+    key(
+        "pass_file",
+        AuthUsers,
+        Value,
+        "FILE",
+        "",
+        "Read pass= from the first line of FILE (owner-only permissions)",
+        |b, a| {
+            let path = b.path(a);
+            b.settings.user.password = crate::secrets::read_pass_file(&path)
+                .map_err(|e| invalid(a, "pass_file", format!("a readable password file: {e}")))?;
             Ok(())
         },
     ),
@@ -449,7 +463,9 @@ pub static KEYS: &[KeySpec] = &[
         "0 = off",
         "Append random messages of 1..BYTES bytes, not the mbox's",
         |b, a| {
-            b.settings.random_msg_size = number(a, "random_msg_size")?;
+            let size = number(a, "random_msg_size")?;
+            b.settings.random_msg_size = crate::limits::message_size("random_msg_size", size)
+                .map_err(|e| invalid(a, "random_msg_size", format!("at most {} bytes", e.limit)))?;
             Ok(())
         },
     ),

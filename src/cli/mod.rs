@@ -101,6 +101,10 @@ pub(crate) struct Env {
     pub home: Option<PathBuf>,
     /// `$USER`.
     pub user: Option<String>,
+    /// `$IMAPTEST_PASS`: the password when neither `pass=` nor `pass_file=` gives one.
+    pub pass: Option<String>,
+    /// `$IMAPTEST_MASTER_PASS`: with `master=`, the master user's password.
+    pub master_pass: Option<String>,
     /// `$JOB_COMPLETION_INDEX` and `$IMAPTEST_SHARDS`: the shard when `shard=` is not
     /// given (see [`crate::shard`]).
     pub job_index: Option<String>,
@@ -114,6 +118,8 @@ impl Env {
                 .filter(|h| !h.is_empty())
                 .map(PathBuf::from),
             user: std::env::var("USER").ok(),
+            pass: std::env::var(crate::secrets::PASS_ENV).ok(),
+            master_pass: std::env::var(crate::secrets::MASTER_PASS_ENV).ok(),
             job_index: std::env::var(crate::shard::INDEX_ENV).ok(),
             shards: std::env::var(crate::shard::SHARDS_ENV).ok(),
         }
@@ -229,6 +235,20 @@ pub(crate) fn parse_draft(args: &[String], env: &Env) -> Result<Parsed, CliError
         (false, None) => crate::config::TlsMode::Plain,
     };
     settings.tls.accept_any_cert = seen.ssl == Some(true);
+    let pass_given = seen
+        .given
+        .iter()
+        .any(|key| *key == "pass" || *key == "pass_file");
+    if !pass_given {
+        let from_env =
+            crate::secrets::from_env(settings.user.master.is_some(), |name| match name {
+                crate::secrets::PASS_ENV => env.pass.clone(),
+                _ => env.master_pass.clone(),
+            });
+        if let Some(password) = from_env {
+            settings.user.password = password;
+        }
+    }
     finalize::finalize_with(&mut settings, &seen)?;
     Ok(Parsed { settings, seen })
 }

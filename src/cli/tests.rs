@@ -274,6 +274,10 @@ fn every_key_parses() {
 #[test]
 fn every_key_has_a_case() {
     for key in KEYS {
+        if key.name == "pass_file" {
+            // Needs an owner-only file: passwords_from_the_environment_and_pass_file.
+            continue;
+        }
         assert!(
             KEY_CASES
                 .iter()
@@ -724,16 +728,11 @@ fn probabilities_must_leave_something_to_do() {
 
 #[test]
 fn user_name_rules() {
-    let no_user = Env {
-        home: None,
-        user: None,
-        ..Env::default()
-    };
+    let no_user = Env::default();
     let e = parse_env(&[], &no_user).unwrap_err();
     assert_eq!(e, CliError::MissingUsername);
     assert_eq!(e.to_string(), "missing username: give user=");
     let empty_user = Env {
-        home: None,
         user: Some(String::new()),
         ..Env::default()
     };
@@ -762,7 +761,6 @@ fn user_name_rules() {
         "user `u%d` contains `%`, which test= does not allow: give a plain user name"
     );
     let with_percent_env = Env {
-        home: None,
         user: Some("we%rd".to_owned()),
         ..Env::default()
     };
@@ -1048,6 +1046,41 @@ fn long_input_is_shortened_in_messages() {
     assert!(text.contains('…'));
     let text = err(&[&format!("clients={}", "9".repeat(300))]);
     assert!(text.chars().count() < 400, "{text}");
+}
+
+#[test]
+fn passwords_from_the_environment_and_pass_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let secret_env = Env {
+        pass: Some("env-pass".to_owned()),
+        master_pass: Some("env-master".to_owned()),
+        ..env()
+    };
+    let password = |args: &[&str]| match parse_draft(&strings(args), &secret_env) {
+        Ok(parsed) => parsed.settings.user.password,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(password(&[]), "env-pass");
+    assert_eq!(password(&["master=admin"]), "env-master");
+    // The command line wins over the environment.
+    assert_eq!(password(&["pass=given"]), "given");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "from-file\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let arg = format!("pass_file={}", file.display());
+    assert_eq!(password(&[&arg]), "from-file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let Err(e) = parse_draft(&strings(&[&arg]), &secret_env) else {
+        panic!("a group-readable pass_file was accepted");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("other users can read it (mode 0640): make it owner-only, e.g. chmod 600"),
+        "{e}"
+    );
+    // Without any, the default.
+    assert_eq!(run(&[]).user.password, "pass");
 }
 
 #[test]

@@ -96,6 +96,18 @@ pub fn usage() -> String {
     line(&mut out, "schema", "Print the JSON Schema of TOML profiles");
     line(&mut out, "help, -h, --help", "Show this help");
     line(&mut out, "--version, -V", "Show the version");
+
+    out.push_str("\nEnvironment (keeps passwords out of ps; pass= and pass_file= win):\n");
+    line(
+        &mut out,
+        "IMAPTEST_PASS",
+        "Password of users without one in the user file",
+    );
+    line(
+        &mut out,
+        "IMAPTEST_MASTER_PASS",
+        "With master=: the master user's password",
+    );
     out
 }
 

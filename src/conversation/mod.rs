@@ -62,7 +62,7 @@ mod transcript;
 
 use std::process::ExitCode;
 
-pub use client::{ClientFailure, ClientOptions, ClientReport, run_script};
+pub use client::{ClientFailure, ClientOptions, ClientReport, run_script, run_script_until};
 pub use script::{ClientScript, Loc, ScriptError, ServerScript};
 pub use server::{ServerFailure, ServerOptions, ServerReport, bind};
 pub use transcript::{Captured, Transcript};

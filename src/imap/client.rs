@@ -13,7 +13,8 @@ use super::framer::{FramerLimits, RawResponse};
 use super::response::{Code, Response, Status, Untagged};
 use super::stream::{ImapStream, StreamError};
 use crate::config::{Mech, TlsMode};
-use crate::net::{Endpoint, PhaseTimes, Rawlog};
+use crate::limits::{MAX_UNTAGGED_BYTES_PER_COMMAND, UNTAGGED_OVERHEAD};
+use crate::net::{Deadline, Endpoint, PhaseTimes, Rawlog};
 use crate::sasl::{self, Credentials, Mechanism, SaslError, ScramCache};
 
 /// What went wrong on an IMAP connection. Messages quote the server line involved.
@@ -23,6 +24,12 @@ pub enum ClientError {
     Stream(#[from] StreamError),
     #[error("malformed banner: {0}")]
     BadGreeting(String),
+    #[error("no greeting: {source}{hint}")]
+    NoGreeting {
+        source: StreamError,
+        /// What the user may have got wrong, when the server sent nothing at all.
+        hint: &'static str,
+    },
     #[error("server said BYE: {0}")]
     Bye(String),
     #[error("unexpected tagged reply: {0}")]
@@ -39,6 +46,12 @@ pub enum ClientError {
     Sasl { mech: String, source: SaslError },
     #[error("unexpected continuation: {0}")]
     UnexpectedContinuation(String),
+    /// The untagged responses to one command went past
+    /// [`crate::limits::MAX_UNTAGGED_BYTES_PER_COMMAND`].
+    #[error(
+        "{command}: the server sent more than {limit} bytes of untagged responses to one command (docs/limits.md)"
+    )]
+    TooMuchData { command: String, limit: usize },
 }
 
 impl ClientError {
@@ -101,8 +114,10 @@ pub struct ImapClient {
     phase_times: PhaseTimes,
 }
 
+/// A server line as errors and reports quote it: control characters escaped, long lines
+/// cut to an excerpt with their length ([`crate::text::quote`]).
 pub(crate) fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    crate::text::quote(bytes)
 }
 
 impl ImapClient {
@@ -150,7 +165,26 @@ impl ImapClient {
     }
 
     async fn read_greeting(&mut self) -> Result<(), ClientError> {
-        let greeting = self.stream.read_response().await?;
+        let deadline = Deadline::after(self.stream.timeout());
+        let greeting = match self.stream.read_response_by(Some(deadline)).await {
+            Ok(greeting) => greeting,
+            Err(e @ (StreamError::Timeout(_) | StreamError::Deadline(_))) => {
+                // A TLS port waits for our handshake and says nothing.
+                let hint = if self.stream.is_tls() {
+                    ""
+                } else {
+                    " (if this port expects TLS, add `ssl`)"
+                };
+                return Err(ClientError::NoGreeting { source: e, hint });
+            }
+            Err(e @ StreamError::Incomplete { .. }) => {
+                return Err(ClientError::NoGreeting {
+                    source: e,
+                    hint: "",
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let line = lossy(greeting.first_line());
         self.greeting = line.clone();
         match greeting.parse() {
@@ -226,31 +260,33 @@ impl ImapClient {
     }
 
     /// Sends a command's parts (waiting for `+` between them) and collects the replies.
+    /// The whole command must complete within the stream's timeout.
     pub async fn run(
         &mut self,
         tag: &str,
         parts: Vec<CommandPart>,
     ) -> Result<Completion, ClientError> {
         let started = Instant::now();
-        let mut untagged = Vec::new();
+        let deadline = Deadline::after(self.stream.timeout());
+        let mut untagged = Collected::for_command(&parts);
         let last = parts.len().saturating_sub(1);
         for (i, part) in parts.iter().enumerate() {
             self.stream.send(&part.bytes, part.secret_from).await?;
             if i < last {
                 // A synchronising literal: the server must ask for it first.
                 loop {
-                    let response = self.stream.read_response().await?;
+                    let response = self.stream.read_response_by(Some(deadline)).await?;
                     match response.parse() {
                         Ok(Response::Continuation(_)) => break,
                         Ok(Response::Tagged { .. }) => {
-                            return self.finish_tagged(tag, response, untagged, started);
+                            return self.finish_tagged(tag, response, untagged.list, started);
                         }
-                        _ => untagged.push(response),
+                        _ => untagged.push(response)?,
                     }
                 }
             }
         }
-        self.collect(tag, untagged, started).await
+        self.collect(tag, untagged, started, deadline).await
     }
 
     /// Reads until the tagged reply of `tag`. A malformed response or a frame error does
@@ -259,13 +295,14 @@ impl ImapClient {
     async fn collect(
         &mut self,
         tag: &str,
-        mut untagged: Vec<RawResponse>,
+        mut untagged: Collected,
         started: Instant,
+        deadline: Deadline,
     ) -> Result<Completion, ClientError> {
         let mut first_error: Option<ClientError> = None;
         let mut bye: Option<String> = None;
         loop {
-            let response = match self.stream.read_response().await {
+            let response = match self.stream.read_response_by(Some(deadline)).await {
                 Ok(response) => response,
                 Err(e) if e.is_recoverable() => {
                     first_error.get_or_insert(ClientError::Stream(e));
@@ -279,7 +316,7 @@ impl ImapClient {
             };
             match response.parse() {
                 Ok(Response::Tagged { .. }) => {
-                    let done = self.finish_tagged(tag, response, untagged, started);
+                    let done = self.finish_tagged(tag, response, untagged.list, started);
                     return match first_error {
                         Some(e) => Err(e),
                         None => done,
@@ -302,7 +339,7 @@ impl ImapClient {
                     }
                     self.note_untagged(&u);
                     drop(u);
-                    untagged.push(response);
+                    untagged.push(response)?;
                 }
                 Err(e) => {
                     let ours = response.tag() == Some(tag.as_bytes());
@@ -429,14 +466,15 @@ impl ImapClient {
             None => {}
         }
         line.push_str("\r\n");
+        let deadline = Deadline::after(self.stream.timeout());
         self.stream.send(line.as_bytes(), secret_from).await?;
-        let mut untagged = Vec::new();
+        let mut untagged = Collected::named("AUTHENTICATE");
         let sasl_err = |source| ClientError::Sasl {
             mech: name.to_owned(),
             source,
         };
         loop {
-            let response = self.stream.read_response().await?;
+            let response = self.stream.read_response_by(Some(deadline)).await?;
             let parsed = response
                 .parse()
                 .map_err(|e| ClientError::Parse(e.to_string()))?;
@@ -467,7 +505,7 @@ impl ImapClient {
                 }
                 Response::Tagged { .. } => {
                     drop(parsed);
-                    let done = self.finish_tagged(&tag, response, untagged, started)?;
+                    let done = self.finish_tagged(&tag, response, untagged.list, started)?;
                     if done.is_ok() {
                         mech.finish().map_err(sasl_err)?;
                     }
@@ -476,7 +514,7 @@ impl ImapClient {
                 Response::Untagged(u) => {
                     self.note_untagged(&u);
                     drop(u);
-                    untagged.push(response);
+                    untagged.push(response)?;
                 }
             }
         }
@@ -522,19 +560,20 @@ impl ImapClient {
         self.stream
             .send(format!("{tag} IDLE\r\n").as_bytes(), None)
             .await?;
-        let mut untagged = Vec::new();
+        let deadline = Deadline::after(self.stream.timeout());
+        let mut untagged = Collected::named("IDLE");
         loop {
-            let response = self.stream.read_response().await?;
+            let response = self.stream.read_response_by(Some(deadline)).await?;
             match response.parse() {
-                Ok(Response::Continuation(_)) => return Ok((tag, untagged)),
+                Ok(Response::Continuation(_)) => return Ok((tag, untagged.list)),
                 Ok(Response::Tagged { .. }) => {
-                    let done = self.finish_tagged(&tag, response, untagged, started)?;
+                    let done = self.finish_tagged(&tag, response, untagged.list, started)?;
                     return Err(ClientError::Failed {
                         command: "IDLE".into(),
                         line: done.line,
                     });
                 }
-                _ => untagged.push(response),
+                _ => untagged.push(response)?,
             }
         }
     }
@@ -542,8 +581,10 @@ impl ImapClient {
     /// Ends IDLE with `DONE` and waits for the IDLE command's tagged reply.
     pub async fn idle_done(&mut self, tag: &str) -> Result<Completion, ClientError> {
         let started = Instant::now();
+        let deadline = Deadline::after(self.stream.timeout());
         self.stream.send(b"DONE\r\n", None).await?;
-        self.collect(tag, Vec::new(), started).await
+        self.collect(tag, Collected::named("IDLE"), started, deadline)
+            .await
     }
 
     /// LOGOUT: the server must send BYE before its tagged OK.
@@ -569,6 +610,49 @@ impl ImapClient {
     }
 }
 
+/// The untagged responses to one command, bounded by
+/// [`MAX_UNTAGGED_BYTES_PER_COMMAND`] so a flooding server costs no more memory.
+#[derive(Debug)]
+struct Collected {
+    list: Vec<RawResponse>,
+    bytes: usize,
+    /// The command's name, for the error.
+    command: String,
+}
+
+impl Collected {
+    fn named(command: &str) -> Self {
+        Collected {
+            list: Vec::new(),
+            bytes: 0,
+            command: command.to_owned(),
+        }
+    }
+
+    /// Named after the command word of the first part (`<tag> NAME ...`); never more,
+    /// so no argument (a password) ends up in a message.
+    fn for_command(parts: &[CommandPart]) -> Self {
+        let first = parts.first().map_or(&[][..], |p| &p.bytes[..]);
+        let name = first
+            .split(|b| *b == b' ' || *b == b'\r')
+            .nth(1)
+            .unwrap_or_default();
+        Collected::named(&lossy(&name[..name.len().min(32)]))
+    }
+
+    fn push(&mut self, response: RawResponse) -> Result<(), ClientError> {
+        self.bytes += response.bytes().len() + UNTAGGED_OVERHEAD;
+        if self.bytes > MAX_UNTAGGED_BYTES_PER_COMMAND {
+            return Err(ClientError::TooMuchData {
+                command: self.command.clone(),
+                limit: MAX_UNTAGGED_BYTES_PER_COMMAND,
+            });
+        }
+        self.list.push(response);
+        Ok(())
+    }
+}
+
 /// Who logs in and how.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginRequest<'a> {
@@ -577,6 +661,66 @@ pub struct LoginRequest<'a> {
     pub mech: Mech,
     pub master: Option<&'a str>,
     pub scram_cache: &'a ScramCache,
+}
+
+/// Why the start-up login ([`start_up_login`]) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartUpError {
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("{how} as {user} failed: {line}")]
+    LoginRefused {
+        /// `LOGIN` or `AUTHENTICATE <mech>`.
+        how: String,
+        user: String,
+        line: String,
+    },
+    #[error(
+        "start-up check (connect, greeting, login) not done within {0:?} (twice timeout=, for all its steps together)"
+    )]
+    Timeout(Duration),
+}
+
+/// The start of the check before a run, so an unreachable server, a TLS failure or a
+/// wrong password is one clear error instead of a stream of them: connection number 0
+/// (no rawlog), logged in as `login` (unless the greeting was PREAUTH). Each step
+/// (connect, TLS, greeting, each command) must be done within `options.timeout` and
+/// all of them within twice that, whatever the server does. The caller logs out.
+pub async fn start_up_login(
+    endpoint: &Endpoint,
+    options: &ClientOptions,
+    login: &LoginRequest<'_>,
+) -> Result<ImapClient, StartUpError> {
+    let check = async {
+        let options = ClientOptions {
+            rawlog_dir: None,
+            ..options.clone()
+        };
+        let mut client = ImapClient::connect(endpoint, 0, &options).await?;
+        if client.preauth() {
+            return Ok(client);
+        }
+        let done = client.log_in(login).await?;
+        if !done.is_ok() {
+            let how = match login.mech {
+                Mech::Command if login.master.is_none() => "LOGIN".to_owned(),
+                Mech::Command => "AUTHENTICATE PLAIN".to_owned(),
+                Mech::Sasl(m) => format!("AUTHENTICATE {}", m.name()),
+            };
+            return Err(StartUpError::LoginRefused {
+                how,
+                user: login.user.to_owned(),
+                line: done.line,
+            });
+        }
+        Ok(client)
+    };
+    // The steps' own limits say more about what went wrong; this one catches a server
+    // that keeps every step just inside its limit.
+    let total = options.timeout.saturating_mul(2);
+    tokio::time::timeout(total, check)
+        .await
+        .unwrap_or(Err(StartUpError::Timeout(total)))
 }
 
 /// Turns a non-OK completion into an error naming the command and the server line.

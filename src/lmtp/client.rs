@@ -26,6 +26,8 @@ pub enum LmtpError {
     },
     #[error("{doing}: reply has more than {limit} lines")]
     TooManyLines { doing: String, limit: usize },
+    #[error("{doing}: no complete reply within {limit:?} (timeout= bounds the whole reply)")]
+    Deadline { doing: String, limit: Duration },
     #[error("{doing} rejected: {reply}")]
     Rejected { doing: String, reply: Reply },
     #[error("server does not offer STARTTLS (LHLO reply: {0})")]
@@ -86,7 +88,7 @@ const GREETING: &str = "reading the greeting";
 /// Connection options shared by every LMTP connection of a run.
 #[derive(Debug, Clone)]
 pub struct LmtpOptions {
-    /// Limit on every read and write.
+    /// Limit on every read and write, and on each whole reply (`timeout=`).
     pub timeout: Duration,
     pub rawlog_dir: Option<PathBuf>,
     /// The name sent with LHLO.
@@ -102,7 +104,7 @@ pub struct LmtpOptions {
 impl Default for LmtpOptions {
     fn default() -> Self {
         LmtpOptions {
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
             rawlog_dir: None,
             lhlo_name: "localhost".to_owned(),
             pipelining: true,
@@ -348,8 +350,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
     }
 
     /// Reads one complete reply; `doing` names the command it answers, for errors
-    /// (`GREETING` for the greeting).
+    /// (`GREETING` for the greeting). Each read waits at most the timeout, and so does
+    /// the whole reply: a server dripping bytes cannot keep it open.
     async fn read_reply(&mut self, doing: &str) -> Result<Reply, LmtpError> {
+        let limit = self.options.timeout;
+        tokio::time::timeout(limit, self.read_reply_lines(doing))
+            .await
+            .unwrap_or_else(|_| {
+                Err(LmtpError::Deadline {
+                    doing: doing.to_owned(),
+                    limit,
+                })
+            })
+    }
+
+    async fn read_reply_lines(&mut self, doing: &str) -> Result<Reply, LmtpError> {
         let reading = if doing == GREETING {
             GREETING.to_owned()
         } else {
@@ -757,6 +772,30 @@ mod tests {
         assert!(c.extensions().has("PIPELINING"));
         assert!(c.extensions().has("ENHANCEDSTATUSCODES"));
         assert!(!c.extensions().has("STARTTLS"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dripping_reply_ends_at_the_timeout() {
+        let (client, mut server) = duplex(1 << 16);
+        tokio::spawn(async move {
+            for b in b"220 a greeting that takes a minute\r\n" {
+                if server.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            std::future::pending::<()>().await;
+        });
+        let stream = LineStream::new(client, addr(), None, Duration::from_secs(5));
+        let options = LmtpOptions {
+            timeout: Duration::from_secs(5),
+            ..LmtpOptions::default()
+        };
+        let err = LmtpClient::start(stream, 1, &options).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reading the greeting: no complete reply within 5s (timeout= bounds the whole reply)"
+        );
     }
 
     #[tokio::test]

@@ -144,6 +144,9 @@ error_kinds! {
     /// Known server quirk: a SEARCH with two negated size keys of one kind answered
     /// with the looser bound (Dovecot 2.3).
     SearchSizeMerge = "search-size-merge",
+    /// The server went past one of imaptest's bounds (docs/limits.md), e.g. an EXISTS
+    /// beyond the messages the model tracks; the connection is dropped.
+    LimitExceeded = "limit-exceeded",
     /// An error reported without a kind.
     Other = "other",
 }

@@ -96,6 +96,9 @@ pub enum SkipReason {
     NoServer,
     /// The run ended before the action's turn came.
     RunEnded,
+    /// A bound of imaptest was reached (docs/limits.md): deliveries in flight or
+    /// actions queued for a session.
+    OverLimit,
 }
 
 impl SkipReason {
@@ -104,13 +107,14 @@ impl SkipReason {
         Self::ALL.into_iter().find(|r| r.name() == name)
     }
 
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::NotYetVisible,
         SkipReason::SessionDown,
         SkipReason::MessageGone,
         SkipReason::DeliveryFailed,
         SkipReason::NoServer,
         SkipReason::RunEnded,
+        SkipReason::OverLimit,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -123,6 +127,7 @@ impl SkipReason {
             SkipReason::DeliveryFailed => "delivery-failed",
             SkipReason::NoServer => "no-server",
             SkipReason::RunEnded => "run-ended",
+            SkipReason::OverLimit => "over-limit",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Transport: TCP connects, TLS, STARTTLS upgrades and rawlogs. Knows no protocol.
 
 pub mod connect;
+pub mod deadline;
 pub mod deflate;
 pub mod inbound;
 pub mod lines;
@@ -9,6 +10,7 @@ pub mod tls;
 pub mod transport;
 
 pub use connect::{Endpoint, NetError, PhaseTimes};
+pub use deadline::Deadline;
 pub use lines::{LineError, LineStream};
 pub use rawlog::Rawlog;
 pub use transport::Transport;

@@ -29,6 +29,8 @@ pub enum Pop3Error {
     TooLarge { command: String, limit: usize },
     #[error("{command}: reply has more than {limit} lines")]
     TooManyLines { command: String, limit: usize },
+    #[error("{command}: no complete reply within {limit:?} (timeout= bounds the whole reply)")]
+    Deadline { command: String, limit: Duration },
     #[error("malformed banner: {0:?}")]
     BadGreeting(String),
     #[error("AUTH {mech} failed: {source}")]
@@ -80,7 +82,7 @@ impl Pop3Error {
 /// Connection options shared by every POP3 connection of a run.
 #[derive(Debug, Clone)]
 pub struct Pop3Options {
-    /// Limit on every read and write.
+    /// Limit on every read and write, and on each whole reply (`timeout=`).
     pub timeout: Duration,
     pub rawlog_dir: Option<PathBuf>,
     /// Longest line accepted (status lines and message lines), CRLF excluded.
@@ -105,6 +107,33 @@ impl Default for Pop3Options {
         }
     }
 }
+
+/// Runs `reading` (a reply of `command`) within `limit` in total.
+async fn within<T>(
+    limit: Duration,
+    command: &str,
+    reading: impl Future<Output = T>,
+) -> Result<T, Pop3Error> {
+    within_as(limit, limit, command, reading).await
+}
+
+/// [`within`] with `left` of a total `limit` remaining.
+async fn within_as<T>(
+    left: Duration,
+    limit: Duration,
+    command: &str,
+    reading: impl Future<Output = T>,
+) -> Result<T, Pop3Error> {
+    tokio::time::timeout(left, reading)
+        .await
+        .map_err(|_| Pop3Error::Deadline {
+            command: command.to_owned(),
+            limit,
+        })
+}
+
+/// Most bytes kept from one CAPA, LIST, UIDL or AUTH listing.
+const MAX_LISTING_BYTES: usize = 64 * 1024 * 1024;
 
 /// Largest buffer allocated up front for a RETR reply on the server's word.
 const PREALLOCATE_MAX: u64 = 1024 * 1024;
@@ -259,13 +288,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
         options: &Pop3Options,
     ) -> Result<Self, Pop3Error> {
         let waiting = Instant::now();
-        let line = stream
-            .read_line(options.max_line)
-            .await
-            .map_err(|source| Pop3Error::Io {
-                doing: "reading the greeting".into(),
-                source,
-            })?;
+        let line = within(
+            options.timeout,
+            "reading the greeting",
+            stream.read_line(options.max_line),
+        )
+        .await?
+        .map_err(|source| Pop3Error::Io {
+            doing: "reading the greeting".into(),
+            source,
+        })?;
         let greeting = match status(line) {
             Some(Ok(text)) => String::from_utf8_lossy(text).into_owned(),
             _ => return Err(Pop3Error::BadGreeting(quote(line))),
@@ -362,7 +394,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// Reads a status line: `+OK text` → text, `-ERR` → error, else malformed.
     async fn read_status(&mut self, command: &str) -> Result<String, Pop3Error> {
-        let line = self.read_line(command).await?;
+        let limit = self.options.timeout;
+        let line = within(limit, command, self.read_line(command)).await??;
         match status(line) {
             Some(Ok(text)) => Ok(String::from_utf8_lossy(text).into_owned()),
             Some(Err(())) => Err(Pop3Error::Err {
@@ -378,7 +411,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// Reads the lines of a multi-line reply up to the `.` line, dot-unstuffed, passing
     /// each to `each`. At most `max_lines` lines and `max_bytes` bytes (CRLF counted).
+    /// The whole reply must arrive within the timeout.
     async fn read_multiline(
+        &mut self,
+        command: &str,
+        max_lines: usize,
+        max_bytes: usize,
+        each: impl FnMut(&[u8]) -> Result<(), Pop3Error>,
+    ) -> Result<(), Pop3Error> {
+        let limit = self.options.timeout;
+        let lines = self.read_multiline_lines(command, max_lines, max_bytes, each);
+        within(limit, command, lines).await?
+    }
+
+    async fn read_multiline_lines(
         &mut self,
         command: &str,
         max_lines: usize,
@@ -424,7 +470,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
     async fn read_listing(&mut self, command: &str) -> Result<Vec<String>, Pop3Error> {
         let mut out = Vec::new();
         let limit = self.options.max_list_lines;
-        let bytes = limit.saturating_mul(256);
+        let bytes = limit.saturating_mul(256).min(MAX_LISTING_BYTES);
         self.read_multiline(command, limit, bytes, |line| {
             out.push(String::from_utf8_lossy(line).into_owned());
             Ok(())
@@ -511,8 +557,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
             }
         }
         self.send_line(&line, secret_from, &command).await?;
+        let limit = self.options.timeout;
+        let started = tokio::time::Instant::now();
         loop {
-            let reply = self.read_line(&command).await?;
+            // The whole exchange is bounded: a server may not challenge without end.
+            let left = limit.saturating_sub(started.elapsed());
+            let reply = within_as(left, limit, &command, self.read_line(&command)).await??;
             if let Some(result) = status(reply) {
                 return match result {
                     Ok(text) => {
@@ -908,6 +958,39 @@ mod tests {
         assert_eq!(
             sent(c, server).await,
             "CAPA\r\nSTAT\r\nLIST\r\nUIDL\r\nLIST 2\r\n"
+        );
+    }
+
+    /// A server that sends `bytes` one at a time, `every` apart, then stays open.
+    fn dripping(bytes: &'static [u8], every: Duration) -> LineStream<DuplexStream> {
+        let (client, mut server) = duplex(1 << 16);
+        tokio::spawn(async move {
+            for b in bytes {
+                if server.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(every).await;
+            }
+            std::future::pending::<()>().await;
+        });
+        LineStream::new(client, addr(), None, Duration::from_secs(5))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dripping_reply_ends_at_the_timeout() {
+        // Each byte within the read timeout, the whole greeting not.
+        let options = Pop3Options {
+            timeout: Duration::from_secs(5),
+            ..Pop3Options::default()
+        };
+        let stream = dripping(
+            b"+OK a greeting that takes a minute\r\n",
+            Duration::from_secs(2),
+        );
+        let err = Pop3Client::start(stream, 1, &options).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reading the greeting: no complete reply within 5s (timeout= bounds the whole reply)"
         );
     }
 

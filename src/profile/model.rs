@@ -37,6 +37,7 @@ use super::distribution::Distribution;
 use super::size::{Recipients, SizeDistribution, SizeSource};
 use super::username::UsernameTemplate;
 use crate::duration::Dur;
+use crate::limits::{MAX_CONNECTIONS_PER_CLIENT, MAX_PROFILE_USERS};
 
 /// A whole profile.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -583,6 +584,15 @@ impl Profile {
             if self.clients[..i].iter().any(|o| o.name.get_ref() == name) {
                 return Err(invalid(span(), format!("client {name:?} is defined twice")));
             }
+            if client.connections > MAX_CONNECTIONS_PER_CLIENT {
+                return Err(invalid(
+                    span(),
+                    format!(
+                        "client {name:?}: connections = {} is more than the {MAX_CONNECTIONS_PER_CLIENT} per session imaptest opens (docs/limits.md)",
+                        client.connections
+                    ),
+                ));
+            }
             match client.protocol {
                 Protocol::Imap => match (client.idle, &client.poll_interval) {
                     (true, Some(_)) => {
@@ -631,6 +641,22 @@ impl Profile {
         for (i, pop) in self.populations.iter().enumerate() {
             let span = || Some(pop.name.span());
             let name = pop.name.get_ref();
+            for (key, size) in [
+                ("write_size", &pop.write_size),
+                ("delivery_size", &pop.delivery_size),
+            ] {
+                let mean = size.as_ref().map_or(0.0, |s| s.mean());
+                // NaN is refused too.
+                if mean.is_nan() || mean > crate::limits::MAX_MESSAGE_SIZE as f64 {
+                    return Err(invalid(
+                        span(),
+                        format!(
+                            "population {name:?}: {key} has a mean of {mean} bytes, more than the {} imaptest allows (docs/limits.md)",
+                            crate::limits::MAX_MESSAGE_SIZE
+                        ),
+                    ));
+                }
+            }
             if self.populations[..i]
                 .iter()
                 .any(|o| o.name.get_ref() == name)
@@ -764,6 +790,15 @@ impl Profile {
                     format!("population shares must add up to 100 %, not {share_sum} %"),
                 ));
             }
+        }
+        let users: u64 = self.population_sizes().iter().map(|&n| u64::from(n)).sum();
+        if users > MAX_PROFILE_USERS {
+            return Err(invalid(
+                None,
+                format!(
+                    "the populations hold {users} users, more than the {MAX_PROFILE_USERS} a run can simulate (docs/limits.md)"
+                ),
+            ));
         }
         if let Some(activity) = &self.activity {
             let h = activity.hourly.get_ref();

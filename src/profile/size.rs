@@ -142,10 +142,11 @@ impl JsonSchema for SizeDistribution {
 }
 
 impl SizeDistribution {
-    /// One size, rounded to a whole number, at least `min`.
+    /// One size, rounded to a whole number, at least `min` and at most
+    /// [`crate::limits::MAX_MESSAGE_SIZE`] (a long tail must not draw a terabyte).
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R, min: u64) -> u64 {
         let v = self.0.sample(rng).round();
-        (v.min(1e12) as u64).max(min)
+        (v.min(crate::limits::MAX_MESSAGE_SIZE as f64) as u64).max(min)
     }
 
     /// The mean.

@@ -24,6 +24,10 @@ pub struct Console<O: Write + Send, E: Write + Send> {
     bold: bool,
     /// Profile mode: users and LMTP queue on the per-second line, deliveries in Totals.
     profile: bool,
+    /// Error and warning lines printed per second (the rest are only counted).
+    budget: crate::limits::PrintBudget,
+    /// Errors and warnings the budget held back since it was last said.
+    held: (u64, u64),
     /// Profile mode: the run's length and ramp-up, for the progress on each line.
     period: Option<std::time::Duration>,
     rampup: std::time::Duration,
@@ -58,6 +62,8 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
             since_average: Interval::new(),
             bold: false,
             profile: false,
+            budget: crate::limits::PrintBudget::default(),
+            held: (0, 0),
             period: None,
             rampup: std::time::Duration::ZERO,
         }
@@ -257,6 +263,21 @@ impl<O: Write + Send, E: Write + Send> Console<O, E> {
     }
 }
 
+impl<O: Write + Send, E: Write + Send> Console<O, E> {
+    /// One line for the reports the budget held back (they are counted in Totals).
+    fn say_suppressed(&mut self) {
+        self.budget.take_suppressed();
+        let (errors, warnings) = std::mem::take(&mut self.held);
+        if errors + warnings > 0 {
+            let _ = writeln!(
+                self.err,
+                "Warning: {errors} more error and {warnings} more warning lines not shown (more than {} a second; all are counted in Totals)",
+                crate::limits::MAX_REPORTS_PER_SECOND
+            );
+        }
+    }
+}
+
 /// Run-level latency percentiles of every op that was timed, after Totals.
 pub fn latency_table(totals: &Interval) -> String {
     use std::fmt::Write as _;
@@ -366,21 +387,30 @@ pub fn format_report(report: &Report) -> String {
     text.push_str(&report.message);
     if let Some(line) = &report.line {
         text.push_str(": ");
-        text.push_str(line);
+        text.push_str(&crate::text::inert(line, crate::text::QUOTE_MAX));
     }
-    text
+    // Server text is inert: no control character reaches the terminal.
+    crate::text::escape_controls(&text)
 }
 
 impl<O: Write + Send, E: Write + Send> Sink for Console<O, E> {
     fn interval(&mut self, interval: &Interval) {
+        self.say_suppressed();
         let _ = self.write_interval(interval);
     }
 
     fn report(&mut self, report: &Report) {
-        let _ = writeln!(self.err, "{}", format_report(report));
+        if report.severity == Severity::Info || self.budget.allow(std::time::Instant::now()) {
+            let _ = writeln!(self.err, "{}", format_report(report));
+        } else if report.severity == Severity::Error {
+            self.held.0 += 1;
+        } else {
+            self.held.1 += 1;
+        }
     }
 
     fn finish(&mut self, totals: &Interval) {
+        self.say_suppressed();
         let _ = self.write_totals(totals);
     }
 }
@@ -464,6 +494,48 @@ mod tests {
         assert!(
             text.ends_with("Logi\n   0\nErrors by kind: uid-changed 3, search-missing 1\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn server_text_in_reports_is_inert_and_short() {
+        let r = Report {
+            severity: Severity::Error,
+            user: Some("u".into()),
+            connection: Some(1),
+            message: "error parsing input".into(),
+            line: Some(format!("* OK \x1b]0;owned\x07{}", "(".repeat(200_000))),
+            kind: Some(ErrorKind::Protocol),
+        };
+        let text = format_report(&r);
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.starts_with("Error: u[1]: error parsing input: * OK \\x1b]0;owned\\x07(("));
+        assert!(text.len() < 500, "{}", text.len());
+        assert!(text.ends_with("… (200015 bytes)"), "{text}");
+    }
+
+    #[test]
+    fn a_flood_of_reports_prints_a_hundred_a_second_and_says_so() {
+        let err = Shared::default();
+        let mut console = Console::new(Shared::default(), err.clone(), vec![State::Login], None, 1);
+        let report = Report {
+            severity: Severity::Error,
+            user: None,
+            connection: Some(1),
+            message: "BAD received".into(),
+            line: None,
+            kind: Some(ErrorKind::BadReply),
+        };
+        for _ in 0..1000 {
+            console.report(&report);
+        }
+        console.interval(&Interval::new());
+        let text = String::from_utf8(err.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 101, "{text}");
+        assert_eq!(
+            lines[100],
+            "Warning: 900 more error and 0 more warning lines not shown (more than 100 a second; all are counted in Totals)"
         );
     }
 

@@ -54,10 +54,12 @@ use anyhow::Context;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::config::{Common, ScriptedSettings};
-use crate::control::RunState;
+use crate::config::{Common, Mech, ScriptedSettings};
+use crate::control::{RunState, stopped};
+use crate::imap::client::{ClientOptions, LoginRequest, start_up_login};
 use crate::metrics::Metrics;
 use crate::net::Endpoint;
+use crate::sasl::ScramCache;
 use crate::users::UserPicker;
 use parser::DEFAULT_MBOX;
 pub use report::{Outcome, Summary, TestResult};
@@ -91,12 +93,14 @@ pub fn discover(path: &Path) -> anyhow::Result<(Vec<PathBuf>, PathBuf)> {
 
 /// Runs every test under `scripted.path` and returns the results. `on_result` sees
 /// each result as its test finishes (the edge prints it); `metrics`, when given, gets
-/// every command's reply time; once `stop` leaves `Running`, no further test starts.
+/// every command's reply time; once `stop` leaves `Running`, no further test starts,
+/// and [`RunState::StopNow`] drops the test under way. A login with the first user
+/// comes first: a wrong password is one error, not a failed first test.
 pub async fn run_tests(
     common: &Common,
     scripted: &ScriptedSettings,
     metrics: Option<&Metrics>,
-    stop: tokio::sync::watch::Receiver<RunState>,
+    mut stop: tokio::sync::watch::Receiver<RunState>,
     mut on_result: impl FnMut(&TestResult),
 ) -> anyhow::Result<Vec<TestResult>> {
     let test_path = scripted.path.as_path();
@@ -115,6 +119,27 @@ pub async fn run_tests(
     )
     .await
     .context("cannot prepare the server endpoint")?;
+    // A wrong password or an unreachable server is one clear error, not a failed
+    // first test.
+    let first = users.user_by_index(0);
+    let login = LoginRequest {
+        user: &first.name,
+        password: &first.password,
+        mech: Mech::Command,
+        master: None,
+        scram_cache: &ScramCache::default(),
+    };
+    let options = ClientOptions {
+        timeout: common.timeout,
+        ..ClientOptions::default()
+    };
+    let check = start_up_login(&endpoint, &options, &login);
+    tokio::select! {
+        result = check => {
+            let _ = result?.logout().await;
+        }
+        () = stopped(&mut stop, RunState::LogoutAndStop) => return Ok(Vec::new()),
+    }
     let mut ctx = RunContext {
         common,
         scripted,
@@ -134,7 +159,11 @@ pub async fn run_tests(
                 // One user per test, shared by its connections (they must see the
                 // same mailbox); `user N:` headers override it per connection.
                 let user = users.pick(&mut rng);
-                TestRun::new(&mut ctx, &test, user).run().await
+                let run = TestRun::new(&mut ctx, &test, user).run();
+                tokio::select! {
+                    result = run => result,
+                    () = stopped(&mut stop, RunState::StopNow) => break,
+                }
             }
         };
         on_result(&result);

@@ -1,7 +1,7 @@
 //! Running one parsed test against the server: connections, setup for the requested
 //! state, command groups, and the checks of the C tool.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::args::{self, Arg, Display};
 use super::matcher::{FULL, Vars};
@@ -11,8 +11,9 @@ use super::report::{Outcome, TestResult};
 use crate::config::{Common, ScriptedSettings, TlsMode};
 use crate::imap::framer::FramerLimits;
 use crate::imap::stream::{ImapStream, StreamError};
+use crate::limits::MAX_TRACKED_MESSAGES;
 use crate::metrics::{Event, Metrics};
-use crate::net::{Endpoint, Rawlog};
+use crate::net::{Deadline, Endpoint, Rawlog};
 use crate::ops::Op;
 use crate::ops::Outcome as Reply;
 use crate::users::User;
@@ -213,11 +214,20 @@ impl Conn {
         }
     }
 
-    async fn read(&mut self) -> Result<Vec<u8>, StreamError> {
+    /// The next response; each read waits at most `timeout=`, and none past `deadline`.
+    async fn read(&mut self, deadline: Deadline) -> Result<Vec<u8>, StreamError> {
         match &mut self.stream {
-            Some(s) => s.read_response().await.map(|r| r.bytes().to_vec()),
+            Some(s) => s
+                .read_response_by(Some(deadline))
+                .await
+                .map(|r| r.bytes().to_vec()),
             None => Err(StreamError::Closed),
         }
+    }
+
+    /// The whole of a command (or a group's commands) must complete within this.
+    fn deadline(&self) -> Deadline {
+        Deadline::after(self.stream.as_ref().map_or(Duration::ZERO, |s| s.timeout()))
     }
 
     /// Messages in the selected mailbox.
@@ -243,15 +253,23 @@ impl Conn {
             };
             let before = self.uids.len();
             self.uids.retain(|u| *u == 0 || !set.contains(*u));
-            let unknown = usize::try_from(set.count())
+            let mut unknown = usize::try_from(set.count())
                 .unwrap_or(usize::MAX)
                 .saturating_sub(before - self.uids.len());
-            // UIDs never fetched: only the count can be kept.
-            for _ in 0..unknown {
-                if let Some(pos) = self.uids.iter().rposition(|u| *u == 0) {
-                    self.uids.remove(pos);
+            // UIDs never fetched: only the count can be kept (the last unknown ones
+            // go, in one pass however large the set).
+            let mut keep = vec![true; self.uids.len()];
+            for (i, uid) in self.uids.iter().enumerate().rev() {
+                if unknown == 0 {
+                    break;
+                }
+                if *uid == 0 {
+                    keep[i] = false;
+                    unknown -= 1;
                 }
             }
+            let mut kept = keep.into_iter();
+            self.uids.retain(|_| kept.next().unwrap_or(true));
         }
         let num = args
             .first()
@@ -265,6 +283,11 @@ impl Conn {
             if seq < count {
                 self.uids.truncate(seq);
                 return Err(format!("Message count dropped {count} -> {n}"));
+            }
+            if n > MAX_TRACKED_MESSAGES {
+                return Err(format!(
+                    "EXISTS {n} is more than the {MAX_TRACKED_MESSAGES} messages imaptest tracks per mailbox (docs/limits.md)"
+                ));
             }
             self.uids.resize(seq, 0);
         } else if is_atom(args.get(1), "EXPUNGE") {
@@ -526,7 +549,8 @@ impl<'a, 'c> TestRun<'a, 'c> {
         }
         self.set_variables();
         for i in 0..self.conns.len() {
-            let greeting = match self.conns[i].read().await {
+            let deadline = self.conns[i].deadline();
+            let greeting = match self.conns[i].read(deadline).await {
                 Ok(g) => g,
                 Err(e) => {
                     self.fail(format!("no greeting: {e}"));
@@ -627,9 +651,10 @@ impl<'a, 'c> TestRun<'a, 'c> {
             line.to_owned()
         };
         let io = |e: StreamError| SetupError::Io(format!("{shown}: {e}"));
+        let deadline = conn.deadline();
         conn.send(&bytes, secret).await.map_err(io)?;
         loop {
-            let raw = conn.read().await.map_err(io)?;
+            let raw = conn.read(deadline).await.map_err(io)?;
             match classify(&raw) {
                 Resp::Continuation => {
                     if wait_continuation && let Some(lit) = literal {
@@ -1032,6 +1057,8 @@ impl<'a, 'c> TestRun<'a, 'c> {
         let exists = self.conns[ci].exists();
         self.vars.reset_seqmap(exists);
 
+        // The group's commands must all complete within timeout=.
+        let deadline = self.conns[ci].deadline();
         // (tag, command index, sent); literal parts waiting for a continuation.
         let mut pending: Vec<(String, usize, Instant)> = Vec::new();
         let mut waiting_literals: std::collections::VecDeque<Vec<u8>> = Default::default();
@@ -1065,7 +1092,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
         }
 
         while !pending.is_empty() {
-            let raw = match self.conns[ci].read().await {
+            let raw = match self.conns[ci].read(deadline).await {
                 Ok(raw) => raw,
                 Err(StreamError::Frame(e)) => {
                     self.fail(format!("Invalid server input: {e}"));
@@ -1209,9 +1236,16 @@ impl<'a, 'c> TestRun<'a, 'c> {
         if let Some(c) = self.conns.get_mut(ci) {
             c.stream = None;
         }
-        if let StreamError::Timeout(d) = e {
+        let waited = match &e {
+            StreamError::Timeout(d) | StreamError::Deadline(d) => Some((*d, String::new())),
+            StreamError::Incomplete { progress, waited } => {
+                Some((*waited, format!(": {progress}")))
+            }
+            _ => None,
+        };
+        if let Some((d, detail)) = waited {
             self.fail(format!(
-                "Timeout while waiting for server response ({} s)",
+                "Timeout while waiting for server response ({} s){detail}",
                 d.as_secs_f64()
             ));
             self.count_group();

@@ -564,9 +564,10 @@ pub enum ReadError {
 }
 
 impl RunSummary {
-    /// The summary as pretty JSON with a final newline.
+    /// The summary as compact JSON with a final newline (`jq .` pretty-prints it; the
+    /// timeline makes up most of it and indentation would double its size).
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("a summary serialises");
+        let mut text = serde_json::to_string(self).expect("a summary serialises");
         text.push('\n');
         text
     }

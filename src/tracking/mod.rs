@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::imap::response::{FetchItem, SeqSet};
 use crate::imap::token::Arg;
+use crate::limits::MAX_TRACKED_MESSAGES;
 use crate::metrics::{ErrorKind, Severity};
 use crate::quirks;
 use flags::{MsgState, StoreIntent};
@@ -34,6 +35,9 @@ use search::{Facts, SearchKey};
 const EXCERPT: usize = 300;
 /// Expunged UIDs remembered per storage before the set is forgotten.
 const MAX_EXPUNGED: usize = 100_000;
+/// Message-IDs whose static data is remembered across mailboxes before the map is
+/// forgotten (a server inventing Message-IDs must not grow it without end).
+const MAX_MESSAGE_IDS: usize = 1_000_000;
 /// The static items compared as text: their error kind and name.
 const ENVELOPE: (ErrorKind, &str) = (ErrorKind::EnvelopeChanged, "ENVELOPE");
 const BODY: (ErrorKind, &str) = (ErrorKind::BodyChanged, "BODY");
@@ -175,6 +179,7 @@ impl Registry {
             search: None,
             scratch: Vec::new(),
             findings: Vec::new(),
+            limit_exceeded: false,
         }
     }
 }
@@ -263,6 +268,8 @@ pub struct View {
     scratch: Vec<u8>,
     /// Findings since the caller last took them.
     pub findings: Vec<Finding>,
+    /// See [`View::limit_exceeded`].
+    limit_exceeded: bool,
 }
 
 impl View {
@@ -498,8 +505,29 @@ impl View {
             self.msgs.truncate(n as usize);
             return;
         }
+        if n > MAX_TRACKED_MESSAGES {
+            // Every sequence number costs memory: past the bound the connection must go.
+            if !self.limit_exceeded {
+                self.limit_exceeded = true;
+                self.error(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "{}: EXISTS {n} is more than the {MAX_TRACKED_MESSAGES} messages imaptest tracks per mailbox (docs/limits.md; no_tracking turns tracking off)",
+                        self.who(0, 0, None)
+                    ),
+                );
+            }
+            return;
+        }
         self.uids.resize(n as usize, 0);
         self.msgs.resize(n as usize, MsgState::default());
+    }
+
+    /// The server went past a bound of the model (an EXISTS beyond
+    /// [`MAX_TRACKED_MESSAGES`]): the finding is reported, the connection must be
+    /// dropped.
+    pub fn limit_exceeded(&self) -> bool {
+        self.limit_exceeded
     }
 
     /// `* n EXPUNGE`
@@ -1299,6 +1327,9 @@ impl View {
             && checked.iter().any(Option::is_some)
         {
             let mut messages = lock(&self.registry.messages);
+            if messages.len() >= MAX_MESSAGE_IDS && !messages.contains_key(id) {
+                messages.clear();
+            }
             let global = match messages.get_mut(id) {
                 Some(g) => g,
                 None => messages.entry(id.clone()).or_default(),

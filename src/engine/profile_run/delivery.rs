@@ -22,7 +22,20 @@ pub(super) async fn deliver(
     msg: u32,
     intended: Instant,
 ) {
-    if let Some(reason) = deliver_one(&ctx, &user, to, msg, intended).await {
+    let mut abandon = ctx.abandon.subscribe();
+    let skipped = tokio::select! {
+        skipped = deliver_one(&ctx, &user, to, msg, intended) => skipped,
+        // The run is over (its stop grace too): whatever the server does, this
+        // delivery ends now.
+        _ = abandon.wait_for(|abandoned| *abandoned) => {
+            ctx.abandoned.fetch_add(1, Ordering::Relaxed);
+            if to == Mailbox::Inbox {
+                user.mail().delivery_failed(msg);
+            }
+            Some(SkipReason::RunEnded)
+        }
+    };
+    if let Some(reason) = skipped {
         ctx.skip(reason);
     } else {
         ctx.action_done();
@@ -31,6 +44,16 @@ pub(super) async fn deliver(
     if ctx.deliveries.fetch_sub(1, Ordering::AcqRel) == 1 {
         ctx.deliveries_done.notify_waiters();
     }
+}
+
+/// A delivery the run does not attempt because
+/// [`crate::limits::MAX_DELIVERIES_IN_FLIGHT`] are already under way: skipped as
+/// `over-limit` (the dispatcher reports them, a line a second).
+pub(super) fn not_attempted(ctx: &Ctx, user: &UserShared, to: Mailbox, msg: u32) {
+    if to == Mailbox::Inbox {
+        user.mail().delivery_failed(msg);
+    }
+    ctx.skip(SkipReason::OverLimit);
 }
 
 /// The message body of a delivery: drawn to the population's `delivery_size` when it

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::Mech;
 use crate::control::RunState;
 use crate::imap::client::ClientOptions;
+use crate::limits::{MAX_DELIVERIES_IN_FLIGHT, MAX_SESSION_QUEUE};
 use crate::lmtp::{LmtpClient, LmtpOptions};
 use crate::mail::MessageSource;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Metrics, Report, Severity, SkipReason};
@@ -140,6 +141,10 @@ struct Ctx {
     /// Deliveries in flight (waited for at the end).
     deliveries: AtomicU64,
     deliveries_done: tokio::sync::Notify,
+    /// Set when the run is over: deliveries still in flight end at once.
+    abandon: watch::Sender<bool>,
+    /// Deliveries ended by `abandon`.
+    abandoned: AtomicU64,
     /// Set to drop everything at once (second SIGINT, grace period over).
     stop_now: watch::Receiver<RunState>,
     /// Markers sent before this are from earlier runs (same users, same numbers).
@@ -246,7 +251,7 @@ impl Ctx {
     }
 
     /// The job just received and every one still queued: skipped, the run is ending.
-    fn skip_remaining(&self, jobs: &mut mpsc::UnboundedReceiver<Job>) {
+    fn skip_remaining(&self, jobs: &mut mpsc::Receiver<Job>) {
         self.skip(SkipReason::RunEnded);
         while jobs.try_recv().is_ok() {
             self.skip(SkipReason::RunEnded);
@@ -431,6 +436,8 @@ pub async fn run(
         next_connection: AtomicU64::new(1),
         deliveries: AtomicU64::new(0),
         deliveries_done: tokio::sync::Notify::new(),
+        abandon: watch::Sender::new(false),
+        abandoned: AtomicU64::new(0),
         stop_now: state.clone(),
         started: std::time::SystemTime::now(),
         tracking: run.tracking.then(crate::tracking::Registry::new),
@@ -507,6 +514,32 @@ pub async fn run(
     for abort in aborts {
         abort.abort();
     }
+    // Deliveries hold the metrics too: end them now, or a server that stopped
+    // answering would keep the run alive for a reply timeout per queued delivery.
+    ctx.abandon.send_replace(true);
+    let drained = async {
+        while ctx.deliveries.load(Ordering::Acquire) > 0 {
+            let notified = ctx.deliveries_done.notified();
+            if ctx.deliveries.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+    let abandoned = ctx.abandoned.load(Ordering::Relaxed);
+    if abandoned > 0 {
+        ctx.metrics.report(Report {
+            severity: Severity::Info,
+            user: None,
+            connection: None,
+            message: format!(
+                "{abandoned} LMTP deliveries still waiting for the server at the end were abandoned (skipped: run-ended)"
+            ),
+            line: None,
+            kind: None,
+        });
+    }
     // Actions still queued in aborted tasks (the grace period ran out) never ran.
     let accounted = ctx.done.load(Ordering::Relaxed) + ctx.skipped.load(Ordering::Relaxed);
     for _ in accounted..actions {
@@ -561,11 +594,20 @@ fn dispatch(
     handle: &tokio::runtime::Handle,
 ) -> (u64, Vec<tokio::task::JoinHandle<()>>) {
     let mut users: HashMap<u32, Arc<UserShared>> = HashMap::new();
-    let mut sessions: HashMap<(u32, u16), mpsc::UnboundedSender<Job>> = HashMap::new();
+    let mut sessions: HashMap<(u32, u16), mpsc::Sender<Job>> = HashMap::new();
     let mut tasks = Vec::new();
     let start = Instant::now();
     let end = schedule.end();
+    let mut over_limit = OverLimit::default();
+    let mut behind_at_end = None;
     let actions = run_blocking(schedule, start, spin, stop, |action, lateness| {
+        // An action still due when the run is over: the rate is more than the
+        // dispatcher can hand out, and secs= must end the run anyway.
+        if end.is_some_and(|end| start.elapsed() > end) {
+            behind_at_end = Some(lateness);
+            stop.store(true, Ordering::Relaxed);
+            return;
+        }
         ctx.metrics.send(Event::Action { lateness });
         let intended = start + action.at;
         let user = users
@@ -593,12 +635,20 @@ fn dispatch(
                 }
                 ctx.metrics
                     .send(Event::Delivery(DeliveryEvent::Offered { recipients: 1 }));
+                if ctx.deliveries.load(Ordering::Acquire) >= MAX_DELIVERIES_IN_FLIGHT {
+                    // Each waiting delivery holds its message: past the bound the
+                    // rate is more than the server (or max_parallel) can take.
+                    delivery::not_attempted(ctx, &user, to, msg);
+                    over_limit.deliveries += 1;
+                    over_limit.report(ctx);
+                    return;
+                }
                 ctx.deliveries.fetch_add(1, Ordering::AcqRel);
                 handle.spawn(delivery::deliver(ctx.clone(), user, to, msg, intended));
             }
             (_, Some(client)) => {
                 let sender = sessions.entry((action.user, client)).or_insert_with(|| {
-                    let (tx, rx) = mpsc::unbounded_channel();
+                    let (tx, rx) = mpsc::channel(MAX_SESSION_QUEUE);
                     let protocol = ctx.profile.clients[client as usize].protocol;
                     let task = match protocol {
                         Protocol::Imap => {
@@ -612,11 +662,32 @@ fn dispatch(
                     tx
                 });
                 // A closed channel means the task ended (aborted at shutdown).
-                let _ = sender.send(Job { action, intended });
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    sender.try_send(Job { action, intended })
+                {
+                    ctx.skip(SkipReason::OverLimit);
+                    over_limit.actions += 1;
+                    over_limit.report(ctx);
+                }
             }
             (_, None) => ctx.skip(SkipReason::SessionDown),
         }
     });
+    over_limit.flush(ctx);
+    if let Some(behind) = behind_at_end {
+        let message = format!(
+            "the profile's rate is more than imaptest can hand out: at the end of the run the schedule was {:.1} s behind (the actions still due were dropped)",
+            behind.as_secs_f64()
+        );
+        ctx.metrics.report(Report {
+            severity: Severity::Warning,
+            user: None,
+            connection: None,
+            message,
+            line: None,
+            kind: None,
+        });
+    }
     // The run lasts its whole period even when nothing more is planned (sessions stay
     // logged in): wait for its end, or for the stop.
     while !stop.load(Ordering::Relaxed) {
@@ -627,6 +698,55 @@ fn dispatch(
         std::thread::sleep(left.unwrap_or(Duration::MAX).min(Duration::from_millis(50)));
     }
     (actions, tasks)
+}
+
+/// Actions the dispatcher dropped at a bound, reported a line a second (an absurd
+/// rate drops millions: one report each would flood the metrics channel).
+#[derive(Default)]
+struct OverLimit {
+    deliveries: u64,
+    actions: u64,
+    last: Option<Instant>,
+}
+
+impl OverLimit {
+    /// Reports what was dropped once a second has passed since the first drop.
+    fn report(&mut self, ctx: &Ctx) {
+        let now = Instant::now();
+        match self.last {
+            None => self.last = Some(now),
+            Some(at) if now.duration_since(at) >= Duration::from_secs(1) => {
+                self.last = Some(now);
+                self.flush(ctx);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn flush(&mut self, ctx: &Ctx) {
+        let report = |message: String| {
+            ctx.metrics.report(Report {
+                severity: Severity::Error,
+                user: None,
+                connection: None,
+                message,
+                line: None,
+                kind: Some(ErrorKind::LimitExceeded),
+            });
+        };
+        if self.deliveries > 0 {
+            report(format!(
+                "{} LMTP deliveries not attempted: {MAX_DELIVERIES_IN_FLIGHT} were already in flight (the server, or max_parallel, can't keep up with the profile's rate; docs/limits.md)",
+                std::mem::take(&mut self.deliveries)
+            ));
+        }
+        if self.actions > 0 {
+            report(format!(
+                "{} actions skipped: {MAX_SESSION_QUEUE} were already waiting for their session (stuck, or slower than the schedule; docs/limits.md)",
+                std::mem::take(&mut self.actions)
+            ));
+        }
+    }
 }
 
 /// What one session did, for its [`crate::metrics::SessionRecord`].

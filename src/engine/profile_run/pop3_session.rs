@@ -34,7 +34,7 @@ pub(super) async fn run(
     ctx: Arc<Ctx>,
     user: Arc<UserShared>,
     client: u16,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: mpsc::Receiver<Job>,
 ) {
     let keep = ctx.profile.clients[client as usize].pop3_keep;
     let mut session = Session {
@@ -263,10 +263,9 @@ fn pop3_error_kind(e: &Pop3Error) -> ErrorKind {
         Pop3Error::Sasl { .. } => ErrorKind::LoginFailed,
         Pop3Error::Io { .. } => ErrorKind::Disconnected,
         Pop3Error::Connect(_) => ErrorKind::ConnectFailed,
-        Pop3Error::Malformed { .. }
-        | Pop3Error::TooLarge { .. }
-        | Pop3Error::TooManyLines { .. }
-        | Pop3Error::BadGreeting(_) => ErrorKind::Protocol,
+        Pop3Error::Deadline { .. } => ErrorKind::NoReply,
+        Pop3Error::TooLarge { .. } | Pop3Error::TooManyLines { .. } => ErrorKind::LimitExceeded,
+        Pop3Error::Malformed { .. } | Pop3Error::BadGreeting(_) => ErrorKind::Protocol,
         Pop3Error::InvalidArgument(_) => ErrorKind::Other,
     }
 }

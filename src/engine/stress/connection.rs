@@ -17,6 +17,7 @@ use crate::imap::command::{CommandPart, quoted};
 use crate::imap::response::{Code, Response, Status, Untagged};
 use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
 use crate::metrics::{ErrorKind, Event, Outcome, Report, Severity};
+use crate::net::Deadline;
 use crate::ops::Op;
 use crate::states::{Level, State};
 use crate::tracking::View;
@@ -180,7 +181,18 @@ impl<'a> Connection<'a> {
             .settings
             .stalled_disconnect_timeout
             .unwrap_or(self.ctx.common.timeout);
+        // The oldest command must complete within this, however the server spaces
+        // its bytes (a longer stall allowance stretches it).
+        let command_limit = self.ctx.common.timeout.max(read_timeout);
         loop {
+            // A flooding server keeps this loop busy without a pending read: see the
+            // stop here too, not only when a read waits.
+            if *self.run_state.borrow() == RunState::StopNow {
+                return Ended {
+                    end: SessionEnd::Dropped,
+                    error: None,
+                };
+            }
             self.fill();
             if let Err(e) = self.stream.flush_queued().await {
                 return Ended::error(ErrorKind::Disconnected, e.to_string(), None);
@@ -217,7 +229,15 @@ impl<'a> Connection<'a> {
                 let pause = self.rng.random_range(0..1000u64);
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
-            let response = match self.stream.read_response_within(Some(read_timeout)).await {
+            let deadline = self
+                .pending
+                .front()
+                .map(|p| Deadline::from_start(p.started, command_limit));
+            let response = match self
+                .stream
+                .read_response_idle_by(Some(read_timeout), deadline)
+                .await
+            {
                 Ok(r) => {
                     self.status.touch();
                     r
@@ -244,6 +264,24 @@ impl<'a> Connection<'a> {
                         waiting,
                     );
                 }
+                Err(e @ StreamError::Incomplete { .. }) => {
+                    let waiting = self.pending.front().map(|p| p.line.clone());
+                    return Ended::error(
+                        ErrorKind::NoReply,
+                        format!("{e}, waiting for command"),
+                        waiting,
+                    );
+                }
+                Err(StreamError::Deadline(t)) => {
+                    let waiting = self.pending.front().map(|p| p.line.clone());
+                    return Ended::error(
+                        ErrorKind::NoReply,
+                        format!(
+                            "command not completed within {t:?} (timeout= bounds each command's total time), waiting for command"
+                        ),
+                        waiting,
+                    );
+                }
                 Err(e) => {
                     let what = match &e {
                         StreamError::Closed => {
@@ -258,6 +296,13 @@ impl<'a> Connection<'a> {
             self.report_findings(&response);
             if let Err(ended) = handled {
                 return ended;
+            }
+            if self.view.as_ref().is_some_and(View::limit_exceeded) {
+                // Reported with the findings; the model can't follow this server.
+                return Ended {
+                    end: SessionEnd::Dropped,
+                    error: None,
+                };
             }
             if !self.stream.has_buffered_input()
                 && self.chance(State::Disconnect)
@@ -641,10 +686,11 @@ impl<'a> Connection<'a> {
         let parsed = match response.parse() {
             Ok(p) => p,
             Err(e) => {
+                // The parse error quotes the line already.
                 self.error(
                     ErrorKind::Protocol,
                     format!("error parsing input: {e}"),
-                    Some(line()),
+                    None,
                 );
                 return Ok(());
             }

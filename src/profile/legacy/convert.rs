@@ -15,7 +15,7 @@ use super::super::model::{
 };
 use super::lexer::{Entry, Lexed, Section, SectionKind};
 use super::{LEGACY_POLL_INTERVAL, Legacy};
-use crate::duration::Dur;
+use crate::duration::{Dur, MAX_SECS};
 
 /// The error for an entry's value: `Invalid value for setting 'key': value (what)`.
 fn bad_value(
@@ -423,8 +423,12 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
             Err("a time needs a unit (s, min, h, d, w, ms)".into())
         };
     }
+    // As long as a TOML duration may be, so the conversion reads back.
+    let too_large = || format!("time too large (at most {MAX_SECS} s)");
     if ["ms", "msec", "msecs", "millisecond", "milliseconds"].contains(&unit.as_str()) {
-        return Ok(Duration::from_millis(n));
+        return (n / 1000 <= MAX_SECS)
+            .then(|| Duration::from_millis(n))
+            .ok_or_else(too_large);
     }
     let prefix_of = |words: &[&str]| words.iter().any(|w| w.starts_with(unit.as_str()));
     let secs = if prefix_of(&["seconds", "secs"]) {
@@ -441,8 +445,9 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
         return Err(format!("unknown time unit {unit:?}"));
     };
     n.checked_mul(secs)
+        .filter(|&s| s <= MAX_SECS)
         .map(Duration::from_secs)
-        .ok_or_else(|| "time too large".into())
+        .ok_or_else(too_large)
 }
 
 fn parse_bool(s: &str) -> Option<bool> {

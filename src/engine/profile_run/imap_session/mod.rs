@@ -36,6 +36,7 @@ use crate::imap::command::CommandPart;
 use crate::imap::framer::RawResponse;
 use crate::imap::response::{Code, FetchItem, Response, Status, Untagged};
 use crate::imap::stream::StreamError;
+use crate::limits::IDLE_RENEW;
 use crate::lmtp::{MARKER_HEADER, parse_marker};
 use crate::metrics::ConnectionStatus;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome, SkipReason};
@@ -47,8 +48,6 @@ use crate::tracking::View;
 
 mod actions;
 
-/// RFC 2177: re-issue IDLE at least every 29 minutes.
-const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 /// First wait before a client reconnects after losing its session; it doubles up to
 /// [`RECONNECT_MAX`] while reconnecting fails.
 const RECONNECT_FIRST: Duration = Duration::from_secs(1);
@@ -67,6 +66,9 @@ struct Conn {
     mailbox: &'static str,
     /// The IDLE command's tag while idling.
     idle_tag: Option<String>,
+    /// When the IDLE started: it is renewed [`IDLE_RENEW`] later, however busy the
+    /// server keeps it.
+    idle_since: tokio::time::Instant,
     exists: u32,
     /// EXISTS when new mail was last fetched (EXPUNGEs lower both): more means new mail.
     fetched_exists: u32,
@@ -106,7 +108,7 @@ pub(super) async fn run(
     ctx: Arc<Ctx>,
     user: Arc<UserShared>,
     client: u16,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: mpsc::Receiver<Job>,
 ) {
     let rng = Xoshiro256PlusPlus::seed_from_u64(splitmix64(
         ctx.seed ^ (u64::from(user.index) << 16) ^ u64::from(client) ^ 0xD4AF_7000,
@@ -140,7 +142,7 @@ pub(super) async fn run(
                     Box::pin(session.idle_response(response)).await;
                     continue;
                 }
-                () = tokio::time::sleep(IDLE_RENEW) => {
+                () = tokio::time::sleep_until(conn.idle_since + IDLE_RENEW) => {
                     Box::pin(session.leave_idle(Instant::now())).await;
                     continue;
                 }
@@ -254,6 +256,9 @@ impl Session {
         match result {
             Ok(done) => {
                 self.absorb(c, &done.untagged);
+                if self.dropped_over_limit(c) {
+                    return None;
+                }
                 if !done.is_ok() && !tolerated(state, &done) {
                     let id = self.conns[c].client.id();
                     let message = format!("{line} failed");
@@ -331,6 +336,20 @@ impl Session {
         self.tally.end(&self.ctx, &self.user, self.client, "imap");
     }
 
+    /// Connection `c`'s model was pushed past a bound (reported with the findings):
+    /// the session ends as after a failure. True if it did.
+    fn dropped_over_limit(&mut self, c: usize) -> bool {
+        let over = self
+            .conns
+            .get(c)
+            .and_then(|conn| conn.view.as_ref())
+            .is_some_and(View::limit_exceeded);
+        if over {
+            self.close_all();
+        }
+        over
+    }
+
     /// Learns EXISTS, EXPUNGE, UIDNEXT, UIDVALIDITY and delivered messages.
     fn absorb(&mut self, c: usize, untagged: &[RawResponse]) {
         let mut seen = Vec::new();
@@ -343,9 +362,7 @@ impl Session {
             if let Some(view) = conn.view.as_mut() {
                 check(view, &u);
                 if !view.findings.is_empty() {
-                    let line = String::from_utf8_lossy(raw.first_line())
-                        .trim_end()
-                        .to_owned();
+                    let line = crate::text::quote(raw.first_line());
                     findings.extend(view.findings.drain(..).map(|f| (f, line.clone())));
                 }
             }
@@ -428,7 +445,11 @@ impl Session {
             Ok((tag, untagged)) => {
                 self.count(State::Idle, Outcome::Ok, started, started);
                 self.absorb(0, &untagged);
+                if self.dropped_over_limit(0) {
+                    return;
+                }
                 self.conns[0].idle_tag = Some(tag);
+                self.conns[0].idle_since = tokio::time::Instant::now();
                 // Mail may have arrived between the last command and IDLE.
                 if self.has_new_mail() && self.leave_idle(started).await {
                     self.fetch_new(0, started).await;
@@ -461,7 +482,7 @@ impl Session {
         match self.conns[c].client.idle_done(&tag).await {
             Ok(done) => {
                 self.absorb(c, &done.untagged);
-                true
+                !self.dropped_over_limit(c)
             }
             Err(e) => {
                 self.lost(c, "DONE", &e);
@@ -487,6 +508,9 @@ impl Session {
         };
         let tagged = matches!(response.parse(), Ok(Response::Tagged { .. }));
         self.absorb(0, std::slice::from_ref(&response));
+        if self.dropped_over_limit(0) {
+            return;
+        }
         if tagged {
             // The server ended the IDLE itself.
             self.conns[0].idle_tag = None;
@@ -570,6 +594,7 @@ impl Session {
                 client,
                 mailbox: INBOX,
                 idle_tag: None,
+                idle_since: tokio::time::Instant::now(),
                 exists: 0,
                 fetched_exists: 0,
                 uidnext: 1,
@@ -853,7 +878,14 @@ fn check(view: &mut View, untagged: &Untagged<'_>) {
 /// The error kind of a failed IMAP exchange.
 fn client_error_kind(e: &ClientError) -> ErrorKind {
     match e {
-        ClientError::Stream(StreamError::Timeout(_)) => ErrorKind::NoReply,
+        ClientError::Stream(
+            StreamError::Timeout(_)
+            | StreamError::Deadline(_)
+            | StreamError::Incomplete { .. }
+            | StreamError::WriteTimeout(_),
+        ) => ErrorKind::NoReply,
+        ClientError::NoGreeting { .. } => ErrorKind::ConnectFailed,
+        ClientError::TooMuchData { .. } => ErrorKind::LimitExceeded,
         ClientError::Stream(StreamError::Net(_)) | ClientError::NoStartTls => {
             ErrorKind::ConnectFailed
         }
