@@ -152,6 +152,11 @@ pub struct Common {
     pub warmup: Option<Duration>,
     /// `overwrite`: outputs may replace existing files.
     pub overwrite: bool,
+    /// `shard=I/N` (or `$JOB_COMPLETION_INDEX` of `$IMAPTEST_SHARDS`): run this part
+    /// of the users ([`crate::shard`]).
+    pub shard: Option<crate::shard::Shard>,
+    /// `start_at=`: wait for this instant before the run starts.
+    pub start_at: Option<std::time::SystemTime>,
     /// The arguments as given (for the summary; passwords are masked there).
     pub command_line: Vec<String>,
 }
@@ -173,6 +178,8 @@ impl Default for Common {
             slos: Vec::new(),
             warmup: None,
             overwrite: false,
+            shard: None,
+            start_at: None,
             command_line: Vec::new(),
         }
     }

@@ -10,12 +10,13 @@
 //! | 4 | nothing worked: no connection ever logged in, or no delivery was accepted |
 //! | 5 | an output (CSV, summary, results file, report) could not be written |
 //! | 6 | `imaptest compare`: the new run regressed beyond the tolerance |
+//! | 7 | `imaptest merge`: shards of the run are missing (the merged summary is written, marked incomplete) |
 //! | 89 | could not start: bad arguments or input files, unreachable server, refused login (the C tool's 89) |
 //!
-//! When several apply, the first in this order wins: 89, 5, 4, 2, 1, 3, 6, 0. So a
+//! When several apply, the first in this order wins: 89, 5, 4, 2, 7, 1, 3, 6, 0. So a
 //! broken output is never hidden by another outcome, a run that never worked is not
-//! called interrupted, errors and interruptions outrank SLO verdicts (which are partial
-//! when a run was cut short), and only a clean run exits 0.
+//! called interrupted, errors, missing shards and interruptions outrank SLO verdicts
+//! (which are partial when a run was cut short), and only a clean run exits 0.
 
 /// The run ended normally and met every SLO.
 pub const OK: u8 = 0;
@@ -31,15 +32,18 @@ pub const NOTHING_WORKED: u8 = 4;
 pub const OUTPUT_FAILED: u8 = 5;
 /// `imaptest compare`: a regression beyond the tolerance.
 pub const REGRESSED: u8 = 6;
+/// `imaptest merge`: shards of the run are missing.
+pub const SHARDS_MISSING: u8 = 7;
 /// Could not start: bad arguments or input files, unreachable server, refused login.
 pub const FATAL: u8 = 89;
 
 /// Statuses from most to least important.
-const PRECEDENCE: [u8; 8] = [
+const PRECEDENCE: [u8; 9] = [
     FATAL,
     OUTPUT_FAILED,
     NOTHING_WORKED,
     ERRORS,
+    SHARDS_MISSING,
     INTERRUPTED,
     SLO_BREACHED,
     REGRESSED,
@@ -64,6 +68,8 @@ mod tests {
         assert_eq!(worst(ERRORS, NOTHING_WORKED), NOTHING_WORKED);
         assert_eq!(worst(OUTPUT_FAILED, NOTHING_WORKED), OUTPUT_FAILED);
         assert_eq!(worst(OUTPUT_FAILED, FATAL), FATAL);
+        assert_eq!(worst(SHARDS_MISSING, INTERRUPTED), SHARDS_MISSING);
+        assert_eq!(worst(SHARDS_MISSING, ERRORS), ERRORS);
         assert_eq!(worst(OK, OK), OK);
         // Order of arguments doesn't matter.
         for a in PRECEDENCE {

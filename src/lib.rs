@@ -56,6 +56,8 @@
 //! * [`summary`]: the run summary (`summary=`): its JSON types, the recorder sink, the
 //!   per-second timeline and the lossless histogram codec.
 //! * [`slo`]: SLO expressions and their verdicts over a summary's timeline.
+//! * [`shard`]: sharded runs (`shard=I/N`, `start_at=`): the user partition, split
+//!   limits and the agreed start; [`summary::merge`] adds the shards' summaries up.
 //! * [`cli`]: the `key=value` command line and subcommands, into [`config::Settings`].
 //! * [`app`]: the edge: one module per mode wiring settings, engine, sinks, signals and
 //!   the ending ([`app::pipeline`]).
@@ -90,6 +92,7 @@ pub mod report;
 pub mod sasl;
 pub mod scripted;
 pub mod secrets;
+pub mod shard;
 pub mod slo;
 pub mod states;
 pub mod summary;

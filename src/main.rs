@@ -51,6 +51,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ProfileFit(args) => imaptest::fit::fit_main(&args),
+        Command::Merge { inputs, out } => {
+            let (merged, files) = imaptest::app::merge::merge_files(&inputs)?;
+            let files: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+            write_document(&out, &merged.to_json(), &files)?;
+            Ok(ExitCode::from(merged.exit_status))
+        }
         Command::Run(settings) => {
             let runtime = imaptest::app::runtime(&settings)?;
             runtime.block_on(imaptest::app::run(*settings))

@@ -22,6 +22,7 @@ use std::fmt;
 use crate::metrics::{ErrorKind, Interval, Latency};
 use crate::ops::{Op, Protocol};
 use crate::summary::SloVerdict;
+use crate::summary::timeline::{Second, TimelineError};
 
 /// A comparison of an SLO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +272,22 @@ impl Slo {
             pass: observed.is_some_and(|v| self.comparison.holds(v, self.threshold)),
         }
     }
+}
+
+/// The verdict of each objective over the `seconds` of a timeline after the first
+/// `warmup_secs`: the window a run's own verdicts and a merge of shards use alike.
+pub fn verdicts(
+    slos: &[Slo],
+    seconds: &[Second],
+    warmup_secs: u64,
+) -> Result<Vec<SloVerdict>, TimelineError> {
+    if slos.is_empty() {
+        return Ok(Vec::new());
+    }
+    let window = crate::summary::timeline::aggregate(seconds, warmup_secs)?;
+    let last = seconds.last().map_or(0, |s| s.elapsed);
+    let secs = last.saturating_sub(warmup_secs) as f64;
+    Ok(slos.iter().map(|slo| slo.verdict(&window, secs)).collect())
 }
 
 impl fmt::Display for Slo {

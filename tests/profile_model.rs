@@ -436,12 +436,27 @@ fn cli_entry_points() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("plan.csv");
-    let (summary, _) =
-        profile::dry_run(&conf, &out, Some(3), Some(Duration::from_secs(60)), None).unwrap();
+    let (summary, _) = profile::dry_run(
+        &conf,
+        &out,
+        Some(3),
+        Some(Duration::from_secs(60)),
+        None,
+        None,
+    )
+    .unwrap();
     assert_eq!(summary.users, 10);
     assert!(summary.by_action["check_mail"] >= 10);
     assert!(std::fs::read_to_string(&out).unwrap().lines().count() as u64 == summary.actions + 1);
-    let e = profile::dry_run(Path::new("/nonexistent/p.toml"), &out, None, None, None).unwrap_err();
+    let e = profile::dry_run(
+        Path::new("/nonexistent/p.toml"),
+        &out,
+        None,
+        None,
+        None,
+        None,
+    )
+    .unwrap_err();
     assert!(e.to_string().starts_with("/nonexistent/p.toml: "), "{e}");
 }
 

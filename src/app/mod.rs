@@ -2,6 +2,7 @@
 //! [`pipeline`] (engine → aggregator → sinks → summary, SLO verdicts, exit status),
 //! handles signals and the run clock. One module per mode.
 
+pub mod merge;
 pub mod pipeline;
 mod profile;
 mod scripted;

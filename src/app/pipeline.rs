@@ -19,7 +19,7 @@ use crate::states::State;
 use crate::summary::{
     ClientSessions, EndReason, ProfileRef, Recorded, RunMode, RunSummary, ScriptedTotals,
     ServerIdentity, SloVerdict, SummaryRecorder, Timeline, Timestamp, ToolInfo, ToolUsage, Totals,
-    mask_command_line, timeline,
+    mask_command_line,
 };
 
 /// A running pipeline: the handle engines send to, and the aggregator feeding sinks.
@@ -124,13 +124,16 @@ pub fn conclude(
             format: crate::summary::FORMAT.to_owned(),
             tool: ToolInfo::this(),
             run_id: run_id(),
-            shard: None,
+            shard: common.shard.map(crate::shard::Shard::info),
+            merged: None,
             mode,
             command_line: mask_command_line(
                 std::iter::once("imaptest".to_owned()).chain(common.command_line.iter().cloned()),
             ),
             profile: facts.profile,
             seed: facts.seed.or(common.seed),
+            start_at: common.start_at.map(Timestamp::of),
+            started_late_secs: common.start_at.map(|at| late_by(at, started)),
             start: Timestamp::of(started),
             end: Timestamp::of(SystemTime::now()),
             duration_secs: started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
@@ -157,22 +160,56 @@ pub fn conclude(
     status
 }
 
+/// How long after `start_at` the run started (0 if not after it).
+fn late_by(start_at: SystemTime, started: SystemTime) -> f64 {
+    started
+        .duration_since(start_at)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `start_at=`: waits for the agreed instant before the run's first second. A run
+/// launched after it starts at once and says how late it is. Returns false if a
+/// signal came first (the run must not start).
+pub async fn wait_for_start(common: &Common) -> bool {
+    let Some(start_at) = common.start_at else {
+        return true;
+    };
+    let shown = humantime::format_rfc3339_millis(start_at);
+    match start_at.duration_since(SystemTime::now()) {
+        Ok(wait) => {
+            eprintln!(
+                "Waiting for start_at={shown} ({})",
+                crate::duration::format_duration(Duration::from_millis(wait.as_millis() as u64))
+            );
+            let mut signals = Signals::new();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => true,
+                signal = signals.next() => {
+                    eprintln!("Received {} while waiting for start_at: not starting", signal_name(signal));
+                    false
+                }
+            }
+        }
+        Err(late) => {
+            eprintln!(
+                "Warning: starting {:.1} s after start_at={shown}: this run's seconds are \
+                 shifted against the other shards'",
+                late.duration().as_secs_f64()
+            );
+            true
+        }
+    }
+}
+
 /// The verdict of each objective over the seconds after the warm-up.
 fn evaluate(slos: &[Slo], recorded: &Recorded, warmup_secs: u64) -> Vec<SloVerdict> {
-    if slos.is_empty() {
-        return Vec::new();
-    }
-    let window = match timeline::aggregate(&recorded.seconds, warmup_secs) {
-        Ok(window) => window,
-        Err(e) => {
-            // Seconds this process recorded itself always decode; say so if not.
-            eprintln!("Error: cannot evaluate SLOs: {e}");
-            Interval::new()
-        }
-    };
-    let last = recorded.seconds.last().map_or(0, |s| s.elapsed);
-    let secs = last.saturating_sub(warmup_secs) as f64;
-    slos.iter().map(|slo| slo.verdict(&window, secs)).collect()
+    crate::slo::verdicts(slos, &recorded.seconds, warmup_secs).unwrap_or_else(|e| {
+        // Seconds this process recorded itself always decode; say so if not.
+        eprintln!("Error: cannot evaluate SLOs: {e}");
+        slos.iter()
+            .map(|slo| slo.verdict(&Interval::new(), 0.0))
+            .collect()
+    })
 }
 
 /// True if the run tried to log in or deliver and never once succeeded.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use super::pipeline::{Pipeline, RunFacts, conclude, profile_ref, supervise};
+use super::pipeline::{Pipeline, RunFacts, conclude, profile_ref, supervise, wait_for_start};
 use super::{raise_fd_limit, server_info_imap, sinks};
 use crate::config::{Common, Mech, ProfileSettings};
 use crate::control::RunState;
@@ -33,6 +33,7 @@ pub fn plan(common: &Common, settings: &ProfileSettings) -> anyhow::Result<u8> {
         common.seed,
         settings.secs.map(|s| s.run),
         settings.users,
+        common.shard,
     )?;
     for warning in warnings {
         eprintln!("Warning: {warning}");
@@ -55,17 +56,30 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
     if let Some(users) = settings.users {
         profile.scale_users(users);
     }
+    let mut max_sessions = settings.clients;
+    if let Some(shard) = common.shard {
+        max_sessions = split_limits(&mut profile, shard, max_sessions)?;
+        let total = profile.total_users();
+        eprintln!(
+            "Shard {shard}: {} of the profile's {total} users (index % {} == {})",
+            shard.users_of(total),
+            shard.count,
+            shard.index
+        );
+    }
     let profile = Arc::new(profile);
     let directory =
         Directory::new(&profile).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let users = profile.total_users();
+    let users = common
+        .shard
+        .map_or(profile.total_users(), |s| s.users_of(profile.total_users()));
     let connections: u64 = profile
         .clients
         .iter()
         .map(|c| u64::from(c.connections))
         .max()
         .unwrap_or(1);
-    let wanted = settings.clients.map_or(users, u64::from);
+    let wanted = max_sessions.map_or(users, u64::from);
     raise_fd_limit(wanted.saturating_mul(connections).min(1 << 20) + 100);
     let (endpoints, server) = profile_endpoints(&common, &profile).await?;
     let messages = crate::mail::open_source(&settings.mbox, settings.random_msg_size)?;
@@ -92,6 +106,9 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
     if let Some(path) = &settings.session_csv {
         all_sinks.push(Box::new(crate::report::SessionCsv::create(path)?) as Box<dyn Sink>);
     }
+    if !wait_for_start(&common).await {
+        return Ok(crate::exit::INTERRUPTED);
+    }
     let pipeline = Pipeline::start(all_sinks);
 
     let limits = FramerLimits {
@@ -103,7 +120,7 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
         schedule: ScheduleOptions {
             seed: common.seed,
             until: period,
-            shard: None,
+            shard: common.shard.map(|s| (s.index, s.count)),
         },
         directory,
         endpoints,
@@ -130,7 +147,7 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
             .map_or(Duration::from_secs(30), |s| s.stop_grace),
         spin: Duration::from_micros(100),
         tracking: !settings.no_tracking,
-        max_sessions: settings.clients,
+        max_sessions,
     };
     let (state_tx, state_rx) = watch::channel(RunState::Running);
     let engine = tokio::spawn(engine::run(run, pipeline.metrics.clone(), state_rx));
@@ -172,6 +189,27 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
         finished,
         recorded,
     ))
+}
+
+/// One shard's part of a profile: refused when a shard would have no users, and the
+/// run's limits (`clients=`, `[servers.lmtp] max_parallel`) split so the shards
+/// together load the servers as one process would. Returns the shard's `clients=`.
+fn split_limits(
+    profile: &mut crate::profile::Profile,
+    shard: crate::shard::Shard,
+    clients: Option<u32>,
+) -> anyhow::Result<Option<u32>> {
+    let users = profile.total_users();
+    shard.split(&format!("the profile's {users} users"), users)?;
+    if let Some(lmtp) = profile.servers.lmtp.as_mut()
+        && let Some(max) = lmtp.max_parallel
+    {
+        let what = format!("[servers.lmtp] max_parallel = {max}");
+        lmtp.max_parallel = Some(shard.split(&what, u64::from(max))? as u32);
+    }
+    clients
+        .map(|n| Ok(shard.split(&format!("clients={n}"), u64::from(n))? as u32))
+        .transpose()
 }
 
 /// The ops a profile run can perform: the IMAP commands of its console columns, the

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::pipeline::{Pipeline, RunFacts, conclude, supervise};
+use super::pipeline::{Pipeline, RunFacts, conclude, supervise, wait_for_start};
 use super::{raise_fd_limit, server_info_imap, sinks};
 use crate::config::{Common, StressSettings, TlsMode};
 use crate::control::RunState;
@@ -24,7 +24,23 @@ use crate::summary::{RunMode, ServerIdentity, ServerInfo};
 use crate::users::UserPicker;
 
 /// Runs classic stress mode to the end and returns the exit status.
-pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8> {
+pub async fn run(mut common: Common, mut settings: StressSettings) -> anyhow::Result<u8> {
+    let mut users = UserPicker::from_settings(&common.user)?;
+    let seed = common.seed;
+    if let Some(shard) = common.shard {
+        // This shard's users and connection slots; slot streams of its own.
+        users = users.shard(shard)?;
+        let clients = format!("clients={}", settings.clients);
+        settings.clients = shard.split(&clients, u64::from(settings.clients))? as u32;
+        common.seed = seed.map(|s| shard.stream_seed(s));
+        eprintln!(
+            "Shard {shard}: {} users (index % {} == {}), clients={}",
+            users.count(),
+            shard.count,
+            shard.index,
+            settings.clients
+        );
+    }
     raise_fd_limit(u64::from(settings.clients) + 100);
     let common = Arc::new(common);
     let settings = Arc::new(settings);
@@ -38,7 +54,7 @@ pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8>
     .await?;
     endpoint.spread_source_addresses(settings.clients > SPREAD_SOURCES_ABOVE);
     let endpoint = Arc::new(endpoint);
-    let users = Arc::new(UserPicker::from_settings(&common.user)?);
+    let users = Arc::new(users);
     let messages = message_source(&settings)?;
     let client_options = ClientOptions {
         limits: FramerLimits {
@@ -59,7 +75,11 @@ pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8>
         u64::from(settings.clients),
     );
     let ops = stress_ops(&common, &columns);
-    let pipeline = Pipeline::start(sinks(&common, Box::new(console), columns, ops, false)?);
+    let all_sinks = sinks(&common, Box::new(console), columns, ops, false)?;
+    if !wait_for_start(&common).await {
+        return Ok(crate::exit::INTERRUPTED);
+    }
+    let pipeline = Pipeline::start(all_sinks);
 
     let (state_tx, state_rx) = watch::channel(RunState::Running);
     let ctx = Arc::new(StressContext {
@@ -94,7 +114,7 @@ pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8>
     let started = pipeline.started;
     let (finished, recorded) = pipeline.finish().await?;
     let facts = RunFacts {
-        seed: common.seed,
+        seed,
         server: ServerIdentity {
             imap: server,
             ..ServerIdentity::default()

@@ -71,6 +71,10 @@ pub struct Draft {
     pub warmup: Option<Duration>,
     /// `overwrite`: outputs may replace existing files.
     pub overwrite: bool,
+    /// `shard=I/N`, or from `$JOB_COMPLETION_INDEX` and `$IMAPTEST_SHARDS`.
+    pub shard: Option<crate::shard::Shard>,
+    /// `start_at=`.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl Default for Draft {
@@ -117,6 +121,8 @@ impl Default for Draft {
             slos: Vec::new(),
             warmup: None,
             overwrite: false,
+            shard: None,
+            start_at: None,
         }
     }
 }
@@ -196,6 +202,8 @@ pub const MODE_KEYS: &[(&str, &[ModeKind])] = &[
     ("own_flags", &[S]),
     ("qresync", &[S, T]),
     ("imap4rev2", &[S, T]),
+    ("shard", &[S, P]),
+    ("start_at", &[S, P]),
 ];
 
 /// The modes `key` means something in.
@@ -269,6 +277,8 @@ impl Draft {
             slos: self.slos,
             warmup: self.warmup,
             overwrite: self.overwrite,
+            shard: self.shard,
+            start_at: self.start_at,
             command_line,
         };
         let mode = match kind {

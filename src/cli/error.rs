@@ -85,6 +85,15 @@ pub enum CliError {
     /// A subcommand used wrongly.
     #[error("usage: {usage}")]
     Usage { usage: &'static str },
+    /// A bad `start_at=`.
+    #[error("start_at: {0}")]
+    StartAt(String),
+    /// `$IMAPTEST_SHARDS`/`$JOB_COMPLETION_INDEX` wrong or unusable.
+    #[error("{0}")]
+    Shard(#[from] crate::shard::ShardError),
+    /// `$IMAPTEST_SHARDS` set for scripted tests.
+    #[error("${var} is set, but scripted tests (test=) cannot be sharded: unset it")]
+    ShardedScripted { var: &'static str },
     /// `mbox-gen` without `out=`.
     #[error("`mbox-gen` needs out=FILE: {usage}")]
     MboxGenMissingOut { usage: &'static str },

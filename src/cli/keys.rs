@@ -656,6 +656,35 @@ pub static KEYS: &[KeySpec] = &[
         },
     ),
     key(
+        "shard",
+        Testing,
+        Value,
+        "I/N",
+        "",
+        "Run shard I of N: users with index % N == I (env IMAPTEST_SHARDS)",
+        |b, a| {
+            b.settings.shard = Some(
+                crate::shard::Shard::parse(a.value())
+                    .map_err(|_| invalid(a, "shard", "I/N with 0 <= I < N, such as 0/4"))?,
+            );
+            Ok(())
+        },
+    ),
+    key(
+        "start_at",
+        Testing,
+        Value,
+        "TIME",
+        "",
+        "Wait until TIME (RFC 3339 or unix seconds), then start: shards line up",
+        |b, a| {
+            let at = crate::shard::parse_start_at(a.value(), std::time::SystemTime::now())
+                .map_err(|e| CliError::StartAt(e.to_string()))?;
+            b.settings.start_at = Some(at);
+            Ok(())
+        },
+    ),
+    key(
         "rawlog",
         Testing,
         FlagOrValue,

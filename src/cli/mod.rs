@@ -56,6 +56,12 @@ pub enum Command {
     /// `imaptest profile fit LOG… [base=PROFILE] [out=FILE] [overwrite]`: a profile
     /// fitted to a server's logs (its own arguments).
     ProfileFit(Vec<String>),
+    /// `imaptest merge SUMMARY.json|DIR… [out=FILE] [overwrite]`: the summaries of a
+    /// sharded run's shards as one summary (a directory gives its `*.json` files).
+    Merge {
+        inputs: Vec<PathBuf>,
+        out: DocumentOut,
+    },
     /// `-h`, `--help` or `help`: print [`usage()`].
     Help,
     /// `--version` or `-V`.
@@ -77,6 +83,9 @@ pub struct DocumentOut {
     pub overwrite: bool,
 }
 
+/// Usage of `imaptest merge`.
+pub const MERGE_USAGE: &str = "imaptest merge SUMMARY.json|DIR... [out=FILE] [overwrite]";
+
 /// Usage of `imaptest profile …`.
 pub const PROFILE_USAGE: &str = "imaptest profile convert FILE [out=FILE] [overwrite] | imaptest profile fit LOG... [base=PROFILE] [out=FILE]";
 
@@ -96,6 +105,10 @@ pub(crate) struct Env {
     pub pass: Option<String>,
     /// `$IMAPTEST_MASTER_PASS`: with `master=`, the master user's password.
     pub master_pass: Option<String>,
+    /// `$JOB_COMPLETION_INDEX` and `$IMAPTEST_SHARDS`: the shard when `shard=` is not
+    /// given (see [`crate::shard`]).
+    pub job_index: Option<String>,
+    pub shards: Option<String>,
 }
 
 impl Env {
@@ -107,6 +120,8 @@ impl Env {
             user: std::env::var("USER").ok(),
             pass: std::env::var(crate::secrets::PASS_ENV).ok(),
             master_pass: std::env::var(crate::secrets::MASTER_PASS_ENV).ok(),
+            job_index: std::env::var(crate::shard::INDEX_ENV).ok(),
+            shards: std::env::var(crate::shard::SHARDS_ENV).ok(),
         }
     }
 }
@@ -151,6 +166,7 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
     if let Some((first, rest)) = args.split_first() {
         match first.as_str() {
             "mbox-gen" => return parse_mbox_gen(rest, env),
+            "merge" => return parse_merge(rest, env),
             "schema" => {
                 return match rest {
                     [] => Ok(Command::Schema(SchemaKind::Profile)),
@@ -169,7 +185,18 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
         }
     }
 
-    let draft = parse_draft(args, env)?;
+    let mut draft = parse_draft(args, env)?;
+    if draft.settings.shard.is_none()
+        && let Some(shard) =
+            crate::shard::Shard::from_env(env.job_index.as_deref(), env.shards.as_deref())?
+    {
+        if draft.settings.mode_kind() == ModeKind::Scripted {
+            return Err(CliError::ShardedScripted {
+                var: crate::shard::SHARDS_ENV,
+            });
+        }
+        draft.settings.shard = Some(shard);
+    }
     draft
         .settings
         .into_settings(&draft.seen.given, args.to_vec())
@@ -365,20 +392,37 @@ fn parse_profile_subcommand(args: &[String], env: &Env) -> Result<Command, CliEr
     if verb != "convert" {
         return Err(usage());
     }
-    let mut file = None;
+    let (files, out) = document_args(rest, env).ok_or_else(usage)?;
+    let [file] = <[PathBuf; 1]>::try_from(files).map_err(|_| usage())?;
+    Ok(Command::ProfileConvert { file, out })
+}
+
+/// `merge SUMMARY.json|DIR… [out=FILE] [overwrite]` (arguments after `merge`).
+fn parse_merge(args: &[String], env: &Env) -> Result<Command, CliError> {
+    let usage = || CliError::Usage { usage: MERGE_USAGE };
+    let (inputs, out) = document_args(args, env).ok_or_else(usage)?;
+    if inputs.is_empty() {
+        return Err(usage());
+    }
+    Ok(Command::Merge { inputs, out })
+}
+
+/// The arguments of a subcommand that reads files and writes a document: the files,
+/// `out=FILE` and `overwrite`; None for anything else.
+fn document_args(args: &[String], env: &Env) -> Option<(Vec<PathBuf>, DocumentOut)> {
+    let mut files = Vec::new();
     let mut out = DocumentOut::default();
-    for raw in rest {
+    for raw in args {
         match raw.split_once('=') {
             Some(("out", path)) if !path.is_empty() => {
                 out.path = Some(keys::expand_home(path, env.home.as_deref()));
             }
             None if raw == "overwrite" => out.overwrite = true,
-            None if file.is_none() => file = Some(keys::expand_home(raw, env.home.as_deref())),
-            _ => return Err(usage()),
+            None if !raw.is_empty() => files.push(keys::expand_home(raw, env.home.as_deref())),
+            _ => return None,
         }
     }
-    let file = file.ok_or_else(usage)?;
-    Ok(Command::ProfileConvert { file, out })
+    Some((files, out))
 }
 
 /// `mbox-gen out=FILE [count=N] [seed=S]` (arguments after `mbox-gen`).

@@ -117,6 +117,12 @@ const KEY_CASES: &[(&[&str], Check)] = &[
         s.warmup == Some(Duration::from_secs(30))
     }),
     (&["overwrite"], |s| s.overwrite),
+    (&["shard=2/5"], |s| {
+        s.shard == crate::shard::Shard::new(2, 5)
+    }),
+    (&["start_at=1000.5"], |s| {
+        s.start_at == Some(std::time::UNIX_EPOCH + Duration::from_millis(1_000_500))
+    }),
     (&["host=imap.example.org"], |s| {
         s.host == "imap.example.org" && s.connect_host() == "imap.example.org"
     }),
@@ -1145,4 +1151,106 @@ fn subcommands() {
         })
     );
     assert!(parse_env(&["profile", "fly"], &env()).is_err());
+}
+
+#[test]
+fn shards_from_arguments_or_the_job_environment() {
+    use crate::shard::Shard;
+    let job = |index: &str, shards: &str| Env {
+        job_index: Some(index.to_owned()),
+        shards: Some(shards.to_owned()),
+        ..env()
+    };
+    let shard_of = |args: &[&str], env: &Env| match parse_env(args, env) {
+        Ok(Command::Run(s)) => s.common.shard,
+        other => panic!("{args:?}: {other:?}"),
+    };
+    assert_eq!(shard_of(&[], &env()), None);
+    assert_eq!(shard_of(&[], &job("3", "25")), Shard::new(3, 25));
+    assert_eq!(
+        shard_of(&["profile=p.toml"], &job("0", "2")),
+        Shard::new(0, 2)
+    );
+    // shard= wins over the environment.
+    assert_eq!(shard_of(&["shard=1/4"], &job("3", "25")), Shard::new(1, 4));
+    // An index alone does not shard (a Job may run imaptest for other reasons).
+    let index_only = Env {
+        job_index: Some("3".into()),
+        ..env()
+    };
+    assert_eq!(shard_of(&[], &index_only), None);
+    assert_eq!(
+        parse_env(
+            &[],
+            &Env {
+                shards: Some("25".into()),
+                ..env()
+            }
+        )
+        .unwrap_err()
+        .to_string(),
+        "$IMAPTEST_SHARDS=25 is set but $JOB_COMPLETION_INDEX is not: give shard=I/N"
+    );
+    assert_eq!(
+        parse_env(&[], &job("25", "25")).unwrap_err().to_string(),
+        "`25/25 (from $JOB_COMPLETION_INDEX and $IMAPTEST_SHARDS)` is not a shard: expected I/N with 0 <= I < N, such as 0/4"
+    );
+    assert_eq!(
+        parse_env(&[], &job("one", "25")).unwrap_err().to_string(),
+        "$JOB_COMPLETION_INDEX=one is not a whole number"
+    );
+    assert_eq!(
+        parse_env(&["test=/t", "user=u"], &job("0", "2"))
+            .unwrap_err()
+            .to_string(),
+        "$IMAPTEST_SHARDS is set, but scripted tests (test=) cannot be sharded: unset it"
+    );
+    assert_eq!(
+        err(&["shard=4/4"]),
+        "invalid shard `4/4` in `shard=4/4`: expected I/N with 0 <= I < N, such as 0/4"
+    );
+    assert_eq!(
+        err(&["test=/t", "shard=0/2"]),
+        "`shard=` does nothing in scripted tests (test=DIR): it needs stress mode (no test= or profile=) or profile mode (profile=FILE)"
+    );
+    let e = err(&["start_at=tomorrow"]);
+    assert!(
+        e.starts_with("start_at: `tomorrow` is not an instant"),
+        "{e}"
+    );
+}
+
+#[test]
+fn merge_subcommand() {
+    assert_eq!(
+        parse_env(
+            &["merge", "a.json", "~/shards", "out=~/m.json", "overwrite"],
+            &env()
+        ),
+        Ok(Command::Merge {
+            inputs: vec![PathBuf::from("a.json"), PathBuf::from("/home/t/shards")],
+            out: DocumentOut {
+                path: Some(PathBuf::from("/home/t/m.json")),
+                overwrite: true,
+            },
+        })
+    );
+    assert_eq!(
+        parse_env(&["merge", "a.json"], &env()),
+        Ok(Command::Merge {
+            inputs: vec![PathBuf::from("a.json")],
+            out: DocumentOut::default(),
+        })
+    );
+    for bad in [
+        &["merge"][..],
+        &["merge", "out=x.json"],
+        &["merge", "a.json", "seed=3"],
+    ] {
+        assert_eq!(
+            parse_env(bad, &env()).unwrap_err().to_string(),
+            format!("usage: {MERGE_USAGE}"),
+            "{bad:?}"
+        );
+    }
 }

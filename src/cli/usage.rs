@@ -88,6 +88,11 @@ pub fn usage() -> String {
         "profile convert FILE",
         "Print a legacy profile.conf (or a TOML profile) as a TOML profile",
     );
+    line(
+        &mut out,
+        "merge SUMMARY.json|DIR ...",
+        "Merge the summaries of a sharded run's shards (out=FILE, overwrite)",
+    );
     line(&mut out, "schema", "Print the JSON Schema of TOML profiles");
     line(&mut out, "help, -h, --help", "Show this help");
     line(&mut out, "--version, -V", "Show the version");

@@ -13,6 +13,7 @@
 //! The schema is `schemas/summary.schema.json`, generated from these types.
 
 pub mod histogram;
+pub mod merge;
 pub mod recorder;
 pub mod timeline;
 
@@ -47,6 +48,9 @@ pub struct RunSummary {
     /// Set when the run was one shard of several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardInfo>,
+    /// Set on a summary made by `imaptest merge`: the shards it adds up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<merge::MergeInfo>,
     pub mode: RunMode,
     /// The command line, passwords masked.
     pub command_line: Vec<String>,
@@ -55,6 +59,13 @@ pub struct RunSummary {
     pub profile: Option<ProfileRef>,
     /// `seed=` (or the profile's seed), if one was set.
     pub seed: Option<u64>,
+    /// `start_at=`: the instant the run (every shard of it) was told to start at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<Timestamp>,
+    /// With `start_at=`: how many seconds after that instant this run's first second
+    /// began (timer precision when on time; more for a shard that started late).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_late_secs: Option<f64>,
     pub start: Timestamp,
     pub end: Timestamp,
     pub duration_secs: f64,
