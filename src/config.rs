@@ -123,6 +123,8 @@ pub struct Outputs {
     pub output: Option<PathBuf>,
     /// `summary=`: the JSON run summary.
     pub summary: Option<PathBuf>,
+    /// `report=`: the self-contained HTML report.
+    pub report: Option<PathBuf>,
 }
 
 /// The server, users, outputs and objectives every mode has.
@@ -152,6 +154,9 @@ pub struct Common {
     pub warmup: Option<Duration>,
     /// `overwrite`: outputs may replace existing files.
     pub overwrite: bool,
+    /// `server_pid=`/`server_cgroup=`: the local server whose CPU, memory and I/O are
+    /// sampled every second.
+    pub server_usage: Option<crate::usage::ServerSource>,
     /// The arguments as given (for the summary; passwords are masked there).
     pub command_line: Vec<String>,
 }
@@ -173,6 +178,7 @@ impl Default for Common {
             slos: Vec::new(),
             warmup: None,
             overwrite: false,
+            server_usage: None,
             command_line: Vec::new(),
         }
     }

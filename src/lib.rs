@@ -16,6 +16,8 @@
 //!   TOP/DELE).
 //! * [`sasl`]: client SASL mechanisms (PLAIN, LOGIN, SCRAM-SHA-1, SCRAM-SHA-256).
 //! * [`users`]: user name templates and user files.
+//! * [`usage`]: what processes cost, from `/proc`: the server under test
+//!   (`server_pid=`, `server_cgroup=`) and the scheduling of imaptest's own threads.
 //! * [`mail`]: message sources (mbox, random bodies) and the test mbox generator.
 //! * [`states`]: the stress state table (names, probabilities, login levels), shared by
 //!   the command line, engines and reports.
@@ -23,15 +25,21 @@
 //! * [`engine`]: the engines (stress mode, profile runtime); they send
 //!   [`metrics::Event`]s and never print.
 //! * [`metrics`]: the events engines emit and the per-second aggregation.
-//! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline, `output=`).
+//! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline, `output=`)
+//!   and the self-contained HTML report of summaries (`report=`, `imaptest report`).
+//! * [`capacity`]: `imaptest capacity`: the search for the most users a server holds at
+//!   its SLOs, step judgement, the tool-is-the-limit check, the capacity JSON.
 //! * [`profile`]: profile mode: the TOML profile, legacy `profile.conf`, the scheduler
 //!   and dry-run plans.
 //! * [`conversation`]: Exim-style client scripts and a scriptable server
 //!   (`imaptest client`, `imaptest server`).
+//! * [`compare`]: `imaptest compare`: two summaries judged per command and per SLO.
 //! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
 
 pub mod app;
+pub mod capacity;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod control;
 pub mod conversation;
@@ -54,4 +62,5 @@ pub mod states;
 pub mod summary;
 pub mod text;
 pub mod tracking;
+pub mod usage;
 pub mod users;

@@ -60,7 +60,10 @@ pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8>
         u64::from(settings.clients),
     );
     let ops = stress_ops(&common, &columns);
-    let pipeline = Pipeline::start(sinks(&common, Box::new(console), columns, ops, false)?);
+    let pipeline = Pipeline::start(
+        &common,
+        sinks(&common, Box::new(console), columns, ops, false)?,
+    )?;
 
     let (state_tx, state_rx) = watch::channel(RunState::Running);
     let ctx = Arc::new(StressContext {
@@ -111,7 +114,8 @@ pub async fn run(common: Common, settings: StressSettings) -> anyhow::Result<u8>
         ending,
         finished,
         recorded,
-    ))
+    )
+    .status)
 }
 
 /// The ops a stress run can perform: its states and the IMAP connection phases.

@@ -71,6 +71,10 @@ pub struct Draft {
     pub warmup: Option<Duration>,
     /// `overwrite`: outputs may replace existing files.
     pub overwrite: bool,
+    /// `report=FILE`: the HTML report.
+    pub report: Option<PathBuf>,
+    /// `server_pid=`/`server_cgroup=`.
+    pub server_usage: Option<crate::usage::ServerSource>,
 }
 
 impl Default for Draft {
@@ -117,6 +121,8 @@ impl Default for Draft {
             slos: Vec::new(),
             warmup: None,
             overwrite: false,
+            report: None,
+            server_usage: None,
         }
     }
 }
@@ -265,10 +271,12 @@ impl Draft {
                 csv_format: self.csv_format,
                 output: self.output,
                 summary: self.summary,
+                report: self.report,
             },
             slos: self.slos,
             warmup: self.warmup,
             overwrite: self.overwrite,
+            server_usage: self.server_usage,
             command_line,
         };
         let mode = match kind {

@@ -116,6 +116,18 @@ const KEY_CASES: &[(&[&str], Check)] = &[
         s.warmup == Some(Duration::from_secs(30))
     }),
     (&["overwrite"], |s| s.overwrite),
+    (&["report=~/r.html"], |s| {
+        s.report == Some(PathBuf::from("/home/t/r.html"))
+    }),
+    (&["server_pid=4242"], |s| {
+        s.server_usage == Some(crate::usage::ServerSource::ProcessTree(4242))
+    }),
+    (&["server_cgroup=/sys/fs/cgroup/dovecot"], |s| {
+        s.server_usage
+            == Some(crate::usage::ServerSource::Cgroup(PathBuf::from(
+                "/sys/fs/cgroup/dovecot",
+            )))
+    }),
     (&["host=imap.example.org"], |s| {
         s.host == "imap.example.org" && s.connect_host() == "imap.example.org"
     }),

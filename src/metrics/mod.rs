@@ -420,6 +420,8 @@ pub struct Interval {
     pub queued: u64,
     /// Error reports by kind, indexed by `ErrorKind as usize`.
     pub error_kinds: [u64; ErrorKind::COUNT],
+    /// `server_pid=`/`server_cgroup=`: what the server used in this interval.
+    pub server: Option<crate::usage::ServerUsage>,
 }
 
 impl Interval {
@@ -443,6 +445,7 @@ impl Interval {
             users: 0,
             queued: 0,
             error_kinds: [0; ErrorKind::COUNT],
+            server: None,
         }
     }
 
@@ -550,6 +553,9 @@ impl Interval {
         self.deliveries.add(&other.deliveries);
         for (mine, theirs) in self.error_kinds.iter_mut().zip(&other.error_kinds) {
             *mine += theirs;
+        }
+        if let Some(theirs) = &other.server {
+            self.server.get_or_insert_default().add(theirs);
         }
     }
 
@@ -761,6 +767,8 @@ pub struct Aggregator {
     gauges: Arc<Gauges>,
     sinks: Vec<Box<dyn Sink>>,
     tick: Duration,
+    /// `server_pid=`/`server_cgroup=`: read once a second, as each second closes.
+    server: Option<crate::usage::ServerSampler>,
 }
 
 /// Creates the engine-side handle and the aggregator that must be run.
@@ -787,11 +795,18 @@ pub fn channel(sinks: Vec<Box<dyn Sink>>) -> (Metrics, Aggregator) {
             gauges,
             sinks,
             tick: Duration::from_secs(1),
+            server: None,
         },
     )
 }
 
 impl Aggregator {
+    /// Samples the server's CPU, memory and I/O as each second closes.
+    pub fn with_server_sampler(mut self, sampler: crate::usage::ServerSampler) -> Self {
+        self.server = Some(sampler);
+        self
+    }
+
     /// Runs until every [`Metrics`] handle is dropped, then emits the last partial
     /// interval and the totals. Returns the totals and the sinks that failed.
     pub async fn run(mut self) -> Finished {
@@ -877,6 +892,7 @@ impl Aggregator {
             .max(open);
         current.users = self.gauges.users.load(Ordering::Relaxed);
         current.queued = self.gauges.queued.load(Ordering::Relaxed);
+        current.server = self.server.as_mut().and_then(|s| s.sample());
         for sink in &mut self.sinks {
             sink.interval(current);
         }

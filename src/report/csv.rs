@@ -71,6 +71,30 @@ pub const HEADER: [&str; 30] = [
     "delivery_wait_max_us",
 ];
 
+/// With `server_pid=`/`server_cgroup=`: the server's columns, after the others (in
+/// the `connections` row of the long format). CPU is in % of one core.
+pub const SERVER_COLUMNS: [&str; 5] = [
+    "server_cpu_percent",
+    "server_rss_kib",
+    "server_read_bytes_per_s",
+    "server_write_bytes_per_s",
+    "server_processes",
+];
+
+/// The server's columns of one second (empty when no sample was taken).
+fn server_cells(interval: &Interval) -> [String; 5] {
+    match &interval.server {
+        Some(u) => [
+            format!("{:.1}", u.cpu_percent()),
+            u.rss_kib.to_string(),
+            u.read_bytes.to_string(),
+            u.write_bytes.to_string(),
+            u.processes.to_string(),
+        ],
+        None => Default::default(),
+    }
+}
+
 /// Column index by name, for building rows.
 fn col(name: &str) -> usize {
     HEADER
@@ -95,20 +119,48 @@ pub struct CsvTimeline<W: Write + Send> {
     profile: bool,
     /// Wide: the header goes out with the first second (it depends on `profile`).
     header_written: bool,
+    /// [`SERVER_COLUMNS`] at the end of each row.
+    server: bool,
 }
 
 impl CsvTimeline<File> {
-    /// Creates (or truncates) `path` and writes the header row.
-    pub fn create(path: &Path, format: CsvFormat, ops: Vec<Op>) -> anyhow::Result<Self> {
+    /// Creates (or truncates) `path` and writes the header row; `server` adds the
+    /// server's columns.
+    pub fn create(
+        path: &Path,
+        format: CsvFormat,
+        ops: Vec<Op>,
+        server: bool,
+    ) -> anyhow::Result<Self> {
         let file =
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        Self::new(file, path.display().to_string(), format, ops)
+        Self::build(file, path.display().to_string(), format, ops, server)
     }
 }
 
 impl<W: Write + Send> CsvTimeline<W> {
     /// A timeline on `out`; the header row is written (and flushed) at once.
     pub fn new(out: W, name: String, format: CsvFormat, ops: Vec<Op>) -> anyhow::Result<Self> {
+        Self::build(out, name, format, ops, false)
+    }
+
+    /// A timeline on `out` with the server's columns ([`SERVER_COLUMNS`]).
+    pub fn with_server_columns(
+        out: W,
+        name: String,
+        format: CsvFormat,
+        ops: Vec<Op>,
+    ) -> anyhow::Result<Self> {
+        Self::build(out, name, format, ops, true)
+    }
+
+    fn build(
+        out: W,
+        name: String,
+        format: CsvFormat,
+        ops: Vec<Op>,
+        server: bool,
+    ) -> anyhow::Result<Self> {
         let mut sink = CsvTimeline {
             out,
             name,
@@ -118,6 +170,7 @@ impl<W: Write + Send> CsvTimeline<W> {
             failure: None,
             profile: false,
             header_written: false,
+            server,
         };
         sink.write_header()?;
         Ok(sink)
@@ -136,8 +189,9 @@ impl<W: Write + Send> CsvTimeline<W> {
 
     fn write_header(&mut self) -> anyhow::Result<()> {
         if self.format == CsvFormat::Long {
+            let server: &[&str] = if self.server { &SERVER_COLUMNS } else { &[] };
             let mut w = csv::Writer::from_writer(&mut self.buf);
-            w.write_record(HEADER)?;
+            w.write_record(HEADER.iter().chain(server))?;
             w.flush()?;
             drop(w);
             self.commit()
@@ -174,8 +228,9 @@ impl<W: Write + Send> CsvTimeline<W> {
             interval.elapsed_secs.to_string(),
         ];
         let mut rows: Vec<Vec<String>> = Vec::new();
+        let width = HEADER.len() + if self.server { SERVER_COLUMNS.len() } else { 0 };
         let new_row = |kind: &str, protocol: &str, name: &str| {
-            let mut row = vec![String::new(); HEADER.len()];
+            let mut row = vec![String::new(); width];
             row[0].clone_from(&time[0]);
             row[1].clone_from(&time[1]);
             row[2] = kind.to_owned();
@@ -229,6 +284,11 @@ impl<W: Write + Send> CsvTimeline<W> {
         if self.profile {
             row[col("users_online")] = interval.users.to_string();
         }
+        if self.server {
+            for (i, cell) in server_cells(interval).into_iter().enumerate() {
+                row[HEADER.len() + i] = cell;
+            }
+        }
         rows.push(row);
         let mut w = csv::Writer::from_writer(&mut self.buf);
         for row in rows {
@@ -269,6 +329,9 @@ impl<W: Write + Send> CsvTimeline<W> {
             ] {
                 header.push(name.to_owned());
             }
+        }
+        if self.server {
+            header.extend(SERVER_COLUMNS.map(str::to_owned));
         }
         for op in &self.ops {
             let prefix = format!("{}_{}", op.protocol().name(), op.name());
@@ -313,6 +376,9 @@ impl<W: Write + Send> CsvTimeline<W> {
                 latency(&d.lateness, |l| l.at(0.99)),
                 latency(&d.lateness, Latency::max),
             ]);
+        }
+        if self.server {
+            row.extend(server_cells(interval));
         }
         for &op in &self.ops {
             let f = interval.op(op);
