@@ -58,7 +58,7 @@ pub async fn run(settings: CapacitySettings) -> anyhow::Result<u8> {
     let bounds = settings.bounds(profile_users);
     let tool_bounds = ToolBounds {
         lateness_us: settings.tool_lateness.as_micros() as u64,
-        run_queue_share: settings.tool_run_queue,
+        run_queue: settings.tool_run_queue,
         cores: crate::usage::cores(),
     };
     let window_secs = settings.window.as_secs();
@@ -167,7 +167,7 @@ pub async fn run(settings: CapacitySettings) -> anyhow::Result<u8> {
             warmup_secs: settings.warmup.as_secs(),
             window_secs,
             tool_lateness_bound_us: tool_bounds.lateness_us,
-            tool_run_queue_bound: tool_bounds.run_queue_share,
+            tool_run_queue_bound: tool_bounds.run_queue,
         },
         start: Timestamp::of(started),
         end: Timestamp::of(SystemTime::now()),

@@ -52,11 +52,10 @@ pub struct SearchSettings {
     pub warmup_secs: u64,
     /// Each step's measured window, seconds.
     pub window_secs: u64,
-    /// The tool is the limit when its schedule lateness p99 passes this (µs) while its
-    /// threads wait for a CPU or use every core.
+    /// The tool is the limit when its schedule lateness p99 passes this (µs) …
     pub tool_lateness_bound_us: u64,
-    /// … and its threads spent more than this share of their runnable time waiting for a
-    /// CPU (run-queue delay / (run-queue delay + CPU time)).
+    /// … or its threads together waited for a CPU longer than this share of wall-clock
+    /// time (0.25: 250 ms per second).
     pub tool_run_queue_bound: f64,
 }
 

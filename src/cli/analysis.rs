@@ -110,10 +110,9 @@ pub(crate) fn parse_capacity(args: &[String], env: &Env) -> Result<Command, CliE
                         keys::invalid(arg, "growth", "a factor above 1, e.g. 2 or 1.5")
                     })?;
             }
-            "resolution" => {
-                capacity.resolution = fraction(arg, "resolution")?;
-            }
-            "tool_run_queue" => capacity.tool_run_queue = fraction(arg, "tool_run_queue")?,
+            "resolution" => capacity.resolution = share(arg, "resolution", 1.0)?,
+            // Summed over threads, so it may pass 100 % of wall-clock time.
+            "tool_run_queue" => capacity.tool_run_queue = share(arg, "tool_run_queue", 64.0)?,
             "step_secs" => capacity.window = keys::duration(arg, "step_secs")?,
             "tool_lateness" => capacity.tool_lateness = keys::duration(arg, "tool_lateness")?,
             _ => capacity.out = Some(keys::expand_home(value, env.home.as_deref())),
@@ -140,16 +139,27 @@ fn at_least_one(arg: Arg<'_>, what: &'static str) -> Result<u64, CliError> {
     Ok(n)
 }
 
-/// `5%` or `0.05`, above 0 and below 1.
-fn fraction(arg: Arg<'_>, what: &'static str) -> Result<f64, CliError> {
-    let value = arg.value.unwrap_or("");
+/// `5%` or `0.05`: a share above 0 and below `max`.
+fn share(arg: Arg<'_>, what: &'static str, max: f64) -> Result<f64, CliError> {
+    let number = percent(arg.value.unwrap_or(""));
+    number
+        .filter(|f| *f > 0.0 && *f < max)
+        .ok_or_else(|| {
+            keys::invalid(
+                arg,
+                what,
+                format!("a share such as 5% or 0.05, above 0 and below {}%", max * 100.0),
+            )
+        })
+}
+
+/// `25%` → 0.25, `0.25` → 0.25.
+fn percent(value: &str) -> Option<f64> {
     let number = match value.strip_suffix('%') {
         Some(p) => p.trim().parse::<f64>().ok().map(|p| p / 100.0),
         None => value.parse::<f64>().ok(),
     };
-    number
-        .filter(|f| f.is_finite() && *f > 0.0 && *f < 1.0)
-        .ok_or_else(|| keys::invalid(arg, what, "a share such as 5% or 0.05, above 0 and below 1"))
+    number.filter(|n| n.is_finite())
 }
 
 /// `report FILE… [out=FILE] [overwrite]`.
@@ -189,12 +199,8 @@ pub(crate) fn parse_compare(args: &[String], env: &Env) -> Result<Command, CliEr
                     raw,
                     value: Some(value),
                 };
-                let number = match value.strip_suffix('%') {
-                    Some(p) => p.trim().parse::<f64>().ok().map(|p| p / 100.0),
-                    None => value.parse::<f64>().ok(),
-                };
-                tolerance.relative = number
-                    .filter(|t| t.is_finite() && *t >= 0.0)
+                tolerance.relative = percent(value)
+                    .filter(|t| *t >= 0.0)
                     .ok_or_else(|| keys::invalid(arg, "tolerance", "a share such as 25% or 0.25"))?;
             }
             Some(("min_change", value)) if !value.is_empty() => {

@@ -180,11 +180,11 @@ pub fn steps_table(report: &CapacityReport) -> String {
         };
         let _ = write!(
             out,
-            "<td>{}</td><td>{:.0}%</td><td>{}</td><td class=\"{}\">{result}</td></tr>",
+            "<td>{}</td><td>{:.0} ms/s</td><td>{}</td><td class=\"{}\">{result}</td></tr>",
             step.tool
                 .lateness_p99_us
-                .map_or("-".to_owned(), |l| crate::slo::show_micros(l as f64)),
-            step.tool.run_queue_share * 100.0,
+                .map_or("-".to_owned(), |l| super::chart::format_latency(l as f64)),
+            step.tool.run_queue_ms_per_sec,
             step.server
                 .as_ref()
                 .map_or("-".to_owned(), |s| format!("{:.0}%", s.cpu_mean_percent)),

@@ -106,12 +106,13 @@ pub struct Chart {
     pub note: Option<String>,
 }
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 290.0;
-const LEFT: f64 = 78.0;
-const RIGHT: f64 = 18.0;
-const TOP: f64 = 14.0;
-const BOTTOM: f64 = 48.0;
+// The size a chart is drawn at in a two-column layout, so text is at its CSS size.
+const WIDTH: f64 = 600.0;
+const HEIGHT: f64 = 260.0;
+const LEFT: f64 = 66.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 12.0;
+const BOTTOM: f64 = 44.0;
 
 /// An axis's domain and ticks.
 #[derive(Debug, Clone)]
@@ -226,7 +227,7 @@ pub fn format_value(value: f64, unit: Unit, domain_max: f64) -> String {
                 format!("{secs}s")
             }
         }
-        Unit::Micros => crate::slo::show_micros(value),
+        Unit::Micros => format_latency(value),
         Unit::Count | Unit::PerSecond => format_number(value),
         Unit::Percent => format!("{}%", format_number(value)),
         Unit::Kib => format_kib(value),
@@ -239,6 +240,21 @@ pub fn format_value(value: f64, unit: Unit, domain_max: f64) -> String {
                 format!("{}%", trim(q, nines.max(0) as usize))
             }
         }
+    }
+}
+
+/// A latency to three significant digits: 83µs, 1.25ms, 39.8ms, 812ms, 1.5s.
+pub fn format_latency(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{}µs", trim(us, 0))
+    } else if us < 10_000.0 {
+        format!("{}ms", trim(us / 1e3, 2))
+    } else if us < 100_000.0 {
+        format!("{}ms", trim(us / 1e3, 1))
+    } else if us < 1_000_000.0 {
+        format!("{}ms", trim(us / 1e3, 0))
+    } else {
+        format!("{}s", trim(us / 1e6, 2))
     }
 }
 
@@ -513,6 +529,9 @@ mod tests {
     #[test]
     fn tick_labels_carry_units() {
         assert_eq!(format_value(1500.0, Unit::Micros, 0.0), "1.5ms");
+        assert_eq!(format_value(39_775.0, Unit::Micros, 0.0), "39.8ms");
+        assert_eq!(format_value(83.0, Unit::Micros, 0.0), "83µs");
+        assert_eq!(format_value(812_400.0, Unit::Micros, 0.0), "812ms");
         assert_eq!(format_value(90.0, Unit::Elapsed, 60.0), "90s");
         assert_eq!(format_value(90.0, Unit::Elapsed, 300.0), "1:30");
         assert_eq!(format_value(2.0, Unit::Nines, 4.0), "99%");

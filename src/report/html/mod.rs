@@ -111,8 +111,9 @@ pub fn escape(text: &str) -> String {
 }
 
 /// A verdict's observed value with its unit (`812ms`, `99.9%`, `no data`).
-fn observed_value(v: &SloVerdict) -> String {
+pub fn observed_value(v: &SloVerdict) -> String {
     match (v.observed, crate::slo::Unit::from_name(&v.unit)) {
+        (Some(o), Some(crate::slo::Unit::Micros)) => chart::format_latency(o),
         (Some(o), Some(unit)) => unit.show(o),
         (Some(o), None) => o.to_string(),
         (None, _) => "no data".to_owned(),
@@ -219,8 +220,9 @@ fn runs_section(runs: &[Run<'_>]) -> String {
     }
     out.push_str("</div>");
     if let Some(chart) = timeline::distribution_chart(runs) {
-        out.push_str("<h2>Latency distribution</h2>");
+        out.push_str("<h2>Latency distribution</h2><div class=\"charts\">");
         out.push_str(&chart.to_html());
+        out.push_str("</div>");
     }
     out.push_str(&error_examples(runs));
     out
@@ -405,7 +407,7 @@ fn command_table(runs: &[Run<'_>]) -> String {
         let _ = write!(out, "<th>{h}</th>");
     }
     out.push_str("</tr></thead><tbody>");
-    let ms = |us: u64| escape(&crate::slo::show_micros(us as f64));
+    let ms = |us: u64| escape(&chart::format_latency(us as f64));
     for (protocol, name) in &keys {
         for run in runs {
             let Some(c) = run
@@ -500,14 +502,14 @@ td.pass{color:var(--pass)}td.fail{color:var(--fail);font-weight:600}
 .answer{font-size:17px;font-weight:600;padding:12px 14px;border-radius:6px;border-left:6px solid}
 .answer.pass{background:#eef8f1;border-color:var(--pass)}.answer.fail{background:#fdf0ee;border-color:var(--fail)}
 .meta,.note{color:var(--muted)}.note{font-size:12px;margin:4px 0 0}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:18px}
 figure.chart{margin:0;border:1px solid var(--line);border-radius:6px;padding:8px 10px;break-inside:avoid}
 figcaption{font-weight:600;margin-bottom:4px}
 svg.plot{width:100%;height:auto;display:block}
 .frame{fill:none;stroke:#9aa3b2;stroke-width:1}
 .grid{stroke:#e6e9ee;stroke-width:1}
 .tick{font-size:11px;fill:var(--muted)}
-.axis-title{font-size:12px;fill:var(--fg)}
+.axis-title{font-size:11.5px;fill:var(--fg)}
 .series{fill:none;stroke-width:1.8;stroke-linejoin:round;stroke-linecap:round}
 .threshold{stroke:var(--fail);stroke-width:1.2;stroke-dasharray:6 4}
 .marker{stroke:var(--pass);stroke-width:1.5;stroke-dasharray:3 3}
