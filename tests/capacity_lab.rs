@@ -63,7 +63,7 @@ struct Search {
     html: String,
 }
 
-fn capacity(mut command: Command, dir: &Path, args: &[String]) -> Search {
+fn capacity(name: &str, mut command: Command, dir: &Path, args: &[String]) -> Search {
     let out_path = dir.join("capacity.json");
     let html_path = dir.join("capacity.html");
     let lab = common::lab();
@@ -91,6 +91,10 @@ fn capacity(mut command: Command, dir: &Path, args: &[String]) -> Search {
         .unwrap_or_else(|e| panic!("no capacity JSON ({e})\nstdout:\n{stdout}\nstderr:\n{stderr}"));
     let report = CapacityReport::parse("capacity.json", &text).expect("the capacity JSON parses");
     let html = std::fs::read_to_string(&html_path).expect("the capacity report");
+    // Kept to look at.
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.html"));
+    std::fs::write(&kept, &html).unwrap();
+    std::fs::write(kept.with_extension("json"), &text).unwrap();
     Search {
         status: out.status.code(),
         stdout,
@@ -118,6 +122,7 @@ fn capacity_finds_the_user_count_where_the_slo_breaks() {
     let dir = tempfile::tempdir().unwrap();
     let profile = polling_profile(dir.path(), proxy.port(), "1s");
     let search = capacity(
+        "capacity-knee",
         Command::new(common::imaptest_bin()),
         dir.path(),
         &[
@@ -220,6 +225,7 @@ fn a_starved_tool_is_named_as_the_limit() {
     let mut command = Command::new("taskset");
     command.args(["-c", "0", "nice", "-n", "19"]).arg(common::imaptest_bin());
     let search = capacity(
+        "capacity-starved",
         command,
         dir.path(),
         &[

@@ -206,6 +206,7 @@ async fn run_step(
     let mut common = settings.common.clone();
     common.outputs = Outputs::default();
     common.warmup = Some(warmup);
+    common.command_line.insert(0, "capacity".to_owned());
     let mut profile_settings = settings.profile.clone();
     profile_settings.users = None;
     profile_settings.session_csv = None;

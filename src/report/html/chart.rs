@@ -109,7 +109,7 @@ pub struct Chart {
 // The size a chart is drawn at in a two-column layout, so text is at its CSS size.
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 260.0;
-const LEFT: f64 = 66.0;
+const LEFT: f64 = 76.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 44.0;
@@ -192,6 +192,15 @@ fn nice_step(raw: f64, unit: Unit) -> f64 {
     if unit == Unit::Nines {
         return 1.0;
     }
+    // Memory ticks at round MiB or GiB.
+    if unit == Unit::Kib && raw >= 512.0 {
+        let (scale, raw) = if raw >= 512.0 * 1024.0 {
+            (1024.0 * 1024.0, raw / 1024.0 / 1024.0)
+        } else {
+            (1024.0, raw / 1024.0)
+        };
+        return nice_step(raw, Unit::Count).max(1.0) * scale;
+    }
     if unit == Unit::Elapsed && raw > 30.0 {
         for step in [60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0] {
             if step >= raw {
@@ -245,7 +254,9 @@ pub fn format_value(value: f64, unit: Unit, domain_max: f64) -> String {
 
 /// A latency to three significant digits: 83µs, 1.25ms, 39.8ms, 812ms, 1.5s.
 pub fn format_latency(us: f64) -> String {
-    if us < 1000.0 {
+    if us == 0.0 {
+        "0".to_owned()
+    } else if us < 1000.0 {
         format!("{}µs", trim(us, 0))
     } else if us < 10_000.0 {
         format!("{}ms", trim(us / 1e3, 2))
@@ -477,21 +488,42 @@ impl Chart {
         svg
     }
 
-    /// One entry per distinct label, with a swatch of its colour and dash.
+    /// A swatch per colour (what is measured), then, when runs are overlaid
+    /// (`A · imap LOGIN`), a swatch per dash (which run).
     fn legend(&self) -> String {
-        let mut out = String::from("<ul class=\"legend\">");
-        for series in &self.series {
-            if series.point_count() == 0 {
-                continue;
+        let drawn = self.series.iter().filter(|s| s.point_count() > 0);
+        let mut colours: Vec<(usize, &str)> = Vec::new();
+        let mut dashes: Vec<(usize, &str)> = Vec::new();
+        for series in drawn {
+            let (run, what) = match series.label.split_once(" · ") {
+                Some((run, what)) => (Some(run), what),
+                None => (None, series.label.as_str()),
+            };
+            if !colours.iter().any(|(c, w)| *c == series.color && *w == what) {
+                colours.push((series.color, what));
             }
-            let _ = write!(
-                out,
-                "<li><svg viewBox=\"0 0 28 10\" width=\"28\" height=\"10\"><line class=\"series c{} d{}\" \
+            if let Some(run) = run
+                && !dashes.iter().any(|(d, _)| *d == series.dash)
+            {
+                dashes.push((series.dash, run));
+            }
+        }
+        let swatch = |class: String, text: &str| {
+            format!(
+                "<li><svg viewBox=\"0 0 28 10\" width=\"28\" height=\"10\"><line class=\"{class}\" \
                  x1=\"1\" x2=\"27\" y1=\"5\" y2=\"5\"/></svg>{}</li>",
-                series.color % PALETTE,
-                series.dash % DASHES,
-                escape(&series.label)
-            );
+                escape(text)
+            )
+        };
+        let mut out = String::from("<ul class=\"legend\">");
+        for (color, what) in colours {
+            let dash = if dashes.is_empty() { "" } else { " d0" };
+            out.push_str(&swatch(format!("series c{}{dash}", color % PALETTE), what));
+        }
+        if dashes.len() > 1 {
+            for (dash, run) in dashes {
+                out.push_str(&swatch(format!("series run d{}", dash % DASHES), &format!("run {run}")));
+            }
         }
         out.push_str("</ul>");
         out
@@ -516,6 +548,10 @@ mod tests {
         assert!(d.max >= 1.0);
         let d = Domain::covering(&[0.4, 0.7], Scale::Linear, Unit::PerSecond);
         assert!(d.max >= 0.7 && d.max <= 1.0, "{d:?}");
+        // Memory ticks at whole MiB.
+        let d = Domain::covering(&[0.0, 169_000.0], Scale::Linear, Unit::Kib);
+        assert_eq!(d.ticks[1], 50.0 * 1024.0, "{d:?}");
+        assert_eq!(format_value(d.ticks[1], Unit::Kib, d.max), "50 MiB");
     }
 
     #[test]

@@ -517,6 +517,7 @@ svg.plot{width:100%;height:auto;display:block}
 .dot{stroke:#fff;stroke-width:1}.dot.pass{fill:var(--pass)}.dot.fail{fill:var(--fail)}
 .c0{stroke:#1f77b4}.c1{stroke:#ff7f0e}.c2{stroke:#2ca02c}.c3{stroke:#d62728}.c4{stroke:#9467bd}
 .c5{stroke:#8c564b}.c6{stroke:#e377c2}.c7{stroke:#7f7f7f}.c8{stroke:#bcbd22}.c9{stroke:#17becf}
+.series.run{stroke:var(--fg)}
 .d1{stroke-dasharray:7 4}.d2{stroke-dasharray:2 3}.d3{stroke-dasharray:10 3 2 3}
 ul.legend{list-style:none;padding:0;margin:6px 0 0;display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px}
 ul.legend li{display:flex;align-items:center;gap:5px}

@@ -101,7 +101,7 @@ pub fn time_charts(runs: &[Run<'_>]) -> Vec<Chart> {
     let mut commands = time_chart(
         "commands",
         "Commands per second",
-        Axis::new("commands/s (OK)", Unit::PerSecond, Scale::Linear),
+        Axis::new("commands/s (OK)", Unit::Count, Scale::Linear),
     );
     for (color, key) in ops.iter().enumerate() {
         per_second(&mut commands, runs, &op_label(key), color, |s| {
@@ -132,7 +132,7 @@ pub fn time_charts(runs: &[Run<'_>]) -> Vec<Chart> {
     let mut errors = time_chart(
         "errors",
         "Errors per second, by kind",
-        Axis::new("errors/s", Unit::PerSecond, Scale::Linear),
+        Axis::new("errors/s", Unit::Count, Scale::Linear),
     );
     per_second(&mut errors, runs, "all kinds", 0, |s| Some(s.errors as f64));
     let mut kinds: Vec<&String> = runs
@@ -177,7 +177,7 @@ pub fn time_charts(runs: &[Run<'_>]) -> Vec<Chart> {
         let mut deliveries = time_chart(
             "deliveries",
             "LMTP deliveries per second (recipients)",
-            Axis::new("recipients/s", Unit::PerSecond, Scale::Linear),
+            Axis::new("recipients/s", Unit::Count, Scale::Linear),
         );
         let field = |f: fn(&crate::summary::timeline::SecondDeliveries) -> u64| {
             move |s: &Second| Some(s.deliveries.as_ref().map_or(0, f) as f64)
