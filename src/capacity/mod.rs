@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::config::{Common, ProfileSettings};
 use crate::metrics::Interval;
 use crate::ops::{ActionKind, Op};
-use crate::slo::{Slo, Unit};
+use crate::slo::Slo;
 use crate::summary::timeline::{self, TimelineError};
 use crate::summary::{RunSummary, ServerTotals, SloVerdict, Totals};
 use crate::usage::SchedTotals;

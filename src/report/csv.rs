@@ -609,6 +609,40 @@ mod tests {
     }
 
     #[test]
+    fn server_columns_end_each_connections_row_and_wide_row() {
+        let mut iv = second(1);
+        iv.server = Some(crate::usage::ServerUsage {
+            cpu_us: 1_500_000,
+            wall_us: 1_000_000,
+            cpu_peak_percent: 150.0,
+            rss_kib: 2048,
+            rss_peak_kib: 2048,
+            read_bytes: 10,
+            write_bytes: 20,
+            processes: 7,
+        });
+        let ops = vec![Op::Imap(State::Login)];
+        let mut long =
+            CsvTimeline::with_server_columns(Vec::new(), "m".into(), CsvFormat::Long, ops.clone())
+                .unwrap();
+        long.interval(&iv);
+        let long = text(&long);
+        let lines: Vec<&str> = long.lines().collect();
+        assert!(lines[0].ends_with(&SERVER_COLUMNS.join(",")), "{long}");
+        assert!(lines[1].ends_with(",,,,,"), "a command row leaves them empty: {long}");
+        assert!(lines[2].ends_with(",150.0,2048,10,20,7"), "{long}");
+        let mut wide =
+            CsvTimeline::with_server_columns(Vec::new(), "m".into(), CsvFormat::Wide, ops).unwrap();
+        wide.interval(&iv);
+        let wide = text(&wide);
+        let (header, row) = wide.split_once('\n').unwrap();
+        let header: Vec<&str> = header.split(',').collect();
+        let row: Vec<&str> = row.trim_end().split(',').collect();
+        let at = header.iter().position(|h| *h == "server_cpu_percent").unwrap();
+        assert_eq!(&row[at..at + 5], ["150.0", "2048", "10", "20", "7"]);
+    }
+
+    #[test]
     fn a_write_error_is_kept_for_the_exit_status() {
         struct FailsLater(u32);
         impl Write for FailsLater {
