@@ -133,6 +133,7 @@ fn capacity_finds_the_user_count_where_the_slo_breaks() {
             "resolution=10%".to_owned(),
             "warmup=2s".to_owned(),
             "step_secs=4s".to_owned(),
+            format!("server_pid={}", dovecot_pid()),
         ],
     );
     let answer = &search.report.answer;
@@ -152,9 +153,9 @@ fn capacity_finds_the_user_count_where_the_slo_breaks() {
     assert!(answer.broken[0].observed.unwrap() >= 500_000.0);
     assert!(
         answer.sentence.starts_with(&format!(
-            "holds {} users at imap.NOOP.p99 < 500ms; fails at {fails} on imap.NOOP.p99 = ",
+            "holds {} users at imap.NOOP.p99 < 500ms (server CPU ",
             holds as u64
-        )),
+        )) && answer.sentence.contains(&format!("; fails at {fails} on imap.NOOP.p99 = ")),
         "{}",
         answer.sentence
     );
@@ -187,9 +188,20 @@ fn capacity_finds_the_user_count_where_the_slo_breaks() {
         );
     }
     assert!(steps.iter().any(|s| s.phase == imaptest::capacity::Phase::Bisect));
+    // The server's side of each window, beside the answer.
+    assert!(steps.iter().all(|s| s.server.as_ref().is_some_and(|u| u.rss_peak_kib > 0)));
+    assert!(search.html.contains("data-chart=\"capacity-server-cpu\""));
     // The report carries the capacity curve with the knee marked.
     assert!(search.html.contains("data-chart=\"capacity-0\""));
     assert!(search.html.contains(&format!("holds {}", holds as u64)));
+}
+
+/// The lab Dovecot's master process.
+fn dovecot_pid() -> String {
+    std::fs::read_to_string(common::lab().dir.join("run/master.pid"))
+        .expect("the lab's master.pid")
+        .trim()
+        .to_owned()
 }
 
 /// A CPU hog pinned to core 0; killed when dropped.

@@ -249,7 +249,7 @@ mod tests {
         assert!(
             committed == generated,
             "{SCHEMA_PATH} is out of date with the capacity types; regenerate it with\n    \
-             IMAPTEST_UPDATE_SCHEMA=1 cargo test --lib capacity\n(or `imaptest schema capacity > {SCHEMA_PATH}`)"
+             IMAPTEST_UPDATE_SCHEMA=1 cargo test --lib capacity::document\n(or `imaptest schema capacity > {SCHEMA_PATH}`)"
         );
     }
 }

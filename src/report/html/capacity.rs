@@ -37,9 +37,23 @@ fn knee(report: &CapacityReport) -> Vec<Rule> {
     rules
 }
 
-/// One chart per objective, then throughput (and server CPU) against users.
+/// The attempt that counted at each user count (the last one run).
+fn deciding<'a>(steps: &[&'a Step]) -> Vec<&'a Step> {
+    let mut last: Vec<&'a Step> = Vec::new();
+    for step in steps {
+        match last.last_mut() {
+            Some(prev) if prev.users == step.users => *prev = step,
+            _ => last.push(step),
+        }
+    }
+    last
+}
+
+/// One chart per objective (every attempt a dot), then throughput and server CPU
+/// against users (the attempts that counted).
 pub fn charts(report: &CapacityReport) -> Vec<Chart> {
     let steps = by_users(report);
+    let counted = deciding(&steps);
     let mut charts = Vec::new();
     let objectives = steps.first().map_or(0, |s| s.verdicts.len());
     for i in 0..objectives {
@@ -101,7 +115,7 @@ pub fn charts(report: &CapacityReport) -> Vec<Chart> {
     .enumerate()
     {
         let mut series = Series::line(what, color, 0);
-        series.points = steps
+        series.points = counted
             .iter()
             .map(|s| (s.users as f64, Some(value(s))))
             .collect();
@@ -120,13 +134,13 @@ pub fn charts(report: &CapacityReport) -> Vec<Chart> {
             Axis::new("CPU, % of one core", Unit::Percent, Scale::Linear),
         );
         let mut series = Series::line("server CPU", 0, 0);
-        series.points = steps
+        series.points = counted
             .iter()
             .map(|s| (s.users as f64, s.server.as_ref().map(|u| u.cpu_mean_percent)))
             .collect();
         cpu.series.push(series);
-        let mut tool = Series::line("imaptest CPU", 1, 1);
-        tool.points = steps
+        let mut tool = Series::line("imaptest CPU", 1, 0);
+        tool.points = counted
             .iter()
             .map(|s| (s.users as f64, Some(s.tool.cpu_percent)))
             .collect();

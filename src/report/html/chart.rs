@@ -156,7 +156,8 @@ impl Domain {
                 let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let (lo, hi) = if values.is_empty() { (0.0, 1.0) } else { (lo, hi) };
                 let lo = lo.min(0.0);
-                let hi = if hi <= lo { lo + 1.0 } else { hi };
+                // A little headroom, so the top line and the labels there stay apart.
+                let hi = if hi <= lo { lo + 1.0 } else { hi + (hi - lo) * 0.03 };
                 let step = nice_step((hi - lo) / 5.0, unit);
                 let min = (lo / step).floor() * step;
                 let max = (hi / step).ceil() * step;
@@ -595,6 +596,6 @@ mod tests {
         let d = &d[..d.find('"').unwrap()];
         assert_eq!(d.matches('M').count(), 2, "{d}");
         assert_eq!(d.matches('L').count(), 1, "{d}");
-        assert!(html.contains("data-y-max=\"5\""), "{html}");
+        assert!(html.contains("data-y-max=\"6\""), "{html}");
     }
 }

@@ -132,7 +132,9 @@ pub fn render(input: &Input<'_>) -> String {
     let title = match (input.capacity, input.runs.as_slice()) {
         (Some(c), _) => format!(
             "imaptest capacity: {}",
-            c.profile.as_ref().map_or("profile", |p| p.path.as_str())
+            c.profile.as_ref().map_or("profile", |p| {
+                p.path.rsplit('/').next().unwrap_or(&p.path)
+            })
         ),
         (None, [run]) => format!("imaptest {} run, {}", mode_name(run.summary), run.summary.start.rfc3339),
         (None, runs) => format!("imaptest: {} runs compared", runs.len()),
@@ -513,7 +515,7 @@ svg.plot{width:100%;height:auto;display:block}
 .series{fill:none;stroke-width:1.8;stroke-linejoin:round;stroke-linecap:round}
 .threshold{stroke:var(--fail);stroke-width:1.2;stroke-dasharray:6 4}
 .marker{stroke:var(--pass);stroke-width:1.5;stroke-dasharray:3 3}
-.rule-label{font-size:11px;fill:var(--muted)}
+.rule-label{font-size:11px;fill:var(--muted);paint-order:stroke;stroke:#fff;stroke-width:3px}
 .dot{stroke:#fff;stroke-width:1}.dot.pass{fill:var(--pass)}.dot.fail{fill:var(--fail)}
 .c0{stroke:#1f77b4}.c1{stroke:#ff7f0e}.c2{stroke:#2ca02c}.c3{stroke:#d62728}.c4{stroke:#9467bd}
 .c5{stroke:#8c564b}.c6{stroke:#e377c2}.c7{stroke:#7f7f7f}.c8{stroke:#bcbd22}.c9{stroke:#17becf}
