@@ -269,7 +269,10 @@ pub fn compare(
             new: Some(nf.ok as f64 / n_secs),
             judgement: Judgement::Shown,
         });
-        for (name, q, needed) in [("p50", 0.5, MIN_SAMPLES_P50), ("p99", 0.99, MIN_SAMPLES_P99)] {
+        for (name, q, needed) in [
+            ("p50", 0.5, MIN_SAMPLES_P50),
+            ("p99", 0.99, MIN_SAMPLES_P99),
+        ] {
             let (bl, nl) = (&bf.latency, &nf.latency);
             if bl.count == 0 && nl.count == 0 {
                 continue;
@@ -396,7 +399,7 @@ mod tests {
         // 1000 samples 1..=1000 ms: p99's interval spans a few ranks around 990.
         let many = latency((1..=1000).map(|i| i * 1000));
         let (lo, hi) = interval(&many, 0.99);
-        assert!(lo >= 970_000.0 && lo < 990_000.0, "{lo}");
+        assert!((970_000.0..990_000.0).contains(&lo), "{lo}");
         assert!(hi > 990_000.0 && hi <= 1_000_500.0, "{hi}");
         // 100 samples: the interval reaches the maximum.
         let few = latency((1..=100).map(|i| i * 10_000));
@@ -409,12 +412,24 @@ mod tests {
     fn changes_count_past_both_the_tolerance_and_the_floor() {
         let t = Tolerance::default();
         // +60 % but only 3 ms: noise.
-        assert_eq!(judge_higher_worse(5_000.0, 8_000.0, &t, t.min_change_us), Judgement::Same);
+        assert_eq!(
+            judge_higher_worse(5_000.0, 8_000.0, &t, t.min_change_us),
+            Judgement::Same
+        );
         // 50 ms more: worse.
-        assert_eq!(judge_higher_worse(2_000.0, 52_000.0, &t, t.min_change_us), Judgement::Worse);
+        assert_eq!(
+            judge_higher_worse(2_000.0, 52_000.0, &t, t.min_change_us),
+            Judgement::Worse
+        );
         // +20 % of a large value: within the tolerance.
-        assert_eq!(judge_higher_worse(100_000.0, 120_000.0, &t, t.min_change_us), Judgement::Same);
-        assert_eq!(judge_higher_worse(100_000.0, 50_000.0, &t, t.min_change_us), Judgement::Better);
+        assert_eq!(
+            judge_higher_worse(100_000.0, 120_000.0, &t, t.min_change_us),
+            Judgement::Same
+        );
+        assert_eq!(
+            judge_higher_worse(100_000.0, 50_000.0, &t, t.min_change_us),
+            Judgement::Better
+        );
         // Errors from none to some: worse.
         assert_eq!(judge_higher_worse(0.0, 1.0, &t, 0.0), Judgement::Worse);
         assert_eq!(judge_higher_worse(0.0, 0.0, &t, 0.0), Judgement::Same);

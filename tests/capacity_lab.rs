@@ -137,7 +137,13 @@ fn capacity_finds_the_user_count_where_the_slo_breaks() {
         ],
     );
     let answer = &search.report.answer;
-    assert_eq!(search.status, Some(0), "{}\n{}", search.stdout, search.stderr);
+    assert_eq!(
+        search.status,
+        Some(0),
+        "{}\n{}",
+        search.stdout,
+        search.stderr
+    );
     assert_eq!(answer.outcome, Outcome::Found, "{}", answer.sentence);
     let holds = answer.holds_users.unwrap() as f64;
     assert!(
@@ -155,13 +161,19 @@ fn capacity_finds_the_user_count_where_the_slo_breaks() {
         answer.sentence.starts_with(&format!(
             "holds {} users at imap.NOOP.p99 < 500ms (server CPU ",
             holds as u64
-        )) && answer.sentence.contains(&format!("; fails at {fails} on imap.NOOP.p99 = ")),
+        )) && answer
+            .sentence
+            .contains(&format!("; fails at {fails} on imap.NOOP.p99 = ")),
         "{}",
         answer.sentence
     );
     assert!(search.stdout.contains(&answer.sentence));
     // The proxy really carried that many sessions at once.
-    assert!(proxy.peak_sessions() >= fails, "peak {}", proxy.peak_sessions());
+    assert!(
+        proxy.peak_sessions() >= fails,
+        "peak {}",
+        proxy.peak_sessions()
+    );
 
     // Every failure was run twice before it counted; every step has its summary, whose
     // measured window saw the step's users polling.
@@ -171,7 +183,11 @@ fn capacity_finds_the_user_count_where_the_slo_breaks() {
             let again = &steps[i + 1];
             assert_eq!((again.users, again.attempt), (step.users, 2));
         }
-        assert!(!step.tool.limited, "step {} tool-limited: {:?}", step.number, step.tool);
+        assert!(
+            !step.tool.limited,
+            "step {} tool-limited: {:?}",
+            step.number, step.tool
+        );
         assert_eq!(step.summary.warmup_secs, 2);
         let noops = step
             .summary
@@ -187,9 +203,17 @@ fn capacity_finds_the_user_count_where_the_slo_breaks() {
             step.users
         );
     }
-    assert!(steps.iter().any(|s| s.phase == imaptest::capacity::Phase::Bisect));
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.phase == imaptest::capacity::Phase::Bisect)
+    );
     // The server's side of each window, beside the answer.
-    assert!(steps.iter().all(|s| s.server.as_ref().is_some_and(|u| u.rss_peak_kib > 0)));
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.server.as_ref().is_some_and(|u| u.rss_peak_kib > 0))
+    );
     assert!(search.html.contains("data-chart=\"capacity-server-cpu\""));
     // The report carries the capacity curve with the knee marked.
     assert!(search.html.contains("data-chart=\"capacity-0\""));
@@ -223,19 +247,22 @@ fn a_starved_tool_is_named_as_the_limit() {
             .args(["-c", &format!("command -v {tool}")])
             .status()
             .is_ok_and(|s| s.success());
-        assert!(found, "{tool} (util-linux/coreutils) is needed for this test");
+        assert!(
+            found,
+            "{tool} (util-linux/coreutils) is needed for this test"
+        );
     }
-    let _hog = Hog(
-        Command::new("taskset")
-            .args(["-c", "0", "sh", "-c", "while :; do :; done"])
-            .spawn()
-            .expect("start the CPU hog"),
-    );
+    let _hog = Hog(Command::new("taskset")
+        .args(["-c", "0", "sh", "-c", "while :; do :; done"])
+        .spawn()
+        .expect("start the CPU hog"));
     let dir = tempfile::tempdir().unwrap();
     // Ten NOOPs a second per user: work the tool cannot do at nice 19 beside the hog.
     let profile = polling_profile(dir.path(), lab.imap_port, "100ms");
     let mut command = Command::new("taskset");
-    command.args(["-c", "0", "nice", "-n", "19"]).arg(common::imaptest_bin());
+    command
+        .args(["-c", "0", "nice", "-n", "19"])
+        .arg(common::imaptest_bin());
     let search = capacity(
         "capacity-starved",
         command,

@@ -77,7 +77,10 @@ fn compare_flags_an_injected_delay_and_passes_a_rerun() {
     let clean = compare(&path("base.json"), &path("again.json"));
     let text = String::from_utf8_lossy(&clean.stdout);
     assert_eq!(clean.status.code(), Some(0), "{text}");
-    assert!(text.contains("No regression beyond the tolerance."), "{text}");
+    assert!(
+        text.contains("No regression beyond the tolerance."),
+        "{text}"
+    );
     assert!(text.contains("imap LOGIN"), "{text}");
 
     let slow = compare(&path("base.json"), &path("slow.json"));

@@ -10,17 +10,17 @@
 //!
 //! Needs `chromium` (Debian package); without it the test is skipped, except under CI.
 
-mod common;
 #[path = "support/chromium.rs"]
 mod chromium;
+mod common;
 
 use std::collections::HashMap;
+use std::io::BufRead;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::io::BufRead;
 use std::time::Duration;
 
 use imaptest::summary::RunSummary;
@@ -119,7 +119,11 @@ fn is_browser_service(line: &str) -> bool {
         .split(['/', ':'])
         .next()
         .unwrap_or("");
-    let service = ["update.googleapis.com", "accounts.google.com", "clients2.google.com"];
+    let service = [
+        "update.googleapis.com",
+        "accounts.google.com",
+        "clients2.google.com",
+    ];
     service.contains(&host)
 }
 
@@ -221,27 +225,47 @@ fn check_in_browser(
         "server-rss",
         "distribution",
     ] {
-        assert!(ids.contains(&wanted), "{}: no {wanted} chart in {ids:?}", html.display());
+        assert!(
+            ids.contains(&wanted),
+            "{}: no {wanted} chart in {ids:?}",
+            html.display()
+        );
     }
     let by_label: HashMap<&str, &RunSummary> = runs.iter().copied().collect();
     for chart in &charts {
         let id = chart["id"].as_str().unwrap();
-        let [left, top, width, height] = serde_json::from_value::<[f64; 4]>(chart["plot"].clone())
-            .unwrap();
-        assert!(chart["width"].as_f64().unwrap() > 200.0, "{id} not laid out");
-        assert!(chart["ticks"].as_u64().unwrap() >= 4, "{id}: too few tick labels");
-        assert_eq!(chart["titles"].as_array().unwrap().len(), 2, "{id}: axis titles");
+        let [left, top, width, height] =
+            serde_json::from_value::<[f64; 4]>(chart["plot"].clone()).unwrap();
+        assert!(
+            chart["width"].as_f64().unwrap() > 200.0,
+            "{id} not laid out"
+        );
+        assert!(
+            chart["ticks"].as_u64().unwrap() >= 4,
+            "{id}: too few tick labels"
+        );
+        assert_eq!(
+            chart["titles"].as_array().unwrap().len(),
+            2,
+            "{id}: axis titles"
+        );
         let (x, y) = (&chart["x"], &chart["y"]);
         let series = chart["series"].as_array().unwrap();
         assert!(!series.is_empty(), "{id}: no series");
         for s in series {
             let label = s["label"].as_str().unwrap();
             let coords = s["coords"].as_array().unwrap();
-            assert_eq!(coords.len() as u64, s["points"].as_u64().unwrap(), "{id} {label}");
+            assert_eq!(
+                coords.len() as u64,
+                s["points"].as_u64().unwrap(),
+                "{id} {label}"
+            );
             for c in coords {
                 let (px, py) = (c[0].as_f64().unwrap(), c[1].as_f64().unwrap());
                 assert!(
-                    px >= left - 0.5 && px <= left + width + 0.5 && py >= top - 0.5
+                    px >= left - 0.5
+                        && px <= left + width + 0.5
+                        && py >= top - 0.5
                         && py <= top + height + 0.5,
                     "{id} {label}: point ({px}, {py}) outside the plot {left} {top} {width} {height}"
                 );
@@ -331,7 +355,11 @@ fn reports_render_offline_in_chromium_with_every_second_charted() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // An existing file is kept without `overwrite`.
     let again = Command::new(common::imaptest_bin())
         .args([
@@ -354,7 +382,12 @@ fn reports_render_offline_in_chromium_with_every_second_charted() {
         ],
     );
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    check_in_browser(&mut browser, &a_html, &[("A", &a)], &out_dir.join("report-run.png"));
+    check_in_browser(
+        &mut browser,
+        &a_html,
+        &[("A", &a)],
+        &out_dir.join("report-run.png"),
+    );
     check_in_browser(
         &mut browser,
         &both,
@@ -377,8 +410,9 @@ fn reports_render_offline_in_chromium_with_every_second_charted() {
     for html in [&a_html, &both] {
         let text = std::fs::read_to_string(html).unwrap();
         for needle in ["http://", "https://", "<script", "<link", "@import", "url("] {
-            let allowed = needle == "http://" && text.matches(needle).count()
-                == text.matches("xmlns=\"http://www.w3.org/2000/svg\"").count();
+            let allowed = needle == "http://"
+                && text.matches(needle).count()
+                    == text.matches("xmlns=\"http://www.w3.org/2000/svg\"").count();
             assert!(
                 !text.contains(needle) || allowed,
                 "{} contains {needle}",

@@ -78,9 +78,17 @@ fn the_lab_servers_usage_lands_in_csv_summary_and_report() {
     let sampling = s.server_sampling.expect("sampling recorded");
     assert_eq!(sampling.source, format!("pid {pid} and descendants"));
     let totals = s.totals.server.expect("server totals");
-    assert!(totals.cpu_secs > 0.0 && totals.rss_peak_kib > 1000, "{totals:?}");
     assert!(
-        s.timeline.seconds.iter().filter(|x| x.server.is_some()).count() >= 4,
+        totals.cpu_secs > 0.0 && totals.rss_peak_kib > 1000,
+        "{totals:?}"
+    );
+    assert!(
+        s.timeline
+            .seconds
+            .iter()
+            .filter(|x| x.server.is_some())
+            .count()
+            >= 4,
         "every second sampled"
     );
     let html = std::fs::read_to_string(&report).unwrap();

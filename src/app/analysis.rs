@@ -14,7 +14,7 @@ use crate::summary::RunSummary;
 
 /// A document `imaptest report` can read.
 enum Document {
-    Run(RunSummary),
+    Run(Box<RunSummary>),
     Capacity(Box<CapacityReport>),
 }
 
@@ -26,7 +26,7 @@ fn read_document(path: &Path) -> anyhow::Result<Document> {
         Some(crate::capacity::document::FORMAT) => Ok(Document::Capacity(Box::new(
             CapacityReport::parse(&name, &text)?,
         ))),
-        _ => Ok(Document::Run(RunSummary::parse(&name, &text)?)),
+        _ => Ok(Document::Run(Box::new(RunSummary::parse(&name, &text)?))),
     }
 }
 
@@ -50,13 +50,15 @@ pub fn report(inputs: &[PathBuf]) -> anyhow::Result<String> {
     if let Some(report) = &capacity {
         return Ok(render(&Input::capacity(report)));
     }
-    let named = runs.iter().map(|(name, s)| (name.clone(), s)).collect();
+    let named = runs.iter().map(|(name, s)| (name.clone(), &**s)).collect();
     Ok(render(&Input::named(named)))
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// `imaptest compare BASE NEW`: prints the table; returns the exit status.

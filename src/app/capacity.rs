@@ -15,8 +15,8 @@ use super::pipeline::{Concluded, Signals, write_atomically};
 use super::profile::{Presentation, execute, load};
 use crate::capacity::search::{Next, Search};
 use crate::capacity::{
-    CapacityReport, CapacitySettings, Ending, SearchSettings, Step, ToolBounds, ToolSample,
-    answer, measure, table_header, table_row, thousands,
+    CapacityReport, CapacitySettings, Ending, SearchSettings, Step, ToolBounds, ToolSample, answer,
+    measure, table_header, table_row, thousands,
 };
 use crate::config::{Outputs, RunTime};
 use crate::duration::Dur;
@@ -71,7 +71,10 @@ pub async fn run(settings: CapacitySettings) -> anyhow::Result<u8> {
         bounds.resolution * 100.0,
         crate::duration::format_duration(settings.warmup),
         crate::duration::format_duration(settings.window),
-        slos.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("; ")
+        slos.iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     println!("{}", table_header(&slos));
 

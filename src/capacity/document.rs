@@ -215,7 +215,10 @@ impl CapacityReport {
     /// The step that decided the answer's "fails".
     pub fn failed_step(&self) -> Option<&Step> {
         let users = self.answer.fails_users?;
-        self.steps.iter().rev().find(|s| s.users == users && !s.pass)
+        self.steps
+            .iter()
+            .rev()
+            .find(|s| s.users == users && !s.pass)
     }
 }
 

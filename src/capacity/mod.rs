@@ -138,14 +138,14 @@ pub struct ToolBounds {
 
 /// The seconds of the measured window: after the warm-up, up to its end (the stop
 /// that follows is not measured).
-pub fn window(summary: &RunSummary, warmup_secs: u64, window_secs: u64) -> Result<Interval, TimelineError> {
+pub fn window(
+    summary: &RunSummary,
+    warmup_secs: u64,
+    window_secs: u64,
+) -> Result<Interval, TimelineError> {
     let end = warmup_secs + window_secs;
     timeline::aggregate(
-        summary
-            .timeline
-            .seconds
-            .iter()
-            .filter(|s| s.elapsed <= end),
+        summary.timeline.seconds.iter().filter(|s| s.elapsed <= end),
         warmup_secs,
     )
 }
@@ -164,7 +164,9 @@ pub fn measure(
         .timeline
         .seconds
         .iter()
-        .filter(|s| s.elapsed > summary.warmup_secs && s.elapsed <= summary.warmup_secs + window_secs)
+        .filter(|s| {
+            s.elapsed > summary.warmup_secs && s.elapsed <= summary.warmup_secs + window_secs
+        })
         .count()
         .max(1) as f64;
     let verdicts = slos
@@ -234,7 +236,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -306,7 +308,11 @@ pub fn answer(
     let broken: Vec<SloVerdict> = failed_step
         .map(|s| s.verdicts.iter().filter(|v| !v.pass).cloned().collect())
         .unwrap_or_default();
-    let broken_text = broken.iter().map(observed).collect::<Vec<_>>().join(" and ");
+    let broken_text = broken
+        .iter()
+        .map(observed)
+        .collect::<Vec<_>>()
+        .join(" and ");
     let holds = |users: u64| {
         format!(
             "holds {} users at {objectives}{}",
@@ -331,7 +337,9 @@ pub fn answer(
                      {:.0}% CPU of {}){so_far}. Give imaptest more CPU or split the load over \
                      several imaptest processes, and search again",
                     thousands(step.users),
-                    crate::report::html::chart::format_latency(t.lateness_p99_us.unwrap_or(0) as f64),
+                    crate::report::html::chart::format_latency(
+                        t.lateness_p99_us.unwrap_or(0) as f64
+                    ),
                     t.run_queue_ms_per_sec,
                     t.run_queue_share * 100.0,
                     t.cpu_percent,
@@ -360,11 +368,7 @@ pub fn answer(
         Ending::Searched => match (passed, failed) {
             (Some(lo), Some(hi)) => (
                 Outcome::Found,
-                format!(
-                    "{}; fails at {} on {broken_text}",
-                    holds(lo),
-                    thousands(hi)
-                ),
+                format!("{}; fails at {} on {broken_text}", holds(lo), thousands(hi)),
                 exit::OK,
             ),
             (Some(lo), None) => (

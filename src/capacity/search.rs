@@ -144,7 +144,10 @@ mod tests {
             let lo = search.passed().unwrap();
             let hi = search.failed().unwrap();
             assert!(lo <= limit && limit < hi, "{limit}: {lo}..{hi} {steps:?}");
-            assert!(hi - lo <= (lo as f64 * 0.05).ceil() as u64, "{limit}: {lo}..{hi}");
+            assert!(
+                hi - lo <= (lo as f64 * 0.05).ceil() as u64,
+                "{limit}: {lo}..{hi}"
+            );
         }
     }
 
@@ -154,7 +157,10 @@ mod tests {
         assert_eq!(&steps[..4], &[(50, 1), (100, 1), (200, 1), (200, 2)]);
         assert!(search.passed().unwrap() >= 285, "{steps:?}");
         // Real failures are confirmed before they count.
-        assert!(steps.contains(&(400, 1)) && steps.contains(&(400, 2)), "{steps:?}");
+        assert!(
+            steps.contains(&(400, 1)) && steps.contains(&(400, 2)),
+            "{steps:?}"
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub const CAPACITY_USAGE: &str =
 pub const CAPACITY_MORE: &str =
     "capacity also: growth=X resolution=P% tool_lateness=D tool_run_queue=P% report=FILE";
 /// Usage of `imaptest report`.
-pub const REPORT_USAGE: &str = "imaptest report SUMMARY.json… | CAPACITY.json [out=FILE.html] [overwrite]";
+pub const REPORT_USAGE: &str =
+    "imaptest report SUMMARY.json… | CAPACITY.json [out=FILE.html] [overwrite]";
 /// Usage of `imaptest compare`.
 pub const COMPARE_USAGE: &str =
     "imaptest compare BASE.json NEW.json [tolerance=P%] [min_change=DURATION]";
@@ -24,12 +25,30 @@ pub const COMPARE_USAGE: &str =
 const NOT_IN_CAPACITY: &[(&str, &str)] = &[
     ("secs", "each step lasts warmup= plus step_secs="),
     ("users", "the search sets the users: give from= and to="),
-    ("summary", "every step's summary is in the capacity JSON (out=)"),
-    ("csv", "steps write no per-second files; their summaries are in out="),
-    ("output", "steps write no per-second files; their summaries are in out="),
-    ("session_csv", "steps write no per-second files; their summaries are in out="),
-    ("dry_run", "a search runs the profile: use imaptest profile=FILE dry_run to plan"),
-    ("plan", "a search runs the profile: use imaptest profile=FILE dry_run to plan"),
+    (
+        "summary",
+        "every step's summary is in the capacity JSON (out=)",
+    ),
+    (
+        "csv",
+        "steps write no per-second files; their summaries are in out=",
+    ),
+    (
+        "output",
+        "steps write no per-second files; their summaries are in out=",
+    ),
+    (
+        "session_csv",
+        "steps write no per-second files; their summaries are in out=",
+    ),
+    (
+        "dry_run",
+        "a search runs the profile: use imaptest profile=FILE dry_run to plan",
+    ),
+    (
+        "plan",
+        "a search runs the profile: use imaptest profile=FILE dry_run to plan",
+    ),
 ];
 
 /// `capacity …` (the arguments after `capacity`).
@@ -142,15 +161,16 @@ fn at_least_one(arg: Arg<'_>, what: &'static str) -> Result<u64, CliError> {
 /// `5%` or `0.05`: a share above 0 and below `max`.
 fn share(arg: Arg<'_>, what: &'static str, max: f64) -> Result<f64, CliError> {
     let number = percent(arg.value.unwrap_or(""));
-    number
-        .filter(|f| *f > 0.0 && *f < max)
-        .ok_or_else(|| {
-            keys::invalid(
-                arg,
-                what,
-                format!("a share such as 5% or 0.05, above 0 and below {}%", max * 100.0),
-            )
-        })
+    number.filter(|f| *f > 0.0 && *f < max).ok_or_else(|| {
+        keys::invalid(
+            arg,
+            what,
+            format!(
+                "a share such as 5% or 0.05, above 0 and below {}%",
+                max * 100.0
+            ),
+        )
+    })
 }
 
 /// `25%` → 0.25, `0.25` → 0.25.
@@ -199,9 +219,9 @@ pub(crate) fn parse_compare(args: &[String], env: &Env) -> Result<Command, CliEr
                     raw,
                     value: Some(value),
                 };
-                tolerance.relative = percent(value)
-                    .filter(|t| *t >= 0.0)
-                    .ok_or_else(|| keys::invalid(arg, "tolerance", "a share such as 25% or 0.25"))?;
+                tolerance.relative = percent(value).filter(|t| *t >= 0.0).ok_or_else(|| {
+                    keys::invalid(arg, "tolerance", "a share such as 25% or 0.25")
+                })?;
             }
             Some(("min_change", value)) if !value.is_empty() => {
                 let arg = Arg {
@@ -307,11 +327,21 @@ mod tests {
             base,
             new,
             tolerance,
-        } = parse(&["compare", "a.json", "b.json", "tolerance=10%", "min_change=2ms"]).unwrap()
+        } = parse(&[
+            "compare",
+            "a.json",
+            "b.json",
+            "tolerance=10%",
+            "min_change=2ms",
+        ])
+        .unwrap()
         else {
             panic!("not compare")
         };
-        assert_eq!((base, new), (PathBuf::from("a.json"), PathBuf::from("b.json")));
+        assert_eq!(
+            (base, new),
+            (PathBuf::from("a.json"), PathBuf::from("b.json"))
+        );
         assert!((tolerance.relative - 0.1).abs() < 1e-12);
         assert_eq!(tolerance.min_change_us, 2000.0);
         assert!(parse(&["compare", "a.json"]).is_err());

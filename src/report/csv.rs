@@ -629,7 +629,10 @@ mod tests {
         let long = text(&long);
         let lines: Vec<&str> = long.lines().collect();
         assert!(lines[0].ends_with(&SERVER_COLUMNS.join(",")), "{long}");
-        assert!(lines[1].ends_with(",,,,,"), "a command row leaves them empty: {long}");
+        assert!(
+            lines[1].ends_with(",,,,,"),
+            "a command row leaves them empty: {long}"
+        );
         assert!(lines[2].ends_with(",150.0,2048,10,20,7"), "{long}");
         let mut wide =
             CsvTimeline::with_server_columns(Vec::new(), "m".into(), CsvFormat::Wide, ops).unwrap();
@@ -638,7 +641,10 @@ mod tests {
         let (header, row) = wide.split_once('\n').unwrap();
         let header: Vec<&str> = header.split(',').collect();
         let row: Vec<&str> = row.trim_end().split(',').collect();
-        let at = header.iter().position(|h| *h == "server_cpu_percent").unwrap();
+        let at = header
+            .iter()
+            .position(|h| *h == "server_cpu_percent")
+            .unwrap();
         assert_eq!(&row[at..at + 5], ["150.0", "2048", "10", "20", "7"]);
     }
 

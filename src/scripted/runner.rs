@@ -12,9 +12,9 @@ use crate::config::{Common, ScriptedSettings, TlsMode};
 use crate::imap::framer::FramerLimits;
 use crate::imap::stream::{ImapStream, StreamError};
 use crate::metrics::{Event, Metrics};
-use crate::ops::Outcome as Reply;
-use crate::ops::Op;
 use crate::net::{Endpoint, Rawlog};
+use crate::ops::Op;
+use crate::ops::Outcome as Reply;
 use crate::users::User;
 
 /// Everything shared by the tests of one run.

@@ -21,15 +21,20 @@ use serde_json::{Value, json};
 
 /// The Chromium binary on PATH, if any.
 pub fn find() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
-        .iter()
-        .find_map(|name| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|dir| dir.join(name))
-                    .find(|p| p.is_file())
-            })
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
         })
+    })
 }
 
 /// A headless browser with one page attached.
@@ -151,7 +156,12 @@ impl Browser {
             json!({"targetId": target, "flatten": true}),
         );
         browser.session = attached["sessionId"].as_str().unwrap().to_owned();
-        for domain in ["Runtime.enable", "Log.enable", "Network.enable", "Page.enable"] {
+        for domain in [
+            "Runtime.enable",
+            "Log.enable",
+            "Network.enable",
+            "Page.enable",
+        ] {
             browser.page(domain, json!({}));
         }
         browser
@@ -186,7 +196,8 @@ impl Browser {
 
     fn keep_event(&mut self, value: Value) {
         if let Some(method) = value["method"].as_str() {
-            self.events.push((method.to_owned(), value["params"].clone()));
+            self.events
+                .push((method.to_owned(), value["params"].clone()));
         }
     }
 
@@ -312,7 +323,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.to.write_all(b"{\"id\":999999,\"method\":\"Browser.close\"}\0");
+        let _ = self
+            .to
+            .write_all(b"{\"id\":999999,\"method\":\"Browser.close\"}\0");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

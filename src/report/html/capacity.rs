@@ -107,7 +107,10 @@ pub fn charts(report: &CapacityReport) -> Vec<Chart> {
         Axis::new("per second", Unit::PerSecond, Scale::Linear),
     );
     for (color, (what, value)) in [
-        ("commands/s", (|s: &Step| s.commands_per_sec) as fn(&Step) -> f64),
+        (
+            "commands/s",
+            (|s: &Step| s.commands_per_sec) as fn(&Step) -> f64,
+        ),
         ("sessions/s", |s: &Step| s.sessions_per_sec),
         ("deliveries/s", |s: &Step| s.deliveries_per_sec),
     ]
@@ -136,7 +139,12 @@ pub fn charts(report: &CapacityReport) -> Vec<Chart> {
         let mut series = Series::line("server CPU", 0, 0);
         series.points = counted
             .iter()
-            .map(|s| (s.users as f64, s.server.as_ref().map(|u| u.cpu_mean_percent)))
+            .map(|s| {
+                (
+                    s.users as f64,
+                    s.server.as_ref().map(|u| u.cpu_mean_percent),
+                )
+            })
             .collect();
         cpu.series.push(series);
         let mut tool = Series::line("imaptest CPU", 1, 0);

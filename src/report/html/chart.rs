@@ -132,7 +132,11 @@ impl Domain {
                 let positive: Vec<f64> = values.iter().copied().filter(|v| *v > 0.0).collect();
                 let lo = positive.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = positive.iter().copied().fold(0.0, f64::max);
-                let (lo, hi) = if positive.is_empty() { (1.0, 10.0) } else { (lo, hi) };
+                let (lo, hi) = if positive.is_empty() {
+                    (1.0, 10.0)
+                } else {
+                    (lo, hi)
+                };
                 let min = 10f64.powf(lo.log10().floor());
                 let mut max = 10f64.powf(hi.log10().ceil());
                 if max <= min {
@@ -154,10 +158,18 @@ impl Domain {
             Scale::Linear => {
                 let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let (lo, hi) = if values.is_empty() { (0.0, 1.0) } else { (lo, hi) };
+                let (lo, hi) = if values.is_empty() {
+                    (0.0, 1.0)
+                } else {
+                    (lo, hi)
+                };
                 let lo = lo.min(0.0);
                 // A little headroom, so the top line and the labels there stay apart.
-                let hi = if hi <= lo { lo + 1.0 } else { hi + (hi - lo) * 0.03 };
+                let hi = if hi <= lo {
+                    lo + 1.0
+                } else {
+                    hi + (hi - lo) * 0.03
+                };
                 let step = nice_step((hi - lo) / 5.0, unit);
                 let min = (lo / step).floor() * step;
                 let max = (hi / step).ceil() * step;
@@ -346,7 +358,12 @@ impl Chart {
         let xs: Vec<f64> = self
             .series
             .iter()
-            .flat_map(|s| s.points.iter().filter(|(_, y)| y.is_some()).map(|(x, _)| *x))
+            .flat_map(|s| {
+                s.points
+                    .iter()
+                    .filter(|(_, y)| y.is_some())
+                    .map(|(x, _)| *x)
+            })
             .chain(self.markers.iter().map(|m| m.at))
             .filter(|v| v.is_finite())
             .collect();
@@ -500,7 +517,10 @@ impl Chart {
                 Some((run, what)) => (Some(run), what),
                 None => (None, series.label.as_str()),
             };
-            if !colours.iter().any(|(c, w)| *c == series.color && *w == what) {
+            if !colours
+                .iter()
+                .any(|(c, w)| *c == series.color && *w == what)
+            {
                 colours.push((series.color, what));
             }
             if let Some(run) = run
@@ -523,7 +543,10 @@ impl Chart {
         }
         if dashes.len() > 1 {
             for (dash, run) in dashes {
-                out.push_str(&swatch(format!("series run d{}", dash % DASHES), &format!("run {run}")));
+                out.push_str(&swatch(
+                    format!("series run d{}", dash % DASHES),
+                    &format!("run {run}"),
+                ));
             }
         }
         out.push_str("</ul>");
@@ -588,7 +611,12 @@ mod tests {
             Axis::new("n", Unit::Count, Scale::Linear),
         );
         let mut s = Series::line("a", 0, 0);
-        s.points = vec![(1.0, Some(1.0)), (2.0, None), (3.0, Some(5.0)), (4.0, Some(2.0))];
+        s.points = vec![
+            (1.0, Some(1.0)),
+            (2.0, None),
+            (3.0, Some(5.0)),
+            (4.0, Some(2.0)),
+        ];
         chart.series.push(s);
         let html = chart.to_html();
         assert!(html.contains("data-points=\"3\""), "{html}");

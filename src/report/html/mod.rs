@@ -136,7 +136,11 @@ pub fn render(input: &Input<'_>) -> String {
                 p.path.rsplit('/').next().unwrap_or(&p.path)
             })
         ),
-        (None, [run]) => format!("imaptest {} run, {}", mode_name(run.summary), run.summary.start.rfc3339),
+        (None, [run]) => format!(
+            "imaptest {} run, {}",
+            mode_name(run.summary),
+            run.summary.start.rfc3339
+        ),
         (None, runs) => format!("imaptest: {} runs compared", runs.len()),
     };
     let mut body = String::new();
@@ -241,7 +245,11 @@ fn run_header(run: &Run<'_>, labelled: bool) -> String {
     if let Some(p) = &s.profile {
         rows.push((
             "profile",
-            format!("{} (sha256 {}…)", p.path, &p.sha256[..p.sha256.len().min(12)]),
+            format!(
+                "{} (sha256 {}…)",
+                p.path,
+                &p.sha256[..p.sha256.len().min(12)]
+            ),
         ));
     }
     for (name, info) in [
@@ -399,7 +407,8 @@ fn command_table(runs: &[Run<'_>]) -> String {
             }
         }
     }
-    let mut out = String::from("<table class=\"data\"><thead><tr><th>protocol</th><th>command</th>");
+    let mut out =
+        String::from("<table class=\"data\"><thead><tr><th>protocol</th><th>command</th>");
     if runs.len() > 1 {
         out.push_str("<th>run</th>");
     }

@@ -20,8 +20,9 @@ pub fn busiest_ops(runs: &[Run<'_>]) -> (Vec<String>, usize) {
             if c.protocol == "action" {
                 continue;
             }
-            *totals.entry(format!("{}.{}", c.protocol, c.name)).or_default() +=
-                c.count + c.no + c.bad + c.failed;
+            *totals
+                .entry(format!("{}.{}", c.protocol, c.name))
+                .or_default() += c.count + c.no + c.bad + c.failed;
         }
     }
     let all = totals.len();
@@ -112,10 +113,22 @@ pub fn time_charts(runs: &[Run<'_>]) -> Vec<Chart> {
     charts.push(commands);
 
     for (id, title, q) in [
-        ("latency-p50", "Latency per command, median (p50) of each second", 0.5),
-        ("latency-p99", "Latency per command, p99 of each second", 0.99),
+        (
+            "latency-p50",
+            "Latency per command, median (p50) of each second",
+            0.5,
+        ),
+        (
+            "latency-p99",
+            "Latency per command, p99 of each second",
+            0.99,
+        ),
     ] {
-        let mut chart = time_chart(id, title, Axis::new("latency (log scale)", Unit::Micros, Scale::Log));
+        let mut chart = time_chart(
+            id,
+            title,
+            Axis::new("latency (log scale)", Unit::Micros, Scale::Log),
+        );
         for (color, key) in ops.iter().enumerate() {
             per_second(&mut chart, runs, &op_label(key), color, |s| {
                 quantile(s.ops.get(key).and_then(|o| o.latency.as_ref()), q)
@@ -170,9 +183,7 @@ pub fn time_charts(runs: &[Run<'_>]) -> Vec<Chart> {
     }
     charts.push(connections);
 
-    let delivers = runs
-        .iter()
-        .any(|r| r.summary.totals.deliveries.is_some());
+    let delivers = runs.iter().any(|r| r.summary.totals.deliveries.is_some());
     if delivers {
         let mut deliveries = time_chart(
             "deliveries",
@@ -182,7 +193,13 @@ pub fn time_charts(runs: &[Run<'_>]) -> Vec<Chart> {
         let field = |f: fn(&crate::summary::timeline::SecondDeliveries) -> u64| {
             move |s: &Second| Some(s.deliveries.as_ref().map_or(0, f) as f64)
         };
-        per_second(&mut deliveries, runs, "delivered", 0, field(|d| d.delivered));
+        per_second(
+            &mut deliveries,
+            runs,
+            "delivered",
+            0,
+            field(|d| d.delivered),
+        );
         per_second(&mut deliveries, runs, "refused", 1, field(|d| d.refused));
         per_second(&mut deliveries, runs, "failed", 2, field(|d| d.failed));
         charts.push(deliveries);
