@@ -123,6 +123,8 @@ pub struct Outputs {
     pub output: Option<PathBuf>,
     /// `summary=`: the JSON run summary.
     pub summary: Option<PathBuf>,
+    /// `report=`: the self-contained HTML report.
+    pub report: Option<PathBuf>,
 }
 
 /// The server, users, outputs and objectives every mode has.
@@ -157,6 +159,9 @@ pub struct Common {
     pub shard: Option<crate::shard::Shard>,
     /// `start_at=`: wait for this instant before the run starts.
     pub start_at: Option<std::time::SystemTime>,
+    /// `server_pid=`/`server_cgroup=`: the local server whose CPU, memory and I/O are
+    /// sampled every second.
+    pub server_usage: Option<crate::usage::ServerSource>,
     /// The arguments as given (for the summary; passwords are masked there).
     pub command_line: Vec<String>,
 }
@@ -180,6 +185,7 @@ impl Default for Common {
             overwrite: false,
             shard: None,
             start_at: None,
+            server_usage: None,
             command_line: Vec::new(),
         }
     }

@@ -11,9 +11,10 @@
 //! | 5 | an output (CSV, summary, results file, report) could not be written |
 //! | 6 | `imaptest compare`: the new run regressed beyond the tolerance |
 //! | 7 | `imaptest merge`: shards of the run are missing (the merged summary is written, marked incomplete) |
+//! | 8 | `imaptest capacity`: the tool, not the server, became the limit (the answer is a lower bound) |
 //! | 89 | could not start: bad arguments or input files, unreachable server, refused login (the C tool's 89) |
 //!
-//! When several apply, the first in this order wins: 89, 5, 4, 2, 7, 1, 3, 6, 0. So a
+//! When several apply, the first in this order wins: 89, 5, 4, 2, 7, 1, 8, 3, 6, 0. So a
 //! broken output is never hidden by another outcome, a run that never worked is not
 //! called interrupted, errors, missing shards and interruptions outrank SLO verdicts
 //! (which are partial when a run was cut short), and only a clean run exits 0.
@@ -34,21 +35,41 @@ pub const OUTPUT_FAILED: u8 = 5;
 pub const REGRESSED: u8 = 6;
 /// `imaptest merge`: shards of the run are missing.
 pub const SHARDS_MISSING: u8 = 7;
+/// `imaptest capacity`: imaptest itself could not keep up before the server failed.
+pub const TOOL_LIMITED: u8 = 8;
 /// Could not start: bad arguments or input files, unreachable server, refused login.
 pub const FATAL: u8 = 89;
 
 /// Statuses from most to least important.
-const PRECEDENCE: [u8; 9] = [
+const PRECEDENCE: [u8; 10] = [
     FATAL,
     OUTPUT_FAILED,
     NOTHING_WORKED,
     ERRORS,
     SHARDS_MISSING,
     INTERRUPTED,
+    TOOL_LIMITED,
     SLO_BREACHED,
     REGRESSED,
     OK,
 ];
+
+/// What a status means, in a few words (for reports).
+pub fn meaning(status: u8) -> &'static str {
+    match status {
+        OK => "completed, every SLO met",
+        INTERRUPTED => "interrupted",
+        ERRORS => "stopped on errors, or scripted tests failed",
+        SLO_BREACHED => "an SLO was breached",
+        NOTHING_WORKED => "nothing worked: no login, no accepted delivery",
+        OUTPUT_FAILED => "an output could not be written",
+        REGRESSED => "regressed beyond the tolerance",
+        SHARDS_MISSING => "shards of the run are missing",
+        TOOL_LIMITED => "the tool, not the server, was the limit",
+        FATAL => "could not start",
+        _ => "unknown status",
+    }
+}
 
 /// The status that wins when both `a` and `b` apply.
 pub fn worst(a: u8, b: u8) -> u8 {
@@ -71,6 +92,8 @@ mod tests {
         assert_eq!(worst(SHARDS_MISSING, INTERRUPTED), SHARDS_MISSING);
         assert_eq!(worst(SHARDS_MISSING, ERRORS), ERRORS);
         assert_eq!(worst(OK, OK), OK);
+        assert_eq!(worst(TOOL_LIMITED, SLO_BREACHED), TOOL_LIMITED);
+        assert_eq!(worst(TOOL_LIMITED, INTERRUPTED), INTERRUPTED);
         // Order of arguments doesn't matter.
         for a in PRECEDENCE {
             for b in PRECEDENCE {

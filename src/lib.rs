@@ -52,12 +52,22 @@
 //! * [`engine`]: the engines (stress mode, profile runtime); they send
 //!   [`metrics::Event`]s and never print.
 //! * [`report`]: sinks that consume aggregated metrics (console, CSV timeline,
-//!   `output=`, `session_csv=`).
+//!   `output=`, `session_csv=`) and the self-contained HTML report of summaries
+//!   (`report=`, `imaptest report`).
 //! * [`summary`]: the run summary (`summary=`): its JSON types, the recorder sink, the
 //!   per-second timeline and the lossless histogram codec.
 //! * [`slo`]: SLO expressions and their verdicts over a summary's timeline.
 //! * [`shard`]: sharded runs (`shard=I/N`, `start_at=`): the user partition, split
 //!   limits and the agreed start; [`summary::merge`] adds the shards' summaries up.
+//! * [`usage`]: what processes cost, from `/proc`: the server under test
+//!   (`server_pid=`, `server_cgroup=`) and the scheduling of imaptest's own threads.
+//!
+//! Answers from summaries:
+//! * [`capacity`]: `imaptest capacity`: the search for the most users a server holds at
+//!   its SLOs, step judgement, the tool-is-the-limit check, the capacity JSON.
+//! * [`compare`]: `imaptest compare`: two summaries judged per command and per SLO.
+//!
+//! The edge:
 //! * [`cli`]: the `key=value` command line and subcommands, into [`config::Settings`].
 //! * [`app`]: the edge: one module per mode wiring settings, engine, sinks, signals and
 //!   the ending ([`app::pipeline`]).
@@ -69,7 +79,9 @@
 //!   a run, so an output never destroys an input.
 
 pub mod app;
+pub mod capacity;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod control;
 pub mod conversation;
@@ -98,4 +110,5 @@ pub mod states;
 pub mod summary;
 pub mod text;
 pub mod tracking;
+pub mod usage;
 pub mod users;

@@ -39,6 +39,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     print!("{}", imaptest::profile::schema::profile_schema_json())
                 }
                 SchemaKind::Summary => print!("{}", imaptest::summary::schema_json()),
+                SchemaKind::Capacity => {
+                    print!("{}", imaptest::capacity::document::schema_json())
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -61,7 +64,27 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let runtime = imaptest::app::runtime(&settings)?;
             runtime.block_on(imaptest::app::run(*settings))
         }
+        Command::Capacity(settings) => runtime()?.block_on(imaptest::app::capacity(*settings)),
+        Command::Report { inputs, out } => {
+            let html = imaptest::app::analysis::report(&inputs)?;
+            let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
+            write_document(&out, &html, &inputs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare {
+            base,
+            new,
+            tolerance,
+        } => Ok(ExitCode::from(imaptest::app::analysis::compare_files(
+            &base, &new, tolerance,
+        )?)),
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 /// A subcommand's document: to `out=FILE` (never over one of `inputs`, never over an

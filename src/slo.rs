@@ -128,6 +128,13 @@ impl Unit {
         }
     }
 
+    /// The unit [`Unit::name`] names (as summaries record it).
+    pub fn from_name(name: &str) -> Option<Unit> {
+        [Unit::Micros, Unit::Ratio, Unit::Count, Unit::PerSecond]
+            .into_iter()
+            .find(|u| u.name() == name)
+    }
+
     /// A value in this unit for people (`812ms`, `99.93%`, `12`).
     pub fn show(self, value: f64) -> String {
         match self {

@@ -2,6 +2,8 @@
 //! [`pipeline`] (engine → aggregator → sinks → summary, SLO verdicts, exit status),
 //! handles signals and the run clock. One module per mode.
 
+pub mod analysis;
+mod capacity;
 pub mod merge;
 pub mod pipeline;
 mod profile;
@@ -53,6 +55,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(status))
 }
 
+/// `imaptest capacity`: searches for the most users the server holds at its SLOs.
+pub async fn capacity(settings: crate::capacity::CapacitySettings) -> anyhow::Result<ExitCode> {
+    Ok(ExitCode::from(capacity::run(settings).await?))
+}
+
 /// The sinks of a run: the console, then the `csv=` timeline and the `output=` results
 /// file when asked for. Files are created here, before the run starts.
 /// `ops` are the ops the run can perform (the CSV gives each a row every second).
@@ -65,7 +72,8 @@ fn sinks(
 ) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     let mut sinks: Vec<Box<dyn Sink>> = vec![console];
     if let Some(path) = &common.outputs.csv {
-        let csv = CsvTimeline::create(path, common.outputs.csv_format, ops)?;
+        let server = common.server_usage.is_some();
+        let csv = CsvTimeline::create(path, common.outputs.csv_format, ops, server)?;
         sinks.push(Box::new(if profile {
             csv.with_profile_rows()
         } else {

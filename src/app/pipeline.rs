@@ -18,8 +18,8 @@ use crate::slo::{Slo, verdict_table};
 use crate::states::State;
 use crate::summary::{
     ClientSessions, EndReason, ProfileRef, Recorded, RunMode, RunSummary, ScriptedTotals,
-    ServerIdentity, SloVerdict, SummaryRecorder, Timeline, Timestamp, ToolInfo, ToolUsage, Totals,
-    mask_command_line,
+    ServerIdentity, ServerSampling, SloVerdict, SummaryRecorder, Timeline, Timestamp, ToolInfo,
+    ToolUsage, Totals, mask_command_line,
 };
 
 /// A running pipeline: the handle engines send to, and the aggregator feeding sinks.
@@ -31,17 +31,26 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the aggregator over `sinks` plus the summary recorder.
-    pub fn start(mut sinks: Vec<Box<dyn Sink>>) -> Pipeline {
+    /// Starts the aggregator over `sinks` plus the summary recorder, sampling the
+    /// server (`server_pid=`, `server_cgroup=`) as each second closes.
+    pub fn start(common: &Common, mut sinks: Vec<Box<dyn Sink>>) -> anyhow::Result<Pipeline> {
+        let sampler = common
+            .server_usage
+            .clone()
+            .map(crate::usage::ServerSampler::new)
+            .transpose()?;
         let (recorder, recorded) = SummaryRecorder::new();
         sinks.push(Box::new(recorder));
-        let (metrics, aggregator) = metrics::channel(sinks);
-        Pipeline {
+        let (metrics, mut aggregator) = metrics::channel(sinks);
+        if let Some(sampler) = sampler {
+            aggregator = aggregator.with_server_sampler(sampler);
+        }
+        Ok(Pipeline {
             metrics,
             aggregator: tokio::spawn(aggregator.run()),
             recorded,
             started: SystemTime::now(),
-        }
+        })
     }
 
     /// Waits for the aggregator: every other [`Metrics`] handle must be gone.
@@ -76,10 +85,19 @@ pub struct RunFacts {
     pub scripted: Option<ScriptedTotals>,
     /// The run needed logins (it is a failure when none succeeded).
     pub expects_logins: bool,
+    /// Print nothing (a capacity step: the search prints its own table).
+    pub quiet: bool,
 }
 
-/// Ends a run: SLO verdicts after the console's Totals, the summary file, and the exit
-/// status (see [`crate::exit`]).
+/// What [`conclude`] decided: the exit status and the run's summary.
+#[derive(Debug)]
+pub struct Concluded {
+    pub status: u8,
+    pub summary: RunSummary,
+}
+
+/// Ends a run: SLO verdicts after the console's Totals, the summary (`summary=`) and
+/// report (`report=`) files, and the exit status (see [`crate::exit`]).
 pub fn conclude(
     common: &Common,
     mode: RunMode,
@@ -88,7 +106,7 @@ pub fn conclude(
     ending: Ending,
     finished: Finished,
     recorded: Recorded,
-) -> u8 {
+) -> Concluded {
     let warmup = common.warmup.unwrap_or(facts.default_warmup);
     let warmup_secs = warmup.as_secs();
     let mut status = ending.status;
@@ -97,7 +115,9 @@ pub fn conclude(
     slos.extend(facts.extra_slos);
     let verdicts = evaluate(&slos, &recorded, warmup_secs);
     if !verdicts.is_empty() {
-        print!("{}", verdict_table(&verdicts));
+        if !facts.quiet {
+            print!("{}", verdict_table(&verdicts));
+        }
         if verdicts.iter().any(|v| !v.pass) {
             status = exit::worst(status, exit::SLO_BREACHED);
         }
@@ -119,43 +139,65 @@ pub fn conclude(
         }
     }
 
-    if let Some(path) = &common.outputs.summary {
-        let summary = RunSummary {
-            format: crate::summary::FORMAT.to_owned(),
-            tool: ToolInfo::this(),
-            run_id: run_id(),
-            shard: common.shard.map(crate::shard::Shard::info),
-            merged: None,
-            mode,
-            command_line: mask_command_line(
-                std::iter::once("imaptest".to_owned()).chain(common.command_line.iter().cloned()),
-            ),
-            profile: facts.profile,
-            seed: facts.seed.or(common.seed),
-            start_at: common.start_at.map(Timestamp::of),
-            started_late_secs: common.start_at.map(|at| late_by(at, started)),
-            start: Timestamp::of(started),
-            end: Timestamp::of(SystemTime::now()),
-            duration_secs: started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
-            complete: reason.is_complete() && recorded.finished,
-            ended_by: reason,
-            warmup_secs,
-            exit_status: status,
-            totals: Totals::from_interval(&finished.totals),
-            sessions: facts.sessions,
-            error_examples: recorded.examples,
-            server: facts.server,
-            tool_usage: ToolUsage::now(),
-            slo: verdicts,
-            scripted: facts.scripted,
-            timeline: Timeline {
-                seconds: recorded.seconds,
-            },
-        };
-        if let Err(e) = write_atomically(path, summary.to_json().as_bytes()) {
-            eprintln!("Error: summary: {e:#}");
-            status = exit::worst(status, exit::OUTPUT_FAILED);
+    let mut summary = RunSummary {
+        format: crate::summary::FORMAT.to_owned(),
+        tool: ToolInfo::this(),
+        run_id: run_id(),
+        shard: common.shard.map(crate::shard::Shard::info),
+        merged: None,
+        mode,
+        command_line: mask_command_line(
+            std::iter::once("imaptest".to_owned()).chain(common.command_line.iter().cloned()),
+        ),
+        profile: facts.profile,
+        seed: facts.seed.or(common.seed),
+        start_at: common.start_at.map(Timestamp::of),
+        started_late_secs: common.start_at.map(|at| late_by(at, started)),
+        start: Timestamp::of(started),
+        end: Timestamp::of(SystemTime::now()),
+        duration_secs: started.elapsed().map_or(0.0, |d| d.as_secs_f64()),
+        complete: reason.is_complete() && recorded.finished,
+        ended_by: reason,
+        warmup_secs,
+        exit_status: status,
+        totals: Totals::from_interval(&finished.totals),
+        sessions: facts.sessions,
+        error_examples: recorded.examples,
+        server: facts.server,
+        tool_usage: ToolUsage::now(),
+        server_sampling: common.server_usage.as_ref().map(|source| ServerSampling {
+            source: source.describe(),
+            cores: crate::usage::cores(),
+        }),
+        slo: verdicts,
+        scripted: facts.scripted,
+        timeline: Timeline {
+            seconds: recorded.seconds,
+        },
+    };
+    let written = write_outputs(common, &summary);
+    if written != exit::OK {
+        status = exit::worst(status, written);
+        summary.exit_status = status;
+    }
+    Concluded { status, summary }
+}
+
+/// Writes `summary=` and `report=`; returns [`exit::OUTPUT_FAILED`] if one failed.
+fn write_outputs(common: &Common, summary: &RunSummary) -> u8 {
+    let mut status = exit::OK;
+    let mut write = |what: &str, path: &Path, bytes: &[u8]| {
+        if let Err(e) = write_atomically(path, bytes) {
+            eprintln!("Error: {what}: {e:#}");
+            status = exit::OUTPUT_FAILED;
         }
+    };
+    if let Some(path) = &common.outputs.summary {
+        write("summary", path, summary.to_json().as_bytes());
+    }
+    if let Some(path) = &common.outputs.report {
+        let html = crate::report::html::render(&crate::report::html::Input::runs(&[summary]));
+        write("report", path, html.as_bytes());
     }
     status
 }

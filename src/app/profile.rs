@@ -45,17 +45,45 @@ pub fn plan(common: &Common, settings: &ProfileSettings) -> anyhow::Result<u8> {
 
 /// Runs a profile's schedule against its servers to the end; returns the exit status.
 pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8> {
+    let mut profile = load(&settings.path)?;
+    if let Some(users) = settings.users {
+        profile.scale_users(users);
+    }
+    Ok(execute(&common, &settings, profile, Presentation::Console)
+        .await?
+        .map_or(crate::exit::INTERRUPTED, |concluded| concluded.status))
+}
+
+/// Loads a profile, printing its warnings.
+pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<crate::profile::Profile> {
+    let (profile, warnings) = crate::profile::load(path)?;
+    for warning in warnings {
+        eprintln!("Warning: {warning}");
+    }
+    Ok(profile)
+}
+
+/// How a profile run shows itself while it runs.
+pub(crate) enum Presentation {
+    /// The classic console, Totals, client types and SLO verdicts, and the outputs.
+    Console,
+    /// Only this sink (a capacity step: the search prints its own table).
+    Quiet(Box<dyn Sink>),
+}
+
+/// Runs `profile` (already scaled) with `settings` against its servers to the end;
+/// `None` when a signal came while waiting for `start_at=`.
+pub(crate) async fn execute(
+    common: &Common,
+    settings: &ProfileSettings,
+    profile: crate::profile::Profile,
+    presentation: Presentation,
+) -> anyhow::Result<Option<super::pipeline::Concluded>> {
     use crate::engine::profile_run::{self as engine, ProfileRun};
     use crate::profile::schedule::{Directory, ScheduleOptions};
 
     let path = settings.path.as_path();
-    let (mut profile, warnings) = crate::profile::load(path)?;
-    for warning in warnings {
-        eprintln!("Warning: {warning}");
-    }
-    if let Some(users) = settings.users {
-        profile.scale_users(users);
-    }
+    let mut profile = profile;
     let mut max_sessions = settings.clients;
     if let Some(shard) = common.shard {
         max_sessions = split_limits(&mut profile, shard, max_sessions)?;
@@ -81,7 +109,7 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
         .unwrap_or(1);
     let wanted = max_sessions.map_or(users, u64::from);
     raise_fd_limit(wanted.saturating_mul(connections).min(1 << 20) + 100);
-    let (endpoints, server) = profile_endpoints(&common, &profile).await?;
+    let (endpoints, server) = profile_endpoints(common, &profile).await?;
     let messages = crate::mail::open_source(&settings.mbox, settings.random_msg_size)?;
     let period = settings
         .secs
@@ -99,17 +127,24 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
         );
     }
 
-    let columns = profile_columns(&profile, common.user.mech);
-    let console = Console::stdio(columns.clone(), None, 0).with_profile(period, rampup);
-    let ops = profile_ops(&profile, &columns, &common);
-    let mut all_sinks = sinks(&common, Box::new(console), columns, ops, true)?;
-    if let Some(path) = &settings.session_csv {
-        all_sinks.push(Box::new(crate::report::SessionCsv::create(path)?) as Box<dyn Sink>);
+    let quiet = matches!(presentation, Presentation::Quiet(_));
+    let all_sinks = match presentation {
+        Presentation::Console => {
+            let columns = profile_columns(&profile, common.user.mech);
+            let console = Console::stdio(columns.clone(), None, 0).with_profile(period, rampup);
+            let ops = profile_ops(&profile, &columns, common);
+            let mut all_sinks = sinks(common, Box::new(console), columns, ops, true)?;
+            if let Some(path) = &settings.session_csv {
+                all_sinks.push(Box::new(crate::report::SessionCsv::create(path)?) as Box<dyn Sink>);
+            }
+            all_sinks
+        }
+        Presentation::Quiet(sink) => vec![sink],
+    };
+    if !wait_for_start(common).await {
+        return Ok(None);
     }
-    if !wait_for_start(&common).await {
-        return Ok(crate::exit::INTERRUPTED);
-    }
-    let pipeline = Pipeline::start(all_sinks);
+    let pipeline = Pipeline::start(common, all_sinks)?;
 
     let limits = FramerLimits {
         max_literal: common.max_literal,
@@ -156,7 +191,7 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
         .secs
         .map_or(Duration::from_secs(30), |s| s.stop_grace);
     let (ending, summary) = supervise(
-        &common,
+        common,
         None,
         grace,
         &pipeline.metrics,
@@ -167,7 +202,9 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
     .await;
     let started = pipeline.started;
     let (finished, recorded) = pipeline.finish().await?;
-    if let Some(summary) = &summary {
+    if let Some(summary) = &summary
+        && !quiet
+    {
         print!("{}", summary_text(summary));
     }
     let facts = RunFacts {
@@ -178,17 +215,18 @@ pub async fn run(common: Common, settings: ProfileSettings) -> anyhow::Result<u8
         sessions: summary.as_ref().map(client_sessions).unwrap_or_default(),
         server,
         expects_logins: profile.clients.iter().any(|c| c.connections > 0),
+        quiet,
         ..RunFacts::default()
     };
-    Ok(conclude(
-        &common,
+    Ok(Some(conclude(
+        common,
         RunMode::Profile,
         facts,
         started,
         ending,
         finished,
         recorded,
-    ))
+    )))
 }
 
 /// One shard's part of a profile: refused when a shard would have no users, and the

@@ -14,7 +14,7 @@ use crate::summary::RunMode;
 
 /// Runs every test of `test=`; returns the exit status.
 pub async fn run(common: Common, scripted: ScriptedSettings) -> anyhow::Result<u8> {
-    let pipeline = Pipeline::start(Vec::new());
+    let pipeline = Pipeline::start(&common, Vec::new())?;
     let (state_tx, state_rx) = watch::channel(RunState::Running);
     let engine = {
         let common = common.clone();
@@ -68,7 +68,8 @@ pub async fn run(common: Common, scripted: ScriptedSettings) -> anyhow::Result<u
         ending,
         finished,
         recorded,
-    ))
+    )
+    .status)
 }
 
 /// A test's failures (stderr) and its line (stdout), as the C tool prints them.

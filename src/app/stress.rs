@@ -79,7 +79,7 @@ pub async fn run(mut common: Common, mut settings: StressSettings) -> anyhow::Re
     if !wait_for_start(&common).await {
         return Ok(crate::exit::INTERRUPTED);
     }
-    let pipeline = Pipeline::start(all_sinks);
+    let pipeline = Pipeline::start(&common, all_sinks)?;
 
     let (state_tx, state_rx) = watch::channel(RunState::Running);
     let ctx = Arc::new(StressContext {
@@ -130,7 +130,8 @@ pub async fn run(mut common: Common, mut settings: StressSettings) -> anyhow::Re
         ending,
         finished,
         recorded,
-    ))
+    )
+    .status)
 }
 
 /// The ops a stress run can perform: its states and the IMAP connection phases.

@@ -75,6 +75,10 @@ pub struct Draft {
     pub shard: Option<crate::shard::Shard>,
     /// `start_at=`.
     pub start_at: Option<std::time::SystemTime>,
+    /// `report=FILE`: the HTML report.
+    pub report: Option<PathBuf>,
+    /// `server_pid=`/`server_cgroup=`.
+    pub server_usage: Option<crate::usage::ServerSource>,
 }
 
 impl Default for Draft {
@@ -123,6 +127,8 @@ impl Default for Draft {
             overwrite: false,
             shard: None,
             start_at: None,
+            report: None,
+            server_usage: None,
         }
     }
 }
@@ -273,12 +279,14 @@ impl Draft {
                 csv_format: self.csv_format,
                 output: self.output,
                 summary: self.summary,
+                report: self.report,
             },
             slos: self.slos,
             warmup: self.warmup,
             overwrite: self.overwrite,
             shard: self.shard,
             start_at: self.start_at,
+            server_usage: self.server_usage,
             command_line,
         };
         let mode = match kind {

@@ -71,6 +71,9 @@ pub enum CliError {
         mode: &'static str,
         needs: String,
     },
+    /// `imaptest capacity` with a key the search sets itself or has no use for.
+    #[error("`{key}=` is not for imaptest capacity: {why}")]
+    NotInCapacity { key: String, why: &'static str },
     /// `plan=` without `dry_run`.
     #[error("`plan=` writes the plan of a dry run: add `dry_run` (without it the profile runs)")]
     PlanWithoutDryRun,

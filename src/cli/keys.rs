@@ -615,6 +615,43 @@ pub static KEYS: &[KeySpec] = &[
         },
     ),
     key(
+        "report",
+        Testing,
+        Value,
+        "FILE",
+        "",
+        "Write a self-contained HTML report (charts, tables) to FILE",
+        |b, a| {
+            b.settings.report = Some(b.path(a));
+            Ok(())
+        },
+    ),
+    key(
+        "server_pid",
+        Testing,
+        Value,
+        "PID",
+        "",
+        "Sample this local server and its children: CPU, RSS, I/O each second",
+        |b, a| {
+            let pid = number(a, "server_pid")?;
+            b.settings.server_usage = Some(crate::usage::ServerSource::ProcessTree(pid));
+            Ok(())
+        },
+    ),
+    key(
+        "server_cgroup",
+        Testing,
+        Value,
+        "DIR",
+        "",
+        "Sample the server's cgroup v2 directory instead of server_pid=",
+        |b, a| {
+            b.settings.server_usage = Some(crate::usage::ServerSource::Cgroup(b.path(a)));
+            Ok(())
+        },
+    ),
+    key(
         "csv_format",
         Testing,
         Value,
@@ -918,7 +955,7 @@ fn seconds(a: Arg<'_>, what: &'static str, text: &str) -> Result<u64, CliError> 
 }
 
 /// Whole seconds (`30`) or a humantime duration (`500ms`, `2m 30s`), above zero.
-fn duration(a: Arg<'_>, what: &'static str) -> Result<Duration, CliError> {
+pub(crate) fn duration(a: Arg<'_>, what: &'static str) -> Result<Duration, CliError> {
     const EXPECTED: &str = "seconds or a duration such as 500ms or 2m, above zero";
     let value = a.value();
     let d = if value.bytes().all(|c| c.is_ascii_digit()) {

@@ -10,6 +10,7 @@
 //! Every key and flag lives in one table, [`KEYS`], which both the parser and
 //! [`usage()`] read.
 
+mod analysis;
 mod draft;
 mod error;
 mod finalize;
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 
 use crate::states::{STATES, State};
 
+pub use analysis::{CAPACITY_USAGE, COMPARE_USAGE, REPORT_USAGE};
 pub use draft::{Draft, MODE_KEYS, ModeKind, modes_of};
 pub use error::{CliError, Suggestion};
 pub use finalize::{TEST_MAILBOX, finalize};
@@ -62,6 +64,19 @@ pub enum Command {
         inputs: Vec<PathBuf>,
         out: DocumentOut,
     },
+    /// `imaptest capacity profile=FILE slo=…`: the most users the server holds.
+    Capacity(Box<crate::capacity::CapacitySettings>),
+    /// `imaptest report FILE… [out=FILE] [overwrite]`: summaries as one HTML report.
+    Report {
+        inputs: Vec<PathBuf>,
+        out: DocumentOut,
+    },
+    /// `imaptest compare BASE NEW [tolerance=…]`: a judged comparison of two runs.
+    Compare {
+        base: PathBuf,
+        new: PathBuf,
+        tolerance: crate::compare::Tolerance,
+    },
     /// `-h`, `--help` or `help`: print [`usage()`].
     Help,
     /// `--version` or `-V`.
@@ -73,6 +88,7 @@ pub enum Command {
 pub enum SchemaKind {
     Profile,
     Summary,
+    Capacity,
 }
 
 /// Where a subcommand writes its document: `out=FILE` (an existing file only with
@@ -172,11 +188,16 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
                     [] => Ok(Command::Schema(SchemaKind::Profile)),
                     [kind] if kind == "profile" => Ok(Command::Schema(SchemaKind::Profile)),
                     [kind] if kind == "summary" => Ok(Command::Schema(SchemaKind::Summary)),
+                    [kind] if kind == "capacity" => Ok(Command::Schema(SchemaKind::Capacity)),
                     _ => Err(CliError::Usage {
-                        usage: "imaptest schema [profile|summary]",
+                        usage: "imaptest schema [profile|summary|capacity]",
                     }),
                 };
             }
+            "capacity" => return analysis::parse_capacity(rest, env),
+            // A bare `report` is the key without its value (`report=FILE`).
+            "report" if !rest.is_empty() => return analysis::parse_report(rest, env),
+            "compare" => return analysis::parse_compare(rest, env),
             // `profile=FILE` is a key; `profile convert …` the subcommand.
             "profile" if rest.first().is_some_and(|a| !a.contains('=')) => {
                 return parse_profile_subcommand(rest, env);

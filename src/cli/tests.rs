@@ -123,6 +123,18 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["start_at=1000.5"], |s| {
         s.start_at == Some(std::time::UNIX_EPOCH + Duration::from_millis(1_000_500))
     }),
+    (&["report=~/r.html"], |s| {
+        s.report == Some(PathBuf::from("/home/t/r.html"))
+    }),
+    (&["server_pid=4242"], |s| {
+        s.server_usage == Some(crate::usage::ServerSource::ProcessTree(4242))
+    }),
+    (&["server_cgroup=/sys/fs/cgroup/dovecot"], |s| {
+        s.server_usage
+            == Some(crate::usage::ServerSource::Cgroup(PathBuf::from(
+                "/sys/fs/cgroup/dovecot",
+            )))
+    }),
     (&["host=imap.example.org"], |s| {
         s.host == "imap.example.org" && s.connect_host() == "imap.example.org"
     }),

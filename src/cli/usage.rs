@@ -17,6 +17,10 @@ pub fn usage() -> String {
     let mut out = String::new();
     out.push_str("Usage: imaptest [options] [states]\n");
     let _ = writeln!(out, "       {MBOX_GEN_USAGE}");
+    let _ = writeln!(out, "       {}", super::CAPACITY_USAGE);
+    let _ = writeln!(out, "         ({})", super::analysis::CAPACITY_MORE);
+    let _ = writeln!(out, "       {}", super::REPORT_USAGE);
+    let _ = writeln!(out, "       {}", super::COMPARE_USAGE);
     out.push_str("Arguments are key=value or bare words; later ones override earlier ones.\n");
     for group in Group::ALL {
         let _ = writeln!(out, "\n{}:", group.title());

@@ -532,6 +532,8 @@ pub struct Interval {
     /// Profile mode: sizes of delivered and of written messages.
     pub delivered_sizes: SizeFigures,
     pub written_sizes: SizeFigures,
+    /// `server_pid=`/`server_cgroup=`: what the server used in this interval.
+    pub server: Option<crate::usage::ServerUsage>,
 }
 
 impl Interval {
@@ -558,6 +560,7 @@ impl Interval {
             skipped: [0; SkipReason::COUNT],
             delivered_sizes: SizeFigures::default(),
             written_sizes: SizeFigures::default(),
+            server: None,
         }
     }
 
@@ -679,6 +682,9 @@ impl Interval {
         }
         self.delivered_sizes.add(&other.delivered_sizes);
         self.written_sizes.add(&other.written_sizes);
+        if let Some(theirs) = &other.server {
+            self.server.get_or_insert_default().add(theirs);
+        }
     }
 
     /// Adds a later interval (for totals and ten-second averages): its figures, and its
@@ -889,6 +895,8 @@ pub struct Aggregator {
     gauges: Arc<Gauges>,
     sinks: Vec<Box<dyn Sink>>,
     tick: Duration,
+    /// `server_pid=`/`server_cgroup=`: read once a second, as each second closes.
+    server: Option<crate::usage::ServerSampler>,
 }
 
 /// Creates the engine-side handle and the aggregator that must be run.
@@ -915,11 +923,18 @@ pub fn channel(sinks: Vec<Box<dyn Sink>>) -> (Metrics, Aggregator) {
             gauges,
             sinks,
             tick: Duration::from_secs(1),
+            server: None,
         },
     )
 }
 
 impl Aggregator {
+    /// Samples the server's CPU, memory and I/O as each second closes.
+    pub fn with_server_sampler(mut self, sampler: crate::usage::ServerSampler) -> Self {
+        self.server = Some(sampler);
+        self
+    }
+
     /// Runs until every [`Metrics`] handle is dropped, then emits the last partial
     /// interval and the totals. Returns the totals and the sinks that failed.
     pub async fn run(mut self) -> Finished {
@@ -1005,6 +1020,7 @@ impl Aggregator {
             .max(open);
         current.users = self.gauges.users.load(Ordering::Relaxed);
         current.queued = self.gauges.queued.load(Ordering::Relaxed);
+        current.server = self.server.as_mut().and_then(|s| s.sample());
         for sink in &mut self.sinks {
             sink.interval(current);
         }

@@ -72,6 +72,30 @@ pub const HEADER: [&str; 30] = [
     "delivery_wait_max_us",
 ];
 
+/// With `server_pid=`/`server_cgroup=`: the server's columns, after the others (in
+/// the `connections` row of the long format). CPU is in % of one core.
+pub const SERVER_COLUMNS: [&str; 5] = [
+    "server_cpu_percent",
+    "server_rss_kib",
+    "server_read_bytes_per_s",
+    "server_write_bytes_per_s",
+    "server_processes",
+];
+
+/// The server's columns of one second (empty when no sample was taken).
+fn server_cells(interval: &Interval) -> [String; 5] {
+    match &interval.server {
+        Some(u) => [
+            format!("{:.1}", u.cpu_percent()),
+            u.rss_kib.to_string(),
+            u.read_bytes.to_string(),
+            u.write_bytes.to_string(),
+            u.processes.to_string(),
+        ],
+        None => Default::default(),
+    }
+}
+
 /// Column index by name, for building rows.
 fn col(name: &str) -> usize {
     HEADER
@@ -96,20 +120,48 @@ pub struct CsvTimeline<W: Write + Send> {
     profile: bool,
     /// Wide: the header goes out with the first second (it depends on `profile`).
     header_written: bool,
+    /// [`SERVER_COLUMNS`] at the end of each row.
+    server: bool,
 }
 
 impl CsvTimeline<File> {
-    /// Creates (or truncates) `path` and writes the header row.
-    pub fn create(path: &Path, format: CsvFormat, ops: Vec<Op>) -> anyhow::Result<Self> {
+    /// Creates (or truncates) `path` and writes the header row; `server` adds the
+    /// server's columns.
+    pub fn create(
+        path: &Path,
+        format: CsvFormat,
+        ops: Vec<Op>,
+        server: bool,
+    ) -> anyhow::Result<Self> {
         let file =
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        Self::new(file, path.display().to_string(), format, ops)
+        Self::build(file, path.display().to_string(), format, ops, server)
     }
 }
 
 impl<W: Write + Send> CsvTimeline<W> {
     /// A timeline on `out`; the header row is written (and flushed) at once.
     pub fn new(out: W, name: String, format: CsvFormat, ops: Vec<Op>) -> anyhow::Result<Self> {
+        Self::build(out, name, format, ops, false)
+    }
+
+    /// A timeline on `out` with the server's columns ([`SERVER_COLUMNS`]).
+    pub fn with_server_columns(
+        out: W,
+        name: String,
+        format: CsvFormat,
+        ops: Vec<Op>,
+    ) -> anyhow::Result<Self> {
+        Self::build(out, name, format, ops, true)
+    }
+
+    fn build(
+        out: W,
+        name: String,
+        format: CsvFormat,
+        ops: Vec<Op>,
+        server: bool,
+    ) -> anyhow::Result<Self> {
         let mut sink = CsvTimeline {
             out,
             name,
@@ -119,6 +171,7 @@ impl<W: Write + Send> CsvTimeline<W> {
             failure: None,
             profile: false,
             header_written: false,
+            server,
         };
         sink.write_header()?;
         Ok(sink)
@@ -137,8 +190,9 @@ impl<W: Write + Send> CsvTimeline<W> {
 
     fn write_header(&mut self) -> anyhow::Result<()> {
         if self.format == CsvFormat::Long {
+            let server: &[&str] = if self.server { &SERVER_COLUMNS } else { &[] };
             let mut w = csv::Writer::from_writer(&mut self.buf);
-            w.write_record(HEADER)?;
+            w.write_record(HEADER.iter().chain(server))?;
             w.flush()?;
             drop(w);
             self.commit()
@@ -175,8 +229,9 @@ impl<W: Write + Send> CsvTimeline<W> {
             interval.elapsed_secs.to_string(),
         ];
         let mut rows: Vec<Vec<String>> = Vec::new();
+        let width = HEADER.len() + if self.server { SERVER_COLUMNS.len() } else { 0 };
         let new_row = |kind: &str, protocol: &str, name: &str| {
-            let mut row = vec![String::new(); HEADER.len()];
+            let mut row = vec![String::new(); width];
             row[0].clone_from(&time[0]);
             row[1].clone_from(&time[1]);
             row[2] = kind.to_owned();
@@ -238,6 +293,11 @@ impl<W: Write + Send> CsvTimeline<W> {
         if self.profile {
             row[col("users_online")] = interval.users.to_string();
         }
+        if self.server {
+            for (i, cell) in server_cells(interval).into_iter().enumerate() {
+                row[HEADER.len() + i] = cell;
+            }
+        }
         rows.push(row);
         let mut w = csv::Writer::from_writer(&mut self.buf);
         for row in rows {
@@ -279,6 +339,9 @@ impl<W: Write + Send> CsvTimeline<W> {
             ] {
                 header.push(name.to_owned());
             }
+        }
+        if self.server {
+            header.extend(SERVER_COLUMNS.map(str::to_owned));
         }
         for op in &self.ops {
             let prefix = format!("{}_{}", op.protocol().name(), op.name());
@@ -324,6 +387,9 @@ impl<W: Write + Send> CsvTimeline<W> {
                 latency(&d.lateness, Latency::max),
                 interval.skipped.iter().sum::<u64>().to_string(),
             ]);
+        }
+        if self.server {
+            row.extend(server_cells(interval));
         }
         for &op in &self.ops {
             let f = interval.op(op);
@@ -551,6 +617,46 @@ mod tests {
             assert_eq!(cells[1], (i + 1).to_string());
             assert_eq!(cells[fetch], (i + 1).to_string());
         }
+    }
+
+    #[test]
+    fn server_columns_end_each_connections_row_and_wide_row() {
+        let mut iv = second(1);
+        iv.server = Some(crate::usage::ServerUsage {
+            cpu_us: 1_500_000,
+            wall_us: 1_000_000,
+            cpu_peak_percent: 150.0,
+            rss_kib: 2048,
+            rss_peak_kib: 2048,
+            read_bytes: 10,
+            write_bytes: 20,
+            processes: 7,
+        });
+        let ops = vec![Op::Imap(State::Login)];
+        let mut long =
+            CsvTimeline::with_server_columns(Vec::new(), "m".into(), CsvFormat::Long, ops.clone())
+                .unwrap();
+        long.interval(&iv);
+        let long = text(&long);
+        let lines: Vec<&str> = long.lines().collect();
+        assert!(lines[0].ends_with(&SERVER_COLUMNS.join(",")), "{long}");
+        assert!(
+            lines[1].ends_with(",,,,,"),
+            "a command row leaves them empty: {long}"
+        );
+        assert!(lines[2].ends_with(",150.0,2048,10,20,7"), "{long}");
+        let mut wide =
+            CsvTimeline::with_server_columns(Vec::new(), "m".into(), CsvFormat::Wide, ops).unwrap();
+        wide.interval(&iv);
+        let wide = text(&wide);
+        let (header, row) = wide.split_once('\n').unwrap();
+        let header: Vec<&str> = header.split(',').collect();
+        let row: Vec<&str> = row.trim_end().split(',').collect();
+        let at = header
+            .iter()
+            .position(|h| *h == "server_cpu_percent")
+            .unwrap();
+        assert_eq!(&row[at..at + 5], ["150.0", "2048", "10", "20", "7"]);
     }
 
     #[test]

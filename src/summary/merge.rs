@@ -205,6 +205,13 @@ pub fn merge(inputs: &[(String, RunSummary)]) -> Result<RunSummary, MergeError> 
         sessions: merge_sessions(&shards),
         error_examples: merge_examples(&shards),
         server: first.server.clone(),
+        // Shards on one machine see the same server: its samples are one, not a sum.
+        // Shards that sampled different servers (or none) have no single sampling.
+        server_sampling: shards
+            .iter()
+            .all(|(_, s)| s.server_sampling == first.server_sampling)
+            .then(|| first.server_sampling.clone())
+            .flatten(),
         tool_usage: ToolUsage {
             cpu_user_secs: shards.iter().map(|(_, s)| s.tool_usage.cpu_user_secs).sum(),
             cpu_system_secs: shards
@@ -494,6 +501,7 @@ mod tests {
             sessions: Vec::new(),
             error_examples: Vec::new(),
             server: ServerIdentity::default(),
+            server_sampling: None,
             tool_usage: ToolUsage::default(),
             slo: verdicts,
             scripted: None,

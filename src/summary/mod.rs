@@ -87,6 +87,10 @@ pub struct RunSummary {
     pub server: ServerIdentity,
     /// What imaptest itself cost.
     pub tool_usage: ToolUsage,
+    /// `server_pid=`/`server_cgroup=`: what was sampled (the figures are in the totals
+    /// and the timeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_sampling: Option<ServerSampling>,
     pub slo: Vec<SloVerdict>,
     /// Scripted tests: the verdicts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,6 +227,49 @@ pub struct Totals {
     /// Profile runs: sizes of the messages users wrote (APPEND).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_sizes: Option<Sizes>,
+    /// With `server_pid=`/`server_cgroup=`: what the server used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerTotals>,
+}
+
+/// What the server under test used over the run (or a window of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTotals {
+    /// CPU time of all its processes, on all cores, seconds.
+    pub cpu_secs: f64,
+    /// Mean CPU over the sampled time, % of one core (200 = two cores busy).
+    pub cpu_mean_percent: f64,
+    /// The busiest second's CPU, % of one core.
+    pub cpu_peak_percent: f64,
+    /// The most resident memory seen (summed over its processes), KiB.
+    pub rss_peak_kib: u64,
+    /// Storage bytes read and written.
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+}
+
+impl ServerTotals {
+    fn of(usage: &crate::usage::ServerUsage) -> ServerTotals {
+        ServerTotals {
+            cpu_secs: usage.cpu_us as f64 / 1e6,
+            cpu_mean_percent: usage.cpu_percent(),
+            cpu_peak_percent: usage.cpu_peak_percent,
+            rss_peak_kib: usage.rss_peak_kib,
+            read_bytes: usage.read_bytes,
+            write_bytes: usage.write_bytes,
+        }
+    }
+}
+
+/// How the server's usage was sampled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSampling {
+    /// `pid 1234 and descendants` or `cgroup /sys/fs/cgroup/…`.
+    pub source: String,
+    /// CPU cores online on the machine (so 150 % of one core reads as 75 % of two).
+    pub cores: u32,
 }
 
 /// Message sizes in bytes: count, sum, largest, and a histogram of power-of-two
@@ -517,6 +564,7 @@ impl Totals {
             skipped: skipped_by_name(total),
             delivered_sizes: Sizes::of(&total.delivered_sizes),
             written_sizes: Sizes::of(&total.written_sizes),
+            server: total.server.as_ref().map(ServerTotals::of),
         }
     }
 

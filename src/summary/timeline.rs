@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::histogram::{self, HistogramError};
 use crate::metrics::{ErrorKind, Interval, Latency, OpFigures, SkipReason};
 use crate::ops::{Op, Protocol};
+use crate::usage::ServerUsage;
 
 /// Every second of a run, in order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -58,6 +59,61 @@ pub struct Second {
     pub delivered_sizes: Option<super::Sizes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_sizes: Option<super::Sizes>,
+    /// `server_pid=`/`server_cgroup=`: what the server used in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<SecondServer>,
+}
+
+/// The server's usage in one second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondServer {
+    /// CPU time of all the server's processes, on all cores, µs.
+    pub cpu_us: u64,
+    /// Wall-clock time the sample covers, µs (CPU % of one core = 100 · cpu_us / wall_us).
+    pub wall_us: u64,
+    /// Resident memory at the end of the second, KiB (summed over processes).
+    pub rss_kib: u64,
+    /// Storage bytes read and written in the second.
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    /// Processes at the end of the second.
+    pub processes: u64,
+}
+
+impl SecondServer {
+    /// CPU in % of one core.
+    pub fn cpu_percent(&self) -> f64 {
+        self.to_usage().cpu_percent()
+    }
+
+    fn of(usage: &ServerUsage) -> SecondServer {
+        SecondServer {
+            cpu_us: usage.cpu_us,
+            wall_us: usage.wall_us,
+            rss_kib: usage.rss_kib,
+            read_bytes: usage.read_bytes,
+            write_bytes: usage.write_bytes,
+            processes: usage.processes,
+        }
+    }
+
+    fn to_usage(&self) -> ServerUsage {
+        let usage = ServerUsage {
+            cpu_us: self.cpu_us,
+            wall_us: self.wall_us,
+            cpu_peak_percent: 0.0,
+            rss_kib: self.rss_kib,
+            rss_peak_kib: self.rss_kib,
+            read_bytes: self.read_bytes,
+            write_bytes: self.write_bytes,
+            processes: self.processes,
+        };
+        ServerUsage {
+            cpu_peak_percent: usage.cpu_percent(),
+            ..usage
+        }
+    }
 }
 
 /// One op in one second.
@@ -198,6 +254,7 @@ impl Second {
             skipped: super::skipped_by_name(interval),
             delivered_sizes: super::Sizes::of(&interval.delivered_sizes),
             written_sizes: super::Sizes::of(&interval.written_sizes),
+            server: interval.server.as_ref().map(SecondServer::of),
         }
     }
 
@@ -261,6 +318,7 @@ impl Second {
         if let Some(sizes) = &self.written_sizes {
             interval.written_sizes = sizes.to_figures();
         }
+        interval.server = self.server.as_ref().map(SecondServer::to_usage);
         Ok(interval)
     }
 }
