@@ -10,9 +10,10 @@
 //! | 4 | nothing worked: no connection ever logged in, or no delivery was accepted |
 //! | 5 | an output (CSV, summary, results file, report) could not be written |
 //! | 6 | `imaptest compare`: the new run regressed beyond the tolerance |
+//! | 7 | `imaptest compliance expect=FILE`: the matrix differs from the expected one |
 //! | 89 | could not start: bad arguments or input files, unreachable server, refused login (the C tool's 89) |
 //!
-//! When several apply, the first in this order wins: 89, 5, 4, 2, 1, 3, 6, 0. So a
+//! When several apply, the first in this order wins: 89, 5, 4, 2, 1, 3, 6, 7, 0. So a
 //! broken output is never hidden by another outcome, a run that never worked is not
 //! called interrupted, errors and interruptions outrank SLO verdicts (which are partial
 //! when a run was cut short), and only a clean run exits 0.
@@ -31,11 +32,13 @@ pub const NOTHING_WORKED: u8 = 4;
 pub const OUTPUT_FAILED: u8 = 5;
 /// `imaptest compare`: a regression beyond the tolerance.
 pub const REGRESSED: u8 = 6;
+/// `imaptest compliance expect=FILE`: the measured matrix differs from the expected one.
+pub const MATRIX_DIFFERS: u8 = 7;
 /// Could not start: bad arguments or input files, unreachable server, refused login.
 pub const FATAL: u8 = 89;
 
 /// Statuses from most to least important.
-const PRECEDENCE: [u8; 8] = [
+const PRECEDENCE: [u8; 9] = [
     FATAL,
     OUTPUT_FAILED,
     NOTHING_WORKED,
@@ -43,6 +46,7 @@ const PRECEDENCE: [u8; 8] = [
     INTERRUPTED,
     SLO_BREACHED,
     REGRESSED,
+    MATRIX_DIFFERS,
     OK,
 ];
 

@@ -31,10 +31,13 @@
 //!   (`imaptest client`, `imaptest server`).
 //! * [`quirks`]: known deviations of real servers, each under an error kind of its own
 //!   (`docs/servers.md`).
+//! * [`compliance`]: `imaptest compliance`, a fixed battery of questions about a
+//!   server, answered as a matrix.
 //! * [`app`]: the edge that wires settings, engines, sinks, signals and exit statuses.
 
 pub mod app;
 pub mod cli;
+pub mod compliance;
 pub mod config;
 pub mod control;
 pub mod conversation;

@@ -51,6 +51,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::ProfileFit(args) => imaptest::fit::fit_main(&args),
+        Command::Compliance(args) => imaptest::compliance::compliance_main(&args),
         Command::Run(settings) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

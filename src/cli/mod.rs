@@ -56,6 +56,8 @@ pub enum Command {
     /// `imaptest profile fit LOG… [base=PROFILE] [out=FILE] [overwrite]`: a profile
     /// fitted to a server's logs (its own arguments).
     ProfileFit(Vec<String>),
+    /// `imaptest compliance host=… …`: the compliance battery (its own arguments).
+    Compliance(Vec<String>),
     /// `-h`, `--help` or `help`: print [`usage()`].
     Help,
     /// `--version` or `-V`.
@@ -133,6 +135,9 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
     match args.split_first() {
         Some((first, rest)) if first == "client" => return Ok(Command::Client(rest.to_vec())),
         Some((first, rest)) if first == "server" => return Ok(Command::Server(rest.to_vec())),
+        Some((first, rest)) if first == "compliance" => {
+            return Ok(Command::Compliance(rest.to_vec()));
+        }
         _ => {}
     }
     for arg in args {
