@@ -87,6 +87,9 @@ error_kinds! {
     UnexpectedHeader = "unexpected-header",
     /// Two messages with the same Message-ID differ (size, ENVELOPE, BODY, …).
     CopyDiffers = "copy-differs",
+    /// A message imaptest wrote itself (APPEND, LMTP) differs from what was sent:
+    /// RFC822.SIZE, a BODY[] section, ENVELOPE or BODYSTRUCTURE (the field is named).
+    ContentMismatch = "content-mismatch",
     /// SEARCH didn't return a message that must match.
     SearchMissing = "search-missing",
     /// SEARCH returned a message that cannot match.

@@ -46,6 +46,8 @@ pub struct Built {
     pub search: Option<Vec<SearchKey>>,
     /// With `own_flags`, for STORE and DELETE: what the command changes.
     pub store: Option<StoreIntent>,
+    /// For APPEND: the messages sent, in order (content truth).
+    pub appended: Vec<bytes::Bytes>,
 }
 
 const FETCH_ITEMS: [&str; 7] = [
@@ -164,6 +166,7 @@ pub fn build(
                 line,
                 search: Some(keys),
                 store: None,
+                appended: Vec::new(),
             });
         }
         State::Sort => {
@@ -254,6 +257,7 @@ pub fn build(
         line,
         search: None,
         store: None,
+        appended: Vec::new(),
     })
 }
 
@@ -270,6 +274,7 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
         .string(ctx.settings.mailbox.as_bytes());
     let mut count = 0;
     let mut bytes = 0;
+    let mut appended = Vec::new();
     loop {
         let message = ctx.messages.next_message(rng);
         if rng.random_bool(0.5) {
@@ -279,6 +284,9 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
             builder = builder.raw(&format!("\"{}\"", message.date.imap_format()));
         }
         builder = builder.literal(&message.data);
+        if ctx.track_stores {
+            appended.push(message.data.clone());
+        }
         count += 1;
         bytes += message.data.len();
         if !multiappend || rng.random_range(0..100u32) >= u32::from(again) || count >= 100 {
@@ -295,6 +303,7 @@ fn append(tag: &str, ctx: &CommandContext<'_>, rng: &mut Xoshiro256PlusPlus) -> 
         line,
         search: None,
         store: None,
+        appended,
     })
 }
 
@@ -346,6 +355,7 @@ fn untracked_store(
             silent,
             sent_epoch: 0,
         }),
+        appended: Vec::new(),
     }
 }
 
@@ -421,6 +431,7 @@ fn owned_store(
             silent,
             sent_epoch: 0,
         }),
+        appended: Vec::new(),
     })
 }
 
