@@ -400,7 +400,8 @@ pub fn check_item(
             origin: None,
             data,
         } => {
-            let Some(got) = data.as_nstring().flatten() else {
+            // NIL or empty: an expunged message's placeholder, not its content.
+            let Some(got) = data.as_nstring().flatten().filter(|d| !d.is_empty()) else {
                 return;
             };
             let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
