@@ -419,8 +419,9 @@ fn edit_fetch_text(lie: Lie, text: &[u8], occurrences: &AtomicU64, out: &mut Vec
             })
         }
         Lie::BodyStructureParameter => find(text, b"BODYSTRUCTURE (").and_then(|i| {
-            // The first parameter list: `("name" "value"`; the value's closing quote.
-            let open = i + find(&text[i..], b"(\"")?;
+            // The first parameter list, after a subtype: `"plain" ("name" "value"`;
+            // the value's closing quote.
+            let open = i + find(&text[i..], b"\" (\"")? + 2;
             let mut quotes = text[open..]
                 .iter()
                 .enumerate()
