@@ -147,6 +147,10 @@ error_kinds! {
     /// Known server quirk: a SEARCH with two negated size keys of one kind answered
     /// with the looser bound (Dovecot 2.3).
     SearchSizeMerge = "search-size-merge",
+    /// Known server quirk: a MIME part's body (size, BODY[n]) includes the CR of the
+    /// CRLF before the next boundary, for message/rfc822 parts and inside them
+    /// (Courier).
+    PartTakesBoundaryCr = "part-takes-boundary-cr",
     /// An error reported without a kind.
     Other = "other",
 }

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use mail_parser::{Address, HeaderName, HeaderValue, MessageParser, PartType};
 
 use crate::imap::token::Arg;
+use crate::metrics::ErrorKind;
 
 /// Parsed expectations kept per registry before the cache starts over.
 const MAX_CACHED: usize = 20_000;
@@ -304,6 +305,8 @@ pub struct Mismatch {
     pub field: String,
     pub sent: String,
     pub got: String,
+    /// A known server quirk this mismatch is (`docs/servers.md`).
+    pub quirk: Option<ErrorKind>,
 }
 
 impl std::fmt::Display for Mismatch {
@@ -374,6 +377,9 @@ pub fn check_item(
             };
             if !ok {
                 out.push(Mismatch {
+                    // Courier's stand-in for an expunged message has this size.
+                    quirk: (*size == crate::quirks::STAND_IN_SIZE)
+                        .then_some(ErrorKind::ExpungedMessageFabricated),
                     field: "RFC822.SIZE".into(),
                     sent: len.to_string(),
                     got: size.to_string(),
@@ -434,12 +440,17 @@ pub fn check_item(
             let ok = got == wanted
                 || (truth.prepend_allowed && matches!(bit, Item::Full | Item::Header) && prefix_ok(got));
             if !ok {
+                let with_cr = bit == Item::Part
+                    && got.len() == wanted.len() + 1
+                    && got.starts_with(wanted)
+                    && got.ends_with(b"\r");
                 let at = got
                     .iter()
                     .zip(wanted)
                     .position(|(a, b)| a != b)
                     .unwrap_or(got.len().min(wanted.len()));
                 out.push(Mismatch {
+                    quirk: with_cr.then_some(ErrorKind::PartTakesBoundaryCr),
                     field: format!("{label} (byte {at} of {})", wanted.len()),
                     sent: excerpt(wanted.get(at..).unwrap_or_default()),
                     got: excerpt(got.get(at..).unwrap_or_default()),
@@ -468,6 +479,7 @@ const ADDRESS_FIELDS: [&str; 6] = ["from", "sender", "reply-to", "to", "cc", "bc
 fn compare_envelope(label: &str, sent: &Envelope, env: &Arg<'_>, out: &mut Vec<Mismatch>) {
     let Some(fields) = env.as_list() else {
         out.push(Mismatch {
+            quirk: None,
             field: label.into(),
             sent: "a list".into(),
             got: "no list".into(),
@@ -484,6 +496,7 @@ fn compare_envelope(label: &str, sent: &Envelope, env: &Arg<'_>, out: &mut Vec<M
         let got = nstring(fields.get(i));
         if !same_text(value, got) {
             out.push(Mismatch {
+                quirk: None,
                 field: format!("{label} {name}"),
                 sent: show(value),
                 got: got.map_or("NIL".into(), excerpt),
@@ -519,6 +532,7 @@ fn compare_envelope(label: &str, sent: &Envelope, env: &Arg<'_>, out: &mut Vec<M
                     .join(", ")
             };
             out.push(Mismatch {
+                quirk: None,
                 field: format!("{label} {name}"),
                 sent: format!("[{}]", list(wanted)),
                 got: format!("[{}]", list(&got)),
@@ -569,12 +583,14 @@ fn compare_params(
             Some((_, v)) if v.eq_ignore_ascii_case(value) => {}
             Some((_, v)) if value.contains("=?") || v.contains("=?") => {}
             Some((_, v)) => out.push(Mismatch {
+                quirk: None,
                 field: format!("{field} parameter {base}"),
                 sent: format!("\"{v}\""),
                 got: format!("\"{value}\""),
             }),
             None if defaulted_text && base == "charset" => {}
             None => out.push(Mismatch {
+                quirk: None,
                 field: format!("{field} parameter {base}"),
                 sent: "none".into(),
                 got: format!("\"{value}\""),
@@ -584,6 +600,7 @@ fn compare_params(
     for (name, value) in sent {
         if !got.iter().any(|(n, _)| base_name(n) == name) {
             out.push(Mismatch {
+                quirk: None,
                 field: format!("{field} parameter {name}"),
                 sent: format!("\"{value}\""),
                 got: "none".into(),
@@ -613,6 +630,7 @@ fn compare_part(
     };
     let Some(items) = got.as_list() else {
         out.push(Mismatch {
+            quirk: None,
             field,
             sent: "a body".into(),
             got: "no list".into(),
@@ -632,6 +650,7 @@ fn compare_part(
         let subtype = text_of(items.get(children.len()));
         if sent.ctype != "multipart" || !multipart {
             out.push(Mismatch {
+                quirk: None,
                 field: format!("{field} type"),
                 sent: format!("{}/{}", sent.ctype, sent.subtype),
                 got: if multipart {
@@ -644,6 +663,7 @@ fn compare_part(
         }
         if !subtype.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&sent.subtype)) {
             out.push(Mismatch {
+                quirk: None,
                 field: format!("{field} subtype"),
                 sent: sent.subtype.clone(),
                 got: subtype.unwrap_or_else(|| "NIL".into()),
@@ -651,6 +671,7 @@ fn compare_part(
         }
         if children.len() != sent.children.len() {
             out.push(Mismatch {
+                quirk: None,
                 field: format!("{field} parts"),
                 sent: sent.children.len().to_string(),
                 got: children.len().to_string(),
@@ -670,6 +691,7 @@ fn compare_part(
     let subtype = text_of(items.get(1)).unwrap_or_default();
     if !ctype.eq_ignore_ascii_case(&sent.ctype) || !subtype.eq_ignore_ascii_case(&sent.subtype) {
         out.push(Mismatch {
+            quirk: None,
             field: format!("{field} type"),
             sent: format!("{}/{}", sent.ctype, sent.subtype),
             got: format!("{ctype}/{subtype}"),
@@ -682,6 +704,7 @@ fn compare_part(
         let got = nstring(items.get(i));
         if !same_text(value, got) {
             out.push(Mismatch {
+                quirk: None,
                 field: format!("{field} {name}"),
                 sent: show(value),
                 got: got.map_or("NIL".into(), excerpt),
@@ -692,6 +715,7 @@ fn compare_part(
     let wanted = sent.encoding.clone().unwrap_or_else(|| "7bit".into());
     if !encoding.eq_ignore_ascii_case(&wanted) {
         out.push(Mismatch {
+            quirk: None,
             field: format!("{field} encoding"),
             sent: wanted,
             got: encoding,
@@ -701,7 +725,11 @@ fn compare_part(
     if !sent.unplaced {
         let size = items.get(6).and_then(Arg::as_number64);
         if size != Some(body.len() as u64) {
+            // One more: the CR of the CRLF before the next boundary (Courier).
+            let with_cr = size == Some(body.len() as u64 + 1)
+                && sent_bytes.get(sent.body.end) == Some(&b'\r');
             out.push(Mismatch {
+                quirk: with_cr.then_some(ErrorKind::PartTakesBoundaryCr),
                 field: format!("{field} size"),
                 sent: body.len().to_string(),
                 got: size.map_or("none".into(), |s| s.to_string()),
@@ -729,6 +757,7 @@ fn compare_part(
         let fits = lines.is_some_and(|l| l == counted || (last_open && l == counted + 1));
         if !sent.unplaced && !fits {
             out.push(Mismatch {
+                quirk: None,
                 field: format!("{field} lines"),
                 sent: counted.to_string(),
                 got: lines.map_or("none".into(), |l| l.to_string()),
@@ -752,6 +781,7 @@ fn compare_disposition(field: &str, sent: &Part, got: Option<&Arg<'_>>, out: &mu
         (Some((kind, params)), Some((Some(g), gp))) => {
             if !g.eq_ignore_ascii_case(kind) {
                 out.push(Mismatch {
+                    quirk: None,
                     field: format!("{field} disposition"),
                     sent: kind.clone(),
                     got: g,
@@ -760,11 +790,13 @@ fn compare_disposition(field: &str, sent: &Part, got: Option<&Arg<'_>>, out: &mu
             compare_params(&format!("{field} disposition"), params, &gp, false, out);
         }
         (Some((kind, _)), _) => out.push(Mismatch {
+            quirk: None,
             field: format!("{field} disposition"),
             sent: kind.clone(),
             got: "NIL".into(),
         }),
         (None, Some((g, _))) => out.push(Mismatch {
+            quirk: None,
             field: format!("{field} disposition"),
             sent: "NIL".into(),
             got: g.unwrap_or_default(),
@@ -895,5 +927,47 @@ AAAA\r\n\
             vec![]
         );
         assert_eq!(check(b"Subject: added\r\n").len(), 1);
+    }
+
+    const FORWARD: &[u8] = b"Subject: fwd\r\n\
+Content-Type: multipart/mixed; boundary=\"B\"\r\n\
+\r\n\
+--B\r\n\
+Content-Type: message/rfc822\r\n\
+\r\n\
+Subject: inner\r\n\
+\r\n\
+hi\r\n\
+--B--\r\n";
+
+    /// Courier-IMAP 5.0.13 (recorded shape): the message/rfc822 part and the text
+    /// inside it one byte longer, taking the CR before `--B`; BODY[1] ends in CR.
+    #[test]
+    fn courier_part_taking_the_boundary_cr_is_its_quirk() {
+        let truth = Truth::new(Bytes::from_static(FORWARD), false);
+        let reply = b"* 1 FETCH (BODYSTRUCTURE ((\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 21 \
+(NIL \"inner\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \
+\"7bit\" 3 1 NIL NIL NIL) 2 NIL NIL NIL) \"mixed\" (\"boundary\" \"B\") NIL NIL) \
+BODY[1] {21}\r\nSubject: inner\r\n\r\nhi\r)";
+        let Response::Untagged(Untagged::Fetch { items, .. }) =
+            crate::imap::response::parse(reply).unwrap()
+        else {
+            panic!("not a FETCH");
+        };
+        let mut out = Vec::new();
+        let mut checked = 0;
+        for item in &items {
+            check_item(&truth, item, &mut checked, &mut out);
+        }
+        let fields: Vec<&str> = out.iter().map(|m| m.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["BODYSTRUCTURE part 1 size", "BODYSTRUCTURE part 1.1 size", "BODY[1] (byte 20 of 20)"],
+            "{out:#?}"
+        );
+        assert!(
+            out.iter().all(|m| m.quirk == Some(ErrorKind::PartTakesBoundaryCr)),
+            "{out:#?}"
+        );
     }
 }

@@ -1329,7 +1329,7 @@ impl View {
             }
             errors.extend(mismatches.into_iter().map(|m| {
                 (
-                    ErrorKind::ContentMismatch,
+                    m.quirk.unwrap_or(ErrorKind::ContentMismatch),
                     format!("{m} (message imaptest wrote)"),
                 )
             }));
