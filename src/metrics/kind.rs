@@ -151,6 +151,9 @@ error_kinds! {
     /// CRLF before the next boundary, for message/rfc822 parts and inside them
     /// (Courier).
     PartTakesBoundaryCr = "part-takes-boundary-cr",
+    /// Known server quirk: BODYSTRUCTURE says "8bit" for a part without a
+    /// Content-Transfer-Encoding header, whose encoding is 7bit (Courier).
+    DefaultEncoding8bit = "default-encoding-8bit",
     /// An error reported without a kind.
     Other = "other",
 }

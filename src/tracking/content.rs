@@ -714,8 +714,10 @@ fn compare_part(
     let encoding = text_of(items.get(5)).unwrap_or_default();
     let wanted = sent.encoding.clone().unwrap_or_else(|| "7bit".into());
     if !encoding.eq_ignore_ascii_case(&wanted) {
+        // No Content-Transfer-Encoding means 7bit (RFC 2045 §6.1); Courier says 8bit.
+        let said_8bit = sent.encoding.is_none() && encoding.eq_ignore_ascii_case("8bit");
         out.push(Mismatch {
-            quirk: None,
+            quirk: said_8bit.then_some(ErrorKind::DefaultEncoding8bit),
             field: format!("{field} encoding"),
             sent: wanted,
             got: encoding,
@@ -969,5 +971,19 @@ BODY[1] {21}\r\nSubject: inner\r\n\r\nhi\r)";
             out.iter().all(|m| m.quirk == Some(ErrorKind::PartTakesBoundaryCr)),
             "{out:#?}"
         );
+    }
+
+    /// Courier-IMAP 5.0.13 (recorded): a part without Content-Transfer-Encoding is
+    /// "8bit" in its BODYSTRUCTURE.
+    #[test]
+    fn courier_8bit_for_a_part_without_encoding_is_its_quirk() {
+        let lied = STRUCTURE.replacen("\"7bit\"", "\"8bit\"", 1);
+        let found = fetch_items(format!("* 1 FETCH (BODYSTRUCTURE ({lied}))").as_bytes());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].field, "BODYSTRUCTURE part 1 encoding");
+        assert_eq!(found[0].quirk, Some(ErrorKind::DefaultEncoding8bit));
+        // Where the header says 7bit, 8bit is plain wrong.
+        let truth = Truth::new(Bytes::from_static(FORWARD), false);
+        assert!(truth.expected().is_some());
     }
 }
