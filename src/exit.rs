@@ -12,9 +12,10 @@
 //! | 6 | `imaptest compare`: the new run regressed beyond the tolerance |
 //! | 7 | `imaptest merge`: shards of the run are missing (the merged summary is written, marked incomplete) |
 //! | 8 | `imaptest capacity`: the tool, not the server, became the limit (the answer is a lower bound) |
+//! | 9 | `imaptest compliance expect=FILE`: the matrix differs from the expected one |
 //! | 89 | could not start: bad arguments or input files, unreachable server, refused login (the C tool's 89) |
 //!
-//! When several apply, the first in this order wins: 89, 5, 4, 2, 7, 1, 8, 3, 6, 0. So a
+//! When several apply, the first in this order wins: 89, 5, 4, 2, 7, 1, 8, 3, 6, 9, 0. So a
 //! broken output is never hidden by another outcome, a run that never worked is not
 //! called interrupted, errors, missing shards and interruptions outrank SLO verdicts
 //! (which are partial when a run was cut short), and only a clean run exits 0.
@@ -37,11 +38,13 @@ pub const REGRESSED: u8 = 6;
 pub const SHARDS_MISSING: u8 = 7;
 /// `imaptest capacity`: imaptest itself could not keep up before the server failed.
 pub const TOOL_LIMITED: u8 = 8;
+/// `imaptest compliance expect=FILE`: the measured matrix differs from the expected one.
+pub const MATRIX_DIFFERS: u8 = 9;
 /// Could not start: bad arguments or input files, unreachable server, refused login.
 pub const FATAL: u8 = 89;
 
 /// Statuses from most to least important.
-const PRECEDENCE: [u8; 10] = [
+const PRECEDENCE: [u8; 11] = [
     FATAL,
     OUTPUT_FAILED,
     NOTHING_WORKED,
@@ -51,6 +54,7 @@ const PRECEDENCE: [u8; 10] = [
     TOOL_LIMITED,
     SLO_BREACHED,
     REGRESSED,
+    MATRIX_DIFFERS,
     OK,
 ];
 
@@ -66,6 +70,7 @@ pub fn meaning(status: u8) -> &'static str {
         REGRESSED => "regressed beyond the tolerance",
         SHARDS_MISSING => "shards of the run are missing",
         TOOL_LIMITED => "the tool, not the server, was the limit",
+        MATRIX_DIFFERS => "the compliance matrix differs from the expected one",
         FATAL => "could not start",
         _ => "unknown status",
     }

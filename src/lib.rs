@@ -44,6 +44,8 @@
 //! * [`quirks`]: known deviations of real servers, each under an error kind of its own
 //!   (`docs/servers.md`).
 //! * [`scripted`]: ImapTest's scripted tests (`test=`): parser, matcher, runner.
+//! * [`compliance`]: `imaptest compliance`, a fixed battery of questions about a
+//!   server, answered as a matrix.
 //! * [`conversation`]: Exim-style client scripts and a scriptable server
 //!   (`imaptest client`, `imaptest server`).
 //!
@@ -82,6 +84,7 @@ pub mod app;
 pub mod capacity;
 pub mod cli;
 pub mod compare;
+pub mod compliance;
 pub mod config;
 pub mod control;
 pub mod conversation;

@@ -42,6 +42,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 SchemaKind::Capacity => {
                     print!("{}", imaptest::capacity::document::schema_json())
                 }
+                SchemaKind::Compliance => print!("{}", imaptest::compliance::schema_json()),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -60,6 +61,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             write_document(&out, &merged.to_json(), &files)?;
             Ok(ExitCode::from(merged.exit_status))
         }
+        Command::Compliance(args) => imaptest::compliance::compliance_main(&args),
         Command::Run(settings) => {
             let runtime = imaptest::app::runtime(&settings)?;
             runtime.block_on(imaptest::app::run(*settings))

@@ -26,6 +26,16 @@ pub const QUIRKS: &[Quirk] = &[
         rfc: "RFC 2180 §4.1, RFC 3501 §2.3.1.1",
     },
     Quirk {
+        kind: ErrorKind::PartTakesBoundaryCr,
+        server: "Courier-IMAP 5.0.13",
+        rfc: "RFC 2046 §5.1.1, RFC 3501 §7.4.2 (body-fld-octets)",
+    },
+    Quirk {
+        kind: ErrorKind::DefaultEncoding8bit,
+        server: "Courier-IMAP 5.0.13",
+        rfc: "RFC 2045 §6.1, RFC 3501 §7.4.2 (body-fld-enc)",
+    },
+    Quirk {
         kind: ErrorKind::TildeAtomBad,
         server: "Courier-IMAP 5.0.13",
         rfc: "RFC 3501 §9 (ATOM-CHAR, list-mailbox), §6.3.8",

@@ -6,7 +6,7 @@
 //!   within ±10 % of that and name the SLO.
 //! * Pinned with `taskset` to one core shared with a CPU hog that outranks it (`nice`),
 //!   imaptest cannot keep up: the search must stop and say that the tool, not the
-//!   server, is the limit (exit status 7), instead of blaming the server.
+//!   server, is the limit (exit status 8), instead of blaming the server.
 //!
 //! Steps are short (2 s warm-up, 4 s measured): each test takes about a minute.
 

@@ -288,6 +288,31 @@ fn changed_bodystructure() {
     );
 }
 
+/// A lie told every time (the server always agrees with itself) about a message
+/// imaptest appended: only content truth can catch it, under its own kind, naming the
+/// field; no consistency check may fire.
+fn caught_by_content_truth(lie: Lie, field: &str) {
+    let found = caught(
+        lie,
+        &["fetch=100"],
+        &[("(message imaptest wrote)", "content-mismatch")],
+    );
+    assert!(
+        found.iter().all(|e| e.contains(field)),
+        "{lie:?}: expected every mismatch to name {field}: {found:#?}"
+    );
+}
+
+#[test]
+fn content_truth_catches_a_changed_bodystructure_parameter() {
+    caught_by_content_truth(Lie::BodyStructureParameter, "parameter");
+}
+
+#[test]
+fn content_truth_catches_a_changed_envelope_address() {
+    caught_by_content_truth(Lie::EnvelopeAddress, "ENVELOPE from");
+}
+
 #[test]
 fn recent_in_several_sessions() {
     let found = caught(

@@ -51,7 +51,7 @@ pub enum Command {
     Client(Vec<String>),
     /// `imaptest server SCRIPT …`: a scriptable server (its own arguments).
     Server(Vec<String>),
-    /// `imaptest schema [profile|summary]`: a JSON Schema on stdout.
+    /// `imaptest schema [profile|summary|capacity|compliance]`: a JSON Schema on stdout.
     Schema(SchemaKind),
     /// `imaptest profile convert FILE [out=FILE] [overwrite]`: a profile as TOML.
     ProfileConvert { file: PathBuf, out: DocumentOut },
@@ -77,6 +77,8 @@ pub enum Command {
         new: PathBuf,
         tolerance: crate::compare::Tolerance,
     },
+    /// `imaptest compliance host=… …`: the compliance battery (its own arguments).
+    Compliance(Vec<String>),
     /// `-h`, `--help` or `help`: print [`usage()`].
     Help,
     /// `--version` or `-V`.
@@ -89,6 +91,7 @@ pub enum SchemaKind {
     Profile,
     Summary,
     Capacity,
+    Compliance,
 }
 
 /// Where a subcommand writes its document: `out=FILE` (an existing file only with
@@ -170,6 +173,9 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
     match args.split_first() {
         Some((first, rest)) if first == "client" => return Ok(Command::Client(rest.to_vec())),
         Some((first, rest)) if first == "server" => return Ok(Command::Server(rest.to_vec())),
+        Some((first, rest)) if first == "compliance" => {
+            return Ok(Command::Compliance(rest.to_vec()));
+        }
         _ => {}
     }
     for arg in args {
@@ -189,8 +195,9 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
                     [kind] if kind == "profile" => Ok(Command::Schema(SchemaKind::Profile)),
                     [kind] if kind == "summary" => Ok(Command::Schema(SchemaKind::Summary)),
                     [kind] if kind == "capacity" => Ok(Command::Schema(SchemaKind::Capacity)),
+                    [kind] if kind == "compliance" => Ok(Command::Schema(SchemaKind::Compliance)),
                     _ => Err(CliError::Usage {
-                        usage: "imaptest schema [profile|summary|capacity]",
+                        usage: "imaptest schema [profile|summary|capacity|compliance]",
                     }),
                 };
             }

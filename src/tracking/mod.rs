@@ -13,6 +13,7 @@
 //! connection turns into a report.
 
 pub mod checkpoint;
+pub mod content;
 pub mod date;
 pub mod flags;
 pub mod qresync;
@@ -90,6 +91,10 @@ pub struct UidMeta {
     pub seen_modseq: u64,
     /// Unix time its static data was first received.
     pub first_seen: i64,
+    /// The bytes imaptest sent for it (APPENDUID or an LMTP delivery).
+    pub truth: Option<Arc<content::Truth>>,
+    /// Content items already checked against `truth`.
+    pub truth_checked: content::Checked,
 }
 
 /// One user's mailbox, shared by every connection that selects it.
@@ -123,6 +128,7 @@ pub type SharedStorage = Arc<Mutex<Storage>>;
 pub struct Registry {
     storages: Mutex<HashMap<(String, String), SharedStorage>>,
     messages: Mutex<HashMap<Box<[u8]>, StaticData>>,
+    truths: Mutex<content::TruthCache>,
 }
 
 impl Registry {
@@ -177,10 +183,16 @@ impl Registry {
             resync: None,
             notes: Vec::new(),
             search: None,
+            appends: Vec::new(),
             scratch: Vec::new(),
             findings: Vec::new(),
             limit_exceeded: false,
         }
+    }
+
+    /// The shared expectation of a message imaptest sends.
+    pub fn truth(&self, bytes: &bytes::Bytes, prepend_allowed: bool) -> Arc<content::Truth> {
+        lock(&self.truths).get(bytes, prepend_allowed)
     }
 }
 
@@ -265,6 +277,8 @@ pub struct View {
     /// Notes for the rawlog since the caller last took them.
     pub notes: Vec<String>,
     search: Option<PendingSearch>,
+    /// APPENDs in flight: tag number and the messages, in order.
+    appends: Vec<(u32, Vec<bytes::Bytes>)>,
     scratch: Vec<u8>,
     /// Findings since the caller last took them.
     pub findings: Vec<Finding>,
@@ -1321,6 +1335,33 @@ impl View {
                 _ => {}
             }
         }
+        // An expunged message's placeholder (RFC 2180 §4.1.3) says nothing of content.
+        let mut placeholder = || {
+            items.iter().any(|item| match item {
+                FetchItem::Envelope(e) => is_placeholder_envelope(e),
+                FetchItem::Body(b) | FetchItem::BodyStructure(b) => {
+                    scratch.clear();
+                    write_arg(b, scratch);
+                    is_placeholder_body(scratch)
+                }
+                FetchItem::Rfc822Size(size) => *size == 0,
+                _ => false,
+            })
+        };
+        if let Some(truth) = meta.truth.clone()
+            && !placeholder()
+        {
+            let mut mismatches = Vec::new();
+            for item in items {
+                content::check_item(&truth, item, &mut meta.truth_checked, &mut mismatches);
+            }
+            errors.extend(mismatches.into_iter().map(|m| {
+                (
+                    m.quirk.unwrap_or(ErrorKind::ContentMismatch),
+                    format!("{m} (message imaptest wrote)"),
+                )
+            }));
+        }
         // Copies with the same Message-ID must agree (only items that agreed per UID).
         if errors.is_empty()
             && let Some(id) = &meta.message_id
@@ -1398,6 +1439,43 @@ impl View {
         for (kind, e) in errors {
             let who = self.who(seq, uid, message_id.as_deref());
             self.error(kind, format!("{who}: {e}"));
+        }
+    }
+
+    /// An APPEND of these messages (in order) was sent with tag number `number`.
+    pub fn append_sent(&mut self, number: u32, messages: Vec<bytes::Bytes>) {
+        if !messages.is_empty() {
+            self.appends.push((number, messages));
+        }
+    }
+
+    /// The APPEND `number` completed; with APPENDUID for this mailbox, its UIDs hold
+    /// the messages sent, whose content later replies are checked against.
+    pub fn append_done(&mut self, number: u32, appenduid: Option<(u32, &SeqSet)>) {
+        let Some(i) = self.appends.iter().position(|(n, _)| *n == number) else {
+            return;
+        };
+        let (_, messages) = self.appends.swap_remove(i);
+        let Some((validity, uids)) = appenduid else {
+            return;
+        };
+        if uids.count() != messages.len() as u64 {
+            return;
+        }
+        let truths: Vec<_> = messages
+            .iter()
+            .map(|m| self.registry.truth(m, false))
+            .collect();
+        let mut storage = lock(&self.storage);
+        // Only where the mailbox's UIDVALIDITY is known and the same.
+        if storage.uidvalidity != Some(validity) {
+            return;
+        }
+        for (uid, truth) in uids.iter().zip(truths) {
+            if storage.expunged.contains(&uid) {
+                continue;
+            }
+            storage.uids.entry(uid).or_default().truth = Some(truth);
         }
     }
 

@@ -729,6 +729,7 @@ impl<'a> Connection<'a> {
             if let Some(intent) = built.store {
                 view.store_sent(number, intent);
             }
+            view.append_sent(number, built.appended);
             if state == State::Select {
                 view.select_sent(offline_cache);
             }
@@ -815,6 +816,12 @@ impl<'a> Connection<'a> {
                     });
                 }
                 let code_trycreate = matches!(text.code, Some(Code::TryCreate));
+                let appenduid = match &text.code {
+                    Some(Code::AppendUid { uidvalidity, uids }) if status == Status::Ok => {
+                        Some((*uidvalidity, uids))
+                    }
+                    _ => None,
+                };
                 let code_expungeissued = matches!(&text.code, Some(Code::Other { name, .. }) if name.eq_ignore_ascii_case(b"EXPUNGEISSUED"));
                 let text = String::from_utf8_lossy(text.text).into_owned();
                 if let Some(view) = self.view.as_mut() {
@@ -829,6 +836,7 @@ impl<'a> Connection<'a> {
                             view.select_done(status == Status::Ok);
                             self.msgs = view.count();
                         }
+                        State::Append => view.append_done(pending.number, appenduid),
                         _ => {}
                     }
                 }
