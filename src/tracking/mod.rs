@@ -129,6 +129,16 @@ pub struct Registry {
     storages: Mutex<HashMap<(String, String), SharedStorage>>,
     messages: Mutex<HashMap<Box<[u8]>, StaticData>>,
     truths: Mutex<content::TruthCache>,
+    /// Messages delivered over LMTP (profile mode), by marker id.
+    deliveries: Mutex<Deliveries>,
+}
+
+/// LMTP deliveries remembered for content truth, up to
+/// [`crate::limits::MAX_DELIVERY_TRUTH_BYTES`] of messages in a run.
+#[derive(Debug, Default)]
+struct Deliveries {
+    by_marker: HashMap<u64, Arc<content::Truth>>,
+    bytes: u64,
 }
 
 impl Registry {
@@ -188,6 +198,22 @@ impl Registry {
             findings: Vec::new(),
             limit_exceeded: false,
         }
+    }
+
+    /// Profile mode: delivery `marker` carried `bytes` (the server may put trace
+    /// headers above them).
+    /// Past the byte bound a delivery goes unchecked (the checked ones stay checked to
+    /// the end of the run, so the bound is not a window that forgets).
+    pub fn delivered(&self, marker: u64, bytes: bytes::Bytes) {
+        let mut deliveries = lock(&self.deliveries);
+        let size = bytes.len() as u64;
+        if deliveries.bytes + size > crate::limits::MAX_DELIVERY_TRUTH_BYTES {
+            return;
+        }
+        deliveries.bytes += size;
+        deliveries
+            .by_marker
+            .insert(marker, Arc::new(content::Truth::new(bytes, true)));
     }
 
     /// The shared expectation of a message imaptest sends.
@@ -1476,6 +1502,26 @@ impl View {
                 continue;
             }
             storage.uids.entry(uid).or_default().truth = Some(truth);
+        }
+    }
+
+    /// Profile mode: `uid` showed the marker of LMTP delivery `marker`; later replies
+    /// about it are checked against what was delivered.
+    pub fn delivery_seen(&mut self, uid: u32, marker: u64) {
+        let Some(truth) = lock(&self.registry.deliveries)
+            .by_marker
+            .get(&marker)
+            .cloned()
+        else {
+            return;
+        };
+        let mut storage = lock(&self.storage);
+        if storage.expunged.contains(&uid) {
+            return;
+        }
+        let meta = storage.uids.entry(uid).or_default();
+        if meta.truth.is_none() {
+            meta.truth = Some(truth);
         }
     }
 
