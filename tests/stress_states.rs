@@ -79,6 +79,8 @@ fn mbox() -> &'static str {
             format!("out={}", path.display()),
             "count=40".into(),
             "seed=11".into(),
+            // The path holds the pid: one left by an earlier run goes.
+            "overwrite".into(),
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         path.display().to_string()

@@ -25,6 +25,8 @@ fn mbox() -> &'static str {
                 format!("out={}", path.display()),
                 "count=60".into(),
                 "seed=5".into(),
+                // The path holds the pid: one left by an earlier run goes.
+                "overwrite".into(),
             ])
             .output()
             .expect("run mbox-gen");
