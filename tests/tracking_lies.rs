@@ -209,6 +209,18 @@ fn dovecot_gives_no_errors_with_search_and_shared_users() {
     assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
 }
 
+/// `random_msg_size=` sends bytes IMAP cannot return as they are (NUL): Dovecot's
+/// replacement is not a lie, and content truth must not call it one.
+#[test]
+fn dovecot_gives_no_errors_with_random_messages() {
+    let lab = common::lab();
+    let run = run(
+        lab.imap_port,
+        &["random_msg_size=200", "fetch=100", "fetch2=100"],
+    );
+    assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
+}
+
 #[test]
 fn different_uid_for_a_known_sequence() {
     caught(
