@@ -686,9 +686,14 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "DURATION",
         "",
-        "Leave the first DURATION out of SLO verdicts (profile: its ramp-up)",
+        "Leave the first DURATION out of SLO verdicts (profile: its ramp-up; 0: none)",
         |b, a| {
-            b.settings.warmup = Some(duration(a, "warmup")?);
+            // `warmup=0` counts the whole run (a profile's default is its ramp-up).
+            b.settings.warmup = Some(if a.value() == "0" {
+                Duration::ZERO
+            } else {
+                duration(a, "warmup")?
+            });
             Ok(())
         },
     ),

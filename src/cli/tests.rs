@@ -116,6 +116,7 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["warmup=30s"], |s| {
         s.warmup == Some(Duration::from_secs(30))
     }),
+    (&["warmup=0"], |s| s.warmup == Some(Duration::ZERO)),
     (&["overwrite"], |s| s.overwrite),
     (&["shard=2/5"], |s| {
         s.shard == crate::shard::Shard::new(2, 5)

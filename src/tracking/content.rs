@@ -502,12 +502,15 @@ fn same_bytes(got: &[u8], sent: &[u8]) -> bool {
 /// Header lines a delivering server may put above the message (RFC 5321 §4.4 trace
 /// fields and the usual delivery headers).
 fn trace_headers_only(prefix: &[u8]) -> bool {
-    const TRACE: [&str; 5] = [
+    // Cyrus 3.6 adds X-Cyrus-Session-Id and X-Sieve to every LMTP delivery.
+    const TRACE: [&str; 7] = [
         "return-path",
         "received",
         "delivered-to",
         "x-original-to",
         "dkim-",
+        "x-cyrus-session-id",
+        "x-sieve",
     ];
     let text = String::from_utf8_lossy(prefix);
     text.split("\r\n")
@@ -1020,6 +1023,17 @@ AAAA\r\n\
         };
         assert_eq!(
             check(b"Return-Path: <a@example.com>\r\nReceived: from x\r\n\tby y\r\n"),
+            vec![]
+        );
+        // What Cyrus 3.6 puts above an LMTP delivery (recorded from the lab).
+        assert_eq!(
+            check(
+                b"Return-Path: <>\r\nReceived: from localhost (localhost [127.0.0.1])\r\n\t \
+                  by localhost (Cyrus 3.6.1-Debian-3.6.1-4+deb12u5) with LMTPA;\r\n\t \
+                  Thu, 03 Dec 2026 14:32:49 +0000\r\n\
+                  X-Cyrus-Session-Id: localhost-1796308369-23287-2-16275671897894321832\r\n\
+                  X-Sieve: CMU Sieve 3.0\r\n"
+            ),
             vec![]
         );
         assert_eq!(check(b"Subject: added\r\n").len(), 1);
