@@ -34,6 +34,12 @@ pub const MAX_SESSION_QUEUE: usize = 1_000;
 /// would otherwise hold every message it ever delivered.
 pub const MAX_DELIVERY_TRUTH_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Bytes of APPENDed messages kept at once to check what the server later says about
+/// them (content truth). A message appended while the bound is reached goes unchecked;
+/// the bound frees as its UIDs are expunged. Without it a long run with many users
+/// would hold every message still in their mailboxes.
+pub const MAX_APPEND_TRUTH_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Users a profile may simulate (the schedule keeps about 200 bytes per user).
 pub const MAX_PROFILE_USERS: u64 = 5_000_000;
 

@@ -12,7 +12,8 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 use mail_parser::{Address, HeaderName, HeaderValue, MessageParser, PartType};
@@ -20,7 +21,7 @@ use mail_parser::{Address, HeaderName, HeaderValue, MessageParser, PartType};
 use crate::imap::token::Arg;
 use crate::metrics::ErrorKind;
 
-/// Parsed expectations kept per registry before the cache starts over.
+/// Entries of the truth cache before dead ones are swept out.
 const MAX_CACHED: usize = 20_000;
 
 /// A message imaptest sent, and what a server must say about it.
@@ -30,6 +31,8 @@ pub struct Truth {
     /// Trace headers the server may prepend (LMTP deliveries).
     prepend_allowed: bool,
     expected: OnceLock<Option<Expected>>,
+    /// The live-bytes counter this truth is charged to, if any (released on drop).
+    charged: Option<Arc<AtomicU64>>,
 }
 
 impl Truth {
@@ -38,6 +41,7 @@ impl Truth {
             bytes,
             prepend_allowed,
             expected: OnceLock::new(),
+            charged: None,
         }
     }
 
@@ -48,26 +52,62 @@ impl Truth {
     }
 }
 
-/// Truths by message buffer: the same mbox message appended again shares one parse.
-/// A cached truth holds its buffer, so an address in the map is never reused.
+impl Drop for Truth {
+    fn drop(&mut self) {
+        if let Some(live) = &self.charged {
+            live.fetch_sub(self.bytes.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Truths of appended messages by content: the same message appended again shares one
+/// parse and one buffer. The cache holds them weakly (a truth lives as long as a UID
+/// holds it), and the messages alive at once are bounded by
+/// [`crate::limits::MAX_APPEND_TRUTH_BYTES`]: past it a new message goes unchecked.
 #[derive(Debug, Default)]
 pub struct TruthCache {
-    map: HashMap<(usize, usize, bool), Arc<Truth>>,
+    map: HashMap<(u64, usize, bool), Weak<Truth>>,
+    live: Arc<AtomicU64>,
 }
 
 impl TruthCache {
-    pub fn get(&mut self, bytes: &Bytes, prepend_allowed: bool) -> Arc<Truth> {
-        let key = (bytes.as_ptr() as usize, bytes.len(), prepend_allowed);
-        if let Some(t) = self.map.get(&key) {
-            return t.clone();
+    pub fn get(&mut self, bytes: &Bytes, prepend_allowed: bool) -> Option<Arc<Truth>> {
+        let key = (hash_of(bytes), bytes.len(), prepend_allowed);
+        if let Some(t) = self.map.get(&key).and_then(Weak::upgrade)
+            && t.bytes == *bytes
+        {
+            return Some(t);
+        }
+        let size = bytes.len() as u64;
+        if self.live.load(Ordering::Relaxed) + size > crate::limits::MAX_APPEND_TRUTH_BYTES {
+            return None;
         }
         if self.map.len() >= MAX_CACHED {
-            self.map.clear();
+            self.map.retain(|_, t| t.strong_count() > 0);
+            if self.map.len() >= MAX_CACHED {
+                self.map.clear();
+            }
         }
-        let truth = Arc::new(Truth::new(bytes.clone(), prepend_allowed));
-        self.map.insert(key, truth.clone());
-        truth
+        self.live.fetch_add(size, Ordering::Relaxed);
+        let truth = Arc::new(Truth {
+            bytes: bytes.clone(),
+            prepend_allowed,
+            expected: OnceLock::new(),
+            charged: Some(self.live.clone()),
+        });
+        self.map.insert(key, Arc::downgrade(&truth));
+        Some(truth)
     }
+
+    /// Bytes of the messages whose truths are alive.
+    pub fn live_bytes(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+}
+
+fn hash_of(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(bytes)
 }
 
 /// Items of one UID already checked (bits of [`Item`]).
@@ -939,6 +979,26 @@ AAAA\r\n\
         let fields: Vec<&str> = found.iter().map(|m| m.field.as_str()).collect();
         assert!(fields.contains(&"ENVELOPE to"), "{found:?}");
         assert!(fields.contains(&"ENVELOPE from"), "{found:?}");
+    }
+
+    #[test]
+    fn the_cache_shares_equal_messages_and_bounds_the_bytes_held() {
+        let mut cache = TruthCache::default();
+        let a = Bytes::from(MESSAGE.to_vec());
+        let again = Bytes::from(MESSAGE.to_vec()); // another buffer, same bytes
+        let first = cache.get(&a, false).unwrap();
+        let second = cache.get(&again, false).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(cache.live_bytes(), MESSAGE.len() as u64);
+        drop((first, second));
+        assert_eq!(cache.live_bytes(), 0, "a truth no UID holds is released");
+        // Past the bound a new message goes unchecked; held ones still share.
+        let big = Bytes::from(vec![b'x'; crate::limits::MAX_APPEND_TRUTH_BYTES as usize]);
+        let held = cache.get(&big, false).unwrap();
+        assert!(cache.get(&a, false).is_none());
+        assert!(cache.get(&big, false).is_some());
+        drop(held);
+        assert!(cache.get(&a, false).is_some());
     }
 
     /// `random_msg_size=` sends NUL bytes; a server must replace them (Dovecot: 0x80).

@@ -211,8 +211,13 @@ impl Registry {
             .insert(marker, Arc::new(content::Truth::new(bytes, true)));
     }
 
-    /// The shared expectation of a message imaptest sends.
-    pub fn truth(&self, bytes: &bytes::Bytes, prepend_allowed: bool) -> Arc<content::Truth> {
+    /// The shared expectation of a message imaptest sends; `None` while
+    /// [`crate::limits::MAX_APPEND_TRUTH_BYTES`] of messages are held.
+    pub fn truth(
+        &self,
+        bytes: &bytes::Bytes,
+        prepend_allowed: bool,
+    ) -> Option<Arc<content::Truth>> {
         lock(&self.truths).get(bytes, prepend_allowed)
     }
 }

@@ -1050,11 +1050,9 @@ impl View {
                         Some((old, text)) if *old != t => errors.push((
                             // A message cannot have arrived after it was first seen:
                             // such a date belongs to a made-up stand-in (Courier's,
-                            // dated at the FETCH). In the second it was first seen, a
-                            // date just after the real one is taken for it too.
-                            if t > meta.first_seen
-                                || (t == meta.first_seen && t > *old && t - *old <= 600)
-                            {
+                            // dated at the FETCH), also when the FETCH comes in the
+                            // very second the message was first seen.
+                            if t >= meta.first_seen {
                                 ErrorKind::ExpungedMessageFabricated
                             } else {
                                 ErrorKind::InternaldateChanged
@@ -1291,6 +1289,8 @@ impl View {
             return;
         }
         for (uid, truth) in uids.iter().zip(truths) {
+            // Unchecked past the bound on messages held (docs/limits.md).
+            let Some(truth) = truth else { continue };
             if storage.expunged.contains(&uid) {
                 continue;
             }
