@@ -16,6 +16,7 @@
 mod delivery;
 mod imap_session;
 mod pop3_session;
+mod sessions;
 mod user;
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::control::RunState;
 use crate::imap::client::ClientOptions;
@@ -142,6 +143,11 @@ struct Ctx {
     /// Deliveries in flight (waited for at the end).
     deliveries: AtomicU64,
     deliveries_done: tokio::sync::Notify,
+    /// Session tasks running (waited for at the end).
+    live_sessions: AtomicU64,
+    sessions_done: tokio::sync::Notify,
+    /// Set when the sessions still running must end at once (grace period over).
+    end_sessions: watch::Sender<bool>,
     /// Set to drop everything at once (second SIGINT, grace period over).
     stop_now: watch::Receiver<RunState>,
     /// Markers sent before this are from earlier runs (same users, same numbers).
@@ -296,6 +302,9 @@ pub async fn run(
         next_connection: AtomicU64::new(1),
         deliveries: AtomicU64::new(0),
         deliveries_done: tokio::sync::Notify::new(),
+        live_sessions: AtomicU64::new(0),
+        sessions_done: tokio::sync::Notify::new(),
+        end_sessions: watch::channel(false).0,
         stop_now: state.clone(),
         started: std::time::SystemTime::now(),
         tracking: run.tracking.then(crate::tracking::Registry::new),
@@ -331,22 +340,24 @@ pub async fn run(
         })
     };
 
-    let (actions, sessions) = match dispatcher.await {
-        Ok(done) => done,
+    let actions = match dispatcher.await {
+        Ok(actions) => actions,
         Err(e) => {
             let message = format!("profile dispatcher failed: {e}");
             ctx.error(ErrorKind::Other, "-", None, message, None);
-            (0, Vec::new())
+            0
         }
     };
     watcher.abort();
 
     // Sessions see their channels closed and log out; give them the grace period.
-    let aborts: Vec<_> = sessions.iter().map(|s| s.abort_handle()).collect();
     let wait_all = async {
-        for session in sessions {
-            // A join error is an aborted task; nothing to add.
-            let _ = session.await;
+        while ctx.live_sessions.load(Ordering::Acquire) > 0 {
+            let notified = ctx.sessions_done.notified();
+            if ctx.live_sessions.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
         }
         while ctx.deliveries.load(Ordering::Acquire) > 0 {
             let notified = ctx.deliveries_done.notified();
@@ -370,9 +381,7 @@ pub async fn run(
         }
         () = until_stop_now(ctx.stop_now.clone()) => {}
     }
-    for abort in aborts {
-        abort.abort();
-    }
+    ctx.end_sessions.send_replace(true);
     ctx.lmtp_pool
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -410,7 +419,7 @@ async fn until_stop_now(mut state: watch::Receiver<RunState>) {
 }
 
 /// The dispatcher thread: hands actions over at their time. Returns the number of
-/// actions handed over and the session tasks (their channels are closed on return).
+/// actions handed over (the session tasks' channels are closed on return).
 fn dispatch(
     schedule: Schedule,
     ctx: &Arc<Ctx>,
@@ -419,10 +428,9 @@ fn dispatch(
     spin: Duration,
     stop: &AtomicBool,
     handle: &tokio::runtime::Handle,
-) -> (u64, Vec<tokio::task::JoinHandle<()>>) {
+) -> u64 {
     let mut users: HashMap<u32, Arc<UserShared>> = HashMap::new();
-    let mut sessions: HashMap<(u32, u16), mpsc::UnboundedSender<Job>> = HashMap::new();
-    let mut tasks = Vec::new();
+    let mut sessions = sessions::Sessions::default();
     let start = Instant::now();
     let end = schedule.end();
     let actions = run_blocking(schedule, start, spin, stop, |action, lateness| {
@@ -453,22 +461,7 @@ fn dispatch(
                 handle.spawn(delivery::deliver(ctx.clone(), user, to, msg, intended));
             }
             (_, Some(client)) => {
-                let sender = sessions.entry((action.user, client)).or_insert_with(|| {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    let protocol = ctx.profile.clients[client as usize].protocol;
-                    let task = match protocol {
-                        Protocol::Imap => {
-                            handle.spawn(imap_session::run(ctx.clone(), user.clone(), client, rx))
-                        }
-                        Protocol::Pop3 => {
-                            handle.spawn(pop3_session::run(ctx.clone(), user.clone(), client, rx))
-                        }
-                    };
-                    tasks.push(task);
-                    tx
-                });
-                // A closed channel means the task ended (aborted at shutdown).
-                let _ = sender.send(Job { action, intended });
+                sessions.route(ctx, handle, &user, client, Job { action, intended });
             }
             (_, None) => ctx.skip(),
         }
@@ -482,7 +475,7 @@ fn dispatch(
         }
         std::thread::sleep(left.unwrap_or(Duration::MAX).min(Duration::from_millis(50)));
     }
-    (actions, tasks)
+    actions
 }
 
 /// What one session did, for its [`crate::metrics::SessionRecord`].

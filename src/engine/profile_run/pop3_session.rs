@@ -27,12 +27,22 @@ struct Session {
     tally: SessionTally,
 }
 
+/// What a POP3 client keeps between its sessions (see [`super::sessions`]).
+#[derive(Debug, Default)]
+pub(super) struct Memory {
+    /// UIDLs downloaded and kept on the server.
+    downloaded: HashSet<String>,
+}
+
+/// Runs the client's session(s) until the job channel closes; returns what the next
+/// session of this client starts from.
 pub(super) async fn run(
     ctx: Arc<Ctx>,
     user: Arc<UserShared>,
     client: u16,
     mut jobs: mpsc::UnboundedReceiver<Job>,
-) {
+    memory: Option<Memory>,
+) -> Memory {
     let keep = ctx.profile.clients[client as usize].pop3_keep;
     let mut session = Session {
         ctx,
@@ -40,7 +50,7 @@ pub(super) async fn run(
         client,
         keep,
         conn: None,
-        downloaded: HashSet::new(),
+        downloaded: memory.unwrap_or_default().downloaded,
         tally: SessionTally::default(),
     };
     while let Some(job) = jobs.recv().await {
@@ -56,6 +66,9 @@ pub(super) async fn run(
     }
     // The run ended with the session open: end it properly.
     Box::pin(session.logout(Instant::now())).await;
+    Memory {
+        downloaded: session.downloaded,
+    }
 }
 
 impl Session {

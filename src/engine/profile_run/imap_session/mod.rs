@@ -98,27 +98,42 @@ struct Session {
     idle_refused: bool,
 }
 
+/// What an IMAP client keeps between its sessions (see [`super::sessions`]).
+#[derive(Debug)]
+pub(super) struct Memory {
+    cache: Option<(u32, u32)>,
+    rng: Xoshiro256PlusPlus,
+    idle_refused: bool,
+}
+
+/// Runs the client's session(s) until the job channel closes; returns what the next
+/// session of this client starts from.
 pub(super) async fn run(
     ctx: Arc<Ctx>,
     user: Arc<UserShared>,
     client: u16,
     mut jobs: mpsc::UnboundedReceiver<Job>,
-) {
-    let rng = Xoshiro256PlusPlus::seed_from_u64(splitmix64(
-        ctx.seed ^ (u64::from(user.index) << 16) ^ u64::from(client) ^ 0xD4AF_7000,
-    ));
+    memory: Option<Memory>,
+) -> Memory {
+    let memory = memory.unwrap_or_else(|| Memory {
+        cache: None,
+        rng: Xoshiro256PlusPlus::seed_from_u64(splitmix64(
+            ctx.seed ^ (u64::from(user.index) << 16) ^ u64::from(client) ^ 0xD4AF_7000,
+        )),
+        idle_refused: false,
+    });
     let mut session = Session {
         ctx,
         user,
         client,
         conns: Vec::new(),
         mailboxes: HashSet::new(),
-        cache: None,
-        rng,
+        cache: memory.cache,
+        rng: memory.rng,
         tally: SessionTally::default(),
         connections: 1,
         reconnect: None,
-        idle_refused: false,
+        idle_refused: memory.idle_refused,
     };
     // Each step is boxed: the task itself stays small while idle (a task per user and
     // client, possibly 100 000 of them); a step's state lives only while it runs.
@@ -154,14 +169,23 @@ pub(super) async fn run(
         let Some(job) = job else { break };
         if session.ctx.stopping_now() {
             session.conns.clear();
-            return;
+            return session.memory();
         }
         Box::pin(session.perform(job)).await;
     }
     Box::pin(session.logout(Instant::now())).await;
+    session.memory()
 }
 
 impl Session {
+    fn memory(self) -> Memory {
+        Memory {
+            cache: self.cache,
+            rng: self.rng,
+            idle_refused: self.idle_refused,
+        }
+    }
+
     fn kind(&self) -> &ClientType {
         &self.ctx.profile.clients[self.client as usize]
     }
