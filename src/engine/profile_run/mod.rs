@@ -431,6 +431,13 @@ fn dispatch(
 ) -> u64 {
     let mut users: HashMap<u32, Arc<UserShared>> = HashMap::new();
     let mut sessions = sessions::Sessions::default();
+    let default_password: Arc<str> = Arc::from(default_password);
+    let population_names: Vec<Arc<str>> = ctx
+        .profile
+        .populations
+        .iter()
+        .map(|p| Arc::from(p.name.get_ref().as_str()))
+        .collect();
     let start = Instant::now();
     let end = schedule.end();
     let actions = run_blocking(schedule, start, spin, stop, |action, lateness| {
@@ -440,15 +447,14 @@ fn dispatch(
             .entry(action.user)
             .or_insert_with(|| {
                 let (name, password) = directory.user(action.user);
-                let population = ctx
-                    .profile
-                    .populations
+                let population = population_names
                     .get(action.population as usize)
-                    .map_or_else(String::new, |p| p.name.get_ref().clone());
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(""));
                 Arc::new(UserShared::new(
                     action.user,
                     name,
-                    password.unwrap_or(default_password).to_owned(),
+                    password.map_or_else(|| default_password.clone(), Arc::from),
                     action.population,
                     population,
                 ))
@@ -503,7 +509,7 @@ impl SessionTally {
         };
         ctx.metrics.session(crate::metrics::SessionRecord {
             user: user.name.clone(),
-            population: user.population_name.clone(),
+            population: user.population_name.to_string(),
             client: ctx.profile.clients[client as usize].name.get_ref().clone(),
             protocol,
             start,

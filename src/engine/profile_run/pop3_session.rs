@@ -5,10 +5,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
+use super::sessions::JobReceiver;
 use super::user::UserShared;
-use super::{Ctx, Job, SessionTally};
+use super::{Ctx, SessionTally};
 use crate::lmtp::parse_marker;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
 use crate::pop3::{Pop3Client, Pop3Error};
@@ -40,7 +39,7 @@ pub(super) async fn run(
     ctx: Arc<Ctx>,
     user: Arc<UserShared>,
     client: u16,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: JobReceiver,
     memory: Option<Memory>,
 ) -> Memory {
     let keep = ctx.profile.clients[client as usize].pop3_keep;
@@ -143,7 +142,7 @@ impl Session {
         } else {
             let creds = Credentials {
                 authcid: self.user.name.clone(),
-                password: self.user.password.clone(),
+                password: self.user.password.to_string(),
                 authzid: None,
             };
             let r = conn

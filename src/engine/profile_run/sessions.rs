@@ -12,12 +12,12 @@
 //! new session never starts before the previous one has finished, and the actions of a
 //! client are still performed in schedule order.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use super::user::UserShared;
 use super::{Ctx, Job, imap_session, pop3_session};
@@ -35,7 +35,7 @@ pub(super) enum Memory {
 enum Slot {
     /// A task runs the session: jobs go to it, and it fills `memory` when it ends.
     Live {
-        jobs: mpsc::UnboundedSender<Job>,
+        jobs: Arc<Jobs>,
         memory: oneshot::Receiver<Memory>,
     },
     /// No task: the memory of the last session (or its task's promise of it).
@@ -80,8 +80,7 @@ impl Sessions {
         let Slot::Live { jobs, .. } = slot else {
             return;
         };
-        // A closed channel means the task ended early (the run is stopping).
-        let _ = jobs.send(job);
+        jobs.push(job);
         let logged_out = match job.action.action {
             Action::Logout => true,
             Action::Login { .. } => false,
@@ -89,6 +88,17 @@ impl Sessions {
         };
         if logged_out {
             end(slot);
+        }
+    }
+}
+
+impl Drop for Sessions {
+    /// The dispatcher is done: every running session logs out and ends.
+    fn drop(&mut self) {
+        for slot in self.slots.values() {
+            if let Slot::Live { jobs, .. } = slot {
+                jobs.close();
+            }
         }
     }
 }
@@ -101,12 +111,12 @@ fn start(
     user: &Arc<UserShared>,
     client: u16,
 ) {
-    let (jobs, rx) = mpsc::unbounded_channel();
+    let jobs = Arc::new(Jobs::default());
     let (memory_tx, memory_rx) = oneshot::channel();
     let previous = match std::mem::replace(
         slot,
         Slot::Live {
-            jobs,
+            jobs: jobs.clone(),
             memory: memory_rx,
         },
     ) {
@@ -119,17 +129,83 @@ fn start(
         ctx.clone(),
         user.clone(),
         client,
-        rx,
+        JobReceiver(jobs),
         previous,
         memory_tx,
     ));
 }
 
-/// Drops the task's job channel: it ends after the jobs it has, leaving its memory.
+/// Closes the task's jobs: it ends after the ones it has, leaving its memory.
 fn end(slot: &mut Slot) {
     let placeholder = Slot::Offline(oneshot::channel().1);
-    if let Slot::Live { memory, .. } = std::mem::replace(slot, placeholder) {
+    if let Slot::Live { memory, jobs } = std::mem::replace(slot, placeholder) {
+        jobs.close();
         *slot = Slot::Offline(memory);
+    }
+}
+
+/// The jobs queued for one session task. A plain queue rather than an mpsc channel,
+/// whose first block (32 slots) alone is ~2 KB per session held open.
+#[derive(Default)]
+struct Jobs {
+    queue: Mutex<Queue>,
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+impl Jobs {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, job: Job) {
+        self.queue().jobs.push_back(job);
+        self.ready.notify_one();
+    }
+
+    fn close(&self) {
+        self.queue().closed = true;
+        self.ready.notify_one();
+    }
+}
+
+/// The session task's end of its [`Jobs`].
+pub(super) struct JobReceiver(Arc<Jobs>);
+
+impl JobReceiver {
+    /// The next job; `None` once the queue is closed and empty. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Job> {
+        loop {
+            {
+                let mut queue = self.0.queue();
+                if let Some(job) = queue.jobs.pop_front() {
+                    return Some(job);
+                }
+                if queue.closed {
+                    return None;
+                }
+            }
+            // A push between the check and here leaves a permit: no wake-up is lost.
+            self.0.ready.notified().await;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.queue().jobs.is_empty()
+    }
+}
+
+impl Drop for JobReceiver {
+    /// Jobs pushed after the task ended (the run is stopping) are not kept.
+    fn drop(&mut self) {
+        let mut queue = self.0.queue();
+        queue.closed = true;
+        queue.jobs.clear();
     }
 }
 
@@ -138,7 +214,7 @@ async fn run(
     ctx: Arc<Ctx>,
     user: Arc<UserShared>,
     client: u16,
-    jobs: mpsc::UnboundedReceiver<Job>,
+    jobs: JobReceiver,
     previous: oneshot::Receiver<Memory>,
     memory_out: oneshot::Sender<Memory>,
 ) {

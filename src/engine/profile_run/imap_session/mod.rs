@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use tokio::sync::mpsc;
 
+use super::sessions::JobReceiver;
 use super::user::UserShared;
 use super::{Ctx, Job, SessionTally};
 use crate::imap::client::{ClientError, Completion, ImapClient, LoginRequest};
@@ -112,7 +112,7 @@ pub(super) async fn run(
     ctx: Arc<Ctx>,
     user: Arc<UserShared>,
     client: u16,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: JobReceiver,
     memory: Option<Memory>,
 ) -> Memory {
     let memory = memory.unwrap_or_else(|| Memory {
