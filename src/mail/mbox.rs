@@ -36,7 +36,7 @@ pub const MAX_MESSAGE_SIZE: u64 = 64 << 20;
 /// A longer line starting with `From ` is message text, not a From_ line.
 pub const MAX_FROM_LINE: usize = 1024;
 /// The scan window at open.
-const SCAN_WINDOW: usize = 256 * 1024;
+const SCAN_WINDOW: usize = 64 * 1024;
 /// Messages up to this size (From_ line included) are read whole; larger ones are
 /// streamed in pieces of this size.
 const READ_CHUNK: usize = 64 * 1024;
@@ -124,16 +124,48 @@ impl Backing {
             }
         }
     }
+
+    /// Reads what there is at `offset` into `buf` (0 at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self {
+            Backing::File(file) => {
+                use std::os::unix::fs::FileExt;
+                file.read_at(buf, offset)
+            }
+            Backing::Memory(data) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// Reads a [`Backing`] front to back (for the scan).
+struct BackingReader {
+    backing: Arc<Backing>,
+    pos: u64,
+}
+
+impl Read for BackingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.backing.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// The messages of an mbox file, handed out in file order and wrapping around.
 ///
-/// `Send + Sync`: share it in an `Arc`; the cursor is an atomic counter.
+/// `Send + Sync`: share it in an `Arc`; the cursor is an atomic counter. The file is
+/// scanned as far as the messages handed out need (the C tool reads it the same way,
+/// front to back): a run that appends a hundred messages reads a hundred, not the whole
+/// archive. Opening checks that the file starts with a message.
 pub struct Mbox {
     path: PathBuf,
     backing: Arc<Backing>,
-    /// Where each message's From_ line starts, then the end of the data.
-    starts: Offsets,
+    index: std::sync::Mutex<Index>,
     cursor: AtomicUsize,
 }
 
@@ -149,37 +181,39 @@ impl Mbox {
             source,
         };
         let file = File::open(path).map_err(io_error)?;
-        let scanned = Index::scan(&file);
-        Self::with_index(path.to_path_buf(), Backing::File(file), scanned)
+        Self::with_backing(path.to_path_buf(), Backing::File(file))
     }
 
     /// Indexes an mbox held in memory; `name` stands for the path in errors.
     pub fn from_bytes(name: &str, data: &[u8]) -> Result<Self, MboxError> {
-        let scanned = Index::scan(data);
         let backing = Backing::Memory(Bytes::copy_from_slice(data));
-        Self::with_index(PathBuf::from(name), backing, scanned)
+        Self::with_backing(PathBuf::from(name), backing)
     }
 
-    fn with_index(
-        path: PathBuf,
-        backing: Backing,
-        scanned: Result<Index, ScanError>,
-    ) -> Result<Self, MboxError> {
-        let index = match scanned {
-            Ok(index) => index,
-            Err(e) => return Err(e.into_mbox_error(path, &backing)),
-        };
-        Ok(Mbox {
+    fn with_backing(path: PathBuf, backing: Backing) -> Result<Self, MboxError> {
+        let mbox = Mbox {
             path,
             backing: Arc::new(backing),
-            starts: index.starts,
+            index: std::sync::Mutex::new(Index::default()),
             cursor: AtomicUsize::new(0),
-        })
+        };
+        let backing = mbox.backing.clone();
+        mbox.lock_index().start(backing);
+        // The first message must be there (an empty or foreign file fails here).
+        mbox.stored_range(0)?;
+        Ok(mbox)
     }
 
-    /// The number of messages; at least 1.
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The number of messages; at least 1. Scans the rest of the file if need be; after
+    /// a scan error, the messages before it.
     pub fn len(&self) -> usize {
-        self.starts.len() - 1
+        let mut index = self.lock_index();
+        let _ = index.reach(usize::MAX - 1);
+        index.count()
     }
 
     /// Always `false`: an mbox without messages fails to open.
@@ -188,9 +222,17 @@ impl Mbox {
     }
 
     /// The stored bytes of message `i % len()`: From_ line, then the message.
-    fn stored_range(&self, i: usize) -> (usize, u64, u64) {
-        let i = i % self.len();
-        (i, self.starts.get(i), self.starts.get(i + 1))
+    fn stored_range(&self, i: usize) -> Result<(usize, u64, u64), MboxError> {
+        let mut index = self.lock_index();
+        index
+            .reach(i)
+            .map_err(|e| e.into_mbox_error(self.path.clone(), &self.backing))?;
+        let i = if i < index.count() {
+            i
+        } else {
+            i % index.count().max(1)
+        };
+        Ok((i, index.starts.get(i), index.starts.get(i + 1)))
     }
 
     fn changed(&self, i: usize) -> MboxError {
@@ -218,7 +260,7 @@ impl Mbox {
 
     /// Message `i % len()` (0-based, in file order), read whole.
     pub fn get(&self, i: usize) -> Result<Message, MboxError> {
-        let (i, start, end) = self.stored_range(i);
+        let (i, start, end) = self.stored_range(i)?;
         let stored = self.read(i, start, end - start)?;
         let (date, text) = from_line_at(&stored, true).ok_or_else(|| self.changed(i))?;
         let body = &stored[text..];
@@ -234,7 +276,7 @@ impl Mbox {
     /// Message `i % len()` as a stream: small messages are read whole, large ones piece
     /// by piece while they are sent.
     pub fn stream(&self, i: usize) -> Result<MessageStream, MboxError> {
-        let (i, start, end) = self.stored_range(i);
+        let (i, start, end) = self.stored_range(i)?;
         if end - start <= READ_CHUNK as u64 {
             return self.get(i).map(MessageStream::from);
         }
@@ -283,7 +325,7 @@ impl std::fmt::Debug for Mbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mbox")
             .field("path", &self.path)
-            .field("messages", &self.len())
+            .field("messages_found", &self.lock_index().count())
             .field("cursor", &self.cursor.load(Ordering::Relaxed))
             .finish()
     }
@@ -481,6 +523,12 @@ enum Offsets {
     Wide(Vec<u64>),
 }
 
+impl Default for Offsets {
+    fn default() -> Self {
+        Offsets::Narrow(Vec::new())
+    }
+}
+
 impl Offsets {
     fn push(&mut self, offset: u64) {
         match self {
@@ -518,15 +566,70 @@ impl Offsets {
     }
 }
 
-/// What a scan of the whole file found.
+/// The messages found so far, and the scan that finds more.
+#[derive(Default)]
 struct Index {
+    /// Where each message's From_ line starts; once the scan is done, then the end.
     starts: Offsets,
+    /// `None` once the scan is done (or failed: then `failed`).
+    scanner: Option<Box<Scanner>>,
+    failed: Option<ScanError>,
+}
+
+impl Index {
+    fn start(&mut self, backing: Arc<Backing>) {
+        self.scanner = Some(Box::new(Scanner {
+            window: Window {
+                reader: BackingReader { backing, pos: 0 },
+                buf: vec![0; SCAN_WINDOW],
+                start: 0,
+                end: 0,
+                offset: 0,
+                eof: false,
+            },
+            separator: memchr::memmem::Finder::new(SEPARATOR),
+            last: None,
+            at_line_start: true,
+        }));
+    }
+
+    /// Messages whose start and end are known.
+    fn count(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// Scans until message `i` is known or the file is done.
+    fn reach(&mut self, i: usize) -> Result<(), ScanError> {
+        while self.starts.len() <= i.saturating_add(1) {
+            if let Some(failed) = &self.failed {
+                return Err(failed.clone());
+            }
+            let Some(scanner) = self.scanner.as_mut() else {
+                return Ok(());
+            };
+            match scanner.next() {
+                Ok(Step::Found(offset)) => self.starts.push(offset),
+                Ok(Step::End(end)) => {
+                    self.starts.push(end);
+                    self.starts.shrink_to_fit();
+                    // Frees the scan window.
+                    self.scanner = None;
+                }
+                Err(e) => {
+                    self.scanner = None;
+                    self.failed = Some(e);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a scan failed; positions are turned into line numbers only then.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum ScanError {
-    Io(io::Error),
+    /// An I/O error, kept as its kind and text (the scan error is kept and repeated).
+    Io(io::ErrorKind, String),
     Empty,
     /// The first line, quoted.
     NotMbox(String),
@@ -539,7 +642,12 @@ enum ScanError {
 impl ScanError {
     fn into_mbox_error(self, path: PathBuf, backing: &Backing) -> MboxError {
         let (offset, ends) = match self {
-            ScanError::Io(source) => return MboxError::Io { path, source },
+            ScanError::Io(kind, text) => {
+                return MboxError::Io {
+                    path,
+                    source: io::Error::new(kind, text),
+                };
+            }
             ScanError::Empty => return MboxError::Empty { path },
             ScanError::NotMbox(text) => {
                 return MboxError::NotMbox {
@@ -618,37 +726,43 @@ impl<R: Read> Window<R> {
 /// What separates messages, less the From_ line's date.
 const SEPARATOR: &[u8] = b"\nFrom ";
 
-impl Index {
-    /// Reads the mbox once, front to back, through a bounded window, looking only at
-    /// lines that start with `From `.
-    fn scan(reader: impl Read) -> Result<Index, ScanError> {
-        let mut window = Window {
-            reader,
-            buf: vec![0; SCAN_WINDOW],
-            start: 0,
-            end: 0,
-            offset: 0,
-            eof: false,
-        };
-        let separator = memchr::memmem::Finder::new(SEPARATOR);
-        let mut starts = Offsets::Narrow(Vec::new());
-        // The last From_ line: where it starts and where its message's text starts.
-        let mut last: Option<(u64, u64)> = None;
-        let mut at_line_start = true;
+/// The scan: a bounded window moving front to back, looking only at lines that start
+/// with `From `.
+struct Scanner {
+    window: Window<BackingReader>,
+    separator: memchr::memmem::Finder<'static>,
+    /// The last From_ line: where it starts and where its message's text starts.
+    last: Option<(u64, u64)>,
+    at_line_start: bool,
+}
+
+/// What the scan found next.
+enum Step {
+    /// A From_ line at this offset.
+    Found(u64),
+    /// The end of the file, at this offset.
+    End(u64),
+}
+
+impl Scanner {
+    fn next(&mut self) -> Result<Step, ScanError> {
+        let window = &mut self.window;
         loop {
-            window.ensure(MAX_FROM_LINE + 1).map_err(ScanError::Io)?;
+            window
+                .ensure(MAX_FROM_LINE + 1)
+                .map_err(|e| ScanError::Io(e.kind(), e.to_string()))?;
             let data = window.data();
             if data.is_empty() {
                 break;
             }
-            if at_line_start {
+            if self.at_line_start {
                 if let Some((_, len)) = from_line_at(data, window.eof) {
-                    starts.push(window.offset);
-                    last = Some((window.offset, window.offset + len as u64));
+                    let from = window.offset;
+                    self.last = Some((from, from + len as u64));
                     window.consume(len);
-                    continue;
+                    return Ok(Step::Found(from));
                 }
-                if last.is_none() {
+                if self.last.is_none() {
                     let shown = &data[..data.len().min(QUOTE_MAX)];
                     let shown = match memchr::memchr(b'\n', shown) {
                         Some(lf) => &shown[..lf],
@@ -660,35 +774,31 @@ impl Index {
                     ));
                 }
             }
-            match separator.find(data) {
+            match self.separator.find(data) {
                 Some(lf) => {
                     window.consume(lf + 1);
-                    at_line_start = true;
+                    self.at_line_start = true;
                 }
                 None => {
                     // Keep what could be the start of a separator cut by the window.
                     let keep = if window.eof { 0 } else { SEPARATOR.len() - 1 };
                     window.consume(data.len() - keep.min(data.len()));
-                    at_line_start = false;
+                    self.at_line_start = false;
                     if window.eof {
                         break;
                     }
                 }
             }
-            if let Some((from, text)) = last
+            if let Some((from, text)) = self.last
                 && window.offset - text > MAX_MESSAGE_SIZE
             {
                 return Err(ScanError::TooLarge(from));
             }
         }
-        match last {
+        match self.last {
             None => Err(ScanError::Empty),
             Some((from, text)) if text == window.offset => Err(ScanError::EndsWithFromLine(from)),
-            Some(_) => {
-                starts.push(window.offset);
-                starts.shrink_to_fit();
-                Ok(Index { starts })
-            }
+            Some(_) => Ok(Step::End(window.offset)),
         }
     }
 }
