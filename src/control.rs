@@ -9,3 +9,16 @@ pub enum RunState {
     /// Drop everything now.
     StopNow,
 }
+
+/// Resolves once `stop` reaches `level` (`LogoutAndStop` is reached by `StopNow` too),
+/// for loops that select on it; never if the sender is gone without it.
+pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<RunState>, level: RunState) {
+    let reached = |state: &RunState| match level {
+        RunState::Running => true,
+        RunState::LogoutAndStop => *state != RunState::Running,
+        RunState::StopNow => *state == RunState::StopNow,
+    };
+    if stop.wait_for(reached).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,15 +1,9 @@
 use std::process::ExitCode;
 
-use imaptest::app::{self, exit};
-use imaptest::cli::{self, Command};
+use imaptest::cli::{self, Command, DocumentOut, SchemaKind};
+use imaptest::exit;
 
 fn main() -> ExitCode {
-    if let Some(code) = conversation_subcommand() {
-        return code;
-    }
-    if let Some(code) = profile_subcommand() {
-        return code;
-    }
     let command = match cli::parse_os(std::env::args_os().skip(1)) {
         Ok(command) => command,
         Err(e) => {
@@ -26,62 +20,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// `imaptest client …` and `imaptest server …`: conversation scripts.
-fn conversation_subcommand() -> Option<ExitCode> {
-    let mut args = std::env::args_os().skip(1);
-    let entry: fn(&[String]) -> anyhow::Result<ExitCode> = match args.next()?.to_str()? {
-        "client" => imaptest::conversation::client_main,
-        "server" => imaptest::conversation::server_main,
-        _ => return None,
-    };
-    let args: Vec<String> = match args.map(|a| a.into_string()).collect() {
-        Ok(args) => args,
-        Err(bad) => {
-            eprintln!(
-                "Fatal: argument is not valid UTF-8: {}",
-                bad.to_string_lossy()
-            );
-            return Some(ExitCode::from(exit::FATAL));
-        }
-    };
-    Some(entry(&args).unwrap_or_else(|e| {
-        eprintln!("Fatal: {}", one_line(&e));
-        ExitCode::from(exit::FATAL)
-    }))
-}
-
-/// `imaptest profile convert FILE` (legacy profile.conf or TOML → TOML on stdout) and
-/// `imaptest schema` (the JSON Schema of TOML profiles).
-fn profile_subcommand() -> Option<ExitCode> {
-    let args: Vec<String> = std::env::args().skip(1).take(4).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["schema"] => {
-            print!("{}", imaptest::profile::schema::profile_schema_json());
-            Some(ExitCode::SUCCESS)
-        }
-        ["profile", "convert", file] => {
-            match imaptest::profile::convert_file(std::path::Path::new(file)) {
-                Ok((toml, warnings)) => {
-                    for warning in warnings {
-                        eprintln!("Warning: {warning}");
-                    }
-                    print!("{toml}");
-                    Some(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("Fatal: {e}");
-                    Some(ExitCode::from(exit::FATAL))
-                }
-            }
-        }
-        ["profile", ..] => {
-            eprintln!("Fatal: usage: imaptest profile convert FILE");
-            Some(ExitCode::from(exit::FATAL))
-        }
-        _ => None,
-    }
-}
-
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Help => {
@@ -92,12 +30,78 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("imaptest {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::MboxGen { out, count, seed } => app::generate_mbox(&out, count, seed),
-        Command::Run(settings) => {
-            let runtime = imaptest::engine::runtime(&settings)?;
-            runtime.block_on(app::run(*settings))
+        Command::MboxGen { out, count, seed } => imaptest::app::generate_mbox(&out, count, seed),
+        Command::Client(args) => imaptest::conversation::client_main(&args),
+        Command::Server(args) => imaptest::conversation::server_main(&args),
+        Command::Schema(kind) => {
+            match kind {
+                SchemaKind::Profile => {
+                    print!("{}", imaptest::profile::schema::profile_schema_json())
+                }
+                SchemaKind::Summary => print!("{}", imaptest::summary::schema_json()),
+                SchemaKind::Capacity => {
+                    print!("{}", imaptest::capacity::document::schema_json())
+                }
+                SchemaKind::Compliance => print!("{}", imaptest::compliance::schema_json()),
+            }
+            Ok(ExitCode::SUCCESS)
         }
+        Command::ProfileConvert { file, out } => {
+            let (toml, warnings) = imaptest::profile::convert_file(&file)?;
+            for warning in warnings {
+                eprintln!("Warning: {warning}");
+            }
+            write_document(&out, &toml, &[&file])?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ProfileFit(args) => imaptest::fit::fit_main(&args),
+        Command::Merge { inputs, out } => {
+            let (merged, files) = imaptest::app::merge::merge_files(&inputs)?;
+            let files: Vec<&std::path::Path> = files.iter().map(|f| f.as_path()).collect();
+            write_document(&out, &merged.to_json(), &files)?;
+            Ok(ExitCode::from(merged.exit_status))
+        }
+        Command::Compliance(args) => imaptest::compliance::compliance_main(&args),
+        Command::Run(settings) => {
+            let runtime = imaptest::app::runtime(&settings)?;
+            runtime.block_on(imaptest::app::run(*settings))
+        }
+        Command::Capacity(settings) => runtime()?.block_on(imaptest::app::capacity(*settings)),
+        Command::Report { inputs, out } => {
+            let html = imaptest::app::analysis::report(&inputs)?;
+            let inputs: Vec<&std::path::Path> = inputs.iter().map(|p| p.as_path()).collect();
+            write_document(&out, &html, &inputs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare {
+            base,
+            new,
+            tolerance,
+        } => Ok(ExitCode::from(imaptest::app::analysis::compare_files(
+            &base, &new, tolerance,
+        )?)),
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// A subcommand's document: to `out=FILE` (never over one of `inputs`, never over an
+/// existing file without `overwrite`), else to stdout.
+fn write_document(
+    out: &DocumentOut,
+    text: &str,
+    inputs: &[&std::path::Path],
+) -> anyhow::Result<()> {
+    let Some(path) = &out.path else {
+        print!("{text}");
+        return Ok(());
+    };
+    imaptest::app::check_document_out(path, out.overwrite, inputs)?;
+    imaptest::app::pipeline::write_atomically(path, text.as_bytes())
 }
 
 /// The error and its causes on one line, skipping causes the message already quotes

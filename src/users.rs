@@ -47,6 +47,27 @@ pub enum UserError {
     /// [`UserPicker::new`] was given an empty user list.
     #[error("the user list is empty")]
     EmptyUserList,
+    /// `shard=` with a template without `%d`: every shard would log in as that user.
+    #[error(
+        "user={template} names one user: it cannot be split over {shards} shards without \
+         two of them sharing its mailbox (use a %d template with users=, or userfile=)"
+    )]
+    OneUserForShards { template: String, shards: u32 },
+    /// `shard=` with fewer users than shards.
+    #[error(
+        "{users} users cannot be split over {shards} shards: every shard needs users of its own"
+    )]
+    TooFewUsersForShards { users: u64, shards: u32 },
+    /// `shard=` with a user file that lists a user twice: two shards could share it.
+    #[error(
+        "users {first} and {second} of the user file are both {user:?}: with shard= two \
+         shards could share that mailbox"
+    )]
+    DuplicateUserForShards {
+        user: String,
+        first: usize,
+        second: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -278,6 +299,8 @@ enum Source {
 pub struct UserPicker {
     source: Source,
     default_password: String,
+    /// With `shard=`: only the users whose index belongs to this shard.
+    shard: Option<crate::shard::Shard>,
 }
 
 /// Number of values in an inclusive range, as u64 (a full u32 range has 2^32).
@@ -296,6 +319,23 @@ fn check_range(what: &str, (low, high): (u32, u32)) -> Result<(), UserError> {
 }
 
 impl UserPicker {
+    /// The users `user=`/`users=`/`domains=` or `userfile=` describe, with `pass=` for
+    /// those without a password of their own.
+    pub fn from_settings(user: &crate::config::UserSettings) -> anyhow::Result<Self> {
+        let template = UserTemplate::parse(&user.template)?;
+        let file = match &user.userfile {
+            Some(path) => Some(read_userfile(path)?),
+            None => None,
+        };
+        Ok(UserPicker::new(
+            template,
+            user.users,
+            user.domains,
+            file,
+            user.password.clone(),
+        )?)
+    }
+
     /// `users`/`domains` are inclusive ranges for the template's first and second
     /// conversion. With `file`, the template and ranges are unused. Users without a
     /// password of their own get `default_password`.
@@ -322,12 +362,60 @@ impl UserPicker {
         Ok(UserPicker {
             source,
             default_password,
+            shard: None,
         })
     }
 
+    /// Only the users of `shard` (index `i` belongs to shard `i % N`, see
+    /// [`crate::shard`]): refused when a shard would have no user of its own or two
+    /// shards could share a mailbox.
+    pub fn shard(mut self, shard: crate::shard::Shard) -> Result<Self, UserError> {
+        if shard.count > 1 {
+            match &self.source {
+                Source::Template { template, .. } if template.conversions() == 0 => {
+                    return Err(UserError::OneUserForShards {
+                        template: template.as_str().to_owned(),
+                        shards: shard.count,
+                    });
+                }
+                Source::File(entries) => {
+                    let mut seen = std::collections::HashMap::new();
+                    for (line, entry) in entries.iter().enumerate() {
+                        if let Some(first) = seen.insert(entry.user.as_str(), line) {
+                            return Err(UserError::DuplicateUserForShards {
+                                user: entry.user.clone(),
+                                first: first + 1,
+                                second: line + 1,
+                            });
+                        }
+                    }
+                }
+                Source::Template { .. } => {}
+            }
+        }
+        let users = self.total();
+        if users < u64::from(shard.count) {
+            return Err(UserError::TooFewUsersForShards {
+                users,
+                shards: shard.count,
+            });
+        }
+        self.shard = Some(shard);
+        Ok(self)
+    }
+
     /// How many distinct users [`user_by_index`](Self::user_by_index) enumerates
-    /// before wrapping around (for a template, only the ranges its conversions use).
+    /// before wrapping around (for a template, only the ranges its conversions use;
+    /// with a shard, only the shard's users).
     pub fn count(&self) -> u64 {
+        match self.shard {
+            Some(shard) => shard.users_of(self.total()),
+            None => self.total(),
+        }
+    }
+
+    /// The users of every shard.
+    fn total(&self) -> u64 {
         match &self.source {
             Source::File(entries) => entries.len() as u64,
             Source::Template {
@@ -361,6 +449,10 @@ impl UserPicker {
 
     /// A random user. Draws from `rng` only for the values the source needs.
     pub fn pick(&self, rng: &mut impl rand::Rng) -> User {
+        if let Some(shard) = self.shard {
+            let k = rng.random_range(0..self.count());
+            return self.user_at(u64::from(shard.index) + k * u64::from(shard.count));
+        }
         match &self.source {
             Source::File(entries) => self.entry_user(&entries[rng.random_range(0..entries.len())]),
             Source::Template {
@@ -385,9 +477,20 @@ impl UserPicker {
 
     /// The `idx`-th user, wrapping around after [`count`](Self::count): the `idx`-th
     /// file line, or for a template the user number `users.0 + idx % users` with the
-    /// domain number advancing each time the user numbers wrap.
+    /// domain number advancing each time the user numbers wrap. With a shard, the
+    /// `idx`-th of the shard's users.
     pub fn user_by_index(&self, idx: u32) -> User {
         let idx = u64::from(idx);
+        match self.shard {
+            Some(shard) => {
+                self.user_at(u64::from(shard.index) + (idx % self.count()) * u64::from(shard.count))
+            }
+            None => self.user_at(idx),
+        }
+    }
+
+    /// User `idx` of all shards' users (wrapping around after them).
+    fn user_at(&self, idx: u64) -> User {
         match &self.source {
             Source::File(entries) => {
                 self.entry_user(&entries[(idx % entries.len() as u64) as usize])
@@ -719,5 +822,104 @@ mod tests {
             UserPicker::new(t(), (1, 5), (1, 1), Some(vec![]), String::new()),
             Err(UserError::EmptyUserList)
         ));
+    }
+
+    #[test]
+    fn shards_pick_only_their_own_users() {
+        use crate::shard::Shard;
+        let picker = |template: &str, users, domains| {
+            UserPicker::new(
+                UserTemplate::parse(template).unwrap(),
+                users,
+                domains,
+                None,
+                "p".into(),
+            )
+            .unwrap()
+        };
+        // users=1-10 over 3 shards: indices 0,3,6,9 / 1,4,7 / 2,5,8.
+        let mut seen = std::collections::BTreeMap::new();
+        for i in 0..3 {
+            let p = picker("u%d", (1, 10), (1, 1))
+                .shard(Shard::new(i, 3).unwrap())
+                .unwrap();
+            assert_eq!(p.count(), [4, 3, 3][i as usize]);
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(u64::from(i));
+            let picked: std::collections::BTreeSet<String> =
+                (0..200).map(|_| p.pick(&mut rng).name).collect();
+            let listed: std::collections::BTreeSet<String> = (0..p.count() as u32)
+                .map(|k| p.user_by_index(k).name)
+                .collect();
+            assert_eq!(picked, listed, "shard {i} picks exactly its users");
+            for name in listed {
+                assert!(seen.insert(name, i).is_none(), "a user in two shards");
+            }
+        }
+        assert_eq!(seen.len(), 10);
+        assert_eq!(seen["u1"], 0);
+        assert_eq!(seen["u5"], 1);
+        assert_eq!(seen["u10"], 0);
+        // Two conversions: the index runs over users x domains.
+        let p = picker("u%d@d%d", (1, 2), (1, 3))
+            .shard(Shard::new(1, 2).unwrap())
+            .unwrap();
+        let names: Vec<String> = (0..3).map(|k| p.user_by_index(k).name).collect();
+        assert_eq!(names, ["u2@d1", "u2@d2", "u2@d3"]);
+        // Shard 0 of 1 is the whole range, in the unsharded order.
+        let whole = picker("u%d", (1, 10), (1, 1));
+        let one = picker("u%d", (1, 10), (1, 1))
+            .shard(Shard::new(0, 1).unwrap())
+            .unwrap();
+        for k in 0..10 {
+            assert_eq!(whole.user_by_index(k), one.user_by_index(k));
+        }
+    }
+
+    #[test]
+    fn shards_never_share_a_mailbox() {
+        use crate::shard::Shard;
+        let two = Shard::new(1, 2).unwrap();
+        let fixed = UserPicker::new(
+            UserTemplate::parse("alice").unwrap(),
+            (1, 9),
+            (1, 1),
+            None,
+            "p".into(),
+        )
+        .unwrap();
+        let e = fixed.clone().shard(two).unwrap_err().to_string();
+        assert!(e.starts_with("user=alice names one user"), "{e}");
+        // One shard of one is just the run.
+        assert!(fixed.shard(Shard::new(0, 1).unwrap()).is_ok());
+        let few = UserPicker::new(
+            UserTemplate::parse("u%d").unwrap(),
+            (1, 2),
+            (1, 1),
+            None,
+            "p".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            few.shard(Shard::new(0, 3).unwrap())
+                .unwrap_err()
+                .to_string(),
+            "2 users cannot be split over 3 shards: every shard needs users of its own"
+        );
+        let entry = |user: &str| UserFileEntry {
+            user: user.into(),
+            password: None,
+        };
+        let file = UserPicker::new(
+            UserTemplate::parse("x").unwrap(),
+            (1, 1),
+            (1, 1),
+            Some(vec![entry("a"), entry("b"), entry("a")]),
+            "p".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            file.shard(two).unwrap_err().to_string(),
+            "users 1 and 3 of the user file are both \"a\": with shard= two shards could share that mailbox"
+        );
     }
 }

@@ -68,9 +68,12 @@ fn first_stress_run_against_the_lab() {
         "{stdout}"
     );
     let totals = stdout.split("Totals:").nth(1).expect("Totals block");
+    // The names, the probability lines (with %), then the counts.
     let numbers: Vec<u64> = totals
         .lines()
-        .last()
+        .filter(|l| !l.trim().is_empty())
+        .skip(1)
+        .find(|l| !l.contains('%'))
         .unwrap()
         .split_whitespace()
         .map(|n| n.parse().unwrap())
@@ -200,7 +203,7 @@ fn profile_dry_run_writes_a_plan_without_connecting() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("time_s,user,username,population,client,action,detail")
+        Some("time_s,user,username,population,client,action,detail,depends_on")
     );
     assert!(lines.count() > 10, "{csv}");
 }

@@ -14,7 +14,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use imaptest::config::CsvFormat;
 use imaptest::metrics::{ErrorKind, Event, Interval, Outcome, Report, Severity, Sink};
+use imaptest::ops::Op;
 use imaptest::report::csv::HEADER;
 use imaptest::report::{Console, CsvTimeline, ResultsFile};
 use imaptest::states::{Probabilities, State};
@@ -73,11 +75,16 @@ fn num(row: &Row, column: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{column} is not a number in {row:?}"))
 }
 
-/// Per-command sum of `count` over the command rows, by state name.
+/// Per-command sum of `count_per_s` over the IMAP command rows, by state name.
 fn count_sums(rows: &[Row]) -> BTreeMap<String, u64> {
     let mut sums = BTreeMap::new();
-    for row in rows.iter().filter(|r| r["kind"] == "command") {
-        *sums.entry(row["command"].clone()).or_default() += num(row, "count");
+    for row in rows
+        .iter()
+        .filter(|r| r["kind"] == "command" && r["protocol"] == "imap")
+    {
+        if State::from_name(&row["name"]).is_some() {
+            *sums.entry(row["name"].clone()).or_default() += num(row, "count_per_s");
+        }
     }
     sums
 }
@@ -86,50 +93,73 @@ fn count_sums(rows: &[Row]) -> BTreeMap<String, u64> {
 fn error_sums(rows: &[Row]) -> BTreeMap<String, u64> {
     let mut sums = BTreeMap::new();
     for row in rows.iter().filter(|r| r["kind"] == "error") {
-        *sums.entry(row["command"].clone()).or_default() += num(row, "count");
+        *sums.entry(row["name"].clone()).or_default() += num(row, "errors_per_s");
     }
     sums
 }
 
-/// Checks the shape every CSV must have: command and error rows then one connections
-/// row per second, `elapsed_s` contiguous from 1, no skipped or repeated seconds, a
-/// second's error rows adding up to its `errors`. Returns the number of seconds.
+/// Checks the shape every CSV must have: every op of the first second again in every
+/// second (zeros, not gaps), error rows, then one connections row per second,
+/// `elapsed_s` contiguous from 1, a second's error rows adding up to its errors.
+/// Returns the number of seconds.
 fn check_seconds(rows: &[Row]) -> u64 {
     let mut second = 1;
     let mut errors = 0;
+    let mut ops_first: Vec<String> = Vec::new();
+    let mut ops_now: Vec<String> = Vec::new();
     for row in rows {
         assert_eq!(num(row, "elapsed_s"), second, "{row:?}");
-        num(row, "unix_time");
+        num(row, "unix_time_s");
         match row["kind"].as_str() {
             "command" => {
-                assert!(State::from_name(&row["command"]).is_some(), "{row:?}");
-                let outcomes: u64 = ["ok", "no", "bad", "failed"]
+                let protocol = imaptest::ops::Protocol::from_name(&row["protocol"]);
+                let op = protocol.and_then(|p| Op::find(p, &row["name"]));
+                assert!(op.is_some(), "{row:?}");
+                ops_now.push(format!("{} {}", row["protocol"], row["name"]));
+                let outcomes: u64 = ["ok_per_s", "no_per_s", "bad_per_s", "failed_per_s"]
                     .iter()
                     .map(|c| num(row, c))
                     .sum();
-                assert!(num(row, "count") > 0 || outcomes > 0, "idle row: {row:?}");
-                if row["p50_us"].is_empty() {
+                if row["latency_p50_us"].is_empty() {
                     assert_eq!(outcomes, 0, "{row:?}");
                 } else {
-                    assert!(num(row, "p50_us") <= num(row, "p90_us"));
-                    assert!(num(row, "p90_us") <= num(row, "p99_us"));
-                    assert!(num(row, "p99_us") <= num(row, "max_us"));
+                    assert!(num(row, "latency_p50_us") <= num(row, "latency_p90_us"));
+                    assert!(num(row, "latency_p90_us") <= num(row, "latency_p99_us"));
+                    assert!(num(row, "latency_p99_us") <= num(row, "latency_max_us"));
                 }
-                assert!(row["active"].is_empty());
+                assert!(row["connections_active"].is_empty());
             }
             "error" => {
-                assert!(ErrorKind::from_name(&row["command"]).is_some(), "{row:?}");
-                assert!(num(row, "count") > 0, "{row:?}");
-                assert!(row["errors"].is_empty() && row["active"].is_empty());
-                errors += num(row, "count");
+                assert!(ErrorKind::from_name(&row["name"]).is_some(), "{row:?}");
+                assert!(num(row, "errors_per_s") > 0, "{row:?}");
+                assert!(row["connections_active"].is_empty());
+                errors += num(row, "errors_per_s");
             }
             "connections" => {
-                for c in ["errors", "active", "open", "connects", "disconnects"] {
+                for c in [
+                    "errors_per_s",
+                    "connections_active",
+                    "connections_open",
+                    "connects_per_s",
+                    "disconnects_per_s",
+                ] {
                     num(row, c);
                 }
-                assert!(row["command"].is_empty() && row["count"].is_empty());
-                assert_eq!(num(row, "errors"), errors, "error rows of second {second}");
+                assert!(row["name"].is_empty() && row["count_per_s"].is_empty());
+                assert_eq!(
+                    num(row, "errors_per_s"),
+                    errors,
+                    "error rows of second {second}"
+                );
                 errors = 0;
+                if second == 1 {
+                    ops_first = ops_now.clone();
+                } else {
+                    for op in &ops_first {
+                        assert!(ops_now.contains(op), "second {second} has no {op} row");
+                    }
+                }
+                ops_now.clear();
                 second += 1;
             }
             other => panic!("unknown kind {other}"),
@@ -154,7 +184,10 @@ fn console_totals(stdout: &str) -> BTreeMap<String, u64> {
         .filter(|l| !l.trim().is_empty() && !l.starts_with("Errors by kind:"))
         .collect();
     let names = lines.first().expect("Totals header");
-    let counts = lines.last().expect("Totals line");
+    let counts = lines[1..]
+        .iter()
+        .find(|l| !l.contains('%'))
+        .expect("Totals line");
     let names: Vec<&str> = names.split_whitespace().collect();
     let counts: Vec<u64> = counts
         .split_whitespace()
@@ -173,7 +206,7 @@ fn console_totals(stdout: &str) -> BTreeMap<String, u64> {
 
 /// The console totals and the CSV sums agree: every console column equals its CSV sum,
 /// and states missing from the console had no events in the CSV either, except the
-/// `LIST "" ""` each connection sends after login (LISTROOT, never a column).
+/// `LIST "" ""` a connection may send (LISTROOT, never a column).
 fn assert_sums_match(totals: &BTreeMap<String, u64>, sums: &BTreeMap<String, u64>) {
     for (name, total) in totals {
         assert_eq!(
@@ -192,7 +225,7 @@ fn assert_sums_match(totals: &BTreeMap<String, u64>, sums: &BTreeMap<String, u64
 fn command(iv: &mut Interval, state: State, outcome: Outcome, us: u64) {
     let now = Instant::now();
     iv.record(&Event::Command {
-        state,
+        op: Op::Imap(state),
         outcome,
         intended: now,
         started: now,
@@ -213,7 +246,8 @@ fn synthetic_intervals_sum_to_console_totals() {
         Some(probabilities),
         10,
     );
-    let mut csv = CsvTimeline::new(csv_out.clone(), "memory".into()).unwrap();
+    let ops = columns.iter().map(|&s| Op::Imap(s)).collect();
+    let mut csv = CsvTimeline::new(csv_out.clone(), "memory".into(), CsvFormat::Long, ops).unwrap();
     let mut totals = Interval::new();
     let outcomes = [
         Outcome::Ok,
@@ -236,7 +270,7 @@ fn synthetic_intervals_sum_to_console_totals() {
         }
         if second % 4 == 0 {
             iv.record(&Event::Count {
-                state: State::Delay,
+                op: Op::Imap(State::Delay),
             });
             // Seconds 4, 12, 20: one uid-changed; 8, 16, 24: two search-missing.
             let (kind, n) = if second % 8 == 0 {
@@ -276,14 +310,17 @@ fn synthetic_intervals_sum_to_console_totals() {
     without_delay.remove("DELAY");
     assert_sums_match(&console, &without_delay);
     for state in State::all() {
-        let f = totals.state(state);
-        let rows_of = || rows.iter().filter(|r| r["command"] == state.name());
+        let f = totals.op(Op::Imap(state));
+        let rows_of = || {
+            rows.iter()
+                .filter(|r| r["kind"] == "command" && r["name"] == state.name())
+        };
         for (column, expected) in [
-            ("count", f.count),
-            ("ok", f.ok),
-            ("no", f.no),
-            ("bad", f.bad),
-            ("failed", f.failed),
+            ("count_per_s", f.count),
+            ("ok_per_s", f.ok),
+            ("no_per_s", f.no),
+            ("bad_per_s", f.bad),
+            ("failed_per_s", f.failed),
         ] {
             let sum: u64 = rows_of().map(|r| num(r, column)).sum();
             assert_eq!(sum, expected, "{} {column}", state.name());
@@ -291,10 +328,16 @@ fn synthetic_intervals_sum_to_console_totals() {
     }
     let connections = rows.iter().filter(|r| r["kind"] == "connections");
     assert_eq!(
-        connections.clone().map(|r| num(r, "errors")).sum::<u64>(),
+        connections
+            .clone()
+            .map(|r| num(r, "errors_per_s"))
+            .sum::<u64>(),
         9
     );
-    assert_eq!(connections.map(|r| num(r, "connects")).sum::<u64>(), 25);
+    assert_eq!(
+        connections.map(|r| num(r, "connects_per_s")).sum::<u64>(),
+        25
+    );
     let errors = error_sums(&rows);
     assert_eq!(
         errors,

@@ -39,7 +39,7 @@ async fn log_in(
         .log_in(&LoginRequest {
             user,
             password,
-            mech,
+            mech: imaptest::config::Mech::parse(mech).expect("a known mech"),
             master,
             scram_cache: &cache,
         })

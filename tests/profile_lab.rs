@@ -4,7 +4,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+
+use common::{client_commands, csv_deliveries};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
@@ -80,101 +81,6 @@ fn run_profile(dir: &Path, profile: &str) -> Run {
         run.stderr
     );
     run
-}
-
-/// `STATUS <mailbox> (MESSAGES)` over a plain IMAP connection (0 if the mailbox
-/// does not exist).
-fn messages(user: &str, mailbox: &str) -> u64 {
-    let lab = common::lab();
-    let stream = common::connect(lab.imap_addr());
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let mut command = |cmd: &str| -> Vec<String> {
-        writer.write_all(format!("t {cmd}\r\n").as_bytes()).unwrap();
-        let mut lines = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "connection closed"
-            );
-            let done = line.starts_with("t ");
-            lines.push(line);
-            if done {
-                return lines;
-            }
-        }
-    };
-    let login = command(&format!("LOGIN {user} {}", lab.user_password));
-    assert!(login.last().unwrap().starts_with("t OK"), "{login:?}");
-    let status = command(&format!("STATUS \"{mailbox}\" (MESSAGES)"));
-    let _ = command("LOGOUT");
-    if !status.last().unwrap().starts_with("t OK") {
-        return 0;
-    }
-    let line = status
-        .iter()
-        .find(|l| l.starts_with("* STATUS"))
-        .expect("STATUS reply");
-    let n = line
-        .split("MESSAGES ")
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .expect("MESSAGES item");
-    n.trim().parse().unwrap()
-}
-
-/// The `deliveries` rows of the CSV timeline: (offered, delivered, refused, failed).
-fn csv_deliveries(csv: &str) -> (u64, u64, u64, u64) {
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let headers = reader.headers().unwrap().clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (kind, count, ok, no, failed) = (
-        col("kind"),
-        col("count"),
-        col("ok"),
-        col("no"),
-        col("failed"),
-    );
-    let mut sums = (0, 0, 0, 0);
-    for row in reader.records() {
-        let row = row.unwrap();
-        if &row[kind] != "deliveries" {
-            continue;
-        }
-        let n = |i: usize| row[i].parse::<u64>().unwrap();
-        sums.0 += n(count);
-        sums.1 += n(ok);
-        sums.2 += n(no);
-        sums.3 += n(failed);
-    }
-    sums
-}
-
-/// `  name (proto): N sessions; CMD n, CMD n` lines after the run.
-fn client_commands(stdout: &str) -> HashMap<String, (u64, HashMap<String, u64>)> {
-    let mut out = HashMap::new();
-    let section = stdout
-        .split("Client types:\n")
-        .nth(1)
-        .expect("Client types section");
-    for line in section.lines().take_while(|l| l.starts_with("  ")) {
-        let (name, rest) = line.trim().split_once(" (").unwrap();
-        let (_, rest) = rest.split_once("): ").unwrap();
-        let (sessions, commands) = rest.split_once(" sessions; ").unwrap();
-        let mut counts = HashMap::new();
-        for item in commands.split(", ") {
-            if let Some((cmd, n)) = item.rsplit_once(' ')
-                && let Ok(n) = n.parse()
-            {
-                counts.insert(cmd.to_owned(), n);
-            }
-        }
-        out.insert(name.to_owned(), (sessions.parse().unwrap(), counts));
-    }
-    out
 }
 
 fn count(commands: &HashMap<String, u64>, name: &str) -> u64 {
@@ -259,14 +165,14 @@ pop3_keep = true
 
     let mut stored = 0;
     for user in &imap_users {
-        let inbox = messages(user, "INBOX");
-        let spam = messages(user, "Spam");
+        let inbox = common::messages(user, "INBOX");
+        let spam = common::messages(user, "Spam");
         assert!(inbox > 0 && spam > 0, "{user}: INBOX {inbox}, Spam {spam}");
         stored += inbox + spam;
     }
     for user in &pop_users {
         // pop3_keep: downloaded mail stays.
-        let inbox = messages(user, "INBOX");
+        let inbox = common::messages(user, "INBOX");
         assert!(inbox > 0, "{user}: INBOX {inbox}");
         stored += inbox;
     }
@@ -376,7 +282,7 @@ login_interval = "700ms"
 
     let (pop_sessions, pop) = &clients["pop"];
     assert!(*pop_sessions >= 8, "2 users every 700 ms for 4 s: {pop:?}");
-    for cmd in ["USER/PASS", "STAT", "UIDL", "QUIT"] {
+    for cmd in ["USER", "PASS", "STAT", "UIDL", "QUIT"] {
         assert_eq!(
             count(pop, cmd),
             *pop_sessions,
@@ -393,7 +299,7 @@ login_interval = "700ms"
         assert_eq!(count(pop, imap_only), 0, "{imap_only} from POP3: {pop:?}");
     }
     // Downloaded mail was deleted: what is left arrived after the last download.
-    let left: u64 = pop_users.iter().map(|u| messages(u, "INBOX")).sum();
+    let left: u64 = pop_users.iter().map(|u| common::messages(u, "INBOX")).sum();
     let (_, delivered, _, _) = csv_deliveries(&run.csv);
     assert!(left + count(pop, "DELE") <= delivered, "left {left}");
 
@@ -456,7 +362,7 @@ pop3_keep = true
         "{} RETR for {delivered} messages over {sessions} sessions",
         count(pop, "RETR")
     );
-    let kept: u64 = pop_users.iter().map(|u| messages(u, "INBOX")).sum();
+    let kept: u64 = pop_users.iter().map(|u| common::messages(u, "INBOX")).sum();
     assert_eq!(kept, delivered);
 }
 
@@ -509,10 +415,10 @@ fetch_on_open = "BODY.PEEK[]"
 
     let (mut inbox, mut spam, mut sent, mut drafts) = (0, 0, 0, 0);
     for user in &users {
-        inbox += messages(user, "INBOX");
-        spam += messages(user, "Spam");
-        sent += messages(user, "Sent");
-        drafts += messages(user, "Drafts");
+        inbox += common::messages(user, "INBOX");
+        spam += common::messages(user, "Spam");
+        sent += common::messages(user, "Sent");
+        drafts += common::messages(user, "Drafts");
     }
     // Every delivered message is in INBOX, or was expunged, or moved to Spam.
     let expunged_from_inbox = count(tb, "EXPUNGE") - sent.min(count(tb, "EXPUNGE"));

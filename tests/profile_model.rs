@@ -139,7 +139,10 @@ fn legacy_keys_the_c_tool_ignores_work() {
     let p = &loaded.profile;
     assert_eq!(p.populations[0].name.get_ref(), "renamed");
     assert_eq!(p.populations[0].count, Some(4));
-    assert_eq!(p.populations[0].write_size, Some(10240));
+    assert_eq!(
+        p.populations[0].write_size.as_ref().map(|s| s.mean()),
+        Some(10240.0)
+    );
     assert_eq!(p.populations[0].start_index, 100);
     assert_eq!(p.population_sizes(), vec![4, 10]);
     assert!(!p.clients[0].idle);
@@ -390,13 +393,29 @@ fn dry_run_plan_is_written_without_connecting() {
     let mut lines = plan.lines();
     assert_eq!(
         lines.next(),
-        Some("time_s,user,username,population,client,action,detail")
+        Some("time_s,user,username,population,client,action,detail,depends_on")
     );
     assert_eq!(lines.count() as u64, summary.actions);
     assert_eq!(summary.users, 10);
     assert_eq!(summary.by_action["login"], 10);
     assert!(plan.contains(",u1,p,c,login,connections=1"), "{plan}");
     assert!(summary.to_text().contains("deliver_inbox"));
+    // Actions on a delivered message say which delivery they wait for; others don't.
+    for row in plan.lines().skip(1) {
+        let fields: Vec<&str> = row.split(',').collect();
+        let depends = fields[fields.len() - 1];
+        match fields[5] {
+            "read" | "delete" | "move_to_spam" | "reply" | "filter_to_spam" => {
+                let msg = fields[6].split(' ').next().unwrap();
+                assert_eq!(depends, format!("delivery {msg}"), "{row}");
+            }
+            _ => assert_eq!(depends, "", "{row}"),
+        }
+    }
+    assert!(
+        summary.by_action.get("read").is_some_and(|&n| n > 0),
+        "{plan}"
+    );
     // Without a period a plan is refused.
     let p = profile::from_toml_str(
         &GOOD.replace("duration = \"1h\"\n", ""),
@@ -417,12 +436,27 @@ fn cli_entry_points() {
     );
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("plan.csv");
-    let (summary, _) =
-        profile::dry_run(&conf, &out, Some(3), Some(Duration::from_secs(60))).unwrap();
+    let (summary, _) = profile::dry_run(
+        &conf,
+        &out,
+        Some(3),
+        Some(Duration::from_secs(60)),
+        None,
+        None,
+    )
+    .unwrap();
     assert_eq!(summary.users, 10);
     assert!(summary.by_action["check_mail"] >= 10);
     assert!(std::fs::read_to_string(&out).unwrap().lines().count() as u64 == summary.actions + 1);
-    let e = profile::dry_run(Path::new("/nonexistent/p.toml"), &out, None, None).unwrap_err();
+    let e = profile::dry_run(
+        Path::new("/nonexistent/p.toml"),
+        &out,
+        None,
+        None,
+        None,
+        None,
+    )
+    .unwrap_err();
     assert!(e.to_string().starts_with("/nonexistent/p.toml: "), "{e}");
 }
 

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use imaptest::config::Settings;
-use imaptest::scripted::report::Summary;
+use imaptest::config::{Common, ScriptedSettings};
+use imaptest::control::RunState;
+use imaptest::scripted::report::{Summary, TestResult};
 
 mod common;
 
@@ -32,19 +33,24 @@ fn suite(name: &str) -> Option<PathBuf> {
     None
 }
 
-fn settings(user: &str, test: &Path) -> Settings {
+fn settings(user: &str, test: &Path) -> (Common, ScriptedSettings) {
     let lab = common::lab();
-    let mut s = Settings {
+    let mut common = Common {
         host: lab.host.into(),
         port: Some(lab.imap_port),
-        mailbox: "imaptest".into(),
-        test: Some(test.to_owned()),
         timeout: Duration::from_secs(30),
-        ..Settings::default()
+        ..Common::default()
     };
-    s.user.template = user.into();
-    s.user.password = lab.user_password.into();
-    s
+    common.user.template = user.into();
+    common.user.password = lab.user_password.into();
+    (common, ScriptedSettings::new(test.to_owned()))
+}
+
+async fn run_tests(settings: &(Common, ScriptedSettings)) -> Vec<TestResult> {
+    let (_keep, running) = tokio::sync::watch::channel(RunState::Running);
+    imaptest::scripted::run_tests(&settings.0, &settings.1, None, running, |_| {})
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -53,9 +59,7 @@ async fn release_2_3_suite_gives_the_c_tools_verdicts() {
         return;
     };
     let settings = settings(&common::fresh_user(), &dir);
-    let results = imaptest::scripted::run_tests(&settings, false)
-        .await
-        .unwrap();
+    let results = run_tests(&settings).await;
     let failures: Vec<String> = results.iter().flat_map(|r| r.failures.clone()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // The C tool on the same server: URLAUTH, URLAUTH=BINARY and CONTEXT=SORT are
@@ -67,27 +71,48 @@ async fn release_2_3_suite_gives_the_c_tools_verdicts() {
          extensions: 0/330 individual commands failed"
     );
 
-    // The public entry point: exit status 0 and a JUnit report.
-    let junit = tempfile::NamedTempFile::new().unwrap();
-    let status = imaptest::scripted::run(&settings, Some(junit.path()))
-        .await
+    // The command line: exit status 0, a JUnit report and the verdicts in the summary.
+    let out_dir = tempfile::tempdir().unwrap();
+    let junit = out_dir.path().join("junit.xml");
+    let summary_path = out_dir.path().join("summary.json");
+    let lab = common::lab();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imaptest"))
+        .args([
+            format!("host={}", lab.host),
+            format!("port={}", lab.imap_port),
+            format!("user={}", common::fresh_user()),
+            format!("pass={}", lab.user_password),
+            format!("test={}", dir.display()),
+            format!("junit={}", junit.display()),
+            format!("summary={}", summary_path.display()),
+        ])
+        .output()
         .unwrap();
-    assert_eq!(status, 0);
-    let xml = std::fs::read_to_string(junit.path()).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("71 test groups: 0 failed"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("tests=\"71\" failures=\"0\" errors=\"0\" skipped=\"4\""),
         "{xml}"
     );
     assert!(xml.contains("<testcase classname=\"release-2.3\" name=\"append\""));
+    let summary = imaptest::summary::RunSummary::read(&summary_path).unwrap();
+    let scripted = summary.scripted.expect("scripted section");
+    assert_eq!(
+        (scripted.tests, scripted.failed, scripted.skipped),
+        (71, 0, 4)
+    );
+    assert_eq!((scripted.base_commands, scripted.base_failures), (457, 0));
+    assert!(summary.complete);
+    assert_eq!(summary.exit_status, 0);
 }
 
 #[tokio::test]
 async fn main_suite_passes() {
     let Some(dir) = suite("main") else { return };
     let settings = settings(&common::fresh_user(), &dir);
-    let results = imaptest::scripted::run_tests(&settings, false)
-        .await
-        .unwrap();
+    let results = run_tests(&settings).await;
     let failures: Vec<String> = results.iter().flat_map(|r| r.failures.clone()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert_eq!(

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use imaptest::config::Settings;
+use imaptest::config::{Common, ScriptedSettings};
+use imaptest::control::RunState;
 use imaptest::scripted::report::Outcome;
 
 mod common;
@@ -137,17 +138,17 @@ async fn check_suite_mutants(dir: &std::path::Path, mutate: Mutator) {
     }
     assert!(mutated.len() > 50, "only {} files mutated", mutated.len());
     let lab = common::lab();
-    let mut settings = Settings {
+    let mut settings = Common {
         host: lab.host.into(),
         port: Some(lab.imap_port),
-        mailbox: "imaptest".into(),
-        test: Some(tmp.path().to_owned()),
         timeout: Duration::from_secs(30),
-        ..Settings::default()
+        ..Common::default()
     };
     settings.user.template = common::fresh_user();
     settings.user.password = lab.user_password.into();
-    let results = imaptest::scripted::run_tests(&settings, false)
+    let scripted = ScriptedSettings::new(tmp.path().to_owned());
+    let (_keep, running) = tokio::sync::watch::channel(RunState::Running);
+    let results = imaptest::scripted::run_tests(&settings, &scripted, None, running, |_| {})
         .await
         .unwrap();
     let survivors: Vec<String> = results

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use imaptest::config::Settings;
+use imaptest::config::{Common, ScriptedSettings};
+use imaptest::control::RunState;
 
 mod common;
 use imaptest::scripted::report::{Outcome, TestResult};
@@ -14,24 +15,28 @@ fn scripts(dir: &str) -> PathBuf {
     common::repo_root().join("tests/scripts").join(dir)
 }
 
-fn settings(user: &str, test: &Path, timeout: Duration) -> Settings {
-    let mut s = Settings {
+fn settings(user: &str, timeout: Duration) -> Common {
+    let mut s = Common {
         host: common::lab().host.into(),
         port: Some(common::lab().imap_port),
-        mailbox: "imaptest".into(),
-        test: Some(test.to_owned()),
         timeout,
-        ..Settings::default()
+        ..Common::default()
     };
     s.user.template = user.into();
     s.user.password = common::lab().user_password.into();
     s
 }
 
-async fn run(user: &str, test: &Path, timeout: Duration) -> Vec<TestResult> {
-    imaptest::scripted::run_tests(&settings(user, test, timeout), false)
+async fn run_with(settings: &Common, test: &Path) -> Vec<TestResult> {
+    let scripted = ScriptedSettings::new(test.to_owned());
+    let (_keep, running) = tokio::sync::watch::channel(RunState::Running);
+    imaptest::scripted::run_tests(settings, &scripted, None, running, |_| {})
         .await
         .unwrap()
+}
+
+async fn run(user: &str, test: &Path, timeout: Duration) -> Vec<TestResult> {
+    run_with(&settings(user, timeout), test).await
 }
 
 fn report(r: &TestResult) -> String {
@@ -139,10 +144,18 @@ async fn malformed_file_is_reported_and_others_run() {
     let want = format!("{} line 5: Missing ')'", dir.join("b-bad").display());
     assert_eq!(outcomes[1], ("b-bad", &Outcome::Malformed(want)));
     // The exit status says something failed.
-    let status = imaptest::scripted::run(&settings(&user, &dir, Duration::from_secs(30)), None)
-        .await
+    let lab = common::lab();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imaptest"))
+        .args([
+            format!("host={}", lab.host),
+            format!("port={}", lab.imap_port),
+            format!("user={user}"),
+            format!("pass={}", lab.user_password),
+            format!("test={}", dir.display()),
+        ])
+        .output()
         .unwrap();
-    assert_eq!(status, 2);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[tokio::test]
@@ -154,14 +167,14 @@ async fn runs_over_starttls_and_implicit_tls() {
         (TlsMode::StartTls, lab.imap_port),
         (TlsMode::Implicit, lab.imaps_port),
     ] {
-        let mut s = settings(&common::fresh_user(), &test, Duration::from_secs(30));
+        let mut s = settings(&common::fresh_user(), Duration::from_secs(30));
         s.port = Some(port);
         s.tls = TlsSettings {
             mode,
             accept_any_cert: false,
             ca_file: Some(lab.ca_file.clone()),
         };
-        let results = imaptest::scripted::run_tests(&s, false).await.unwrap();
+        let results = run_with(&s, &test).await;
         assert_eq!(results.len(), 1);
         assert_eq!(
             results[0].outcome,

@@ -43,8 +43,10 @@ fn totals(stdout: &str) -> HashMap<String, u64> {
         .unwrap_or_else(|| panic!("no Totals in: {stdout}"));
     let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
     let names: Vec<&str> = lines[0].split_whitespace().collect();
-    let counts: Vec<u64> = lines
-        .last()
+    // The header, probability lines (with %), then the counts.
+    let counts: Vec<u64> = lines[1..]
+        .iter()
+        .find(|l| !l.contains('%'))
         .unwrap()
         .split_whitespace()
         .map(|n| n.parse().unwrap())

@@ -64,6 +64,39 @@ pub enum CliError {
         name: &'static str,
         usage: &'static str,
     },
+    /// A key the chosen mode does not use.
+    #[error("`{key}=` does nothing in {mode}: it needs {needs}")]
+    KeyNotInMode {
+        key: String,
+        mode: &'static str,
+        needs: String,
+    },
+    /// `imaptest capacity` with a key the search sets itself or has no use for.
+    #[error("`{key}=` is not for imaptest capacity: {why}")]
+    NotInCapacity { key: String, why: &'static str },
+    /// `plan=` without `dry_run`.
+    #[error("`plan=` writes the plan of a dry run: add `dry_run` (without it the profile runs)")]
+    PlanWithoutDryRun,
+    /// `mech=` with a mechanism imaptest cannot run.
+    #[error(
+        "unknown mech `{mech}`: expected LOGIN (the login command), PLAIN, login (SASL LOGIN), SCRAM-SHA-1 or SCRAM-SHA-256"
+    )]
+    UnknownMech { mech: String },
+    /// A bad `slo=` expression.
+    #[error("{0}")]
+    Slo(#[from] crate::slo::SloError),
+    /// A subcommand used wrongly.
+    #[error("usage: {usage}")]
+    Usage { usage: &'static str },
+    /// A bad `start_at=`.
+    #[error("start_at: {0}")]
+    StartAt(String),
+    /// `$IMAPTEST_SHARDS`/`$JOB_COMPLETION_INDEX` wrong or unusable.
+    #[error("{0}")]
+    Shard(#[from] crate::shard::ShardError),
+    /// `$IMAPTEST_SHARDS` set for scripted tests.
+    #[error("${var} is set, but scripted tests (test=) cannot be sharded: unset it")]
+    ShardedScripted { var: &'static str },
     /// `mbox-gen` without `out=`.
     #[error("`mbox-gen` needs out=FILE: {usage}")]
     MboxGenMissingOut { usage: &'static str },

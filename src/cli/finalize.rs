@@ -1,21 +1,23 @@
 //! Fix-ups after the last argument: the probability table, the login columns and
 //! checks that need all arguments together.
 
-use crate::config::Settings;
+use super::draft::Draft as Settings;
+use crate::config::Mech;
+use crate::sasl::SaslMech;
 use crate::states::State;
 
 use super::error::{CliError, shown};
 use super::keys::Seen;
 
 /// Mailbox of scripted tests when `box=` is not given.
-pub const TEST_MAILBOX: &str = "imaptest";
+pub use crate::config::TEST_MAILBOX;
 
 /// Applies the post-parse fix-ups to settings built by any front end. `mech` is
 /// treated as not given explicitly when it is the default `LOGIN`, and `box` when it
 /// is the default `INBOX`.
 pub fn finalize(settings: &mut Settings) -> Result<(), CliError> {
     let seen = Seen {
-        mech: settings.user.mech != "LOGIN",
+        mech: settings.user.mech != Mech::Command,
         mailbox: settings.mailbox != "INBOX",
         ..Seen::default()
     };
@@ -69,13 +71,13 @@ pub(crate) fn finalize_with(settings: &mut Settings, seen: &Seen) -> Result<(), 
         p.set(State::Login, 100u8.saturating_sub(auth), None);
     }
     if !seen.mech
-        && settings.user.mech == "LOGIN"
+        && settings.user.mech == Mech::Command
         && p.get(State::Authenticate) >= 100
         && p.get(State::Login) == 0
     {
-        settings.user.mech = "PLAIN".to_owned();
+        settings.user.mech = Mech::Sasl(SaslMech::Plain);
     }
-    if settings.user.mech != "LOGIN" {
+    if settings.user.mech != Mech::Command {
         p.set(State::Authenticate, 100, None);
         p.set(State::Login, 0, None);
     }

@@ -66,7 +66,7 @@ impl Arg<'_> {
     }
 }
 
-/// What the parser has learned so far, beyond [`crate::config::Settings`].
+/// What the parser has learned so far, beyond the [`super::draft::Draft`].
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Seen {
     /// `ssl` (Some(false)) or `ssl=any-cert` (Some(true)).
@@ -77,12 +77,14 @@ pub(crate) struct Seen {
     pub mech: bool,
     /// `box=` given explicitly.
     pub mailbox: bool,
+    /// Every key and flag given (`state` for state names, `-` included), in order.
+    pub given: Vec<&'static str>,
 }
 
 /// The parser's working state.
 #[derive(Debug, Clone)]
 pub(crate) struct Builder {
-    pub settings: crate::config::Settings,
+    pub settings: super::draft::Draft,
     pub seen: Seen,
     /// `$HOME`, for `~/` in paths.
     pub home: Option<PathBuf>,
@@ -229,9 +231,23 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "PASSWORD",
         "pass",
-        "Password for every user without one in the user file",
+        "Password of users without one in the user file (ps shows it!)",
         |b, a| {
             b.settings.user.password = a.value().to_owned();
+            Ok(())
+        },
+    ),
+    key(
+        "pass_file",
+        AuthUsers,
+        Value,
+        "FILE",
+        "",
+        "Read pass= from the first line of FILE (owner-only permissions)",
+        |b, a| {
+            let path = b.path(a);
+            b.settings.user.password = crate::secrets::read_pass_file(&path)
+                .map_err(|e| invalid(a, "pass_file", format!("a readable password file: {e}")))?;
             Ok(())
         },
     ),
@@ -255,7 +271,10 @@ pub static KEYS: &[KeySpec] = &[
         "LOGIN",
         "Exactly LOGIN sends LOGIN, others AUTHENTICATE (auth=100: PLAIN)",
         |b, a| {
-            b.settings.user.mech = a.value().to_owned();
+            b.settings.user.mech =
+                crate::config::Mech::parse(a.value()).ok_or_else(|| CliError::UnknownMech {
+                    mech: shown(a.value()),
+                })?;
             b.seen.mech = true;
             Ok(())
         },
@@ -444,7 +463,9 @@ pub static KEYS: &[KeySpec] = &[
         "0 = off",
         "Append random messages of 1..BYTES bytes, not the mbox's",
         |b, a| {
-            b.settings.random_msg_size = number(a, "random_msg_size")?;
+            let size = number(a, "random_msg_size")?;
+            b.settings.random_msg_size = crate::limits::message_size("random_msg_size", size)
+                .map_err(|e| invalid(a, "random_msg_size", format!("at most {} bytes", e.limit)))?;
             Ok(())
         },
     ),
@@ -582,6 +603,125 @@ pub static KEYS: &[KeySpec] = &[
         },
     ),
     key(
+        "summary",
+        Testing,
+        Value,
+        "FILE",
+        "",
+        "Write the run summary (JSON, schemas/summary.schema.json) to FILE",
+        |b, a| {
+            b.settings.summary = Some(b.path(a));
+            Ok(())
+        },
+    ),
+    key(
+        "report",
+        Testing,
+        Value,
+        "FILE",
+        "",
+        "Write a self-contained HTML report (charts, tables) to FILE",
+        |b, a| {
+            b.settings.report = Some(b.path(a));
+            Ok(())
+        },
+    ),
+    key(
+        "server_pid",
+        Testing,
+        Value,
+        "PID",
+        "",
+        "Sample this local server and its children: CPU, RSS, I/O each second",
+        |b, a| {
+            let pid = number(a, "server_pid")?;
+            b.settings.server_usage = Some(crate::usage::ServerSource::ProcessTree(pid));
+            Ok(())
+        },
+    ),
+    key(
+        "server_cgroup",
+        Testing,
+        Value,
+        "DIR",
+        "",
+        "Sample the server's cgroup v2 directory instead of server_pid=",
+        |b, a| {
+            b.settings.server_usage = Some(crate::usage::ServerSource::Cgroup(b.path(a)));
+            Ok(())
+        },
+    ),
+    key(
+        "csv_format",
+        Testing,
+        Value,
+        "long|wide",
+        "long",
+        "CSV layout: a row per command per second, or one row per second",
+        |b, a| {
+            b.settings.csv_format = match a.value() {
+                "long" => crate::config::CsvFormat::Long,
+                "wide" => crate::config::CsvFormat::Wide,
+                other => return Err(invalid_value(a, "csv_format", other, "long or wide")),
+            };
+            Ok(())
+        },
+    ),
+    key(
+        "slo",
+        Testing,
+        Value,
+        "EXPR[;EXPR…]",
+        "",
+        "Objective checked after the run, e.g. \"imap.LOGIN.p99<500ms\"",
+        |b, a| {
+            let slos = crate::slo::Slo::parse_list(a.value())?;
+            b.settings.slos.extend(slos);
+            Ok(())
+        },
+    ),
+    key(
+        "warmup",
+        Testing,
+        Value,
+        "DURATION",
+        "",
+        "Leave the first DURATION out of SLO verdicts (profile: its ramp-up)",
+        |b, a| {
+            b.settings.warmup = Some(duration(a, "warmup")?);
+            Ok(())
+        },
+    ),
+    key(
+        "shard",
+        Testing,
+        Value,
+        "I/N",
+        "",
+        "Run shard I of N: users with index % N == I (env IMAPTEST_SHARDS)",
+        |b, a| {
+            b.settings.shard = Some(
+                crate::shard::Shard::parse(a.value())
+                    .map_err(|_| invalid(a, "shard", "I/N with 0 <= I < N, such as 0/4"))?,
+            );
+            Ok(())
+        },
+    ),
+    key(
+        "start_at",
+        Testing,
+        Value,
+        "TIME",
+        "",
+        "Wait until TIME (RFC 3339 or unix seconds), then start: shards line up",
+        |b, a| {
+            let at = crate::shard::parse_start_at(a.value(), std::time::SystemTime::now())
+                .map_err(|e| CliError::StartAt(e.to_string()))?;
+            b.settings.start_at = Some(at);
+            Ok(())
+        },
+    ),
+    key(
         "rawlog",
         Testing,
         FlagOrValue,
@@ -630,6 +770,14 @@ pub static KEYS: &[KeySpec] = &[
         "Exit when a logged-in connection is lost",
         |b, _| {
             b.settings.disconnect_quit = true;
+            Ok(())
+        },
+    ),
+    flag(
+        "overwrite",
+        "Let csv=, output=, summary= and other outputs replace existing files",
+        |b, _| {
+            b.settings.overwrite = true;
             Ok(())
         },
     ),
@@ -807,7 +955,7 @@ fn seconds(a: Arg<'_>, what: &'static str, text: &str) -> Result<u64, CliError> 
 }
 
 /// Whole seconds (`30`) or a humantime duration (`500ms`, `2m 30s`), above zero.
-fn duration(a: Arg<'_>, what: &'static str) -> Result<Duration, CliError> {
+pub(crate) fn duration(a: Arg<'_>, what: &'static str) -> Result<Duration, CliError> {
     const EXPECTED: &str = "seconds or a duration such as 500ms or 2m, above zero";
     let value = a.value();
     let d = if value.bytes().all(|c| c.is_ascii_digit()) {

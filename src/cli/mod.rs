@@ -10,6 +10,8 @@
 //! Every key and flag lives in one table, [`KEYS`], which both the parser and
 //! [`usage()`] read.
 
+mod analysis;
+mod draft;
 mod error;
 mod finalize;
 mod keys;
@@ -21,11 +23,12 @@ mod tests;
 
 use std::path::PathBuf;
 
-use crate::config::Settings;
 use crate::states::{STATES, State};
 
+pub use analysis::{CAPACITY_USAGE, COMPARE_USAGE, REPORT_USAGE};
+pub use draft::{Draft, MODE_KEYS, ModeKind, modes_of};
 pub use error::{CliError, Suggestion};
-pub use finalize::finalize;
+pub use finalize::{TEST_MAILBOX, finalize};
 pub use keys::{Group, KEYS, KeySpec, Kind, MBOX_GEN_KEYS, MBOX_GEN_USAGE};
 pub use usage::usage;
 
@@ -35,20 +38,75 @@ use keys::{Arg, Builder, Seen};
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Stress test, scripted tests (`test=`) or profile run (`profile=`): the mode is
-    /// decided from [`Settings::test`] and [`Settings::profile`].
-    Run(Box<Settings>),
+    /// A run: stress test, scripted tests (`test=`) or a profile (`profile=`), as
+    /// [`crate::config::Settings::mode`] says.
+    Run(Box<crate::config::Settings>),
     /// `imaptest mbox-gen out=FILE [count=N] [seed=S]`: write a test mbox.
     MboxGen {
         out: PathBuf,
         count: usize,
         seed: u64,
     },
+    /// `imaptest client SCRIPT …`: a conversation client script (its own arguments).
+    Client(Vec<String>),
+    /// `imaptest server SCRIPT …`: a scriptable server (its own arguments).
+    Server(Vec<String>),
+    /// `imaptest schema [profile|summary|capacity|compliance]`: a JSON Schema on stdout.
+    Schema(SchemaKind),
+    /// `imaptest profile convert FILE [out=FILE] [overwrite]`: a profile as TOML.
+    ProfileConvert { file: PathBuf, out: DocumentOut },
+    /// `imaptest profile fit LOG… [base=PROFILE] [out=FILE] [overwrite]`: a profile
+    /// fitted to a server's logs (its own arguments).
+    ProfileFit(Vec<String>),
+    /// `imaptest merge SUMMARY.json|DIR… [out=FILE] [overwrite]`: the summaries of a
+    /// sharded run's shards as one summary (a directory gives its `*.json` files).
+    Merge {
+        inputs: Vec<PathBuf>,
+        out: DocumentOut,
+    },
+    /// `imaptest capacity profile=FILE slo=…`: the most users the server holds.
+    Capacity(Box<crate::capacity::CapacitySettings>),
+    /// `imaptest report FILE… [out=FILE] [overwrite]`: summaries as one HTML report.
+    Report {
+        inputs: Vec<PathBuf>,
+        out: DocumentOut,
+    },
+    /// `imaptest compare BASE NEW [tolerance=…]`: a judged comparison of two runs.
+    Compare {
+        base: PathBuf,
+        new: PathBuf,
+        tolerance: crate::compare::Tolerance,
+    },
+    /// `imaptest compliance host=… …`: the compliance battery (its own arguments).
+    Compliance(Vec<String>),
     /// `-h`, `--help` or `help`: print [`usage()`].
     Help,
     /// `--version` or `-V`.
     Version,
 }
+
+/// Which schema `imaptest schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaKind {
+    Profile,
+    Summary,
+    Capacity,
+    Compliance,
+}
+
+/// Where a subcommand writes its document: `out=FILE` (an existing file only with
+/// `overwrite`), or stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DocumentOut {
+    pub path: Option<PathBuf>,
+    pub overwrite: bool,
+}
+
+/// Usage of `imaptest merge`.
+pub const MERGE_USAGE: &str = "imaptest merge SUMMARY.json|DIR... [out=FILE] [overwrite]";
+
+/// Usage of `imaptest profile …`.
+pub const PROFILE_USAGE: &str = "imaptest profile convert FILE [out=FILE] [overwrite] | imaptest profile fit LOG... [base=PROFILE] [out=FILE]";
 
 /// Default `count=` of `mbox-gen`.
 pub const MBOX_GEN_DEFAULT_COUNT: usize = 1000;
@@ -62,6 +120,14 @@ pub(crate) struct Env {
     pub home: Option<PathBuf>,
     /// `$USER`.
     pub user: Option<String>,
+    /// `$IMAPTEST_PASS`: the password when neither `pass=` nor `pass_file=` gives one.
+    pub pass: Option<String>,
+    /// `$IMAPTEST_MASTER_PASS`: with `master=`, the master user's password.
+    pub master_pass: Option<String>,
+    /// `$JOB_COMPLETION_INDEX` and `$IMAPTEST_SHARDS`: the shard when `shard=` is not
+    /// given (see [`crate::shard`]).
+    pub job_index: Option<String>,
+    pub shards: Option<String>,
 }
 
 impl Env {
@@ -71,6 +137,10 @@ impl Env {
                 .filter(|h| !h.is_empty())
                 .map(PathBuf::from),
             user: std::env::var("USER").ok(),
+            pass: std::env::var(crate::secrets::PASS_ENV).ok(),
+            master_pass: std::env::var(crate::secrets::MASTER_PASS_ENV).ok(),
+            job_index: std::env::var(crate::shard::INDEX_ENV).ok(),
+            shards: std::env::var(crate::shard::SHARDS_ENV).ok(),
         }
     }
 }
@@ -99,6 +169,15 @@ pub fn parse_os<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> Result<C
 }
 
 pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliError> {
+    // Conversation scripts have arguments (and help) of their own.
+    match args.split_first() {
+        Some((first, rest)) if first == "client" => return Ok(Command::Client(rest.to_vec())),
+        Some((first, rest)) if first == "server" => return Ok(Command::Server(rest.to_vec())),
+        Some((first, rest)) if first == "compliance" => {
+            return Ok(Command::Compliance(rest.to_vec()));
+        }
+        _ => {}
+    }
     for arg in args {
         match arg.as_str() {
             "-h" | "--help" | "help" => return Ok(Command::Help),
@@ -106,13 +185,62 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
             _ => {}
         }
     }
-    if let Some((first, rest)) = args.split_first()
-        && first == "mbox-gen"
-    {
-        return parse_mbox_gen(rest, env);
+    if let Some((first, rest)) = args.split_first() {
+        match first.as_str() {
+            "mbox-gen" => return parse_mbox_gen(rest, env),
+            "merge" => return parse_merge(rest, env),
+            "schema" => {
+                return match rest {
+                    [] => Ok(Command::Schema(SchemaKind::Profile)),
+                    [kind] if kind == "profile" => Ok(Command::Schema(SchemaKind::Profile)),
+                    [kind] if kind == "summary" => Ok(Command::Schema(SchemaKind::Summary)),
+                    [kind] if kind == "capacity" => Ok(Command::Schema(SchemaKind::Capacity)),
+                    [kind] if kind == "compliance" => Ok(Command::Schema(SchemaKind::Compliance)),
+                    _ => Err(CliError::Usage {
+                        usage: "imaptest schema [profile|summary|capacity|compliance]",
+                    }),
+                };
+            }
+            "capacity" => return analysis::parse_capacity(rest, env),
+            // A bare `report` is the key without its value (`report=FILE`).
+            "report" if !rest.is_empty() => return analysis::parse_report(rest, env),
+            "compare" => return analysis::parse_compare(rest, env),
+            // `profile=FILE` is a key; `profile convert …` the subcommand.
+            "profile" if rest.first().is_some_and(|a| !a.contains('=')) => {
+                return parse_profile_subcommand(rest, env);
+            }
+            _ => {}
+        }
     }
 
-    let mut settings = Settings::default();
+    let mut draft = parse_draft(args, env)?;
+    if draft.settings.shard.is_none()
+        && let Some(shard) =
+            crate::shard::Shard::from_env(env.job_index.as_deref(), env.shards.as_deref())?
+    {
+        if draft.settings.mode_kind() == ModeKind::Scripted {
+            return Err(CliError::ShardedScripted {
+                var: crate::shard::SHARDS_ENV,
+            });
+        }
+        draft.settings.shard = Some(shard);
+    }
+    draft
+        .settings
+        .into_settings(&draft.seen.given, args.to_vec())
+        .map(|s| Command::Run(Box::new(s)))
+}
+
+/// A parsed and fixed-up command line.
+pub(crate) struct Parsed {
+    pub settings: Draft,
+    pub seen: Seen,
+}
+
+/// Parses the legacy `key=value` arguments and applies the fix-ups, before the mode's
+/// settings are built.
+pub(crate) fn parse_draft(args: &[String], env: &Env) -> Result<Parsed, CliError> {
+    let mut settings = Draft::default();
     settings.user.template = env.user.clone().unwrap_or_default();
     settings.mbox = match &env.home {
         Some(home) => home.join("mail/dovecot-crlf"),
@@ -135,8 +263,22 @@ pub(crate) fn parse_with_env(args: &[String], env: &Env) -> Result<Command, CliE
         (false, None) => crate::config::TlsMode::Plain,
     };
     settings.tls.accept_any_cert = seen.ssl == Some(true);
+    let pass_given = seen
+        .given
+        .iter()
+        .any(|key| *key == "pass" || *key == "pass_file");
+    if !pass_given {
+        let from_env =
+            crate::secrets::from_env(settings.user.master.is_some(), |name| match name {
+                crate::secrets::PASS_ENV => env.pass.clone(),
+                _ => env.master_pass.clone(),
+            });
+        if let Some(password) = from_env {
+            settings.user.password = password;
+        }
+    }
     finalize::finalize_with(&mut settings, &seen)?;
-    Ok(Command::Run(Box::new(settings)))
+    Ok(Parsed { settings, seen })
 }
 
 /// Applies one argument.
@@ -152,6 +294,7 @@ fn parse_one(builder: &mut Builder, raw: &str) -> Result<(), CliError> {
     }
     // 2. The bare `-`.
     if raw == "-" {
+        builder.seen.given.push("state");
         builder
             .settings
             .probabilities
@@ -160,6 +303,7 @@ fn parse_one(builder: &mut Builder, raw: &str) -> Result<(), CliError> {
     }
     // 3. A state name.
     if let Some(state) = State::from_name(name) {
+        builder.seen.given.push("state");
         return apply_state(builder, state, name, arg);
     }
     // 4 and 5. Flags and key=value options.
@@ -215,6 +359,7 @@ fn apply_key(builder: &mut Builder, name: &str, arg: Arg<'_>) -> Result<(), CliE
         }
         _ => {}
     }
+    builder.seen.given.push(spec.name);
     (spec.apply)(builder, arg)
 }
 
@@ -259,6 +404,53 @@ fn apply_state(
         .probabilities
         .set(state, probability, again);
     Ok(())
+}
+
+/// `profile convert FILE [out=FILE] [overwrite]` (arguments after `profile`).
+fn parse_profile_subcommand(args: &[String], env: &Env) -> Result<Command, CliError> {
+    let usage = || CliError::Usage {
+        usage: PROFILE_USAGE,
+    };
+    let Some((verb, rest)) = args.split_first() else {
+        return Err(usage());
+    };
+    if verb == "fit" {
+        return Ok(Command::ProfileFit(rest.to_vec()));
+    }
+    if verb != "convert" {
+        return Err(usage());
+    }
+    let (files, out) = document_args(rest, env).ok_or_else(usage)?;
+    let [file] = <[PathBuf; 1]>::try_from(files).map_err(|_| usage())?;
+    Ok(Command::ProfileConvert { file, out })
+}
+
+/// `merge SUMMARY.json|DIR… [out=FILE] [overwrite]` (arguments after `merge`).
+fn parse_merge(args: &[String], env: &Env) -> Result<Command, CliError> {
+    let usage = || CliError::Usage { usage: MERGE_USAGE };
+    let (inputs, out) = document_args(args, env).ok_or_else(usage)?;
+    if inputs.is_empty() {
+        return Err(usage());
+    }
+    Ok(Command::Merge { inputs, out })
+}
+
+/// The arguments of a subcommand that reads files and writes a document: the files,
+/// `out=FILE` and `overwrite`; None for anything else.
+fn document_args(args: &[String], env: &Env) -> Option<(Vec<PathBuf>, DocumentOut)> {
+    let mut files = Vec::new();
+    let mut out = DocumentOut::default();
+    for raw in args {
+        match raw.split_once('=') {
+            Some(("out", path)) if !path.is_empty() => {
+                out.path = Some(keys::expand_home(path, env.home.as_deref()));
+            }
+            None if raw == "overwrite" => out.overwrite = true,
+            None if !raw.is_empty() => files.push(keys::expand_home(raw, env.home.as_deref())),
+            _ => return None,
+        }
+    }
+    Some((files, out))
 }
 
 /// `mbox-gen out=FILE [count=N] [seed=S]` (arguments after `mbox-gen`).

@@ -10,6 +10,7 @@ fn env() -> Env {
     Env {
         home: Some(PathBuf::from("/home/t")),
         user: Some("tester".to_owned()),
+        ..Env::default()
     }
 }
 
@@ -21,10 +22,10 @@ fn parse_env(args: &[&str], env: &Env) -> Result<Command, CliError> {
     parse_with_env(&strings(args), env)
 }
 
-fn run(args: &[&str]) -> Settings {
-    match parse_env(args, &env()) {
-        Ok(Command::Run(s)) => *s,
-        other => panic!("{args:?}: {other:?}"),
+fn run(args: &[&str]) -> Draft {
+    match parse_draft(&strings(args), &env()) {
+        Ok(parsed) => parsed.settings,
+        Err(e) => panic!("{args:?}: {e}"),
     }
 }
 
@@ -35,7 +36,7 @@ fn err(args: &[&str]) -> String {
     }
 }
 
-fn p(s: &Settings, state: State) -> (u8, u8) {
+fn p(s: &Draft, state: State) -> (u8, u8) {
     (s.probabilities.get(state), s.probabilities.again(state))
 }
 
@@ -49,7 +50,7 @@ fn defaults() {
     assert_eq!(s.user.users, (1, 99));
     assert_eq!(s.user.domains, (1, 99));
     assert_eq!(s.user.password, "pass");
-    assert_eq!(s.user.mech, "LOGIN");
+    assert_eq!(s.user.mech.name(), "LOGIN");
     assert_eq!(s.clients, 10);
     assert_eq!(s.msgs, 30);
     assert_eq!(s.mbox, PathBuf::from("/home/t/mail/dovecot-crlf"));
@@ -66,7 +67,7 @@ fn defaults() {
     assert_eq!(p(&s, State::Append), (100, 5));
 }
 
-type Check = fn(&Settings) -> bool;
+type Check = fn(&Draft) -> bool;
 
 /// One or more cases per key and flag of the table.
 const KEY_CASES: &[(&[&str], Check)] = &[
@@ -93,7 +94,47 @@ const KEY_CASES: &[(&[&str], Check)] = &[
     (&["master=admin"], |s| {
         s.user.master.as_deref() == Some("admin")
     }),
-    (&["mech=SCRAM-SHA-256"], |s| s.user.mech == "SCRAM-SHA-256"),
+    (&["mech=SCRAM-SHA-256"], |s| {
+        s.user.mech.name() == "SCRAM-SHA-256"
+    }),
+    (&["summary=~/s.json"], |s| {
+        s.summary == Some(PathBuf::from("/home/t/s.json"))
+    }),
+    (&["csv_format=wide"], |s| {
+        s.csv_format == crate::config::CsvFormat::Wide
+    }),
+    (&["csv_format=long"], |s| {
+        s.csv_format == crate::config::CsvFormat::Long
+    }),
+    (
+        &["slo=imap.LOGIN.p99 < 500ms; errors == 0", "slo=warnings<3"],
+        |s| {
+            s.slos.iter().map(|o| o.text.as_str()).collect::<Vec<_>>()
+                == ["imap.LOGIN.p99 < 500ms", "errors == 0", "warnings<3"]
+        },
+    ),
+    (&["warmup=30s"], |s| {
+        s.warmup == Some(Duration::from_secs(30))
+    }),
+    (&["overwrite"], |s| s.overwrite),
+    (&["shard=2/5"], |s| {
+        s.shard == crate::shard::Shard::new(2, 5)
+    }),
+    (&["start_at=1000.5"], |s| {
+        s.start_at == Some(std::time::UNIX_EPOCH + Duration::from_millis(1_000_500))
+    }),
+    (&["report=~/r.html"], |s| {
+        s.report == Some(PathBuf::from("/home/t/r.html"))
+    }),
+    (&["server_pid=4242"], |s| {
+        s.server_usage == Some(crate::usage::ServerSource::ProcessTree(4242))
+    }),
+    (&["server_cgroup=/sys/fs/cgroup/dovecot"], |s| {
+        s.server_usage
+            == Some(crate::usage::ServerSource::Cgroup(PathBuf::from(
+                "/sys/fs/cgroup/dovecot",
+            )))
+    }),
     (&["host=imap.example.org"], |s| {
         s.host == "imap.example.org" && s.connect_host() == "imap.example.org"
     }),
@@ -245,6 +286,10 @@ fn every_key_parses() {
 #[test]
 fn every_key_has_a_case() {
     for key in KEYS {
+        if key.name == "pass_file" {
+            // Needs an owner-only file: passwords_from_the_environment_and_pass_file.
+            continue;
+        }
         assert!(
             KEY_CASES
                 .iter()
@@ -659,7 +704,7 @@ fn login_columns() {
             (
                 s.probabilities.get(State::Authenticate),
                 s.probabilities.get(State::Login),
-                s.user.mech.as_str()
+                s.user.mech.name()
             ),
             (auth, login, mech),
             "{args:?}"
@@ -695,34 +740,31 @@ fn probabilities_must_leave_something_to_do() {
 
 #[test]
 fn user_name_rules() {
-    let no_user = Env {
-        home: None,
-        user: None,
-    };
+    let no_user = Env::default();
     let e = parse_env(&[], &no_user).unwrap_err();
     assert_eq!(e, CliError::MissingUsername);
     assert_eq!(e.to_string(), "missing username: give user=");
     let empty_user = Env {
-        home: None,
         user: Some(String::new()),
+        ..Env::default()
     };
     assert_eq!(parse_env(&[], &empty_user), Err(CliError::MissingUsername));
     assert!(matches!(
         parse_env(&["user=me"], &no_user),
-        Ok(Command::Run(s)) if s.user.template == "me"
+        Ok(Command::Run(s)) if s.common.user.template == "me"
     ));
     assert!(matches!(
         parse_env(&["userfile=/u"], &no_user),
-        Ok(Command::Run(s)) if s.user.userfile.is_some()
+        Ok(Command::Run(s)) if s.common.user.userfile.is_some()
     ));
     // Without a home, `~/` stays and the default mbox is relative.
     assert!(matches!(
         parse_env(&["user=me", "mbox=~/m"], &no_user),
-        Ok(Command::Run(s)) if s.mbox.as_path() == std::path::Path::new("~/m")
+        Ok(Command::Run(s)) if matches!(&s.mode, crate::config::Mode::Stress(m) if m.mbox.as_path() == std::path::Path::new("~/m"))
     ));
     assert!(matches!(
         parse_env(&["user=me"], &no_user),
-        Ok(Command::Run(s)) if s.mbox.as_path() == std::path::Path::new("dovecot-crlf")
+        Ok(Command::Run(s)) if matches!(&s.mode, crate::config::Mode::Stress(m) if m.mbox.as_path() == std::path::Path::new("dovecot-crlf"))
     ));
     // `%` is fine without test=.
     assert_eq!(run(&["user=u%04d"]).user.template, "u%04d");
@@ -731,8 +773,8 @@ fn user_name_rules() {
         "user `u%d` contains `%`, which test= does not allow: give a plain user name"
     );
     let with_percent_env = Env {
-        home: None,
         user: Some("we%rd".to_owned()),
+        ..Env::default()
     };
     assert!(matches!(
         parse_env(&["test=/t"], &with_percent_env),
@@ -888,13 +930,13 @@ fn help_lists_every_key() {
 
 #[test]
 fn table_defaults_match_settings() {
-    let d = Settings::default();
+    let d = Draft::default();
     let default_of = |name: &str| keys::find(name).map(|k| k.default).unwrap_or("?");
     assert_eq!(default_of("host"), d.host);
     assert_eq!(default_of("clients"), d.clients.to_string());
     assert_eq!(default_of("msgs"), d.msgs.to_string());
     assert_eq!(default_of("pass"), d.user.password);
-    assert_eq!(default_of("mech"), d.user.mech);
+    assert_eq!(default_of("mech"), d.user.mech.name());
     assert_eq!(default_of("max_literal"), d.max_literal.to_string());
     assert_eq!(
         default_of("timeout"),
@@ -933,14 +975,14 @@ fn table_is_consistent() {
 
 #[test]
 fn public_finalize() {
-    let mut s = Settings::default();
+    let mut s = Draft::default();
     s.user.template = "x".to_owned();
     s.probabilities.set(State::Move, 40, None);
     s.probabilities.set(State::Authenticate, 100, None);
     finalize(&mut s).unwrap();
     assert_eq!(s.probabilities.get(State::Move), 0);
     assert_eq!(s.probabilities.get(State::Login), 0);
-    assert_eq!(s.user.mech, "PLAIN");
+    assert_eq!(s.user.mech.name(), "PLAIN");
 }
 
 #[test]
@@ -948,7 +990,7 @@ fn real_environment_parse() {
     // Whatever $USER is, explicit arguments parse.
     assert!(matches!(
         parse(strings(&["user=x", "clients=3"])),
-        Ok(Command::Run(s)) if s.clients == 3
+        Ok(Command::Run(s)) if matches!(&s.mode, crate::config::Mode::Stress(m) if m.clients == 3)
     ));
     assert_eq!(
         parse(Vec::new().into_iter().chain(["-h".to_owned()])),
@@ -1016,4 +1058,211 @@ fn long_input_is_shortened_in_messages() {
     assert!(text.contains('…'));
     let text = err(&[&format!("clients={}", "9".repeat(300))]);
     assert!(text.chars().count() < 400, "{text}");
+}
+
+#[test]
+fn passwords_from_the_environment_and_pass_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let secret_env = Env {
+        pass: Some("env-pass".to_owned()),
+        master_pass: Some("env-master".to_owned()),
+        ..env()
+    };
+    let password = |args: &[&str]| match parse_draft(&strings(args), &secret_env) {
+        Ok(parsed) => parsed.settings.user.password,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(password(&[]), "env-pass");
+    assert_eq!(password(&["master=admin"]), "env-master");
+    // The command line wins over the environment.
+    assert_eq!(password(&["pass=given"]), "given");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "from-file\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let arg = format!("pass_file={}", file.display());
+    assert_eq!(password(&[&arg]), "from-file");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let Err(e) = parse_draft(&strings(&[&arg]), &secret_env) else {
+        panic!("a group-readable pass_file was accepted");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("other users can read it (mode 0640): make it owner-only, e.g. chmod 600"),
+        "{e}"
+    );
+    // Without any, the default.
+    assert_eq!(run(&[]).user.password, "pass");
+}
+
+#[test]
+fn keys_of_another_mode_are_errors() {
+    assert_eq!(
+        err(&["junit=/tmp/j.xml"]),
+        "`junit=` does nothing in stress mode (no test= or profile=): it needs scripted tests (test=DIR)"
+    );
+    assert_eq!(
+        err(&["user=u", "test=/t", "csv=/tmp/x.csv"]),
+        "`csv=` does nothing in scripted tests (test=DIR): it needs stress mode (no test= or profile=) or profile mode (profile=FILE)"
+    );
+    assert!(
+        err(&["profile=/p.toml", "fetch=50"]).starts_with("`state=` does nothing in profile mode")
+    );
+    assert!(err(&["session_csv=/tmp/s.csv"]).contains("it needs profile mode"));
+    assert_eq!(
+        err(&["profile=/p.toml", "plan=/tmp/plan.csv"]),
+        "`plan=` writes the plan of a dry run: add `dry_run` (without it the profile runs)"
+    );
+    assert!(err(&["mech=CRAM-MD5"]).starts_with("unknown mech `CRAM-MD5`"));
+    let e = err(&["slo=imap.LOGON.p99 < 5ms"]);
+    assert!(e.contains("unknown metric \"imap.LOGON.p99\""), "{e}");
+    // What each mode gets.
+    let Ok(Command::Run(s)) = parse_env(&["profile=/p.toml", "clients=7", "users=5000"], &env())
+    else {
+        panic!("profile run")
+    };
+    match s.mode {
+        crate::config::Mode::Profile(p) => {
+            assert_eq!(p.clients, Some(7));
+            assert_eq!(p.users, Some(5000));
+        }
+        other => panic!("{other:?}"),
+    }
+    let Ok(Command::Run(s)) = parse_env(&["mech=login", "slo=errors==0"], &env()) else {
+        panic!("stress run")
+    };
+    assert_eq!(
+        s.common.user.mech,
+        crate::config::Mech::Sasl(crate::sasl::SaslMech::Login)
+    );
+    assert_eq!(s.common.slos.len(), 1);
+    assert_eq!(s.common.command_line, ["mech=login", "slo=errors==0"]);
+}
+
+#[test]
+fn subcommands() {
+    assert_eq!(
+        parse_env(&["client", "--help"], &env()),
+        Ok(Command::Client(vec!["--help".into()]))
+    );
+    assert_eq!(
+        parse_env(&["schema", "summary"], &env()),
+        Ok(Command::Schema(SchemaKind::Summary))
+    );
+    assert_eq!(
+        parse_env(
+            &["profile", "convert", "~/p.conf", "out=/tmp/p.toml"],
+            &env()
+        ),
+        Ok(Command::ProfileConvert {
+            file: PathBuf::from("/home/t/p.conf"),
+            out: DocumentOut {
+                path: Some(PathBuf::from("/tmp/p.toml")),
+                overwrite: false
+            }
+        })
+    );
+    assert!(parse_env(&["profile", "fly"], &env()).is_err());
+}
+
+#[test]
+fn shards_from_arguments_or_the_job_environment() {
+    use crate::shard::Shard;
+    let job = |index: &str, shards: &str| Env {
+        job_index: Some(index.to_owned()),
+        shards: Some(shards.to_owned()),
+        ..env()
+    };
+    let shard_of = |args: &[&str], env: &Env| match parse_env(args, env) {
+        Ok(Command::Run(s)) => s.common.shard,
+        other => panic!("{args:?}: {other:?}"),
+    };
+    assert_eq!(shard_of(&[], &env()), None);
+    assert_eq!(shard_of(&[], &job("3", "25")), Shard::new(3, 25));
+    assert_eq!(
+        shard_of(&["profile=p.toml"], &job("0", "2")),
+        Shard::new(0, 2)
+    );
+    // shard= wins over the environment.
+    assert_eq!(shard_of(&["shard=1/4"], &job("3", "25")), Shard::new(1, 4));
+    // An index alone does not shard (a Job may run imaptest for other reasons).
+    let index_only = Env {
+        job_index: Some("3".into()),
+        ..env()
+    };
+    assert_eq!(shard_of(&[], &index_only), None);
+    assert_eq!(
+        parse_env(
+            &[],
+            &Env {
+                shards: Some("25".into()),
+                ..env()
+            }
+        )
+        .unwrap_err()
+        .to_string(),
+        "$IMAPTEST_SHARDS=25 is set but $JOB_COMPLETION_INDEX is not: give shard=I/N"
+    );
+    assert_eq!(
+        parse_env(&[], &job("25", "25")).unwrap_err().to_string(),
+        "`25/25 (from $JOB_COMPLETION_INDEX and $IMAPTEST_SHARDS)` is not a shard: expected I/N with 0 <= I < N, such as 0/4"
+    );
+    assert_eq!(
+        parse_env(&[], &job("one", "25")).unwrap_err().to_string(),
+        "$JOB_COMPLETION_INDEX=one is not a whole number"
+    );
+    assert_eq!(
+        parse_env(&["test=/t", "user=u"], &job("0", "2"))
+            .unwrap_err()
+            .to_string(),
+        "$IMAPTEST_SHARDS is set, but scripted tests (test=) cannot be sharded: unset it"
+    );
+    assert_eq!(
+        err(&["shard=4/4"]),
+        "invalid shard `4/4` in `shard=4/4`: expected I/N with 0 <= I < N, such as 0/4"
+    );
+    assert_eq!(
+        err(&["test=/t", "shard=0/2"]),
+        "`shard=` does nothing in scripted tests (test=DIR): it needs stress mode (no test= or profile=) or profile mode (profile=FILE)"
+    );
+    let e = err(&["start_at=tomorrow"]);
+    assert!(
+        e.starts_with("start_at: `tomorrow` is not an instant"),
+        "{e}"
+    );
+}
+
+#[test]
+fn merge_subcommand() {
+    assert_eq!(
+        parse_env(
+            &["merge", "a.json", "~/shards", "out=~/m.json", "overwrite"],
+            &env()
+        ),
+        Ok(Command::Merge {
+            inputs: vec![PathBuf::from("a.json"), PathBuf::from("/home/t/shards")],
+            out: DocumentOut {
+                path: Some(PathBuf::from("/home/t/m.json")),
+                overwrite: true,
+            },
+        })
+    );
+    assert_eq!(
+        parse_env(&["merge", "a.json"], &env()),
+        Ok(Command::Merge {
+            inputs: vec![PathBuf::from("a.json")],
+            out: DocumentOut::default(),
+        })
+    );
+    for bad in [
+        &["merge"][..],
+        &["merge", "out=x.json"],
+        &["merge", "a.json", "seed=3"],
+    ] {
+        assert_eq!(
+            parse_env(bad, &env()).unwrap_err().to_string(),
+            format!("usage: {MERGE_USAGE}"),
+            "{bad:?}"
+        );
+    }
 }

@@ -17,6 +17,10 @@ pub fn usage() -> String {
     let mut out = String::new();
     out.push_str("Usage: imaptest [options] [states]\n");
     let _ = writeln!(out, "       {MBOX_GEN_USAGE}");
+    let _ = writeln!(out, "       {}", super::CAPACITY_USAGE);
+    let _ = writeln!(out, "         ({})", super::analysis::CAPACITY_MORE);
+    let _ = writeln!(out, "       {}", super::REPORT_USAGE);
+    let _ = writeln!(out, "       {}", super::COMPARE_USAGE);
     out.push_str("Arguments are key=value or bare words; later ones override earlier ones.\n");
     for group in Group::ALL {
         let _ = writeln!(out, "\n{}:", group.title());
@@ -88,9 +92,26 @@ pub fn usage() -> String {
         "profile convert FILE",
         "Print a legacy profile.conf (or a TOML profile) as a TOML profile",
     );
+    line(
+        &mut out,
+        "merge SUMMARY.json|DIR ...",
+        "Merge the summaries of a sharded run's shards (out=FILE, overwrite)",
+    );
     line(&mut out, "schema", "Print the JSON Schema of TOML profiles");
     line(&mut out, "help, -h, --help", "Show this help");
     line(&mut out, "--version, -V", "Show the version");
+
+    out.push_str("\nEnvironment (keeps passwords out of ps; pass= and pass_file= win):\n");
+    line(
+        &mut out,
+        "IMAPTEST_PASS",
+        "Password of users without one in the user file",
+    );
+    line(
+        &mut out,
+        "IMAPTEST_MASTER_PASS",
+        "With master=: the master user's password",
+    );
     out
 }
 

@@ -7,7 +7,10 @@ use super::conn::{Conn, ConnError, Read, StopTlsError};
 use super::escape::{show, show_max};
 use super::script::{ClientAction, ClientScript, Loc};
 use super::transcript::Transcript;
+use tokio::sync::watch;
+
 use crate::config::{TlsMode, TlsSettings};
+use crate::control::{RunState, stopped};
 use crate::net::{Endpoint, NetError};
 
 /// Where and how the client connects.
@@ -62,6 +65,8 @@ pub enum ClientFailure {
     StartTls { loc: Loc, reason: String },
     #[error("{loc}: stoptls: {source}")]
     StopTls { loc: Loc, source: StopTlsError },
+    #[error("interrupted before the end of the script")]
+    Interrupted,
 }
 
 /// What a successful run did.
@@ -117,7 +122,13 @@ impl Session<'_> {
         if let Some(read) = self.pending.take() {
             return Ok(read);
         }
-        let read = self.conn.read_line().await.map_err(|e| match e {
+        // Each read waits at most the timeout, and so does the whole line: a server
+        // dripping a byte at a time cannot keep the script waiting.
+        let limit = self.conn.timeout;
+        let read = tokio::time::timeout(limit, self.conn.read_line())
+            .await
+            .unwrap_or(Err(ConnError::Timeout(limit)));
+        let read = read.map_err(|e| match e {
             ConnError::Timeout(after) => ClientFailure::Timeout {
                 loc: loc.clone(),
                 what: what(),
@@ -258,6 +269,20 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// [`run_script`] that ends with [`ClientFailure::Interrupted`] as soon as `stop`
+/// leaves [`RunState::Running`] (the lead's signal handling sends it).
+pub async fn run_script_until(
+    script: &ClientScript,
+    options: &ClientOptions,
+    transcript: &mut Transcript,
+    mut stop: watch::Receiver<RunState>,
+) -> Result<ClientReport, ClientFailure> {
+    tokio::select! {
+        result = run_script(script, options, transcript) => result,
+        () = stopped(&mut stop, RunState::LogoutAndStop) => Err(ClientFailure::Interrupted),
     }
 }
 

@@ -62,13 +62,13 @@ mod transcript;
 
 use std::process::ExitCode;
 
-pub use client::{ClientFailure, ClientOptions, ClientReport, run_script};
+pub use client::{ClientFailure, ClientOptions, ClientReport, run_script, run_script_until};
 pub use script::{ClientScript, Loc, ScriptError, ServerScript};
 pub use server::{ServerFailure, ServerOptions, ServerReport, bind};
 pub use transcript::{Captured, Transcript};
 
 /// Exit status when the script did not match (the same as failed scripted tests).
-pub const EXIT_MISMATCH: u8 = crate::app::exit::ERRORS;
+pub const EXIT_MISMATCH: u8 = crate::exit::ERRORS;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()

@@ -6,20 +6,3 @@
 
 pub mod profile_run;
 pub mod stress;
-
-/// The runtime a run needs. Stress mode and scripted tests run on one thread, as the
-/// C tool does: per command the work is small next to the system calls, and one
-/// thread saves the cross-thread wake-ups a work-stealing pool pays on every reply
-/// (context switches per command drop from ~0.6 to ~0.35; CPU per command by ~10 %).
-/// Profile mode keeps the multi-threaded pool (its scheduler hands work across tasks).
-pub fn runtime(settings: &crate::config::Settings) -> std::io::Result<tokio::runtime::Runtime> {
-    if settings.profile.is_some() {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    }
-}

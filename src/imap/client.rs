@@ -12,8 +12,9 @@ use super::command::{CommandBuilder, CommandPart};
 use super::framer::{FramerLimits, RawResponse};
 use super::response::{Code, Response, Status, Untagged};
 use super::stream::{ImapStream, StreamError};
-use crate::config::TlsMode;
-use crate::net::{Endpoint, Rawlog};
+use crate::config::{Mech, TlsMode};
+use crate::limits::{MAX_UNTAGGED_BYTES_PER_COMMAND, UNTAGGED_OVERHEAD};
+use crate::net::{Deadline, Endpoint, PhaseTimes, Rawlog};
 use crate::sasl::{self, Credentials, Mechanism, SaslError, ScramCache};
 
 /// What went wrong on an IMAP connection. Messages quote the server line involved.
@@ -23,6 +24,12 @@ pub enum ClientError {
     Stream(#[from] StreamError),
     #[error("malformed banner: {0}")]
     BadGreeting(String),
+    #[error("no greeting: {source}{hint}")]
+    NoGreeting {
+        source: StreamError,
+        /// What the user may have got wrong, when the server sent nothing at all.
+        hint: &'static str,
+    },
     #[error("server said BYE: {0}")]
     Bye(String),
     #[error("unexpected tagged reply: {0}")]
@@ -39,6 +46,25 @@ pub enum ClientError {
     Sasl { mech: String, source: SaslError },
     #[error("unexpected continuation: {0}")]
     UnexpectedContinuation(String),
+    /// The untagged responses to one command went past
+    /// [`crate::limits::MAX_UNTAGGED_BYTES_PER_COMMAND`].
+    #[error(
+        "{command}: the server sent more than {limit} bytes of untagged responses to one command (docs/limits.md)"
+    )]
+    TooMuchData { command: String, limit: usize },
+}
+
+impl ClientError {
+    /// The connection phase a failed [`ImapClient::connect`] was in: the TCP connect,
+    /// the TLS handshake, or (anything else) the greeting and STARTTLS exchange.
+    pub fn failed_phase(&self) -> crate::ops::Phase {
+        use crate::ops::Phase;
+        match self {
+            ClientError::Stream(StreamError::Net(e)) if e.is_tls() => Phase::Tls,
+            ClientError::Stream(StreamError::Net(_)) => Phase::Connect,
+            _ => Phase::Greeting,
+        }
+    }
 }
 
 /// The tagged reply to a command, with the untagged responses that came before it.
@@ -83,10 +109,15 @@ pub struct ImapClient {
     next_tag: u32,
     capabilities: Capabilities,
     preauth: bool,
+    /// The greeting line, for the run summary's server identity.
+    greeting: String,
+    phase_times: PhaseTimes,
 }
 
+/// A server line as errors and reports quote it: control characters escaped, long lines
+/// cut to an excerpt with their length ([`crate::text::quote`]).
 pub(crate) fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    crate::text::quote(bytes)
 }
 
 impl ImapClient {
@@ -97,7 +128,11 @@ impl ImapClient {
         id: u64,
         options: &ClientOptions,
     ) -> Result<Self, ClientError> {
-        let (transport, peer) = endpoint.connect().await.map_err(StreamError::from)?;
+        let mut phase_times = PhaseTimes::default();
+        let (transport, peer) = endpoint
+            .connect_timed(&mut phase_times)
+            .await
+            .map_err(StreamError::from)?;
         let rawlog = match &options.rawlog_dir {
             Some(dir) => Some(Rawlog::create(dir, id).map_err(|e| {
                 StreamError::Write(std::io::Error::other(format!(
@@ -114,8 +149,12 @@ impl ImapClient {
             next_tag: 1,
             capabilities: Capabilities::default(),
             preauth: false,
+            greeting: String::new(),
+            phase_times,
         };
+        let waiting = Instant::now();
         client.read_greeting().await?;
+        client.phase_times.greeting = Some((waiting, Instant::now()));
         if endpoint.mode() == TlsMode::StartTls {
             client = client.start_tls(endpoint).await?;
         }
@@ -126,8 +165,28 @@ impl ImapClient {
     }
 
     async fn read_greeting(&mut self) -> Result<(), ClientError> {
-        let greeting = self.stream.read_response().await?;
+        let deadline = Deadline::after(self.stream.timeout());
+        let greeting = match self.stream.read_response_by(Some(deadline)).await {
+            Ok(greeting) => greeting,
+            Err(e @ (StreamError::Timeout(_) | StreamError::Deadline(_))) => {
+                // A TLS port waits for our handshake and says nothing.
+                let hint = if self.stream.is_tls() {
+                    ""
+                } else {
+                    " (if this port expects TLS, add `ssl`)"
+                };
+                return Err(ClientError::NoGreeting { source: e, hint });
+            }
+            Err(e @ StreamError::Incomplete { .. }) => {
+                return Err(ClientError::NoGreeting {
+                    source: e,
+                    hint: "",
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let line = lossy(greeting.first_line());
+        self.greeting = line.clone();
         match greeting.parse() {
             Ok(Response::Untagged(Untagged::Status { status, text }))
                 if matches!(status, Status::Ok | Status::PreAuth) =>
@@ -148,6 +207,17 @@ impl ImapClient {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The server's greeting line.
+    pub fn greeting(&self) -> &str {
+        &self.greeting
+    }
+
+    /// When the connect, TLS handshake (implicit or STARTTLS) and greeting wait
+    /// started and ended.
+    pub fn phase_times(&self) -> &PhaseTimes {
+        &self.phase_times
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -190,31 +260,33 @@ impl ImapClient {
     }
 
     /// Sends a command's parts (waiting for `+` between them) and collects the replies.
+    /// The whole command must complete within the stream's timeout.
     pub async fn run(
         &mut self,
         tag: &str,
         parts: Vec<CommandPart>,
     ) -> Result<Completion, ClientError> {
         let started = Instant::now();
-        let mut untagged = Vec::new();
+        let deadline = Deadline::after(self.stream.timeout());
+        let mut untagged = Collected::for_command(&parts);
         let last = parts.len().saturating_sub(1);
         for (i, part) in parts.into_iter().enumerate() {
             self.stream.send_part(part).await?;
             if i < last {
                 // A synchronising literal: the server must ask for it first.
                 loop {
-                    let response = self.stream.read_response().await?;
+                    let response = self.stream.read_response_by(Some(deadline)).await?;
                     match response.parse() {
                         Ok(Response::Continuation(_)) => break,
                         Ok(Response::Tagged { .. }) => {
-                            return self.finish_tagged(tag, response, untagged, started);
+                            return self.finish_tagged(tag, response, untagged.list, started);
                         }
-                        _ => untagged.push(response),
+                        _ => untagged.push(response)?,
                     }
                 }
             }
         }
-        self.collect(tag, untagged, started).await
+        self.collect(tag, untagged, started, deadline).await
     }
 
     /// Reads until the tagged reply of `tag`. A malformed response or a frame error does
@@ -223,13 +295,14 @@ impl ImapClient {
     async fn collect(
         &mut self,
         tag: &str,
-        mut untagged: Vec<RawResponse>,
+        mut untagged: Collected,
         started: Instant,
+        deadline: Deadline,
     ) -> Result<Completion, ClientError> {
         let mut first_error: Option<ClientError> = None;
         let mut bye: Option<String> = None;
         loop {
-            let response = match self.stream.read_response().await {
+            let response = match self.stream.read_response_by(Some(deadline)).await {
                 Ok(response) => response,
                 Err(e) if e.is_recoverable() => {
                     first_error.get_or_insert(ClientError::Stream(e));
@@ -243,7 +316,7 @@ impl ImapClient {
             };
             match response.parse() {
                 Ok(Response::Tagged { .. }) => {
-                    let done = self.finish_tagged(tag, response, untagged, started);
+                    let done = self.finish_tagged(tag, response, untagged.list, started);
                     return match first_error {
                         Some(e) => Err(e),
                         None => done,
@@ -266,7 +339,7 @@ impl ImapClient {
                     }
                     self.note_untagged(&u);
                     drop(u);
-                    untagged.push(response);
+                    untagged.push(response)?;
                 }
                 Err(e) => {
                     let ours = response.tag() == Some(tag.as_bytes());
@@ -347,7 +420,9 @@ impl ImapClient {
         if !done.is_ok() {
             return Err(ClientError::StartTlsRefused(done.line));
         }
+        let started = Instant::now();
         self.stream = self.stream.start_tls(endpoint).await?;
+        self.phase_times.tls = Some((started, Instant::now()));
         // RFC 3501 §6.2.1: capabilities learned before TLS must be discarded.
         self.capabilities = Capabilities::default();
         self.refresh_capabilities().await?;
@@ -391,14 +466,15 @@ impl ImapClient {
             None => {}
         }
         line.push_str("\r\n");
+        let deadline = Deadline::after(self.stream.timeout());
         self.stream.send(line.as_bytes(), secret_from).await?;
-        let mut untagged = Vec::new();
+        let mut untagged = Collected::named("AUTHENTICATE");
         let sasl_err = |source| ClientError::Sasl {
             mech: name.to_owned(),
             source,
         };
         loop {
-            let response = self.stream.read_response().await?;
+            let response = self.stream.read_response_by(Some(deadline)).await?;
             let parsed = response
                 .parse()
                 .map_err(|e| ClientError::Parse(e.to_string()))?;
@@ -429,7 +505,7 @@ impl ImapClient {
                 }
                 Response::Tagged { .. } => {
                     drop(parsed);
-                    let done = self.finish_tagged(&tag, response, untagged, started)?;
+                    let done = self.finish_tagged(&tag, response, untagged.list, started)?;
                     if done.is_ok() {
                         mech.finish().map_err(sasl_err)?;
                     }
@@ -438,7 +514,7 @@ impl ImapClient {
                 Response::Untagged(u) => {
                     self.note_untagged(&u);
                     drop(u);
-                    untagged.push(response);
+                    untagged.push(response)?;
                 }
             }
         }
@@ -447,13 +523,13 @@ impl ImapClient {
     /// Logs in as configured: LOGIN for `mech=LOGIN` (exact) without a master user,
     /// otherwise AUTHENTICATE with the named mechanism (PLAIN for master users).
     pub async fn log_in(&mut self, login: &LoginRequest<'_>) -> Result<Completion, ClientError> {
-        if login.mech == "LOGIN" && login.master.is_none() {
-            return self.login(login.user, login.password).await;
-        }
-        let mech_name = if login.mech == "LOGIN" {
-            "PLAIN"
-        } else {
-            login.mech
+        let mech_name = match login.mech {
+            Mech::Command if login.master.is_none() => {
+                return self.login(login.user, login.password).await;
+            }
+            // A master user needs SASL's authorization identity.
+            Mech::Command => "PLAIN",
+            Mech::Sasl(m) => m.name(),
         };
         let creds = match login.master {
             Some(master) => Credentials {
@@ -484,19 +560,20 @@ impl ImapClient {
         self.stream
             .send(format!("{tag} IDLE\r\n").as_bytes(), None)
             .await?;
-        let mut untagged = Vec::new();
+        let deadline = Deadline::after(self.stream.timeout());
+        let mut untagged = Collected::named("IDLE");
         loop {
-            let response = self.stream.read_response().await?;
+            let response = self.stream.read_response_by(Some(deadline)).await?;
             match response.parse() {
-                Ok(Response::Continuation(_)) => return Ok((tag, untagged)),
+                Ok(Response::Continuation(_)) => return Ok((tag, untagged.list)),
                 Ok(Response::Tagged { .. }) => {
-                    let done = self.finish_tagged(&tag, response, untagged, started)?;
+                    let done = self.finish_tagged(&tag, response, untagged.list, started)?;
                     return Err(ClientError::Failed {
                         command: "IDLE".into(),
                         line: done.line,
                     });
                 }
-                _ => untagged.push(response),
+                _ => untagged.push(response)?,
             }
         }
     }
@@ -504,8 +581,10 @@ impl ImapClient {
     /// Ends IDLE with `DONE` and waits for the IDLE command's tagged reply.
     pub async fn idle_done(&mut self, tag: &str) -> Result<Completion, ClientError> {
         let started = Instant::now();
+        let deadline = Deadline::after(self.stream.timeout());
         self.stream.send(b"DONE\r\n", None).await?;
-        self.collect(tag, Vec::new(), started).await
+        self.collect(tag, Collected::named("IDLE"), started, deadline)
+            .await
     }
 
     /// LOGOUT: the server must send BYE before its tagged OK.
@@ -531,14 +610,117 @@ impl ImapClient {
     }
 }
 
+/// The untagged responses to one command, bounded by
+/// [`MAX_UNTAGGED_BYTES_PER_COMMAND`] so a flooding server costs no more memory.
+#[derive(Debug)]
+struct Collected {
+    list: Vec<RawResponse>,
+    bytes: usize,
+    /// The command's name, for the error.
+    command: String,
+}
+
+impl Collected {
+    fn named(command: &str) -> Self {
+        Collected {
+            list: Vec::new(),
+            bytes: 0,
+            command: command.to_owned(),
+        }
+    }
+
+    /// Named after the command word of the first part (`<tag> NAME ...`); never more,
+    /// so no argument (a password) ends up in a message.
+    fn for_command(parts: &[CommandPart]) -> Self {
+        let first = parts.first().map_or(&[][..], |p| &p.bytes[..]);
+        let name = first
+            .split(|b| *b == b' ' || *b == b'\r')
+            .nth(1)
+            .unwrap_or_default();
+        Collected::named(&lossy(&name[..name.len().min(32)]))
+    }
+
+    fn push(&mut self, response: RawResponse) -> Result<(), ClientError> {
+        self.bytes += response.bytes().len() + UNTAGGED_OVERHEAD;
+        if self.bytes > MAX_UNTAGGED_BYTES_PER_COMMAND {
+            return Err(ClientError::TooMuchData {
+                command: self.command.clone(),
+                limit: MAX_UNTAGGED_BYTES_PER_COMMAND,
+            });
+        }
+        self.list.push(response);
+        Ok(())
+    }
+}
+
 /// Who logs in and how.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginRequest<'a> {
     pub user: &'a str,
     pub password: &'a str,
-    pub mech: &'a str,
+    pub mech: Mech,
     pub master: Option<&'a str>,
     pub scram_cache: &'a ScramCache,
+}
+
+/// Why the start-up login ([`start_up_login`]) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartUpError {
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("{how} as {user} failed: {line}")]
+    LoginRefused {
+        /// `LOGIN` or `AUTHENTICATE <mech>`.
+        how: String,
+        user: String,
+        line: String,
+    },
+    #[error(
+        "start-up check (connect, greeting, login) not done within {0:?} (twice timeout=, for all its steps together)"
+    )]
+    Timeout(Duration),
+}
+
+/// The start of the check before a run, so an unreachable server, a TLS failure or a
+/// wrong password is one clear error instead of a stream of them: connection number 0
+/// (no rawlog), logged in as `login` (unless the greeting was PREAUTH). Each step
+/// (connect, TLS, greeting, each command) must be done within `options.timeout` and
+/// all of them within twice that, whatever the server does. The caller logs out.
+pub async fn start_up_login(
+    endpoint: &Endpoint,
+    options: &ClientOptions,
+    login: &LoginRequest<'_>,
+) -> Result<ImapClient, StartUpError> {
+    let check = async {
+        let options = ClientOptions {
+            rawlog_dir: None,
+            ..options.clone()
+        };
+        let mut client = ImapClient::connect(endpoint, 0, &options).await?;
+        if client.preauth() {
+            return Ok(client);
+        }
+        let done = client.log_in(login).await?;
+        if !done.is_ok() {
+            let how = match login.mech {
+                Mech::Command if login.master.is_none() => "LOGIN".to_owned(),
+                Mech::Command => "AUTHENTICATE PLAIN".to_owned(),
+                Mech::Sasl(m) => format!("AUTHENTICATE {}", m.name()),
+            };
+            return Err(StartUpError::LoginRefused {
+                how,
+                user: login.user.to_owned(),
+                line: done.line,
+            });
+        }
+        Ok(client)
+    };
+    // The steps' own limits say more about what went wrong; this one catches a server
+    // that keeps every step just inside its limit.
+    let total = options.timeout.saturating_mul(2);
+    tokio::time::timeout(total, check)
+        .await
+        .unwrap_or(Err(StartUpError::Timeout(total)))
 }
 
 /// Turns a non-OK completion into an error naming the command and the server line.

@@ -74,6 +74,38 @@ impl fmt::Display for Truncation {
     }
 }
 
+/// How far an incomplete response got ([`Framer::progress`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Wire bytes of the response received so far.
+    pub received: u64,
+    /// Inside a literal: (announced size, bytes of it received).
+    pub literal: Option<(u64, u64)>,
+    /// The response is already longer than the line limit (being discarded).
+    pub over_limit: bool,
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.literal {
+            Some((size, got)) => write!(
+                f,
+                "server announced a {size}-byte literal and sent {got} bytes of it"
+            ),
+            None if self.over_limit => write!(
+                f,
+                "server sent {} bytes of a response line without ending it (over the line limit; discarded)",
+                self.received
+            ),
+            None => write!(
+                f,
+                "server sent {} bytes of a response without ending it",
+                self.received
+            ),
+        }
+    }
+}
+
 /// A response that could not be framed. The framer has already consumed it.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
@@ -277,6 +309,47 @@ impl Framer {
             && self.scan == 0
             && self.pending.is_empty()
             && self.discard.is_none()
+    }
+
+    /// What has arrived of a response that is not complete yet (`buf`: the caller's
+    /// buffer), or `None` between responses: for errors when the server stops (or
+    /// keeps going) in the middle of one.
+    pub fn progress(&self, buf: &[u8]) -> Option<Progress> {
+        if self.is_idle() && buf.is_empty() {
+            return None;
+        }
+        let mut received = self.pending.len() as u64 + buf.len() as u64;
+        let literal = match self.state {
+            State::Literal {
+                size,
+                remaining,
+                keep: false,
+            } => {
+                let got = size - remaining;
+                // Earlier skipped literals arrived whole; this one in part.
+                received += self.skipped_bytes.saturating_sub(remaining);
+                Some((size, got))
+            }
+            State::Literal {
+                size, keep: true, ..
+            } => {
+                received += self.skipped_bytes;
+                let got = (buf.len().saturating_sub(self.pos) as u64).min(size);
+                Some((size, got))
+            }
+            State::Line => {
+                received += self.skipped_bytes;
+                None
+            }
+        };
+        if let Some(d) = &self.discard {
+            received += d.len;
+        }
+        Some(Progress {
+            received,
+            literal,
+            over_limit: self.discard.is_some(),
+        })
     }
 
     fn reset(&mut self) {

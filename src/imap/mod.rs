@@ -19,7 +19,7 @@ pub mod token;
 
 pub use capability::Capabilities;
 pub use client::{ClientError, ClientOptions, Completion, ImapClient};
-pub use framer::{FrameError, Framer, FramerLimits, RawResponse, Truncation};
+pub use framer::{FrameError, Framer, FramerLimits, Progress, RawResponse, Truncation};
 pub use response::{Code, FetchItem, RespText, Response, SeqSet, Status, Untagged};
 pub use stream::{ImapStream, StreamError};
 pub use token::{Arg, ParseError, ParseErrorKind};

@@ -13,10 +13,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::command::CommandPart;
-use super::framer::{FrameError, Framer, FramerLimits, RawResponse};
+use super::framer::{FrameError, Framer, FramerLimits, Progress, RawResponse};
 use crate::net::deflate::Deflate;
 use crate::net::inbound::{Inbound, ReadFailure};
-use crate::net::{BodySource, Endpoint, IoObserver, NetError, Rawlog, Transport};
+use crate::net::{BodySource, Deadline, Endpoint, IoObserver, NetError, Rawlog, Transport};
 
 /// Streamed bodies are written in chunks of this size.
 const BODY_CHUNK: usize = 32 * 1024;
@@ -46,6 +46,17 @@ pub enum StreamError {
     Body(io::Error),
     #[error("no response from server within {0:?}")]
     Timeout(Duration),
+    #[error("{progress} and did not complete it within {waited:?}")]
+    Incomplete {
+        progress: Progress,
+        waited: Duration,
+    },
+    #[error("server did not take our data within {0:?} (it stopped reading)")]
+    WriteTimeout(Duration),
+    /// The total time of a command (or start-up step) ran out while the server kept
+    /// sending without completing its reply, or went quiet in the middle of it.
+    #[error("server did not complete its reply within {0:?} (timeout= bounds the whole reply)")]
+    Deadline(Duration),
     #[error(
         "server sent {0} bytes after its STARTTLS reply, before the TLS handshake (possible response injection)"
     )]
@@ -84,6 +95,10 @@ pub struct ImapStream {
     later: std::collections::VecDeque<Queued>,
     /// Told about every read and write.
     observer: Option<std::sync::Arc<dyn IoObserver>>,
+    /// When bytes last arrived (tells a silent server from a slow one).
+    last_input: Option<tokio::time::Instant>,
+    /// When the first bytes of the response being read arrived.
+    response_started: Option<tokio::time::Instant>,
 }
 
 impl ImapStream {
@@ -108,6 +123,8 @@ impl ImapStream {
             out: Vec::new(),
             later: std::collections::VecDeque::new(),
             observer: None,
+            last_input: None,
+            response_started: None,
         }
     }
 
@@ -140,9 +157,14 @@ impl ImapStream {
         self.rawlog.as_mut()
     }
 
+    /// The wait allowed for each read.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Reads the next complete response, waiting at most the stream's timeout for data.
     pub async fn read_response(&mut self) -> Result<RawResponse, StreamError> {
-        self.read_response_within(Some(self.timeout)).await
+        self.read_inner(Some(self.timeout), None).await
     }
 
     /// Reads the next complete response; `None` waits without limit (IDLE).
@@ -150,18 +172,92 @@ impl ImapStream {
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<RawResponse, StreamError> {
+        self.read_inner(timeout, None).await
+    }
+
+    /// Reads the next complete response, waiting at most the stream's timeout for each
+    /// read and never past `deadline` ([`StreamError::Deadline`]).
+    pub async fn read_response_by(
+        &mut self,
+        deadline: Option<Deadline>,
+    ) -> Result<RawResponse, StreamError> {
+        self.read_inner(Some(self.timeout), deadline).await
+    }
+
+    /// Like [`Self::read_response_by`] with `idle` instead of the stream's timeout as the
+    /// wait for each read (`None`: only the deadline bounds it).
+    pub async fn read_response_idle_by(
+        &mut self,
+        idle: Option<Duration>,
+        deadline: Option<Deadline>,
+    ) -> Result<RawResponse, StreamError> {
+        self.read_inner(idle, deadline).await
+    }
+
+    async fn read_inner(
+        &mut self,
+        idle: Option<Duration>,
+        deadline: Option<Deadline>,
+    ) -> Result<RawResponse, StreamError> {
         loop {
             match self.framer.next_response(&mut self.buf) {
-                Ok(Some(response)) => return Ok(response),
+                Ok(Some(response)) => {
+                    self.response_started = None;
+                    return Ok(response);
+                }
                 Ok(None) => {}
-                Err(e) => return Err(StreamError::Frame(e)),
+                Err(e) => {
+                    self.response_started = None;
+                    return Err(StreamError::Frame(e));
+                }
             }
-            if self.fill(timeout).await? == 0 {
+            // A server that keeps sending never lets a read time out: the deadline is
+            // checked between reads too.
+            if let Some(d) = deadline.filter(Deadline::is_past) {
+                return Err(self.out_of_time(d.limit(), true, deadline));
+            }
+            let (wait, by_deadline) = Deadline::read_wait(deadline, idle);
+            let filled = match self.fill(wait).await {
+                Err(StreamError::Timeout(waited)) => {
+                    let waited = match deadline {
+                        Some(d) if by_deadline => d.limit(),
+                        _ => waited,
+                    };
+                    return Err(self.out_of_time(waited, by_deadline, deadline));
+                }
+                other => other?,
+            };
+            if filled == 0 {
                 return match self.framer.finish(&mut self.buf) {
                     Ok(()) => Err(StreamError::Closed),
                     Err(e) => Err(StreamError::Truncated(e)),
                 };
             }
+        }
+    }
+
+    /// The error for a wait that ran out after `waited`: how far the response in
+    /// progress got, else a deadline (the server sent something during the command)
+    /// or a plain timeout (it was silent throughout).
+    fn out_of_time(
+        &self,
+        waited: Duration,
+        by_deadline: bool,
+        deadline: Option<Deadline>,
+    ) -> StreamError {
+        let heard =
+            deadline.is_some_and(|d| self.last_input.is_some_and(|at| at + d.limit() > d.at()));
+        // A response that has been arriving for a good part of the wait explains it (a
+        // drip, a line or literal without end); a fresh one is just the latest of many.
+        let long_arriving = self
+            .response_started
+            .is_some_and(|at| at.elapsed() >= waited / 2);
+        match self.framer.progress(&self.buf) {
+            Some(progress) if long_arriving || !heard => {
+                StreamError::Incomplete { progress, waited }
+            }
+            _ if by_deadline && heard => StreamError::Deadline(waited),
+            _ => StreamError::Timeout(waited),
         }
     }
 
@@ -180,6 +276,11 @@ impl ImapStream {
                 ReadFailure::Timeout(limit) => StreamError::Timeout(limit),
             })?;
         self.bytes_in += n as u64;
+        if n > 0 {
+            let now = tokio::time::Instant::now();
+            self.last_input = Some(now);
+            self.response_started.get_or_insert(now);
+        }
         if let Some(observer) = &self.observer {
             observer.io();
         }
@@ -257,7 +358,11 @@ impl ImapStream {
                 }
             }
         }
-        self.io.flush().await.map_err(StreamError::Write)?;
+        // A server that stops reading must not hold the write forever.
+        match tokio::time::timeout(self.timeout, self.io.flush()).await {
+            Ok(r) => r.map_err(StreamError::Write)?,
+            Err(_) => return Err(StreamError::WriteTimeout(self.timeout)),
+        }
         if let Some(observer) = &self.observer {
             observer.io();
         }
@@ -273,10 +378,11 @@ impl ImapStream {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.io
-            .write_all(&self.out)
-            .await
-            .map_err(StreamError::Write)?;
+        // A server that stops reading must not hold the write forever.
+        match tokio::time::timeout(self.timeout, self.io.write_all(&self.out)).await {
+            Ok(r) => r.map_err(StreamError::Write)?,
+            Err(_) => return Err(StreamError::WriteTimeout(self.timeout)),
+        }
         self.bytes_out += self.out.len() as u64;
         self.out.clear();
         Ok(())

@@ -9,7 +9,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::reply::{self, Extensions, Reply};
 use crate::config::TlsMode;
 use crate::net::lines::{self, DEFAULT_MAX_LINE, LineError, LineStream, quote};
-use crate::net::{Endpoint, NetError, Transport};
+use crate::net::{Endpoint, NetError, PhaseTimes, Transport};
+use crate::ops::{LmtpCommand, Op, Outcome, Phase, Server, TimingLog};
 
 /// What went wrong on an LMTP connection. Every message names what was being done and
 /// quotes the server's reply or line.
@@ -25,6 +26,8 @@ pub enum LmtpError {
     },
     #[error("{doing}: reply has more than {limit} lines")]
     TooManyLines { doing: String, limit: usize },
+    #[error("{doing}: no complete reply within {limit:?} (timeout= bounds the whole reply)")]
+    Deadline { doing: String, limit: Duration },
     #[error("{doing} rejected: {reply}")]
     Rejected { doing: String, reply: Reply },
     #[error("server does not offer STARTTLS (LHLO reply: {0})")]
@@ -35,6 +38,17 @@ pub enum LmtpError {
     Connect(#[from] NetError),
     #[error("{0}")]
     Protocol(String),
+}
+
+impl LmtpError {
+    /// The connection phase a failed [`LmtpClient::connect`] was in.
+    pub fn failed_phase(&self) -> Phase {
+        match self {
+            LmtpError::Connect(e) if e.is_tls() => Phase::Tls,
+            LmtpError::Connect(_) => Phase::Connect,
+            _ => Phase::Greeting,
+        }
+    }
 }
 
 impl From<lines::OpenError> for LmtpError {
@@ -74,7 +88,7 @@ const GREETING: &str = "reading the greeting";
 /// Connection options shared by every LMTP connection of a run.
 #[derive(Debug, Clone)]
 pub struct LmtpOptions {
-    /// Limit on every read and write.
+    /// Limit on every read and write, and on each whole reply (`timeout=`).
     pub timeout: Duration,
     pub rawlog_dir: Option<PathBuf>,
     /// The name sent with LHLO.
@@ -90,7 +104,7 @@ pub struct LmtpOptions {
 impl Default for LmtpOptions {
     fn default() -> Self {
         LmtpOptions {
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
             rawlog_dir: None,
             lhlo_name: "localhost".to_owned(),
             pipelining: true,
@@ -162,6 +176,7 @@ pub struct LmtpClient<S = Transport> {
     greeting: Reply,
     lhlo: Reply,
     extensions: Extensions,
+    timings: TimingLog,
 }
 
 impl LmtpClient<Transport> {
@@ -172,9 +187,17 @@ impl LmtpClient<Transport> {
         id: u64,
         options: &LmtpOptions,
     ) -> Result<Self, LmtpError> {
-        let stream =
-            LineStream::open(endpoint, id, options.rawlog_dir.as_deref(), options.timeout).await?;
-        let client = Self::start(stream, id, options).await?;
+        let mut times = PhaseTimes::default();
+        let stream = LineStream::open(
+            endpoint,
+            id,
+            options.rawlog_dir.as_deref(),
+            options.timeout,
+            &mut times,
+        )
+        .await?;
+        let mut client = Self::start(stream, id, options).await?;
+        client.timings.phases(Server::Lmtp, &times);
         if endpoint.mode() == TlsMode::StartTls {
             return client.start_tls(endpoint).await;
         }
@@ -204,21 +227,23 @@ impl LmtpClient<Transport> {
         if !self.extensions.has("STARTTLS") {
             return Err(LmtpError::NoStartTls(self.lhlo.to_string()));
         }
-        let reply = self.command("STARTTLS").await?;
+        let started = Instant::now();
+        let reply = self.command("STARTTLS").await;
+        self.log(LmtpCommand::StartTls, started, &reply);
+        let reply = reply?;
         if reply.code != 220 {
             return Err(LmtpError::Rejected {
                 doing: "STARTTLS".into(),
                 reply,
             });
         }
-        self.stream = self
-            .stream
-            .start_tls(endpoint)
-            .await
-            .map_err(|source| LmtpError::Io {
-                doing: "STARTTLS".into(),
-                source,
-            })?;
+        let started = Instant::now();
+        let upgraded = self.stream.start_tls(endpoint).await;
+        self.timings.tls(Server::Lmtp, started, upgraded.is_ok());
+        self.stream = upgraded.map_err(|source| LmtpError::Io {
+            doing: "STARTTLS".into(),
+            source,
+        })?;
         self.extensions = Extensions::default();
         self.lhlo().await?;
         Ok(self)
@@ -243,8 +268,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
             greeting: reply::build(0, Vec::new()),
             lhlo: reply::build(0, Vec::new()),
             extensions: Extensions::default(),
+            timings: TimingLog::default(),
         };
+        let waiting = Instant::now();
         let greeting = client.read_reply(GREETING).await?;
+        client.timings.done(
+            Op::Phase(Server::Lmtp, Phase::Greeting),
+            Outcome::Ok,
+            waiting,
+        );
         if greeting.code != 220 {
             return Err(LmtpError::Rejected {
                 doing: "greeting".into(),
@@ -258,6 +290,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The commands sent and connection phases passed since the last call.
+    pub fn timings(&mut self) -> &mut TimingLog {
+        &mut self.timings
+    }
+
+    /// Logs a command that got `reply` (or failed).
+    fn log(&mut self, command: LmtpCommand, started: Instant, reply: &Result<Reply, LmtpError>) {
+        let outcome = match reply {
+            Ok(r) => reply_outcome(r),
+            Err(LmtpError::Rejected { .. }) => Outcome::No,
+            Err(_) => Outcome::Failed,
+        };
+        self.timings.done(Op::Lmtp(command), outcome, started);
     }
 
     /// The server's 220 greeting.
@@ -277,7 +324,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
     /// Sends `LHLO <name>` and stores the extensions offered.
     pub async fn lhlo(&mut self) -> Result<&Extensions, LmtpError> {
         let line = format!("LHLO {}", self.options.lhlo_name);
-        let reply = self.command(&line).await?;
+        let started = Instant::now();
+        let reply = self.command(&line).await;
+        self.log(LmtpCommand::Lhlo, started, &reply);
+        let reply = reply?;
         if reply.code != 250 {
             return Err(LmtpError::Rejected { doing: line, reply });
         }
@@ -300,8 +350,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
     }
 
     /// Reads one complete reply; `doing` names the command it answers, for errors
-    /// (`GREETING` for the greeting).
+    /// (`GREETING` for the greeting). Each read waits at most the timeout, and so does
+    /// the whole reply: a server dripping bytes cannot keep it open.
     async fn read_reply(&mut self, doing: &str) -> Result<Reply, LmtpError> {
+        let limit = self.options.timeout;
+        tokio::time::timeout(limit, self.read_reply_lines(doing))
+            .await
+            .unwrap_or_else(|_| {
+                Err(LmtpError::Deadline {
+                    doing: doing.to_owned(),
+                    limit,
+                })
+            })
+    }
+
+    async fn read_reply_lines(&mut self, doing: &str) -> Result<Reply, LmtpError> {
         let reading = if doing == GREETING {
             GREETING.to_owned()
         } else {
@@ -361,6 +424,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
         recipients: &[&str],
         message: &[u8],
     ) -> Result<Delivery, LmtpError> {
+        let started = Instant::now();
+        let result = self.deliver_untimed(from, recipients, message).await;
+        let outcome = match &result {
+            Ok(d) if d.delivered() > 0 => Outcome::Ok,
+            Ok(_) | Err(LmtpError::Rejected { .. }) => Outcome::No,
+            Err(_) => Outcome::Failed,
+        };
+        self.timings
+            .done(Op::Lmtp(LmtpCommand::Transaction), outcome, started);
+        result
+    }
+
+    async fn deliver_untimed(
+        &mut self,
+        from: &str,
+        recipients: &[&str],
+        message: &[u8],
+    ) -> Result<Delivery, LmtpError> {
         for addr in std::iter::once(&from).chain(recipients) {
             check_line(addr)?;
         }
@@ -398,8 +479,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
                 source,
             })?;
             let mail_reply = self.read_reply(&mail).await?;
+            self.timings.done(
+                Op::Lmtp(LmtpCommand::Mail),
+                reply_outcome(&mail_reply),
+                started,
+            );
             for line in &rcpt_lines {
-                rcpt.push(self.read_reply(line).await?);
+                let reply = self.read_reply(line).await?;
+                self.timings
+                    .done(Op::Lmtp(LmtpCommand::Rcpt), reply_outcome(&reply), started);
+                rcpt.push(reply);
             }
             envelope = started.elapsed();
             data_reply = self.read_reply("DATA").await?;
@@ -427,7 +516,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
                 return Ok(refused_delivery(recipients, rcpt, started, envelope));
             }
         } else {
-            let mail_reply = self.command(&mail).await?;
+            let mail_reply = self.command(&mail).await;
+            self.log(LmtpCommand::Mail, started, &mail_reply);
+            let mail_reply = mail_reply?;
             if !mail_reply.is_positive() {
                 return Err(LmtpError::Rejected {
                     doing: mail,
@@ -435,7 +526,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
                 });
             }
             for line in &rcpt_lines {
-                rcpt.push(self.command(line).await?);
+                let sent = Instant::now();
+                let reply = self.command(line).await;
+                self.log(LmtpCommand::Rcpt, sent, &reply);
+                rcpt.push(reply?);
             }
             envelope = started.elapsed();
             if !rcpt.iter().any(Reply::is_positive) {
@@ -474,6 +568,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
             per_recipient.push(((*recipient).to_owned(), reply));
         }
         let last_reply = data_end.elapsed();
+        let outcome = if per_recipient.iter().any(|(_, r)| r.is_positive()) {
+            Outcome::Ok
+        } else {
+            Outcome::No
+        };
+        self.timings
+            .done(Op::Lmtp(LmtpCommand::Data), outcome, data_end);
         Ok(Delivery {
             per_recipient,
             rcpt,
@@ -504,7 +605,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LmtpClient<S> {
 
     /// `RSET`: abandons the current transaction.
     pub async fn rset(&mut self) -> Result<Reply, LmtpError> {
-        self.command("RSET").await
+        let started = Instant::now();
+        let reply = self.command("RSET").await;
+        self.log(LmtpCommand::Rset, started, &reply);
+        reply
     }
 
     /// `NOOP`.
@@ -548,6 +652,15 @@ fn refused_delivery(
             last_reply: Duration::ZERO,
             total: started.elapsed(),
         },
+    }
+}
+
+/// 2xx/3xx is OK, anything else a refusal.
+fn reply_outcome(reply: &Reply) -> Outcome {
+    if reply.is_positive() || reply.code / 100 == 3 {
+        Outcome::Ok
+    } else {
+        Outcome::No
     }
 }
 
@@ -659,6 +772,30 @@ mod tests {
         assert!(c.extensions().has("PIPELINING"));
         assert!(c.extensions().has("ENHANCEDSTATUSCODES"));
         assert!(!c.extensions().has("STARTTLS"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dripping_reply_ends_at_the_timeout() {
+        let (client, mut server) = duplex(1 << 16);
+        tokio::spawn(async move {
+            for b in b"220 a greeting that takes a minute\r\n" {
+                if server.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            std::future::pending::<()>().await;
+        });
+        let stream = LineStream::new(client, addr(), None, Duration::from_secs(5));
+        let options = LmtpOptions {
+            timeout: Duration::from_secs(5),
+            ..LmtpOptions::default()
+        };
+        let err = LmtpClient::start(stream, 1, &options).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reading the greeting: no complete reply within 5s (timeout= bounds the whole reply)"
+        );
     }
 
     #[tokio::test]

@@ -210,6 +210,11 @@ impl Extensions {
     }
 
     /// True if the keyword (case-insensitive) was offered.
+    /// The keywords offered, in the server's order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| k.as_str())
+    }
+
     pub fn has(&self, keyword: &str) -> bool {
         self.params(keyword).is_some()
     }

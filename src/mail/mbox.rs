@@ -133,7 +133,9 @@ impl Backing {
                 file.read_at(buf, offset)
             }
             Backing::Memory(data) => {
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
                 let n = buf.len().min(data.len() - start);
                 buf[..n].copy_from_slice(&data[start..start + n]);
                 Ok(n)

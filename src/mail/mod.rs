@@ -15,6 +15,7 @@ pub mod date;
 pub mod generate;
 pub mod mbox;
 pub mod random;
+pub mod sized;
 
 pub use date::MailDate;
 pub use generate::{GenerateOptions, GenerateStats, generate_mbox};

@@ -87,6 +87,9 @@ error_kinds! {
     UnexpectedHeader = "unexpected-header",
     /// Two messages with the same Message-ID differ (size, ENVELOPE, BODY, …).
     CopyDiffers = "copy-differs",
+    /// A message imaptest wrote itself (APPEND, LMTP) differs from what was sent:
+    /// RFC822.SIZE, a BODY[] section, ENVELOPE or BODYSTRUCTURE (the field is named).
+    ContentMismatch = "content-mismatch",
     /// SEARCH didn't return a message that must match.
     SearchMissing = "search-missing",
     /// SEARCH returned a message that cannot match.
@@ -129,6 +132,31 @@ error_kinds! {
     DeliveryRefused = "delivery-refused",
     /// Profile mode: an LMTP delivery got no answer (connection or protocol failure).
     DeliveryFailed = "delivery-failed",
+    /// Known server quirk (docs/servers.md): data made up for a message another
+    /// session expunged (Courier-IMAP's "message unavailable" stand-in).
+    ExpungedMessageFabricated = "expunged-message-fabricated",
+    /// Known server quirk: DELETE refused with "Mailbox already exists" (Cyrus's
+    /// delayed delete, the same name deleted twice within a second).
+    DeleteSaysExists = "delete-says-exists",
+    /// Known server quirk: GENURLAUTH refused for a valid URL (Cyrus, also after
+    /// RESETKEY).
+    GenurlauthRefused = "genurlauth-refused",
+    /// Known server quirk: BAD for a command with a legal atom starting with `~`, such
+    /// as `LIST "" ~foo` (Courier).
+    TildeAtomBad = "tilde-atom-bad",
+    /// Known server quirk: a SEARCH with two negated size keys of one kind answered
+    /// with the looser bound (Dovecot 2.3).
+    SearchSizeMerge = "search-size-merge",
+    /// The server went past one of imaptest's bounds (docs/limits.md), e.g. an EXISTS
+    /// beyond the messages the model tracks; the connection is dropped.
+    LimitExceeded = "limit-exceeded",
+    /// Known server quirk: a MIME part's body (size, BODY[n]) includes the CR of the
+    /// CRLF before the next boundary, for message/rfc822 parts and inside them
+    /// (Courier).
+    PartTakesBoundaryCr = "part-takes-boundary-cr",
+    /// Known server quirk: BODYSTRUCTURE says "8bit" for a part without a
+    /// Content-Transfer-Encoding header, whose encoding is 7bit (Courier).
+    DefaultEncoding8bit = "default-encoding-8bit",
     /// An error reported without a kind.
     Other = "other",
 }

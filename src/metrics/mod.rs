@@ -9,20 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
-use crate::states::State;
+pub use crate::ops::Outcome;
+use crate::ops::{Op, Timed};
 
 mod kind;
 pub use kind::ErrorKind;
-
-/// How a command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    No,
-    Bad,
-    /// No tagged reply: the connection failed or the reply was malformed.
-    Failed,
-}
 
 /// Severity of a report: an error is a finding about the server, a warning is advice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +40,13 @@ pub struct Report {
 /// What engines emit.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// A command finished. `intended` is when the plan wanted it sent, `started` when it
-    /// was sent; latency is measured from `started`, lateness is `started - intended`.
+    /// A command, connection phase or profile action finished. `intended` is when the
+    /// plan wanted it to start, `started` when it did. Commands and phases are timed
+    /// from `started` (the server's own time); profile actions ([`Op::Action`]) are
+    /// timed from `intended`, so an action the tool handed over late counts its wait
+    /// (no coordinated omission). Lateness is `started - intended`.
     Command {
-        state: State,
+        op: Op,
         outcome: Outcome,
         intended: Instant,
         started: Instant,
@@ -60,7 +54,7 @@ pub enum Event {
     },
     /// A counted event without latency (a DELAY started, a DISCONNECT, ...).
     Count {
-        state: State,
+        op: Op,
     },
     Connected,
     Disconnected,
@@ -71,17 +65,130 @@ pub enum Event {
     Action {
         lateness: Duration,
     },
+    /// A connection attempt failed before the server greeted (the CONNECT/TLS row
+    /// counts it as failed; this counts the connection).
+    ConnectFailed,
+    /// Profile mode: a scheduled action that could not happen.
+    ActionSkipped {
+        reason: SkipReason,
+    },
+    /// Profile mode: a message of this many bytes was delivered (LMTP) or written
+    /// (APPEND).
+    MessageSent {
+        bytes: u64,
+        written: bool,
+    },
 }
 
-/// The life of one LMTP delivery in profile mode.
+/// Why a scheduled action did not happen (each counted; done + skipped == planned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// The message it acts on was not visible to the client: its delivery had not
+    /// finished within the wait (retries included).
+    NotYetVisible,
+    /// The user's session was not logged in (or its connection had failed).
+    SessionDown,
+    /// The message was gone: deleted by a POP3 client, or removed by another action.
+    MessageGone,
+    /// The message's LMTP delivery was refused or failed.
+    DeliveryFailed,
+    /// The profile needs a server the run has no endpoint for.
+    NoServer,
+    /// The run ended before the action's turn came.
+    RunEnded,
+    /// A bound of imaptest was reached (docs/limits.md): deliveries in flight or
+    /// actions queued for a session.
+    OverLimit,
+}
+
+impl SkipReason {
+    /// The reason with this name.
+    pub fn from_name(name: &str) -> Option<SkipReason> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    pub const ALL: [SkipReason; 7] = [
+        SkipReason::NotYetVisible,
+        SkipReason::SessionDown,
+        SkipReason::MessageGone,
+        SkipReason::DeliveryFailed,
+        SkipReason::NoServer,
+        SkipReason::RunEnded,
+        SkipReason::OverLimit,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The stable name (`not-yet-visible`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            SkipReason::NotYetVisible => "not-yet-visible",
+            SkipReason::SessionDown => "session-down",
+            SkipReason::MessageGone => "message-gone",
+            SkipReason::DeliveryFailed => "delivery-failed",
+            SkipReason::NoServer => "no-server",
+            SkipReason::RunEnded => "run-ended",
+            SkipReason::OverLimit => "over-limit",
+        }
+    }
+}
+
+/// Sizes of messages sent, in power-of-two buckets (bucket `i`: sizes below 2^(i+1)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeFigures {
+    pub count: u64,
+    pub sum: u64,
+    pub max: u64,
+    pub buckets: [u64; 40],
+}
+
+impl Default for SizeFigures {
+    fn default() -> Self {
+        SizeFigures {
+            count: 0,
+            sum: 0,
+            max: 0,
+            buckets: [0; 40],
+        }
+    }
+}
+
+impl SizeFigures {
+    pub fn record(&mut self, bytes: u64) {
+        self.count += 1;
+        self.sum += bytes;
+        self.max = self.max.max(bytes);
+        let bucket = (64 - bytes.leading_zeros()).saturating_sub(1) as usize;
+        self.buckets[bucket.min(39)] += 1;
+    }
+
+    pub fn add(&mut self, other: &SizeFigures) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// The life of one LMTP delivery in profile mode. Outcomes count recipients: a
+/// delivery to three recipients of which one is refused is two delivered, one refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryEvent {
-    /// The scheduler handed the delivery over.
-    Offered,
-    /// The server answered the message: `Ok` accepted, `No` refused (4xx/5xx),
-    /// `Failed` no answer (connection or protocol failure). `waited` is the time spent
-    /// queued for a free LMTP slot.
-    Finished { outcome: Outcome, waited: Duration },
+    /// The scheduler handed a delivery to `recipients` recipients over.
+    Offered { recipients: u32 },
+    /// The delivery went to this many more recipients in the same transaction
+    /// (co-recipients drawn when it was sent).
+    MoreRecipients { recipients: u32 },
+    /// The transaction ended: recipients that got the message (2xx), that the server
+    /// refused (4xx/5xx), and that got no answer (connection or protocol failure).
+    /// `waited` is the time spent queued for a free LMTP slot.
+    Finished {
+        delivered: u32,
+        refused: u32,
+        failed: u32,
+        waited: Duration,
+    },
     /// The user's client saw the message `latency` after it was handed to the server
     /// (the start of the LMTP transaction).
     Seen { latency: Duration },
@@ -92,6 +199,8 @@ pub enum DeliveryEvent {
 pub struct Gauges {
     /// Open connections.
     pub open: AtomicU64,
+    /// Most connections open at once since the aggregator last looked.
+    pub open_peak: AtomicU64,
     /// Open connections past the greeting.
     pub active: AtomicU64,
     /// Connection slots used at least once (ramp-up progress).
@@ -161,6 +270,19 @@ const STALLED_AFTER_SECS: u64 = 3;
 const STALL_LINE_AFTER_SECS: u64 = 15;
 
 impl Gauges {
+    /// A connection opened past the greeting: counts it open and active.
+    pub fn connection_opened(&self) {
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        self.open_peak.fetch_max(open, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection counted by [`Gauges::connection_opened`] closed.
+    pub fn connection_closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> (u64, u64, u64) {
         (
             self.active.load(Ordering::Relaxed),
@@ -170,10 +292,28 @@ impl Gauges {
     }
 }
 
-/// Per-state figures within one interval.
+/// A classic console column: the counts of the ops shown under it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnFigures {
+    pub count: u64,
+    /// Commands timed (any outcome).
+    pub timed: u64,
+    /// Their summed latency, in µs.
+    pub sum_us: u64,
+}
+
+impl ColumnFigures {
+    /// Average latency in milliseconds, 0 if nothing was timed.
+    pub fn avg_ms(&self) -> u64 {
+        (self.sum_us / 1000).checked_div(self.timed).unwrap_or(0)
+    }
+}
+
+/// One op's figures within one interval (or a whole run).
 #[derive(Debug, Clone)]
-pub struct StateFigures {
-    /// Counted events (tagged OKs, or counted events for states without replies).
+pub struct OpFigures {
+    /// Counted events: OK replies, or events of ops without replies (DELAY, …). The
+    /// console's columns show this.
     pub count: u64,
     pub ok: u64,
     pub no: u64,
@@ -184,9 +324,9 @@ pub struct StateFigures {
     pub lateness_max_us: u64,
 }
 
-impl StateFigures {
+impl OpFigures {
     fn new() -> Self {
-        StateFigures {
+        OpFigures {
             count: 0,
             ok: 0,
             no: 0,
@@ -197,7 +337,7 @@ impl StateFigures {
         }
     }
 
-    fn add(&mut self, other: &StateFigures) {
+    fn add(&mut self, other: &OpFigures) {
         self.count += other.count;
         self.ok += other.ok;
         self.no += other.no;
@@ -205,6 +345,11 @@ impl StateFigures {
         self.failed += other.failed;
         self.latency.add(&other.latency);
         self.lateness_max_us = self.lateness_max_us.max(other.lateness_max_us);
+    }
+
+    /// True if anything was counted or timed.
+    pub fn is_active(&self) -> bool {
+        self.count > 0 || self.latency.count > 0
     }
 
     /// Commands timed (any outcome).
@@ -225,16 +370,20 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
 }
 
-/// Profile mode: LMTP deliveries and schedule lateness within one interval.
+/// Profile mode: LMTP deliveries and schedule lateness within one interval. Outcomes
+/// count recipients; `offered` counts transactions and `offered_recipients` their
+/// recipients.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFigures {
-    /// Deliveries handed over by the scheduler.
+    /// Deliveries (transactions) handed over by the scheduler.
     pub offered: u64,
-    /// Accepted by the server.
+    /// Recipients of the offered deliveries.
+    pub offered_recipients: u64,
+    /// Recipients that got the message (2xx).
     pub delivered: u64,
-    /// Refused by the server (4xx/5xx).
+    /// Recipients the server refused (4xx/5xx).
     pub refused: u64,
-    /// No answer: connection or protocol failure.
+    /// Recipients without an answer: connection or protocol failure.
     pub failed: u64,
     /// Finished deliveries that had to wait for a free LMTP slot.
     pub late: u64,
@@ -244,6 +393,13 @@ pub struct DeliveryFigures {
     pub seen: Latency,
     /// Lateness of every scheduled action handed over, in µs.
     pub lateness: Latency,
+}
+
+impl DeliveryFigures {
+    /// Recipients with an outcome (delivered, refused or failed).
+    pub fn finished(&self) -> u64 {
+        self.delivered + self.refused + self.failed
+    }
 }
 
 /// A latency histogram with an exact sum, allocated on the first value (a histogram is
@@ -299,13 +455,22 @@ impl Latency {
 impl DeliveryFigures {
     fn record(&mut self, event: DeliveryEvent) {
         match event {
-            DeliveryEvent::Offered => self.offered += 1,
-            DeliveryEvent::Finished { outcome, waited } => {
-                match outcome {
-                    Outcome::Ok => self.delivered += 1,
-                    Outcome::No | Outcome::Bad => self.refused += 1,
-                    Outcome::Failed => self.failed += 1,
-                }
+            DeliveryEvent::Offered { recipients } => {
+                self.offered += 1;
+                self.offered_recipients += u64::from(recipients);
+            }
+            DeliveryEvent::MoreRecipients { recipients } => {
+                self.offered_recipients += u64::from(recipients);
+            }
+            DeliveryEvent::Finished {
+                delivered,
+                refused,
+                failed,
+                waited,
+            } => {
+                self.delivered += u64::from(delivered);
+                self.refused += u64::from(refused);
+                self.failed += u64::from(failed);
                 if !waited.is_zero() {
                     self.late += 1;
                     self.wait_max_us = self.wait_max_us.max(waited.as_micros() as u64);
@@ -317,6 +482,7 @@ impl DeliveryFigures {
 
     fn add(&mut self, other: &DeliveryFigures) {
         self.offered += other.offered;
+        self.offered_recipients += other.offered_recipients;
         self.delivered += other.delivered;
         self.refused += other.refused;
         self.failed += other.failed;
@@ -334,8 +500,11 @@ pub struct Interval {
     pub elapsed_secs: u64,
     /// Wall-clock time at the end of this interval.
     pub at: SystemTime,
-    pub states: Vec<StateFigures>,
+    /// Per op, indexed by [`Op::index`].
+    pub ops: Vec<OpFigures>,
     pub connects: u64,
+    /// Connection attempts that failed before the greeting.
+    pub connect_failures: u64,
     pub disconnects: u64,
     pub errors: u64,
     pub warnings: u64,
@@ -347,6 +516,9 @@ pub struct Interval {
     pub active: u64,
     pub open: u64,
     pub slots_used: u64,
+    /// Most connections open at once (sampled at the end of each second, and raised
+    /// by every connection that opens).
+    pub open_peak: u64,
     /// Profile mode: deliveries and schedule lateness.
     pub deliveries: DeliveryFigures,
     /// Profile mode gauges at the end of the interval: users with a session open, LMTP
@@ -355,6 +527,13 @@ pub struct Interval {
     pub queued: u64,
     /// Error reports by kind, indexed by `ErrorKind as usize`.
     pub error_kinds: [u64; ErrorKind::COUNT],
+    /// Profile mode: skipped actions by reason, indexed by `SkipReason as usize`.
+    pub skipped: [u64; SkipReason::COUNT],
+    /// Profile mode: sizes of delivered and of written messages.
+    pub delivered_sizes: SizeFigures,
+    pub written_sizes: SizeFigures,
+    /// `server_pid=`/`server_cgroup=`: what the server used in this interval.
+    pub server: Option<crate::usage::ServerUsage>,
 }
 
 impl Interval {
@@ -362,9 +541,11 @@ impl Interval {
         Interval {
             elapsed_secs: 0,
             at: SystemTime::now(),
-            states: (0..State::COUNT).map(|_| StateFigures::new()).collect(),
+            ops: (0..Op::COUNT).map(|_| OpFigures::new()).collect(),
             connects: 0,
+            connect_failures: 0,
             disconnects: 0,
+            open_peak: 0,
             errors: 0,
             warnings: 0,
             stalled: 0,
@@ -376,11 +557,38 @@ impl Interval {
             users: 0,
             queued: 0,
             error_kinds: [0; ErrorKind::COUNT],
+            skipped: [0; SkipReason::COUNT],
+            delivered_sizes: SizeFigures::default(),
+            written_sizes: SizeFigures::default(),
+            server: None,
         }
     }
 
-    pub fn state(&self, state: State) -> &StateFigures {
-        &self.states[state as usize]
+    pub fn op(&self, op: Op) -> &OpFigures {
+        &self.ops[op.index()]
+    }
+
+    /// The ops that had any activity, in index order.
+    pub fn active_ops(&self) -> impl Iterator<Item = (Op, &OpFigures)> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.is_active())
+            .filter_map(|(i, f)| Op::from_index(i).map(|op| (op, f)))
+    }
+
+    /// The classic console column `state`: the ops shown under it (see
+    /// [`Op::console_column`]) added up.
+    pub fn column(&self, state: crate::states::State) -> ColumnFigures {
+        let mut column = ColumnFigures::default();
+        for (i, f) in self.ops.iter().enumerate() {
+            if f.is_active() && Op::from_index(i).and_then(Op::console_column) == Some(state) {
+                column.count += f.count;
+                column.timed += f.latency.count;
+                column.sum_us += f.latency.sum_us;
+            }
+        }
+        column
     }
 
     /// Error reports of `kind` in this interval.
@@ -404,13 +612,13 @@ impl Interval {
     pub fn record(&mut self, event: &Event) {
         match event {
             Event::Command {
-                state,
+                op,
                 outcome,
                 intended,
                 started,
                 finished,
             } => {
-                let f = &mut self.states[*state as usize];
+                let f = &mut self.ops[op.index()];
                 match outcome {
                     Outcome::Ok => {
                         f.ok += 1;
@@ -420,12 +628,17 @@ impl Interval {
                     Outcome::Bad => f.bad += 1,
                     Outcome::Failed => f.failed += 1,
                 }
-                f.latency
-                    .record(finished.saturating_duration_since(*started));
+                let from = if matches!(op, Op::Action(_)) {
+                    intended
+                } else {
+                    started
+                };
+                f.latency.record(finished.saturating_duration_since(*from));
                 let late = started.saturating_duration_since(*intended).as_micros() as u64;
                 f.lateness_max_us = f.lateness_max_us.max(late);
             }
-            Event::Count { state } => self.states[*state as usize].count += 1,
+            Event::Count { op } => self.ops[op.index()].count += 1,
+            Event::ConnectFailed => self.connect_failures += 1,
             Event::Connected => self.connects += 1,
             Event::Disconnected => self.disconnects += 1,
             Event::Report(r) => match r.severity {
@@ -438,21 +651,39 @@ impl Interval {
             },
             Event::Delivery(d) => self.deliveries.record(*d),
             Event::Action { lateness } => self.deliveries.lateness.record(*lateness),
+            Event::ActionSkipped { reason } => self.skipped[*reason as usize] += 1,
+            Event::MessageSent { bytes, written } => {
+                if *written {
+                    self.written_sizes.record(*bytes);
+                } else {
+                    self.delivered_sizes.record(*bytes);
+                }
+            }
         }
     }
 
     /// Adds another interval's counts and latencies, keeping this one's time and gauges.
     pub fn add_figures(&mut self, other: &Interval) {
-        for (mine, theirs) in self.states.iter_mut().zip(&other.states) {
+        for (mine, theirs) in self.ops.iter_mut().zip(&other.ops) {
             mine.add(theirs);
         }
         self.connects += other.connects;
+        self.connect_failures += other.connect_failures;
         self.disconnects += other.disconnects;
+        self.open_peak = self.open_peak.max(other.open_peak);
         self.errors += other.errors;
         self.warnings += other.warnings;
         self.deliveries.add(&other.deliveries);
         for (mine, theirs) in self.error_kinds.iter_mut().zip(&other.error_kinds) {
             *mine += theirs;
+        }
+        for (mine, theirs) in self.skipped.iter_mut().zip(&other.skipped) {
+            *mine += theirs;
+        }
+        self.delivered_sizes.add(&other.delivered_sizes);
+        self.written_sizes.add(&other.written_sizes);
+        if let Some(theirs) = &other.server {
+            self.server.get_or_insert_default().add(theirs);
         }
     }
 
@@ -487,6 +718,19 @@ pub trait Sink: Send {
     fn finish(&mut self, totals: &Interval);
     /// Profile mode: a client session ended.
     fn session(&mut self, _session: &SessionRecord) {}
+    /// Why the sink stopped writing (a full disk, a closed pipe), if it did.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What the aggregator hands back when the run is over.
+#[derive(Debug)]
+pub struct Finished {
+    /// The whole run.
+    pub totals: Interval,
+    /// Sinks that failed to write, with why.
+    pub output_failures: Vec<String>,
 }
 
 /// Profile mode: one client session of one user, from login to logout.
@@ -552,6 +796,47 @@ impl Metrics {
         }
     }
 
+    /// Records ops a protocol client logged (see [`crate::ops::TimingLog`]).
+    pub fn timed(&self, entries: impl IntoIterator<Item = Timed>) {
+        let shard = SHARD.with(|s| *s);
+        let mut interval = self.shards[shard]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for t in entries {
+            interval.record(&Event::Command {
+                op: t.op,
+                outcome: t.outcome,
+                intended: t.started,
+                started: t.started,
+                finished: t.finished,
+            });
+        }
+    }
+
+    /// Records the connect, TLS and greeting phases of a new connection.
+    pub fn phases(&self, server: crate::ops::Server, times: &crate::net::PhaseTimes) {
+        let mut log = crate::ops::TimingLog::default();
+        log.phases(server, times);
+        self.timed(log.drain());
+    }
+
+    /// Records a connection that could not be opened: the phase it failed in.
+    pub fn connect_failed(
+        &self,
+        server: crate::ops::Server,
+        phase: crate::ops::Phase,
+        started: Instant,
+    ) {
+        self.send(Event::Command {
+            op: Op::Phase(server, phase),
+            outcome: Outcome::Failed,
+            intended: started,
+            started,
+            finished: Instant::now(),
+        });
+        self.send(Event::ConnectFailed);
+    }
+
     pub fn report(&self, report: Report) {
         if report.severity == Severity::Error {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -610,6 +895,8 @@ pub struct Aggregator {
     gauges: Arc<Gauges>,
     sinks: Vec<Box<dyn Sink>>,
     tick: Duration,
+    /// `server_pid=`/`server_cgroup=`: read once a second, as each second closes.
+    server: Option<crate::usage::ServerSampler>,
 }
 
 /// Creates the engine-side handle and the aggregator that must be run.
@@ -636,14 +923,21 @@ pub fn channel(sinks: Vec<Box<dyn Sink>>) -> (Metrics, Aggregator) {
             gauges,
             sinks,
             tick: Duration::from_secs(1),
+            server: None,
         },
     )
 }
 
 impl Aggregator {
+    /// Samples the server's CPU, memory and I/O as each second closes.
+    pub fn with_server_sampler(mut self, sampler: crate::usage::ServerSampler) -> Self {
+        self.server = Some(sampler);
+        self
+    }
+
     /// Runs until every [`Metrics`] handle is dropped, then emits the last partial
-    /// interval and the totals. Returns the totals.
-    pub async fn run(mut self) -> Interval {
+    /// interval and the totals. Returns the totals and the sinks that failed.
+    pub async fn run(mut self) -> Finished {
         let start = tokio::time::Instant::now();
         let mut ticker = tokio::time::interval_at(start + self.tick, self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -672,7 +966,10 @@ impl Aggregator {
         for sink in &mut self.sinks {
             sink.finish(&totals);
         }
-        totals
+        Finished {
+            output_failures: self.sinks.iter().filter_map(|s| s.failure()).collect(),
+            totals,
+        }
     }
 
     fn record(&mut self, current: &mut Interval, report: Report) {
@@ -716,8 +1013,14 @@ impl Aggregator {
         current.active = active;
         current.open = open;
         current.slots_used = slots;
+        current.open_peak = self
+            .gauges
+            .open_peak
+            .swap(open, Ordering::Relaxed)
+            .max(open);
         current.users = self.gauges.users.load(Ordering::Relaxed);
         current.queued = self.gauges.queued.load(Ordering::Relaxed);
+        current.server = self.server.as_mut().and_then(|s| s.sample());
         for sink in &mut self.sinks {
             sink.interval(current);
         }

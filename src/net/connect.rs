@@ -3,7 +3,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream, lookup_host};
@@ -34,6 +34,26 @@ pub enum NetError {
     ServerName(String),
 }
 
+/// When each phase of opening a connection started and ended, for the CONNECT, TLS
+/// and GREETING rows of the metrics. Protocol clients fill in the greeting and a
+/// STARTTLS handshake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimes {
+    pub connect: Option<(Instant, Instant)>,
+    pub tls: Option<(Instant, Instant)>,
+    pub greeting: Option<(Instant, Instant)>,
+}
+
+impl NetError {
+    /// True if the TLS handshake failed (not the TCP connect or name resolution).
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self,
+            NetError::Handshake { .. } | NetError::HandshakeTimeout { .. }
+        )
+    }
+}
+
 /// A server endpoint: where to connect and how to secure it. Built once per run.
 pub struct Endpoint {
     host: String,
@@ -50,6 +70,16 @@ pub struct Endpoint {
 /// Beyond this many connections one source address runs out of ephemeral ports
 /// (about 28 k by default, 64 k at most), so loopback runs spread their sources.
 pub const SPREAD_SOURCES_ABOVE: u32 = 20_000;
+
+/// `host:port` of the first address (the one named in messages).
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.addrs.first() {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str(&self.host),
+        }
+    }
+}
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,8 +168,18 @@ impl Endpoint {
 
     /// Opens a connection to the next address; with implicit TLS the handshake is done.
     pub async fn connect(&self) -> Result<(Transport, SocketAddr), NetError> {
+        self.connect_timed(&mut PhaseTimes::default()).await
+    }
+
+    /// [`Endpoint::connect`], noting when the TCP connect and the TLS handshake started
+    /// and ended in `times`.
+    pub async fn connect_timed(
+        &self,
+        times: &mut PhaseTimes,
+    ) -> Result<(Transport, SocketAddr), NetError> {
         let i = self.next_addr.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
         let addr = self.addrs[i];
+        let started = Instant::now();
         let tcp = match tokio::time::timeout(self.timeout, self.tcp_connect(addr)).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(source)) => return Err(NetError::Connect { addr, source }),
@@ -150,10 +190,16 @@ impl Endpoint {
                 });
             }
         };
+        times.connect = Some((started, Instant::now()));
         // Commands are small and latency is what we measure.
         let _ = tcp.set_nodelay(true);
         let transport = match self.mode {
-            TlsMode::Implicit => self.handshake(tcp, addr).await?,
+            TlsMode::Implicit => {
+                let started = Instant::now();
+                let transport = self.handshake(tcp, addr).await?;
+                times.tls = Some((started, Instant::now()));
+                transport
+            }
             TlsMode::Plain | TlsMode::StartTls => Transport::Plain(tcp),
         };
         Ok((transport, addr))

@@ -304,13 +304,18 @@ pub enum OpenError {
 impl LineStream<Transport> {
     /// Connects to `endpoint` (with implicit TLS when configured) and opens the rawlog
     /// `rawlog.<id>` in `rawlog_dir`: the common start of the LMTP and POP3 clients.
+    /// `times` gets the connect and implicit-TLS phases.
     pub async fn open(
         endpoint: &Endpoint,
         id: u64,
         rawlog_dir: Option<&std::path::Path>,
         timeout: Duration,
+        times: &mut super::PhaseTimes,
     ) -> Result<Self, OpenError> {
-        let (transport, peer) = endpoint.connect().await.map_err(OpenError::Connect)?;
+        let (transport, peer) = endpoint
+            .connect_timed(times)
+            .await
+            .map_err(OpenError::Connect)?;
         let rawlog = open_rawlog(rawlog_dir, id).map_err(OpenError::Rawlog)?;
         Ok(LineStream::new(transport, peer, rawlog, timeout))
     }

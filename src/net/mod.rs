@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod connect;
+pub mod deadline;
 pub mod deflate;
 pub mod inbound;
 pub mod lines;
@@ -10,7 +11,8 @@ pub mod tls;
 pub mod transport;
 
 pub use body::BodySource;
-pub use connect::{Endpoint, NetError};
+pub use connect::{Endpoint, NetError, PhaseTimes};
+pub use deadline::Deadline;
 pub use lines::{LineError, LineStream};
 pub use rawlog::Rawlog;
 pub use transport::Transport;

@@ -2,7 +2,7 @@
 //! STLS (RFC 2595) and SASL AUTH (RFC 5034).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -10,7 +10,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::TlsMode;
 use crate::net::lines::{self, DEFAULT_MAX_LINE, LineError, LineStream, quote};
-use crate::net::{Endpoint, NetError, Transport};
+use crate::net::{Endpoint, NetError, PhaseTimes, Transport};
+use crate::ops::{Op, Outcome, Phase, Pop3Command, Server, TimingLog};
 use crate::sasl::{self, Credentials, Mechanism, SaslError, ScramCache};
 
 /// What went wrong on a POP3 connection. Every message names the command and quotes
@@ -28,6 +29,8 @@ pub enum Pop3Error {
     TooLarge { command: String, limit: usize },
     #[error("{command}: reply has more than {limit} lines")]
     TooManyLines { command: String, limit: usize },
+    #[error("{command}: no complete reply within {limit:?} (timeout= bounds the whole reply)")]
+    Deadline { command: String, limit: Duration },
     #[error("malformed banner: {0:?}")]
     BadGreeting(String),
     #[error("AUTH {mech} failed: {source}")]
@@ -36,6 +39,17 @@ pub enum Pop3Error {
     InvalidArgument(String),
     #[error("{0}")]
     Connect(#[from] NetError),
+}
+
+impl Pop3Error {
+    /// The connection phase a failed [`Pop3Client::connect`] was in.
+    pub fn failed_phase(&self) -> Phase {
+        match self {
+            Pop3Error::Connect(e) if e.is_tls() => Phase::Tls,
+            Pop3Error::Connect(_) => Phase::Connect,
+            _ => Phase::Greeting,
+        }
+    }
 }
 
 impl From<lines::OpenError> for Pop3Error {
@@ -68,7 +82,7 @@ impl Pop3Error {
 /// Connection options shared by every POP3 connection of a run.
 #[derive(Debug, Clone)]
 pub struct Pop3Options {
-    /// Limit on every read and write.
+    /// Limit on every read and write, and on each whole reply (`timeout=`).
     pub timeout: Duration,
     pub rawlog_dir: Option<PathBuf>,
     /// Longest line accepted (status lines and message lines), CRLF excluded.
@@ -93,6 +107,33 @@ impl Default for Pop3Options {
         }
     }
 }
+
+/// Runs `reading` (a reply of `command`) within `limit` in total.
+async fn within<T>(
+    limit: Duration,
+    command: &str,
+    reading: impl Future<Output = T>,
+) -> Result<T, Pop3Error> {
+    within_as(limit, limit, command, reading).await
+}
+
+/// [`within`] with `left` of a total `limit` remaining.
+async fn within_as<T>(
+    left: Duration,
+    limit: Duration,
+    command: &str,
+    reading: impl Future<Output = T>,
+) -> Result<T, Pop3Error> {
+    tokio::time::timeout(left, reading)
+        .await
+        .map_err(|_| Pop3Error::Deadline {
+            command: command.to_owned(),
+            limit,
+        })
+}
+
+/// Most bytes kept from one CAPA, LIST, UIDL or AUTH listing.
+const MAX_LISTING_BYTES: usize = 64 * 1024 * 1024;
 
 /// Largest buffer allocated up front for a RETR reply on the server's word.
 const PREALLOCATE_MAX: u64 = 1024 * 1024;
@@ -186,6 +227,7 @@ pub struct Pop3Client<S = Transport> {
     options: Pop3Options,
     greeting: String,
     capabilities: Option<Pop3Capabilities>,
+    timings: TimingLog,
 }
 
 impl Pop3Client<Transport> {
@@ -197,9 +239,17 @@ impl Pop3Client<Transport> {
         id: u64,
         options: &Pop3Options,
     ) -> Result<Self, Pop3Error> {
-        let stream =
-            LineStream::open(endpoint, id, options.rawlog_dir.as_deref(), options.timeout).await?;
-        let client = Self::start(stream, id, options).await?;
+        let mut times = PhaseTimes::default();
+        let stream = LineStream::open(
+            endpoint,
+            id,
+            options.rawlog_dir.as_deref(),
+            options.timeout,
+            &mut times,
+        )
+        .await?;
+        let mut client = Self::start(stream, id, options).await?;
+        client.timings.phases(Server::Pop3, &times);
         if endpoint.mode() == TlsMode::StartTls {
             return client.stls(endpoint).await;
         }
@@ -209,15 +259,17 @@ impl Pop3Client<Transport> {
     /// `STLS` and the TLS handshake. Bytes after the `+OK` before the handshake are an
     /// error. Known capabilities are discarded (RFC 2595 §4).
     pub async fn stls(mut self, endpoint: &Endpoint) -> Result<Self, Pop3Error> {
-        self.simple("STLS").await?;
-        self.stream = self
-            .stream
-            .start_tls(endpoint)
-            .await
-            .map_err(|source| Pop3Error::Io {
-                doing: "STLS".into(),
-                source,
-            })?;
+        let started = Instant::now();
+        let result = self.simple("STLS").await;
+        self.log(Pop3Command::Stls, started, &result);
+        result?;
+        let started = Instant::now();
+        let upgraded = self.stream.start_tls(endpoint).await;
+        self.timings.tls(Server::Pop3, started, upgraded.is_ok());
+        self.stream = upgraded.map_err(|source| Pop3Error::Io {
+            doing: "STLS".into(),
+            source,
+        })?;
         self.capabilities = None;
         Ok(self)
     }
@@ -235,28 +287,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
         id: u64,
         options: &Pop3Options,
     ) -> Result<Self, Pop3Error> {
-        let line = stream
-            .read_line(options.max_line)
-            .await
-            .map_err(|source| Pop3Error::Io {
-                doing: "reading the greeting".into(),
-                source,
-            })?;
+        let waiting = Instant::now();
+        let line = within(
+            options.timeout,
+            "reading the greeting",
+            stream.read_line(options.max_line),
+        )
+        .await?
+        .map_err(|source| Pop3Error::Io {
+            doing: "reading the greeting".into(),
+            source,
+        })?;
         let greeting = match status(line) {
             Some(Ok(text)) => String::from_utf8_lossy(text).into_owned(),
             _ => return Err(Pop3Error::BadGreeting(quote(line))),
         };
+        let mut timings = TimingLog::default();
+        timings.done(
+            Op::Phase(Server::Pop3, Phase::Greeting),
+            Outcome::Ok,
+            waiting,
+        );
         Ok(Pop3Client {
             stream,
             id,
             options: options.clone(),
             greeting,
             capabilities: None,
+            timings,
         })
     }
 
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The commands sent and connection phases passed since the last call.
+    pub fn timings(&mut self) -> &mut TimingLog {
+        &mut self.timings
+    }
+
+    fn log<T>(&mut self, command: Pop3Command, started: Instant, result: &Result<T, Pop3Error>) {
+        let outcome = match result {
+            Ok(_) => Outcome::Ok,
+            Err(Pop3Error::Err { .. }) => Outcome::No,
+            Err(_) => Outcome::Failed,
+        };
+        self.timings.done(Op::Pop3(command), outcome, started);
     }
 
     /// The text of the greeting after `+OK `.
@@ -317,7 +394,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// Reads a status line: `+OK text` → text, `-ERR` → error, else malformed.
     async fn read_status(&mut self, command: &str) -> Result<String, Pop3Error> {
-        let line = self.read_line(command).await?;
+        let limit = self.options.timeout;
+        let line = within(limit, command, self.read_line(command)).await??;
         match status(line) {
             Some(Ok(text)) => Ok(String::from_utf8_lossy(text).into_owned()),
             Some(Err(())) => Err(Pop3Error::Err {
@@ -333,7 +411,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// Reads the lines of a multi-line reply up to the `.` line, dot-unstuffed, passing
     /// each to `each`. At most `max_lines` lines and `max_bytes` bytes (CRLF counted).
+    /// The whole reply must arrive within the timeout.
     async fn read_multiline(
+        &mut self,
+        command: &str,
+        max_lines: usize,
+        max_bytes: usize,
+        each: impl FnMut(&[u8]) -> Result<(), Pop3Error>,
+    ) -> Result<(), Pop3Error> {
+        let limit = self.options.timeout;
+        let lines = self.read_multiline_lines(command, max_lines, max_bytes, each);
+        within(limit, command, lines).await?
+    }
+
+    async fn read_multiline_lines(
         &mut self,
         command: &str,
         max_lines: usize,
@@ -379,7 +470,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
     async fn read_listing(&mut self, command: &str) -> Result<Vec<String>, Pop3Error> {
         let mut out = Vec::new();
         let limit = self.options.max_list_lines;
-        let bytes = limit.saturating_mul(256);
+        let bytes = limit.saturating_mul(256).min(MAX_LISTING_BYTES);
         self.read_multiline(command, limit, bytes, |line| {
             out.push(String::from_utf8_lossy(line).into_owned());
             Ok(())
@@ -390,21 +481,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// `CAPA`: reads and stores the capability list.
     pub async fn capa(&mut self) -> Result<&Pop3Capabilities, Pop3Error> {
+        let started = Instant::now();
+        let result = self.capa_untimed().await;
+        self.log(Pop3Command::Capa, started, &result);
+        result?;
+        Ok(self.capabilities.get_or_insert_with(Default::default))
+    }
+
+    async fn capa_untimed(&mut self) -> Result<(), Pop3Error> {
         self.simple("CAPA").await?;
         let lines = self.read_listing("CAPA").await?;
         let caps = Pop3Capabilities::from_lines(lines.iter().map(String::as_str));
-        Ok(self.capabilities.insert(caps))
+        self.capabilities = Some(caps);
+        Ok(())
     }
 
     /// `USER name` then `PASS password`; the password never reaches the rawlog.
     /// Returns the text of the `+OK` to PASS.
     pub async fn user_pass(&mut self, user: &str, password: &str) -> Result<String, Pop3Error> {
         let line = format!("USER {user}");
-        self.send_line(&line, None, "USER").await?;
-        self.read_status(&line).await?;
+        let started = Instant::now();
+        let result = match self.send_line(&line, None, "USER").await {
+            Ok(()) => self.read_status(&line).await,
+            Err(e) => Err(e),
+        };
+        self.log(Pop3Command::User, started, &result);
+        result?;
         let line = format!("PASS {password}");
-        self.send_line(&line, Some(5), "PASS").await?;
-        self.read_status("PASS").await
+        let started = Instant::now();
+        let result = match self.send_line(&line, Some(5), "PASS").await {
+            Ok(()) => self.read_status("PASS").await,
+            Err(e) => Err(e),
+        };
+        self.log(Pop3Command::Pass, started, &result);
+        result
     }
 
     /// `AUTH <mech>` (RFC 5034). The initial response goes on the command line when
@@ -412,6 +522,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
     /// 255 octets); otherwise it answers the first, empty, `+` challenge. Every client
     /// response is masked in the rawlog. Returns the text of the final `+OK`.
     pub async fn authenticate(&mut self, mech: &mut dyn Mechanism) -> Result<String, Pop3Error> {
+        let started = Instant::now();
+        let result = self.authenticate_untimed(mech).await;
+        self.log(Pop3Command::Auth, started, &result);
+        result
+    }
+
+    async fn authenticate_untimed(
+        &mut self,
+        mech: &mut dyn Mechanism,
+    ) -> Result<String, Pop3Error> {
         let name = mech.name();
         let command = format!("AUTH {name}");
         let sasl_err = |source| Pop3Error::Sasl {
@@ -437,8 +557,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
             }
         }
         self.send_line(&line, secret_from, &command).await?;
+        let limit = self.options.timeout;
+        let started = tokio::time::Instant::now();
         loop {
-            let reply = self.read_line(&command).await?;
+            // The whole exchange is bounded: a server may not challenge without end.
+            let left = limit.saturating_sub(started.elapsed());
+            let reply = within_as(left, limit, &command, self.read_line(&command)).await??;
             if let Some(result) = status(reply) {
                 return match result {
                     Ok(text) => {
@@ -518,6 +642,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// `STAT`.
     pub async fn stat(&mut self) -> Result<Stat, Pop3Error> {
+        let started = Instant::now();
+        let result = self.stat_untimed().await;
+        self.log(Pop3Command::Stat, started, &result);
+        result
+    }
+
+    async fn stat_untimed(&mut self) -> Result<Stat, Pop3Error> {
         let text = self.simple("STAT").await?;
         let mut words = text.split_ascii_whitespace();
         let count = words.next().and_then(|w| w.parse().ok());
@@ -533,6 +664,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// `LIST`: every message's number and size.
     pub async fn list(&mut self) -> Result<Vec<ListEntry>, Pop3Error> {
+        let started = Instant::now();
+        let result = self.list_untimed().await;
+        self.log(Pop3Command::List, started, &result);
+        result
+    }
+
+    async fn list_untimed(&mut self) -> Result<Vec<ListEntry>, Pop3Error> {
         self.simple("LIST").await?;
         let lines = self.read_listing("LIST").await?;
         lines
@@ -543,6 +681,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// `LIST n`.
     pub async fn list_one(&mut self, msg: u32) -> Result<ListEntry, Pop3Error> {
+        let started = Instant::now();
+        let result = self.list_one_untimed(msg).await;
+        self.log(Pop3Command::List, started, &result);
+        result
+    }
+
+    async fn list_one_untimed(&mut self, msg: u32) -> Result<ListEntry, Pop3Error> {
         let command = format!("LIST {msg}");
         let text = self.simple(&command).await?;
         parse_list_entry(&text).ok_or_else(|| malformed(&command, &format!("+OK {text}")))
@@ -550,6 +695,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// `UIDL`: every message's number and unique id.
     pub async fn uidl(&mut self) -> Result<Vec<UidlEntry>, Pop3Error> {
+        let started = Instant::now();
+        let result = self.uidl_untimed().await;
+        self.log(Pop3Command::Uidl, started, &result);
+        result
+    }
+
+    async fn uidl_untimed(&mut self) -> Result<Vec<UidlEntry>, Pop3Error> {
         self.simple("UIDL").await?;
         let lines = self.read_listing("UIDL").await?;
         lines
@@ -560,6 +712,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// `UIDL n`.
     pub async fn uidl_one(&mut self, msg: u32) -> Result<UidlEntry, Pop3Error> {
+        let started = Instant::now();
+        let result = self.uidl_one_untimed(msg).await;
+        self.log(Pop3Command::Uidl, started, &result);
+        result
+    }
+
+    async fn uidl_one_untimed(&mut self, msg: u32) -> Result<UidlEntry, Pop3Error> {
         let command = format!("UIDL {msg}");
         let text = self.simple(&command).await?;
         parse_uidl_entry(&text).ok_or_else(|| malformed(&command, &format!("+OK {text}")))
@@ -567,11 +726,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// `RETR n`: the whole message, dot-unstuffed, at most `max_message` bytes.
     pub async fn retr(&mut self, msg: u32) -> Result<Retrieved, Pop3Error> {
+        let started = Instant::now();
+        let result = self.retr_untimed(msg).await;
+        self.log(Pop3Command::Retr, started, &result);
+        result
+    }
+
+    async fn retr_untimed(&mut self, msg: u32) -> Result<Retrieved, Pop3Error> {
         self.retrieve(format!("RETR {msg}")).await
     }
 
     /// `TOP n lines`: the header and the first `lines` body lines.
     pub async fn top(&mut self, msg: u32, lines: u32) -> Result<Retrieved, Pop3Error> {
+        let started = Instant::now();
+        let result = self.top_untimed(msg, lines).await;
+        self.log(Pop3Command::Top, started, &result);
+        result
+    }
+
+    async fn top_untimed(&mut self, msg: u32, lines: u32) -> Result<Retrieved, Pop3Error> {
         self.retrieve(format!("TOP {msg} {lines}")).await
     }
 
@@ -604,16 +777,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pop3Client<S> {
 
     /// `DELE n`: marks the message; it is removed at QUIT.
     pub async fn dele(&mut self, msg: u32) -> Result<String, Pop3Error> {
+        let started = Instant::now();
+        let result = self.dele_untimed(msg).await;
+        self.log(Pop3Command::Dele, started, &result);
+        result
+    }
+
+    async fn dele_untimed(&mut self, msg: u32) -> Result<String, Pop3Error> {
         self.simple(&format!("DELE {msg}")).await
     }
 
     /// `NOOP`.
     pub async fn noop(&mut self) -> Result<String, Pop3Error> {
+        let started = Instant::now();
+        let result = self.noop_untimed().await;
+        self.log(Pop3Command::Noop, started, &result);
+        result
+    }
+
+    async fn noop_untimed(&mut self) -> Result<String, Pop3Error> {
         self.simple("NOOP").await
     }
 
     /// `RSET`: unmarks deleted messages.
     pub async fn rset(&mut self) -> Result<String, Pop3Error> {
+        let started = Instant::now();
+        let result = self.rset_untimed().await;
+        self.log(Pop3Command::Rset, started, &result);
+        result
+    }
+
+    async fn rset_untimed(&mut self) -> Result<String, Pop3Error> {
         self.simple("RSET").await
     }
 
@@ -764,6 +958,39 @@ mod tests {
         assert_eq!(
             sent(c, server).await,
             "CAPA\r\nSTAT\r\nLIST\r\nUIDL\r\nLIST 2\r\n"
+        );
+    }
+
+    /// A server that sends `bytes` one at a time, `every` apart, then stays open.
+    fn dripping(bytes: &'static [u8], every: Duration) -> LineStream<DuplexStream> {
+        let (client, mut server) = duplex(1 << 16);
+        tokio::spawn(async move {
+            for b in bytes {
+                if server.write_all(&[*b]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(every).await;
+            }
+            std::future::pending::<()>().await;
+        });
+        LineStream::new(client, addr(), None, Duration::from_secs(5))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dripping_reply_ends_at_the_timeout() {
+        // Each byte within the read timeout, the whole greeting not.
+        let options = Pop3Options {
+            timeout: Duration::from_secs(5),
+            ..Pop3Options::default()
+        };
+        let stream = dripping(
+            b"+OK a greeting that takes a minute\r\n",
+            Duration::from_secs(2),
+        );
+        let err = Pop3Client::start(stream, 1, &options).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "reading the greeting: no complete reply within 5s (timeout= bounds the whole reply)"
         );
     }
 

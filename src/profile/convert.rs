@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use super::distribution::{fmt_f64, toml_string};
 use super::model::{ClientSelection, Endpoint, Profile, Protocol, Tls};
+use super::size::SizeSource;
 
 /// The `#:schema` directive profiles start with (relative to `profiles/`).
 pub const SCHEMA_DIRECTIVE: &str = "#:schema ../schemas/profile.schema.json";
@@ -150,10 +151,23 @@ pub fn to_toml(profile: &Profile, source: Option<&str>) -> String {
                 let _ = writeln!(w, "{key} = {}", d.to_toml());
             }
         }
-        if let Some(size) = p.write_size {
-            let _ = writeln!(w, "write_size = {size}");
+        for (key, size) in [
+            ("write_size", &p.write_size),
+            ("delivery_size", &p.delivery_size),
+        ] {
+            if let Some(size) = size {
+                let _ = writeln!(w, "{key} = {}", size.to_toml());
+            }
+        }
+        if p.size_source == SizeSource::Mbox {
+            let _ = writeln!(w, "size_source = \"mbox\"");
+        }
+        if let Some(r) = &p.delivery_recipients {
+            let _ = writeln!(w, "delivery_recipients = {}", r.to_toml());
         }
         for (key, v) in [
+            ("write_attachments", p.write_attachments),
+            ("delivery_attachments", p.delivery_attachments),
             ("delete", p.delete),
             ("move_to_spam", p.move_to_spam),
             ("reply", p.reply),
@@ -192,6 +206,10 @@ pub fn to_toml(profile: &Profile, source: Option<&str>) -> String {
         if c.pop3_keep {
             let _ = writeln!(w, "pop3_keep = true");
         }
+    }
+    for slo in &profile.slos {
+        let _ = writeln!(w, "\n[[slo]]");
+        let _ = writeln!(w, "objective = {}", toml_string(slo.objective.get_ref()));
     }
     out
 }

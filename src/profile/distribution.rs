@@ -20,7 +20,7 @@ use rand_distr::Distribution as _;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 
-use super::duration::{DURATION_PATTERN, Dur, format_duration, parse_duration};
+use crate::duration::{DURATION_PATTERN, Dur, format_duration, parse_duration};
 
 /// The kinds of distribution a table can name with `dist = "..."`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -112,36 +112,36 @@ pub enum Distribution {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "DistributionTable")]
-struct DistTable {
+pub(crate) struct DistTable {
     /// Distribution kind; defaults to `exponential` with `per_day`/`per_hour`.
-    dist: Option<Kind>,
+    pub(crate) dist: Option<Kind>,
     /// constant: the value.
-    value: Option<Dur>,
+    pub(crate) value: Option<Dur>,
     /// exponential, normal, lognormal, imaptest: the mean.
-    mean: Option<Dur>,
+    pub(crate) mean: Option<Dur>,
     /// normal, lognormal: the standard deviation.
-    std_dev: Option<Dur>,
+    pub(crate) std_dev: Option<Dur>,
     /// uniform: lower bound.
-    min: Option<Dur>,
+    pub(crate) min: Option<Dur>,
     /// uniform: upper bound.
-    max: Option<Dur>,
+    pub(crate) max: Option<Dur>,
     /// weibull, pareto, gamma: the shape parameter (pareto: > 1).
-    shape: Option<f64>,
+    pub(crate) shape: Option<f64>,
     /// weibull, gamma: the scale; pareto: the minimum value.
-    scale: Option<Dur>,
+    pub(crate) scale: Option<Dur>,
     /// empirical: CSV file of observed values (seconds, or duration strings), relative
     /// to the profile's directory.
-    csv: Option<PathBuf>,
+    pub(crate) csv: Option<PathBuf>,
     /// empirical: the column (header name); default the first column.
-    column: Option<String>,
+    pub(crate) column: Option<String>,
     /// Poisson arrivals with this many events per user per (simulated) day.
-    per_day: Option<f64>,
+    pub(crate) per_day: Option<f64>,
     /// Poisson arrivals with this many events per user per (simulated) hour.
-    per_hour: Option<f64>,
+    pub(crate) per_hour: Option<f64>,
 }
 
 impl DistTable {
-    fn into_distribution(self) -> Result<Distribution, String> {
+    pub(crate) fn into_distribution(self) -> Result<Distribution, String> {
         let DistTable {
             dist,
             value,

@@ -11,12 +11,12 @@
 
 pub mod convert;
 pub mod distribution;
-pub mod duration;
 pub mod legacy;
 pub mod model;
 pub mod plan;
 pub mod schedule;
 pub mod schema;
+pub mod size;
 pub mod timeline;
 pub mod username;
 
@@ -142,19 +142,25 @@ pub fn convert_file(path: &Path) -> Result<(String, Vec<String>), ProfileError> 
 
 /// `imaptest profile=FILE plan=OUT dry_run`: writes the schedule to `out` without
 /// connecting anywhere. `seed` (`seed=`) overrides `run.seed`, `period` (`secs=`)
-/// overrides `run.duration`. Returns the summary to print.
+/// overrides `run.duration`, `users` (`users=`) scales the populations, `shard`
+/// (`shard=`) plans only that shard's users. Returns the summary to print.
 pub fn dry_run(
     profile_path: &Path,
     out: &Path,
     seed: Option<u64>,
     period: Option<std::time::Duration>,
+    users: Option<u64>,
+    shard: Option<crate::shard::Shard>,
 ) -> Result<(plan::PlanSummary, Vec<String>), ProfileError> {
-    let (profile, warnings) = load(profile_path)?;
+    let (mut profile, warnings) = load(profile_path)?;
+    if let Some(users) = users {
+        profile.scale_users(users);
+    }
     let opts = plan::PlanOptions {
         schedule: schedule::ScheduleOptions {
             seed,
             until: period,
-            shard: None,
+            shard: shard.map(|s| (s.index, s.count)),
         },
     };
     let summary = plan::write_plan_file(&profile, &opts, out)?;

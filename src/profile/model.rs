@@ -34,8 +34,10 @@ use serde::{Deserialize, Deserializer};
 use serde_spanned::Spanned;
 
 use super::distribution::Distribution;
-use super::duration::Dur;
+use super::size::{Recipients, SizeDistribution, SizeSource};
 use super::username::UsernameTemplate;
+use crate::duration::Dur;
+use crate::limits::{MAX_CONNECTIONS_PER_CLIENT, MAX_PROFILE_USERS};
 
 /// A whole profile.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -57,6 +59,18 @@ pub struct Profile {
     /// Client types (`[[client]]`), referenced by name from populations.
     #[serde(rename = "client")]
     pub clients: Vec<ClientType>,
+    /// Objectives checked after the run (`[[slo]]`), besides the command line's `slo=`.
+    #[serde(default, rename = "slo")]
+    pub slos: Vec<SloEntry>,
+}
+
+/// `[[slo]]`: one objective, e.g. `objective = "imap.LOGIN.p99 < 500ms"`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SloEntry {
+    /// `METRIC OP VALUE`, as `slo=` takes it.
+    #[schemars(with = "String")]
+    pub objective: Spanned<String>,
 }
 
 /// `[run]`
@@ -291,10 +305,30 @@ pub struct Population {
     /// How long a draft stays in Drafts before it is sent.
     #[serde(default)]
     pub write_duration: Option<Distribution>,
-    /// Size of written mails in bytes (absent: messages from the source as they are).
+    /// Size of written mails in bytes: a number or a size distribution (absent:
+    /// messages from the source as they are).
     #[serde(default)]
-    pub write_size: Option<u64>,
-    /// Delay from noticing a new mail to opening (reading) it.
+    pub write_size: Option<SizeDistribution>,
+    /// % of written mails (with a `write_size`) that carry an attachment.
+    #[serde(default)]
+    pub write_attachments: f64,
+    /// Size of delivered mails in bytes: a number or a size distribution (absent:
+    /// the messages of the mbox as they are).
+    #[serde(default)]
+    pub delivery_size: Option<SizeDistribution>,
+    /// How messages of a drawn size are made: `"build"` (default) or `"mbox"` (the
+    /// mbox message nearest in size).
+    #[serde(default)]
+    pub size_source: SizeSource,
+    /// % of delivered mails (with a `delivery_size`) that carry an attachment.
+    #[serde(default)]
+    pub delivery_attachments: f64,
+    /// Recipients per delivery: one LMTP transaction with this many RCPTs (the user and
+    /// others of the population), each counted as a delivery. Default 1.
+    #[serde(default)]
+    pub delivery_recipients: Option<Recipients>,
+    /// Delay from noticing a new mail to opening (reading) it (absent: log-normal,
+    /// mean 2 min, std dev 4 min).
     #[serde(default)]
     pub action_delay: Option<Distribution>,
     /// Delay from reading a mail to acting on it (reply, delete, move).
@@ -316,6 +350,41 @@ pub struct Population {
 
 fn one_u32() -> u32 {
     1
+}
+
+impl Population {
+    /// A population with only a name: every other key at its default (no users, no
+    /// clients, no activity).
+    pub fn named(name: Spanned<String>) -> Self {
+        Population {
+            name,
+            share: None,
+            count: None,
+            username: None,
+            start_index: 1,
+            userfile: None,
+            password: None,
+            clients: Vec::new(),
+            client_selection: ClientSelection::default(),
+            session_length: None,
+            inbox_delivery: None,
+            spam_delivery: None,
+            send: None,
+            write_duration: None,
+            write_size: None,
+            write_attachments: 0.0,
+            delivery_size: None,
+            size_source: SizeSource::default(),
+            delivery_attachments: 0.0,
+            delivery_recipients: None,
+            action_delay: None,
+            action_repeat_delay: None,
+            delete: 0.0,
+            move_to_spam: 0.0,
+            reply: 0.0,
+            filter_to_spam: 0.0,
+        }
+    }
 }
 
 /// Protocol of a client type.
@@ -382,6 +451,54 @@ fn invalid(span: Option<Range<usize>>, message: impl Into<String>) -> Invalid {
 }
 
 impl Profile {
+    /// The objectives of `[[slo]]`, parsed (validation checked them).
+    pub fn objectives(&self) -> Vec<crate::slo::Slo> {
+        self.slos
+            .iter()
+            .filter_map(|s| crate::slo::Slo::parse(s.objective.get_ref()).ok())
+            .collect()
+    }
+
+    /// Every user count.
+    pub fn total_users(&self) -> u64 {
+        self.population_sizes().iter().map(|&n| u64::from(n)).sum()
+    }
+
+    /// Scales the populations to `total` users in all, keeping each population's share
+    /// (largest remainders get the rounding) and every per-user behaviour: `users=`
+    /// and the capacity search use it. Populations become fixed `count`s.
+    pub fn scale_users(&mut self, total: u64) {
+        let sizes = self.population_sizes();
+        let current: u64 = sizes.iter().map(|&n| u64::from(n)).sum();
+        if current == 0 {
+            return;
+        }
+        let exact: Vec<f64> = sizes
+            .iter()
+            .map(|&n| f64::from(n) * total as f64 / current as f64)
+            .collect();
+        let mut counts: Vec<u64> = exact.iter().map(|e| e.floor() as u64).collect();
+        let mut left = total.saturating_sub(counts.iter().sum());
+        let mut order: Vec<usize> = (0..counts.len()).collect();
+        order.sort_by(|&a, &b| {
+            let ra = exact[a] - exact[a].floor();
+            let rb = exact[b] - exact[b].floor();
+            rb.total_cmp(&ra).then(a.cmp(&b))
+        });
+        for i in order {
+            if left == 0 {
+                break;
+            }
+            counts[i] += 1;
+            left -= 1;
+        }
+        for (pop, count) in self.populations.iter_mut().zip(counts) {
+            pop.count = Some(u32::try_from(count).unwrap_or(u32::MAX));
+            pop.share = None;
+        }
+        self.run.total_users = None;
+    }
+
     /// The population sizes, in order.
     pub fn population_sizes(&self) -> Vec<u32> {
         let total = u64::from(self.run.total_users.unwrap_or(0));
@@ -418,6 +535,12 @@ impl Profile {
             {
                 d.resolve(base).map_err(|e| invalid(span.clone(), e))?;
             }
+            for size in [&mut pop.write_size, &mut pop.delivery_size]
+                .into_iter()
+                .flatten()
+            {
+                size.0.resolve(base).map_err(|e| invalid(span.clone(), e))?;
+            }
             if let Some(f) = &mut pop.userfile
                 && f.is_relative()
             {
@@ -438,6 +561,10 @@ impl Profile {
 
     /// Checks everything serde cannot: references, sums, ranges.
     pub fn validate(&self) -> Result<(), Invalid> {
+        for slo in &self.slos {
+            crate::slo::Slo::parse(slo.objective.get_ref())
+                .map_err(|e| invalid(Some(slo.objective.span()), e.to_string()))?;
+        }
         if self.populations.is_empty() {
             return Err(invalid(None, "no [[population]] defined"));
         }
@@ -456,6 +583,15 @@ impl Profile {
             let name = client.name.get_ref();
             if self.clients[..i].iter().any(|o| o.name.get_ref() == name) {
                 return Err(invalid(span(), format!("client {name:?} is defined twice")));
+            }
+            if client.connections > MAX_CONNECTIONS_PER_CLIENT {
+                return Err(invalid(
+                    span(),
+                    format!(
+                        "client {name:?}: connections = {} is more than the {MAX_CONNECTIONS_PER_CLIENT} per session imaptest opens (docs/limits.md)",
+                        client.connections
+                    ),
+                ));
             }
             match client.protocol {
                 Protocol::Imap => match (client.idle, &client.poll_interval) {
@@ -505,6 +641,22 @@ impl Profile {
         for (i, pop) in self.populations.iter().enumerate() {
             let span = || Some(pop.name.span());
             let name = pop.name.get_ref();
+            for (key, size) in [
+                ("write_size", &pop.write_size),
+                ("delivery_size", &pop.delivery_size),
+            ] {
+                let mean = size.as_ref().map_or(0.0, |s| s.mean());
+                // NaN is refused too.
+                if mean.is_nan() || mean > crate::limits::MAX_MESSAGE_SIZE as f64 {
+                    return Err(invalid(
+                        span(),
+                        format!(
+                            "population {name:?}: {key} has a mean of {mean} bytes, more than the {} imaptest allows (docs/limits.md)",
+                            crate::limits::MAX_MESSAGE_SIZE
+                        ),
+                    ));
+                }
+            }
             if self.populations[..i]
                 .iter()
                 .any(|o| o.name.get_ref() == name)
@@ -638,6 +790,15 @@ impl Profile {
                     format!("population shares must add up to 100 %, not {share_sum} %"),
                 ));
             }
+        }
+        let users: u64 = self.population_sizes().iter().map(|&n| u64::from(n)).sum();
+        if users > MAX_PROFILE_USERS {
+            return Err(invalid(
+                None,
+                format!(
+                    "the populations hold {users} users, more than the {MAX_PROFILE_USERS} a run can simulate (docs/limits.md)"
+                ),
+            ));
         }
         if let Some(activity) = &self.activity {
             let h = activity.hourly.get_ref();

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::ProfileError;
 use super::model::Profile;
 use super::schedule::{Action, Directory, Schedule, ScheduleOptions};
+use crate::limits::MAX_PLAN_ACTIONS;
 
 /// Options of a plan.
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,12 +52,25 @@ impl PlanSummary {
     }
 }
 
-/// Writes the plan of `profile` as CSV: `time_s,user,username,population,client,action,detail`.
+/// Writes the plan of `profile` as CSV:
+/// `time_s,user,username,population,client,action,detail,depends_on`; `depends_on` is
+/// `delivery msg=N` for actions on a delivered message (they wait for that delivery and
+/// are skipped if it fails).
 /// Needs a finite period: `run.duration` or `opts.schedule.until`.
 pub fn write_plan(
     profile: &Profile,
     opts: &PlanOptions,
     out: &mut dyn Write,
+) -> Result<PlanSummary, ProfileError> {
+    write_plan_bounded(profile, opts, out, MAX_PLAN_ACTIONS)
+}
+
+/// [`write_plan`] refusing plans of more than `max_actions` actions.
+fn write_plan_bounded(
+    profile: &Profile,
+    opts: &PlanOptions,
+    out: &mut dyn Write,
+    max_actions: u64,
 ) -> Result<PlanSummary, ProfileError> {
     let until = opts.schedule.until.or(profile.run.duration.map(|d| d.0));
     let Some(until) = until else {
@@ -83,9 +97,24 @@ pub fn write_plan(
         ..PlanSummary::default()
     };
     let mut out = io::BufWriter::new(out);
-    writeln!(out, "time_s,user,username,population,client,action,detail").map_err(io_err)?;
+    writeln!(
+        out,
+        "time_s,user,username,population,client,action,detail,depends_on"
+    )
+    .map_err(io_err)?;
     let mut line = String::new();
     for a in schedule {
+        if summary.actions >= max_actions {
+            out.flush().map_err(io_err)?;
+            return Err(ProfileError::Invalid {
+                path: "plan".into(),
+                message: format!(
+                    "more than {max_actions} actions by {:.1} s of the {:.1} s planned: the rates are too high for a plan (shorten secs= or lower the rates; docs/limits.md)",
+                    a.at.as_secs_f64(),
+                    until.as_secs_f64()
+                ),
+            });
+        }
         line.clear();
         let (username, _) = directory.user(a.user);
         let population = profile.populations[a.population as usize].name.get_ref();
@@ -94,9 +123,9 @@ pub fn write_plan(
             .map_or("", |c| profile.clients[c as usize].name.get_ref().as_str());
         let detail = a.action.to_string();
         let detail = detail.split_once(' ').map_or("", |(_, d)| d);
-        let _ = writeln!(
+        let _ = write!(
             line,
-            "{}.{:06},{},{},{},{},{},{}",
+            "{}.{:06},{},{},{},{},{},{},",
             a.at.as_secs(),
             a.at.subsec_micros(),
             a.user,
@@ -106,6 +135,10 @@ pub fn write_plan(
             a.action.name(),
             detail
         );
+        if let Some(msg) = a.action.delivered_msg() {
+            let _ = write!(line, "delivery msg={msg}");
+        }
+        line.push('\n');
         out.write_all(line.as_bytes()).map_err(io_err)?;
         summary.actions += 1;
         summary.last = a.at;
@@ -133,5 +166,31 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
         format!("\"{}\"", s.replace('"', "\"\"")).into()
     } else {
         s.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absurd_rate_makes_no_endless_plan() {
+        let profile = super::super::from_toml_str(
+            "[run]\nduration = \"1h\"\ntotal_users = 10\n\n\
+             [[population]]\nname = \"p\"\nshare = 100\nusername = \"u%{username_idx}\"\n\
+             clients = [{ client = \"none\" }]\n\
+             inbox_delivery = { dist = \"exponential\", mean = \"1us\" }\n\n\
+             [[client]]\nname = \"none\"\nconnections = 0\n",
+            Path::new("absurd.toml"),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let e = write_plan_bounded(&profile, &PlanOptions::default(), &mut out, 1000).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("more than 1000 actions by 0.0 s of the 3600.0 s planned"),
+            "{text}"
+        );
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1001);
     }
 }

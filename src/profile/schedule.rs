@@ -111,6 +111,42 @@ impl Action {
         }
     }
 
+    /// The action's row in the metrics.
+    pub fn kind(&self) -> crate::ops::ActionKind {
+        use crate::ops::ActionKind;
+        match self {
+            Action::Login { .. } => ActionKind::Login,
+            Action::Logout => ActionKind::Logout,
+            Action::CheckMail => ActionKind::CheckMail,
+            Action::Deliver {
+                to: Mailbox::Inbox, ..
+            } => ActionKind::DeliverInbox,
+            Action::Deliver {
+                to: Mailbox::Spam, ..
+            } => ActionKind::DeliverSpam,
+            Action::FilterToSpam { .. } => ActionKind::FilterToSpam,
+            Action::Read { .. } => ActionKind::Read,
+            Action::Delete { .. } => ActionKind::Delete,
+            Action::MoveToSpam { .. } => ActionKind::MoveToSpam,
+            Action::Reply { .. } => ActionKind::Reply,
+            Action::WriteDraft { .. } => ActionKind::WriteDraft,
+            Action::SendDraft { .. } => ActionKind::SendDraft,
+        }
+    }
+
+    /// The INBOX message this action acts on: it can happen only once that delivery
+    /// has ended and the message is visible (the dry-run plan's `depends_on`).
+    pub fn delivered_msg(&self) -> Option<u32> {
+        match *self {
+            Action::FilterToSpam { msg }
+            | Action::Read { msg }
+            | Action::Delete { msg }
+            | Action::MoveToSpam { msg }
+            | Action::Reply { msg, .. } => Some(msg),
+            _ => None,
+        }
+    }
+
     /// All action names, in a fixed order (for summaries).
     pub const NAMES: [&'static str; 12] = [
         "login",
@@ -169,6 +205,17 @@ pub struct ScheduleOptions {
     pub until: Option<Duration>,
     /// `(i, n)`: only users with `user % n == i`.
     pub shard: Option<(u32, u32)>,
+}
+
+/// The reaction delay of a population without `action_delay`: from noticing new mail
+/// to opening it, log-normal with mean 2 min and std dev 4 min (most mail is opened
+/// within minutes, some much later). Never 0, so a read never races its delivery.
+pub fn default_action_delay() -> Distribution {
+    use crate::duration::Dur;
+    Distribution::LogNormal {
+        mean: Dur(Duration::from_secs(120)),
+        std_dev: Dur(Duration::from_secs(240)),
+    }
 }
 
 /// SplitMix64 finaliser.
@@ -363,7 +410,7 @@ impl Schedule {
                 spam: p.spam_delivery.clone(),
                 send: p.send.clone(),
                 write_duration: p.write_duration.clone(),
-                action_delay: p.action_delay.clone(),
+                action_delay: Some(p.action_delay.clone().unwrap_or_else(default_action_delay)),
                 repeat_delay: p.action_repeat_delay.clone(),
                 delete: p.delete / 100.0,
                 move_to_spam: p.move_to_spam / 100.0,

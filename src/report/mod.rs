@@ -2,6 +2,7 @@
 
 pub mod console;
 pub mod csv;
+pub mod html;
 pub mod output;
 pub mod sessions;
 

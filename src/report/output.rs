@@ -21,7 +21,7 @@ pub struct ResultsFile<W: Write + Send> {
     out: W,
     name: String,
     columns: Vec<State>,
-    failed: bool,
+    failure: Option<String>,
 }
 
 impl ResultsFile<File> {
@@ -48,7 +48,7 @@ impl<W: Write + Send> ResultsFile<W> {
             out,
             name,
             columns,
-            failed: false,
+            failure: None,
         };
         let header = header(&sink.columns);
         sink.out
@@ -81,10 +81,10 @@ pub fn header(columns: &[State]) -> String {
 pub fn line(columns: &[State], interval: &Interval) -> String {
     let mut fields = Vec::with_capacity(columns.len() * 3);
     for &s in columns {
-        let f = interval.state(s);
+        let f = interval.column(s);
         fields.push(f.count.to_string());
-        fields.push(f.timed().to_string());
-        fields.push((f.latency.sum_us / 1000).to_string());
+        fields.push(f.timed.to_string());
+        fields.push((f.sum_us / 1000).to_string());
     }
     let mut line = fields.join("\t");
     line.push('\n');
@@ -93,7 +93,7 @@ pub fn line(columns: &[State], interval: &Interval) -> String {
 
 impl<W: Write + Send> Sink for ResultsFile<W> {
     fn interval(&mut self, interval: &Interval) {
-        if self.failed {
+        if self.failure.is_some() {
             return;
         }
         let line = line(&self.columns, interval);
@@ -102,15 +102,17 @@ impl<W: Write + Send> Sink for ResultsFile<W> {
             .write_all(line.as_bytes())
             .and_then(|()| self.out.flush())
         {
-            self.failed = true;
-            eprintln!(
-                "Error: output: cannot write {}: {e}; no more lines are written",
-                self.name
-            );
+            let failure = format!("output: cannot write {}: {e}", self.name);
+            eprintln!("Error: {failure}; no more lines are written");
+            self.failure = Some(failure);
         }
     }
 
     fn report(&mut self, _report: &Report) {}
+
+    fn failure(&self) -> Option<String> {
+        self.failure.clone()
+    }
 
     fn finish(&mut self, _totals: &Interval) {}
 }
@@ -119,6 +121,7 @@ impl<W: Write + Send> Sink for ResultsFile<W> {
 mod tests {
     use super::*;
     use crate::metrics::{Event, Outcome};
+    use crate::ops::Op;
     use std::time::{Duration, Instant};
 
     #[test]
@@ -129,7 +132,7 @@ mod tests {
         let now = Instant::now();
         for (outcome, ms) in [(Outcome::Ok, 3), (Outcome::Ok, 4), (Outcome::No, 5)] {
             iv.record(&Event::Command {
-                state: State::Login,
+                op: Op::Imap(State::Login),
                 outcome,
                 intended: now,
                 started: now,

@@ -1,8 +1,8 @@
 //! The per-session CSV of profile mode (`session_csv=FILE`): one row per client session,
 //! written (and flushed) when the session ends, so a killed run keeps every finished one.
 //!
-//! Columns: `user`, `population`, `client`, `protocol` (`imap`/`pop3`), `start`, `end`
-//! (Unix time in milliseconds), `duration_ms`, `commands`, `bytes_in`, `bytes_out`,
+//! Columns: `user`, `population`, `client`, `protocol` (`imap`/`pop3`), `start_unix_ms`,
+//! `end_unix_ms` (Unix time in milliseconds), `duration_ms`, `commands`, `bytes_in`, `bytes_out`,
 //! `errors` (commands refused or failed, and errors reported on the session).
 
 use std::fs::File;
@@ -20,8 +20,8 @@ pub const HEADER: [&str; 11] = [
     "population",
     "client",
     "protocol",
-    "start",
-    "end",
+    "start_unix_ms",
+    "end_unix_ms",
     "duration_ms",
     "commands",
     "bytes_in",
@@ -33,7 +33,7 @@ pub const HEADER: [&str; 11] = [
 pub struct SessionCsv<W: Write + Send> {
     out: csv::Writer<W>,
     name: String,
-    failed: bool,
+    failure: Option<String>,
 }
 
 impl SessionCsv<File> {
@@ -54,7 +54,7 @@ impl<W: Write + Send> SessionCsv<W> {
         Ok(SessionCsv {
             out,
             name,
-            failed: false,
+            failure: None,
         })
     }
 
@@ -73,12 +73,16 @@ impl<W: Write + Send> Sink for SessionCsv<W> {
 
     fn report(&mut self, _report: &Report) {}
 
+    fn failure(&self) -> Option<String> {
+        self.failure.clone()
+    }
+
     fn finish(&mut self, _totals: &Interval) {
         let _ = self.out.flush();
     }
 
     fn session(&mut self, s: &SessionRecord) {
-        if self.failed {
+        if self.failure.is_some() {
             return;
         }
         let (start, end) = (unix_ms(s.start), unix_ms(s.end));
@@ -100,11 +104,9 @@ impl<W: Write + Send> Sink for SessionCsv<W> {
             .write_record(&row)
             .and_then(|()| self.out.flush().map_err(Into::into));
         if let Err(e) = result {
-            self.failed = true;
-            eprintln!(
-                "Error: session_csv: cannot write {}: {e}; no more rows are written",
-                self.name
-            );
+            let failure = format!("session_csv: cannot write {}: {e}", self.name);
+            eprintln!("Error: {failure}; no more rows are written");
+            self.failure = Some(failure);
         }
     }
 }

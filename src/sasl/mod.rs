@@ -34,6 +34,36 @@ use std::fmt;
 /// The mechanisms [`mechanism`] knows, in their canonical spelling.
 pub const MECHANISMS: &[&str] = &["PLAIN", "LOGIN", "SCRAM-SHA-1", "SCRAM-SHA-256"];
 
+/// A SASL mechanism imaptest can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SaslMech {
+    Plain,
+    Login,
+    ScramSha1,
+    ScramSha256,
+}
+
+impl SaslMech {
+    pub const ALL: [SaslMech; 4] = [
+        SaslMech::Plain,
+        SaslMech::Login,
+        SaslMech::ScramSha1,
+        SaslMech::ScramSha256,
+    ];
+
+    /// The canonical name (`SCRAM-SHA-256`).
+    pub fn name(self) -> &'static str {
+        MECHANISMS[self as usize]
+    }
+
+    /// The mechanism called `name`, case-insensitively.
+    pub fn from_name(name: &str) -> Option<SaslMech> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(name))
+    }
+}
+
 /// Who logs in, and as whom.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {

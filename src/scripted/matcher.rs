@@ -53,6 +53,17 @@ fn is_var_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// `$name` or `${name}` and nothing else (not `$`, `$$`, `$]`, `${case:..}`).
+fn is_lone_variable(pat: &[u8]) -> bool {
+    match pat.strip_prefix(b"$") {
+        Some([b'{', inner @ .., b'}']) => {
+            !inner.is_empty() && !inner.contains(&b'}') && !inner.starts_with(b"case:")
+        }
+        Some(name) => !name.is_empty() && name.iter().all(|&b| is_var_char(b)),
+        None => false,
+    }
+}
+
 fn parse_u32(s: &[u8]) -> Option<u32> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
@@ -399,7 +410,16 @@ impl Vars {
                             ai += 1;
                         }
                     } else {
-                        let Some(astr) = a.and_then(Arg::as_astring).map(c_str) else {
+                        // A lone variable takes NIL as its value (an INBOX with a NIL
+                        // hierarchy delimiter is legal, RFC 3501 §7.2.2): `$inboxsep`
+                        // binds to NIL and later matches only NIL.
+                        let nil = matches!(a, Some(Arg::Nil)) && is_lone_variable(ms);
+                        let astr = if nil {
+                            Some(&b"NIL"[..])
+                        } else {
+                            a.and_then(Arg::as_astring).map(c_str)
+                        };
+                        let Some(astr) = astr else {
                             self.note(ai, DisplayArg(m).to_string(), got());
                             return ret;
                         };
@@ -630,6 +650,38 @@ mod tests {
             false
         ));
         assert_eq!(v.get("new"), None);
+    }
+
+    #[test]
+    fn a_lone_unset_variable_binds_nil() {
+        // RFC 3501 §7.2.2: NIL is a legal hierarchy delimiter (upstream's `list`).
+        let mut v = Vars::default();
+        assert!(m(
+            &mut v,
+            "list () $inboxsep INBOX",
+            "LIST () NIL INBOX",
+            false
+        ));
+        assert_eq!(v.get("inboxsep"), Some(&b"NIL"[..]));
+        assert!(m(
+            &mut v,
+            "list () $inboxsep INBOX",
+            "LIST () NIL INBOX",
+            false
+        ));
+        assert!(!m(
+            &mut v,
+            "list () $inboxsep INBOX",
+            "LIST () \"/\" INBOX",
+            false
+        ));
+        let mut v = Vars::default();
+        assert!(m(&mut v, "list () ${sep} x", "LIST () NIL x", false));
+        v.set("sep", "/");
+        assert!(!m(&mut v, "list () $sep x", "LIST () NIL x", false));
+        // `$` alone and variables inside text still never match NIL.
+        assert!(!m(&mut v, "x $", "X NIL", false));
+        assert!(!m(&mut v, "x a$y", "X NIL", false));
     }
 
     #[test]

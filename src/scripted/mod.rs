@@ -49,35 +49,21 @@ pub mod runner;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::config::Settings;
+use crate::config::{Common, Mech, ScriptedSettings};
+use crate::control::{RunState, stopped};
+use crate::imap::client::{ClientOptions, LoginRequest, start_up_login};
+use crate::metrics::Metrics;
 use crate::net::Endpoint;
-use crate::users::{UserPicker, UserTemplate, read_userfile};
+use crate::sasl::ScramCache;
+use crate::users::UserPicker;
 use parser::DEFAULT_MBOX;
-use report::{Summary, TestResult};
+pub use report::{Outcome, Summary, TestResult};
 use runner::{RunContext, TestRun};
-
-/// Users as the other modes pick them: the `user=` template over `users=`/`domains=`,
-/// or `userfile=`.
-fn user_picker(settings: &Settings) -> anyhow::Result<UserPicker> {
-    let user = &settings.user;
-    let template = UserTemplate::parse(&user.template)?;
-    let file = match &user.userfile {
-        Some(path) => Some(read_userfile(path)?),
-        None => None,
-    };
-    Ok(UserPicker::new(
-        template,
-        user.users,
-        user.domains,
-        file,
-        user.password.clone(),
-    )?)
-}
 
 /// Test files named by `test=`: a directory's entries (not hidden, not `*.mbox`, not
 /// sub-directories) in byte order, or the one file. Also returns the default mbox.
@@ -105,73 +91,82 @@ pub fn discover(path: &Path) -> anyhow::Result<(Vec<PathBuf>, PathBuf)> {
     Ok((files, path.join(DEFAULT_MBOX)))
 }
 
-/// Runs every test named by `settings.test`, prints a line per test (stdout), failure
-/// reports (stderr) and the summary (stdout), and writes JUnit XML to `junit` if given.
-/// Returns the exit status: 0 when nothing failed, 2 otherwise.
-pub async fn run(settings: &Settings, junit: Option<&Path>) -> anyhow::Result<u8> {
-    let results = run_tests(settings, true).await?;
-    let summary = Summary::from_results(&results);
-    println!("{}", summary.lines());
-    if let Some(path) = junit {
-        let test_path = settings.test.as_deref().unwrap_or(Path::new("tests"));
-        let suite = test_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| test_path.display().to_string());
-        std::fs::write(path, report::junit_xml(&suite, &results))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(if summary.failed > 0 { 2 } else { 0 })
-}
-
-/// Runs every test named by `settings.test` and returns the results; with `print`,
-/// the per-test lines and failure reports are printed as tests finish.
-pub async fn run_tests(settings: &Settings, print: bool) -> anyhow::Result<Vec<TestResult>> {
-    let Some(test_path) = settings.test.as_deref() else {
-        bail!("no test= path given");
-    };
-    let users = user_picker(settings)?;
-    let mut rng = match settings.seed {
+/// Runs every test under `scripted.path` and returns the results. `on_result` sees
+/// each result as its test finishes (the edge prints it); `metrics`, when given, gets
+/// every command's reply time; once `stop` leaves `Running`, no further test starts,
+/// and [`RunState::StopNow`] drops the test under way. A login with the first user
+/// comes first: a wrong password is one error, not a failed first test.
+pub async fn run_tests(
+    common: &Common,
+    scripted: &ScriptedSettings,
+    metrics: Option<&Metrics>,
+    mut stop: tokio::sync::watch::Receiver<RunState>,
+    mut on_result: impl FnMut(&TestResult),
+) -> anyhow::Result<Vec<TestResult>> {
+    let test_path = scripted.path.as_path();
+    let users = UserPicker::from_settings(&common.user)?;
+    let mut rng = match common.seed {
         Some(seed) => Xoshiro256PlusPlus::seed_from_u64(seed),
         None => Xoshiro256PlusPlus::from_rng(&mut rand::rng()),
     };
     let (files, default_mbox) = discover(test_path)?;
     let endpoint = Endpoint::resolve(
-        &settings.host,
-        settings.connect_host(),
-        settings.imap_port(),
-        &settings.tls,
-        settings.timeout,
+        &common.host,
+        common.connect_host(),
+        common.imap_port(),
+        &common.tls,
+        common.timeout,
     )
     .await
     .context("cannot prepare the server endpoint")?;
+    // A wrong password or an unreachable server is one clear error, not a failed
+    // first test.
+    let first = users.user_by_index(0);
+    let login = LoginRequest {
+        user: &first.name,
+        password: &first.password,
+        mech: Mech::Command,
+        master: None,
+        scram_cache: &ScramCache::default(),
+    };
+    let options = ClientOptions {
+        timeout: common.timeout,
+        ..ClientOptions::default()
+    };
+    let check = start_up_login(&endpoint, &options, &login);
+    tokio::select! {
+        result = check => {
+            let _ = result?.logout().await;
+        }
+        () = stopped(&mut stop, RunState::LogoutAndStop) => return Ok(Vec::new()),
+    }
     let mut ctx = RunContext {
-        settings,
+        common,
+        scripted,
+        metrics,
         endpoint: &endpoint,
         next_conn_id: 1,
     };
     let mut results: Vec<TestResult> = Vec::with_capacity(files.len());
     for file in &files {
+        // Asked to stop: the tests so far are the result.
+        if *stop.borrow() != RunState::Running {
+            break;
+        }
         let result = match parser::parse_file(file, &default_mbox) {
-            Err(e) => {
-                if print {
-                    eprintln!("Error: {e}");
-                }
-                TestResult::malformed(file, e.to_string())
-            }
+            Err(e) => TestResult::malformed(file, e.to_string()),
             Ok(test) => {
                 // One user per test, shared by its connections (they must see the
                 // same mailbox); `user N:` headers override it per connection.
                 let user = users.pick(&mut rng);
-                TestRun::new(&mut ctx, &test, user).run().await
+                let run = TestRun::new(&mut ctx, &test, user).run();
+                tokio::select! {
+                    result = run => result,
+                    () = stopped(&mut stop, RunState::StopNow) => break,
+                }
             }
         };
-        if print {
-            for f in &result.failures {
-                eprintln!("{f}\n");
-            }
-            println!("{}", result.line());
-        }
+        on_result(&result);
         results.push(result);
     }
     Ok(results)

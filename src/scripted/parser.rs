@@ -230,6 +230,17 @@ pub fn parse_bytes(
     let mut start_pos = 0usize;
     let mut last_line_end = 0usize;
 
+    // CRLF files would fail later with a puzzling "Missing ':'" on the header's end.
+    if let Some(nl) = memchr::memchr(b'\n', data)
+        && data[..nl].ends_with(b"\r")
+    {
+        return Err(line_err(
+            1,
+            "the file has CRLF (Windows) line endings; test files need LF line endings \
+             (convert it with `dos2unix` or `sed -i 's/\\r$//'`)"
+                .into(),
+        ));
+    }
     let mut rest = data;
     while let Some(nl) = memchr::memchr(b'\n', rest) {
         let raw = rest.get(..nl).unwrap_or_default();
@@ -951,6 +962,15 @@ mod tests {
 
     fn atoms(args: &[Arg]) -> String {
         super::super::args::Display(args).to_string()
+    }
+
+    #[test]
+    fn crlf_files_are_named_as_such() {
+        let e = parse("state: auth\r\n\r\nok noop\r\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t/x line 1: the file has CRLF (Windows) line endings; test files need LF line endings (convert it with `dos2unix` or `sed -i 's/\\r$//'`)"
+        );
     }
 
     #[test]

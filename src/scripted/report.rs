@@ -27,6 +27,8 @@ pub struct TestResult {
     pub outcome: Outcome,
     /// Failure reports in the C tool's format (`*** Test ...`).
     pub failures: Vec<String>,
+    /// Known server quirks (docs/servers.md) among the failures.
+    pub quirks: Vec<crate::metrics::ErrorKind>,
     /// Command groups run ("individual commands").
     pub commands_run: usize,
     /// Command groups in the file.
@@ -35,6 +37,11 @@ pub struct TestResult {
 }
 
 impl TestResult {
+    /// True if the test failed or did not parse.
+    pub fn is_failure(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed | Outcome::Malformed(_))
+    }
+
     pub fn new(test: &Test) -> Self {
         TestResult {
             name: test.name.clone(),
@@ -42,6 +49,7 @@ impl TestResult {
             extension: test.required_capabilities.is_some(),
             outcome: Outcome::Passed,
             failures: Vec::new(),
+            quirks: Vec::new(),
             commands_run: 0,
             commands_total: test.groups.len(),
             elapsed: Duration::ZERO,
@@ -59,6 +67,7 @@ impl TestResult {
             extension: false,
             outcome: Outcome::Malformed(message),
             failures: Vec::new(),
+            quirks: Vec::new(),
             commands_run: 0,
             commands_total: 0,
             elapsed: Duration::ZERO,
@@ -275,6 +284,7 @@ mod tests {
             failures: (0..fails)
                 .map(|i| format!("*** Test {name} command {i}/1 (line 1)\n - failed: x <y>"))
                 .collect(),
+            quirks: Vec::new(),
             commands_run: cmds,
             commands_total: cmds,
             elapsed: Duration::from_millis(5),

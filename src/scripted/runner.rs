@@ -1,22 +1,29 @@
 //! Running one parsed test against the server: connections, setup for the requested
 //! state, command groups, and the checks of the C tool.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::args::{self, Arg, Display};
 use super::matcher::{FULL, Vars};
 use super::mbox::MboxSource;
 use super::parser::{Existence, Group, MessageCount, StartState, Test, USER2};
 use super::report::{Outcome, TestResult};
-use crate::config::{Settings, TlsMode};
+use crate::config::{Common, ScriptedSettings, TlsMode};
 use crate::imap::framer::FramerLimits;
 use crate::imap::stream::{ImapStream, StreamError};
-use crate::net::{Endpoint, Rawlog};
+use crate::limits::MAX_TRACKED_MESSAGES;
+use crate::metrics::{Event, Metrics};
+use crate::net::{Deadline, Endpoint, Rawlog};
+use crate::ops::Op;
+use crate::ops::Outcome as Reply;
 use crate::users::User;
 
 /// Everything shared by the tests of one run.
 pub struct RunContext<'a> {
-    pub settings: &'a Settings,
+    pub common: &'a Common,
+    pub scripted: &'a ScriptedSettings,
+    /// Gets every command's reply time, when the run records metrics.
+    pub metrics: Option<&'a Metrics>,
     pub endpoint: &'a Endpoint,
     /// Next connection id (the first part of tags: `<id>.<n>`).
     pub next_conn_id: u64,
@@ -207,11 +214,20 @@ impl Conn {
         }
     }
 
-    async fn read(&mut self) -> Result<Vec<u8>, StreamError> {
+    /// The next response; each read waits at most `timeout=`, and none past `deadline`.
+    async fn read(&mut self, deadline: Deadline) -> Result<Vec<u8>, StreamError> {
         match &mut self.stream {
-            Some(s) => s.read_response().await.map(|r| r.bytes().to_vec()),
+            Some(s) => s
+                .read_response_by(Some(deadline))
+                .await
+                .map(|r| r.bytes().to_vec()),
             None => Err(StreamError::Closed),
         }
+    }
+
+    /// The whole of a command (or a group's commands) must complete within this.
+    fn deadline(&self) -> Deadline {
+        Deadline::after(self.stream.as_ref().map_or(Duration::ZERO, |s| s.timeout()))
     }
 
     /// Messages in the selected mailbox.
@@ -237,15 +253,23 @@ impl Conn {
             };
             let before = self.uids.len();
             self.uids.retain(|u| *u == 0 || !set.contains(*u));
-            let unknown = usize::try_from(set.count())
+            let mut unknown = usize::try_from(set.count())
                 .unwrap_or(usize::MAX)
                 .saturating_sub(before - self.uids.len());
-            // UIDs never fetched: only the count can be kept.
-            for _ in 0..unknown {
-                if let Some(pos) = self.uids.iter().rposition(|u| *u == 0) {
-                    self.uids.remove(pos);
+            // UIDs never fetched: only the count can be kept (the last unknown ones
+            // go, in one pass however large the set).
+            let mut keep = vec![true; self.uids.len()];
+            for (i, uid) in self.uids.iter().enumerate().rev() {
+                if unknown == 0 {
+                    break;
+                }
+                if *uid == 0 {
+                    keep[i] = false;
+                    unknown -= 1;
                 }
             }
+            let mut kept = keep.into_iter();
+            self.uids.retain(|_| kept.next().unwrap_or(true));
         }
         let num = args
             .first()
@@ -259,6 +283,11 @@ impl Conn {
             if seq < count {
                 self.uids.truncate(seq);
                 return Err(format!("Message count dropped {count} -> {n}"));
+            }
+            if n > MAX_TRACKED_MESSAGES {
+                return Err(format!(
+                    "EXISTS {n} is more than the {MAX_TRACKED_MESSAGES} messages imaptest tracks per mailbox (docs/limits.md)"
+                ));
             }
             self.uids.resize(seq, 0);
         } else if is_atom(args.get(1), "EXPUNGE") {
@@ -428,16 +457,16 @@ impl<'a, 'c> TestRun<'a, 'c> {
     }
 
     fn user2_missing(&self) -> Option<String> {
-        (self.test.require_user2 && self.ctx.settings.user.user2.is_none())
+        (self.test.require_user2 && self.ctx.common.user.user2.is_none())
             .then(|| "needs user2=".to_owned())
     }
 
     /// (name, password) of connection `i`.
     fn user_for(&self, i: usize) -> (String, String) {
-        let password = self.ctx.settings.user.password.clone();
+        let password = self.ctx.common.user.password.clone();
         match self.test.users.get(i).and_then(Option::as_deref) {
             Some(USER2) => (
-                self.ctx.settings.user.user2.clone().unwrap_or_default(),
+                self.ctx.common.user.user2.clone().unwrap_or_default(),
                 password,
             ),
             Some(u) => (u.to_owned(), password),
@@ -446,7 +475,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
     }
 
     async fn connect(&mut self, i: usize) -> Result<Conn, String> {
-        let settings = self.ctx.settings;
+        let (common, scripted) = (self.ctx.common, self.ctx.scripted);
         let id = self.ctx.next_conn_id;
         self.ctx.next_conn_id += 1;
         let (transport, peer) = self
@@ -455,7 +484,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             .connect()
             .await
             .map_err(|e| e.to_string())?;
-        let rawlog = match &settings.rawlog {
+        let rawlog = match &common.rawlog {
             Some(dir) => Some(
                 Rawlog::create(dir, id)
                     .map_err(|e| format!("cannot create rawlog in {}: {e}", dir.display()))?,
@@ -466,7 +495,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             max_line: 16 * 1024 * 1024,
             max_literal: 64 * 1024 * 1024,
         };
-        let stream = ImapStream::new(transport, peer, limits, rawlog, settings.timeout);
+        let stream = ImapStream::new(transport, peer, limits, rawlog, common.timeout);
         let (user, password) = self.user_for(i);
         Ok(Conn {
             stream: Some(stream),
@@ -477,7 +506,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             uids: Vec::new(),
             seen_bye: false,
             logout_sent: false,
-            cur_box: settings.mailbox.clone(),
+            cur_box: scripted.mailbox.clone(),
             user,
             password,
         })
@@ -492,7 +521,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             };
             let (username, domain) = match c.user.split_once('@') {
                 Some((u, d)) => (u.to_owned(), d.to_owned()),
-                None => (c.user.clone(), self.ctx.settings.host.clone()),
+                None => (c.user.clone(), self.ctx.common.host.clone()),
             };
             self.vars.set(&format!("user{suffix}"), c.user.clone());
             self.vars.set(&format!("username{suffix}"), username);
@@ -500,7 +529,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
             self.vars
                 .set(&format!("password{suffix}"), c.password.clone());
         }
-        let mailbox = self.ctx.settings.mailbox.clone();
+        let mailbox = self.ctx.scripted.mailbox.clone();
         self.vars
             .set("mailbox_url", url_path_encode(&mutf7_to_utf8(&mailbox)));
         self.vars.set("mailbox", mailbox);
@@ -520,7 +549,8 @@ impl<'a, 'c> TestRun<'a, 'c> {
         }
         self.set_variables();
         for i in 0..self.conns.len() {
-            let greeting = match self.conns[i].read().await {
+            let deadline = self.conns[i].deadline();
+            let greeting = match self.conns[i].read(deadline).await {
                 Ok(g) => g,
                 Err(e) => {
                     self.fail(format!("no greeting: {e}"));
@@ -550,7 +580,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
                 self.fail(format!("server said BYE: {}", Display(&args)));
                 return false;
             }
-            if self.ctx.settings.tls.mode == TlsMode::StartTls
+            if self.ctx.common.tls.mode == TlsMode::StartTls
                 && let Err(e) = self.start_tls(i).await
             {
                 self.fail(e);
@@ -621,9 +651,10 @@ impl<'a, 'c> TestRun<'a, 'c> {
             line.to_owned()
         };
         let io = |e: StreamError| SetupError::Io(format!("{shown}: {e}"));
+        let deadline = conn.deadline();
         conn.send(&bytes, secret).await.map_err(io)?;
         loop {
-            let raw = conn.read().await.map_err(io)?;
+            let raw = conn.read(deadline).await.map_err(io)?;
             match classify(&raw) {
                 Resp::Continuation => {
                     if wait_continuation && let Some(lit) = literal {
@@ -701,7 +732,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
     }
 
     async fn setup_state(&mut self) -> Result<bool, SetupError> {
-        let settings = self.ctx.settings;
+        let scripted = self.ctx.scripted;
         let state = self.test.state;
         if state == StartState::NonAuth {
             for i in 0..self.conns.len() {
@@ -724,10 +755,10 @@ impl<'a, 'c> TestRun<'a, 'c> {
             );
             self.conns[i].postlogin_caps = false;
             self.command(i, &login, None).await?;
-            if settings.qresync {
+            if scripted.qresync {
                 self.command(i, "ENABLE QRESYNC", None).await?;
             }
-            if settings.imap4rev2 {
+            if scripted.imap4rev2 {
                 self.command(i, "ENABLE IMAP4REV2", None).await?;
             }
         }
@@ -741,7 +772,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
         }
         // Delete what earlier runs left behind: the test mailbox and everything below
         // or beside it with the same prefix, children first.
-        let mask = quote(&format!("{}*", settings.mailbox));
+        let mask = quote(&format!("{}*", scripted.mailbox));
         let mut boxes = Vec::new();
         let mut subscribed = Vec::new();
         self.command_full(
@@ -771,8 +802,8 @@ impl<'a, 'c> TestRun<'a, 'c> {
             self.command_full(0, &format!("UNSUBSCRIBE {}", quote(b)), None, None, true)
                 .await?;
         }
-        if state >= StartState::Created && !settings.mailbox.eq_ignore_ascii_case("INBOX") {
-            self.command(0, &format!("CREATE {}", quote(&settings.mailbox)), None)
+        if state >= StartState::Created && !scripted.mailbox.eq_ignore_ascii_case("INBOX") {
+            self.command(0, &format!("CREATE {}", quote(&scripted.mailbox)), None)
                 .await?;
         }
         if state >= StartState::Appended {
@@ -800,7 +831,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
                 };
                 let line = format!(
                     "APPEND \"{}\" \"{}\" {{{}{plus}}}",
-                    settings.mailbox,
+                    scripted.mailbox,
                     msg.date,
                     msg.data.len()
                 );
@@ -810,7 +841,7 @@ impl<'a, 'c> TestRun<'a, 'c> {
         }
         if state == StartState::Selected {
             for i in 0..self.conns.len() {
-                self.command(i, &format!("SELECT {}", quote(&settings.mailbox)), None)
+                self.command(i, &format!("SELECT {}", quote(&scripted.mailbox)), None)
                     .await?;
             }
         }
@@ -1026,8 +1057,10 @@ impl<'a, 'c> TestRun<'a, 'c> {
         let exists = self.conns[ci].exists();
         self.vars.reset_seqmap(exists);
 
-        // (tag, command index); literal parts waiting for a continuation.
-        let mut pending: Vec<(String, usize)> = Vec::new();
+        // The group's commands must all complete within timeout=.
+        let deadline = self.conns[ci].deadline();
+        // (tag, command index, sent); literal parts waiting for a continuation.
+        let mut pending: Vec<(String, usize, Instant)> = Vec::new();
         let mut waiting_literals: std::collections::VecDeque<Vec<u8>> = Default::default();
         for (k, cmd) in group.commands.iter().enumerate() {
             let (text, err) = self.vars.expand_all(&cmd.text, false);
@@ -1055,11 +1088,11 @@ impl<'a, 'c> TestRun<'a, 'c> {
             if let Some(l) = literal {
                 waiting_literals.push_back(l);
             }
-            pending.push((tag, k));
+            pending.push((tag, k, Instant::now()));
         }
 
         while !pending.is_empty() {
-            let raw = match self.conns[ci].read().await {
+            let raw = match self.conns[ci].read(deadline).await {
                 Ok(raw) => raw,
                 Err(StreamError::Frame(e)) => {
                     self.fail(format!("Invalid server input: {e}"));
@@ -1092,11 +1125,12 @@ impl<'a, 'c> TestRun<'a, 'c> {
                     }
                 }
                 Resp::Tagged { tag, args, text } => {
-                    let Some(pos) = pending.iter().position(|(t, _)| *t == tag) else {
+                    let Some(pos) = pending.iter().position(|(t, _, _)| *t == tag) else {
                         continue;
                     };
-                    let (_, k) = pending.remove(pos);
+                    let (_, k, sent) = pending.remove(pos);
                     let cmd = &group.commands[k];
+                    self.record(&cmd.text, args.first(), sent);
                     self.vars.set("tag", tag.clone());
                     let r = self.vars.match_args(&cmd.reply, &args, FULL, true);
                     let diag = (r != FULL)
@@ -1112,6 +1146,19 @@ impl<'a, 'c> TestRun<'a, 'c> {
                             "Expected tagged reply '{}', got '{text}'",
                             Display(&cmd.reply),
                         );
+                        let status = args.first().and_then(Arg::as_astring).unwrap_or_default();
+                        let reply_text = text.split_once(' ').map_or("", |(_, t)| t);
+                        if let Some(kind) =
+                            crate::quirks::failed_command(&cmd.text, status, reply_text.as_bytes())
+                        {
+                            msg.push_str(&format!(
+                                "\n - known server quirk: {} (docs/servers.md)",
+                                kind.name()
+                            ));
+                            if !self.result.quirks.contains(&kind) {
+                                self.result.quirks.push(kind);
+                            }
+                        }
                         if k > 0 {
                             msg.push_str(&format!(
                                 "\n - for command (line {}): {}",
@@ -1124,9 +1171,22 @@ impl<'a, 'c> TestRun<'a, 'c> {
                         }
                         self.fail(msg);
                     }
-                    // Like the C tool, a BAD that the script did not expect is a
-                    // protocol error: the connection is dropped and the test ends.
+                    // A BAD the script did not expect is a protocol error: it fails
+                    // the test even where the pattern accepts anything (`""`). Unlike
+                    // the C tool, the connection stays and the test goes on, so one
+                    // deviation does not hide the next; only with literals still
+                    // waiting for a continuation (whose owner is unknown) is the
+                    // connection dropped.
                     if is_atom(args.first(), "BAD") && !is_atom(cmd.reply.first(), "bad") {
+                        if waiting_literals.is_empty() {
+                            if r == FULL {
+                                self.fail(format!(
+                                    "Unexpected BAD reply for command: {}",
+                                    lossy(&cmd.text)
+                                ));
+                            }
+                            continue;
+                        }
                         self.fail(format!(
                             "Unexpected disconnection (BAD reply for command: {})",
                             lossy(&cmd.text)
@@ -1145,6 +1205,28 @@ impl<'a, 'c> TestRun<'a, 'c> {
         GroupEnd::Done
     }
 
+    /// Times a test command for the run's metrics (commands outside the state table
+    /// are not counted).
+    fn record(&self, command: &[u8], status: Option<&Arg>, sent: Instant) {
+        let (Some(metrics), Some(op)) = (self.ctx.metrics, Op::for_imap_command(command)) else {
+            return;
+        };
+        let outcome = if is_atom(status, "OK") {
+            Reply::Ok
+        } else if is_atom(status, "NO") {
+            Reply::No
+        } else {
+            Reply::Bad
+        };
+        metrics.send(Event::Command {
+            op,
+            outcome,
+            intended: sent,
+            started: sent,
+            finished: Instant::now(),
+        });
+    }
+
     /// The group's connection closed (or timed out) while replies were pending.
     async fn disconnected(&mut self, e: StreamError) -> GroupEnd {
         let test = self.test;
@@ -1154,9 +1236,16 @@ impl<'a, 'c> TestRun<'a, 'c> {
         if let Some(c) = self.conns.get_mut(ci) {
             c.stream = None;
         }
-        if let StreamError::Timeout(d) = e {
+        let waited = match &e {
+            StreamError::Timeout(d) | StreamError::Deadline(d) => Some((*d, String::new())),
+            StreamError::Incomplete { progress, waited } => {
+                Some((*waited, format!(": {progress}")))
+            }
+            _ => None,
+        };
+        if let Some((d, detail)) = waited {
             self.fail(format!(
-                "Timeout while waiting for server response ({} s)",
+                "Timeout while waiting for server response ({} s){detail}",
                 d.as_secs_f64()
             ));
             self.count_group();

@@ -13,6 +13,7 @@
 //! connection turns into a report.
 
 pub mod checkpoint;
+pub mod content;
 pub mod date;
 pub mod flags;
 pub mod qresync;
@@ -25,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use crate::imap::response::{FetchItem, SeqSet};
 use crate::imap::token::Arg;
+use crate::limits::MAX_TRACKED_MESSAGES;
 use crate::metrics::{ErrorKind, Severity};
+use crate::quirks;
 use flags::{MsgState, StoreIntent};
 use search::{Facts, SearchKey};
 
@@ -33,10 +36,19 @@ use search::{Facts, SearchKey};
 const EXCERPT: usize = 300;
 /// Expunged UIDs remembered per storage before the set is forgotten.
 const MAX_EXPUNGED: usize = 100_000;
+/// Message-IDs whose static data is remembered across mailboxes before the map is
+/// forgotten (a server inventing Message-IDs must not grow it without end).
+const MAX_MESSAGE_IDS: usize = 1_000_000;
 /// The static items compared as text: their error kind and name.
 const ENVELOPE: (ErrorKind, &str) = (ErrorKind::EnvelopeChanged, "ENVELOPE");
 const BODY: (ErrorKind, &str) = (ErrorKind::BodyChanged, "BODY");
 const BODYSTRUCTURE: (ErrorKind, &str) = (ErrorKind::BodystructureChanged, "BODYSTRUCTURE");
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -77,6 +89,12 @@ pub struct UidMeta {
     pub headers: Vec<HeaderReply>,
     /// `qresync`: the highest MODSEQ any session was told.
     pub seen_modseq: u64,
+    /// Unix time its static data was first received.
+    pub first_seen: i64,
+    /// The bytes imaptest sent for it (APPENDUID or an LMTP delivery).
+    pub truth: Option<Arc<content::Truth>>,
+    /// Content items already checked against `truth`.
+    pub truth_checked: content::Checked,
 }
 
 /// One user's mailbox, shared by every connection that selects it.
@@ -110,6 +128,7 @@ pub type SharedStorage = Arc<Mutex<Storage>>;
 pub struct Registry {
     storages: Mutex<HashMap<(String, String), SharedStorage>>,
     messages: Mutex<HashMap<Box<[u8]>, StaticData>>,
+    truths: Mutex<content::TruthCache>,
 }
 
 impl Registry {
@@ -164,9 +183,16 @@ impl Registry {
             resync: None,
             notes: Vec::new(),
             search: None,
+            appends: Vec::new(),
             scratch: Vec::new(),
             findings: Vec::new(),
+            limit_exceeded: false,
         }
+    }
+
+    /// The shared expectation of a message imaptest sends.
+    pub fn truth(&self, bytes: &bytes::Bytes, prepend_allowed: bool) -> Arc<content::Truth> {
+        lock(&self.truths).get(bytes, prepend_allowed)
     }
 }
 
@@ -251,9 +277,13 @@ pub struct View {
     /// Notes for the rawlog since the caller last took them.
     pub notes: Vec<String>,
     search: Option<PendingSearch>,
+    /// APPENDs in flight: tag number and the messages, in order.
+    appends: Vec<(u32, Vec<bytes::Bytes>)>,
     scratch: Vec<u8>,
     /// Findings since the caller last took them.
     pub findings: Vec<Finding>,
+    /// See [`View::limit_exceeded`].
+    limit_exceeded: bool,
 }
 
 impl View {
@@ -489,8 +519,29 @@ impl View {
             self.msgs.truncate(n as usize);
             return;
         }
+        if n > MAX_TRACKED_MESSAGES {
+            // Every sequence number costs memory: past the bound the connection must go.
+            if !self.limit_exceeded {
+                self.limit_exceeded = true;
+                self.error(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "{}: EXISTS {n} is more than the {MAX_TRACKED_MESSAGES} messages imaptest tracks per mailbox (docs/limits.md; no_tracking turns tracking off)",
+                        self.who(0, 0, None)
+                    ),
+                );
+            }
+            return;
+        }
         self.uids.resize(n as usize, 0);
         self.msgs.resize(n as usize, MsgState::default());
+    }
+
+    /// The server went past a bound of the model (an EXISTS beyond
+    /// [`MAX_TRACKED_MESSAGES`]): the finding is reported, the connection must be
+    /// dropped.
+    pub fn limit_exceeded(&self) -> bool {
+        self.limit_exceeded
     }
 
     /// `* n EXPUNGE`
@@ -576,7 +627,17 @@ impl View {
 
     /// Untagged `FLAGS (...)`: the keywords the mailbox knows.
     pub fn flags(&mut self, flags: &[&[u8]]) {
-        // A keyword that disappears while a message still has it.
+        // A keyword that disappears while a message still has it. A message one of
+        // our STOREs in flight may have taken it from does not count: a server may
+        // drop a keyword no message has as soon as that STORE is done, before its
+        // tagged OK (and a .SILENT one sends no FETCH at all).
+        let storing = |seq: usize| {
+            self.stores.iter().any(|(_, s)| {
+                s.set
+                    .iter()
+                    .any(|&(a, b)| (a..=b).contains(&(seq as u32 + 1)))
+            })
+        };
         for (i, kw) in self.kw_names.iter().enumerate() {
             if flags.iter().any(|f| f.eq_ignore_ascii_case(kw)) {
                 continue;
@@ -585,7 +646,8 @@ impl View {
             let users = self
                 .msgs
                 .iter()
-                .filter(|m| m.flags_known && m.flags & bit != 0)
+                .enumerate()
+                .filter(|(seq, m)| m.flags_known && m.flags & bit != 0 && !storing(*seq))
                 .count();
             if users > 0 {
                 let kw = String::from_utf8_lossy(kw).into_owned();
@@ -681,6 +743,25 @@ impl View {
         }
         let idx = (seq - 1) as usize;
         let mut uid = self.uids[idx];
+        if quirks::fabricated_expunged(items) {
+            // A made-up message says nothing about the real one: report it once,
+            // under its own name, and keep it out of every model.
+            for item in items {
+                if let FetchItem::Uid(u) = item {
+                    uid = self.fetched_uid(idx, *u);
+                }
+            }
+            let who = self.who(seq, uid, None);
+            self.error(
+                ErrorKind::ExpungedMessageFabricated,
+                format!(
+                    "{who}: FETCH returned a made-up \"message unavailable\" message instead of \
+                     the message's own data: expected its data, or NO, for a message another \
+                     session expunged (RFC 2180 §4.1)"
+                ),
+            );
+            return;
+        }
         let mut statics = false;
         for item in items {
             match item {
@@ -1105,6 +1186,9 @@ impl View {
         let storage_arc = self.storage.clone();
         let mut storage = lock(&storage_arc);
         let meta = storage.uids.entry(uid).or_default();
+        if meta.first_seen == 0 {
+            meta.first_seen = unix_now();
+        }
         let mut errors: Vec<(ErrorKind, String)> = Vec::new();
         let scratch = &mut self.scratch;
         // The Message-ID first: later items are reported with it.
@@ -1145,7 +1229,17 @@ impl View {
                     Some(0) => {}
                     Some(t) => match &meta.internaldate {
                         Some((old, text)) if *old != t => errors.push((
-                            ErrorKind::InternaldateChanged,
+                            // A message cannot have arrived after it was first seen:
+                            // such a date belongs to a made-up stand-in (Courier's,
+                            // dated at the FETCH). In the second it was first seen, a
+                            // date just after the real one is taken for it too.
+                            if t > meta.first_seen
+                                || (t == meta.first_seen && t > *old && t - *old <= 600)
+                            {
+                                ErrorKind::ExpungedMessageFabricated
+                            } else {
+                                ErrorKind::InternaldateChanged
+                            },
                             format!(
                                 "INTERNALDATE changed: expected \"{}\", got \"{}\"",
                                 String::from_utf8_lossy(text),
@@ -1192,10 +1286,11 @@ impl View {
                             ),
                         ));
                     }
+                    let section = canonical_header_section(name);
                     match meta
                         .headers
                         .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                        .find(|(n, _)| n.eq_ignore_ascii_case(&section))
                     {
                         Some((_, old)) if **old != *text => errors.push((
                             ErrorKind::HeaderChanged,
@@ -1207,7 +1302,7 @@ impl View {
                             ),
                         )),
                         Some(_) => {}
-                        None => meta.headers.push((Box::from(*name), Box::from(text))),
+                        None => meta.headers.push((section, Box::from(text))),
                     }
                 }
                 FetchItem::Envelope(env) if !is_placeholder_envelope(env) => {
@@ -1240,12 +1335,42 @@ impl View {
                 _ => {}
             }
         }
+        // An expunged message's placeholder (RFC 2180 §4.1.3) says nothing of content.
+        let mut placeholder = || {
+            items.iter().any(|item| match item {
+                FetchItem::Envelope(e) => is_placeholder_envelope(e),
+                FetchItem::Body(b) | FetchItem::BodyStructure(b) => {
+                    scratch.clear();
+                    write_arg(b, scratch);
+                    is_placeholder_body(scratch)
+                }
+                FetchItem::Rfc822Size(size) => *size == 0,
+                _ => false,
+            })
+        };
+        if let Some(truth) = meta.truth.clone()
+            && !placeholder()
+        {
+            let mut mismatches = Vec::new();
+            for item in items {
+                content::check_item(&truth, item, &mut meta.truth_checked, &mut mismatches);
+            }
+            errors.extend(mismatches.into_iter().map(|m| {
+                (
+                    m.quirk.unwrap_or(ErrorKind::ContentMismatch),
+                    format!("{m} (message imaptest wrote)"),
+                )
+            }));
+        }
         // Copies with the same Message-ID must agree (only items that agreed per UID).
         if errors.is_empty()
             && let Some(id) = &meta.message_id
             && checked.iter().any(Option::is_some)
         {
             let mut messages = lock(&self.registry.messages);
+            if messages.len() >= MAX_MESSAGE_IDS && !messages.contains_key(id) {
+                messages.clear();
+            }
             let global = match messages.get_mut(id) {
                 Some(g) => g,
                 None => messages.entry(id.clone()).or_default(),
@@ -1261,9 +1386,12 @@ impl View {
                     found.clear();
                     return;
                 }
-                for (_, e) in found.drain(..) {
-                    cross.push(format!(
-                        "{e} (as seen for user {user} UID {first_uid} with the same Message-ID)"
+                for (kind, e) in found.drain(..) {
+                    cross.push((
+                        kind,
+                        format!(
+                            "{e} (as seen for user {user} UID {first_uid} with the same Message-ID)"
+                        ),
                     ));
                 }
             };
@@ -1289,16 +1417,65 @@ impl View {
                     item(i + 1, &mut found);
                 }
             }
-            errors.extend(cross.into_iter().map(|e| (ErrorKind::CopyDiffers, e)));
+            errors.extend(cross.into_iter().map(|(kind, e)| match kind {
+                ErrorKind::ExpungedMessageFabricated => (kind, e),
+                _ => (ErrorKind::CopyDiffers, e),
+            }));
         }
         if errors.is_empty() {
             return;
+        }
+        // One part recognised as the stand-in makes the whole reply the stand-in.
+        if errors
+            .iter()
+            .any(|(k, _)| *k == ErrorKind::ExpungedMessageFabricated)
+        {
+            for (kind, _) in &mut errors {
+                *kind = ErrorKind::ExpungedMessageFabricated;
+            }
         }
         let message_id = meta.message_id.clone();
         drop(storage);
         for (kind, e) in errors {
             let who = self.who(seq, uid, message_id.as_deref());
             self.error(kind, format!("{who}: {e}"));
+        }
+    }
+
+    /// An APPEND of these messages (in order) was sent with tag number `number`.
+    pub fn append_sent(&mut self, number: u32, messages: Vec<bytes::Bytes>) {
+        if !messages.is_empty() {
+            self.appends.push((number, messages));
+        }
+    }
+
+    /// The APPEND `number` completed; with APPENDUID for this mailbox, its UIDs hold
+    /// the messages sent, whose content later replies are checked against.
+    pub fn append_done(&mut self, number: u32, appenduid: Option<(u32, &SeqSet)>) {
+        let Some(i) = self.appends.iter().position(|(n, _)| *n == number) else {
+            return;
+        };
+        let (_, messages) = self.appends.swap_remove(i);
+        let Some((validity, uids)) = appenduid else {
+            return;
+        };
+        if uids.count() != messages.len() as u64 {
+            return;
+        }
+        let truths: Vec<_> = messages
+            .iter()
+            .map(|m| self.registry.truth(m, false))
+            .collect();
+        let mut storage = lock(&self.storage);
+        // Only where the mailbox's UIDVALIDITY is known and the same.
+        if storage.uidvalidity != Some(validity) {
+            return;
+        }
+        for (uid, truth) in uids.iter().zip(truths) {
+            if storage.expunged.contains(&uid) {
+                continue;
+            }
+            storage.uids.entry(uid).or_default().truth = Some(truth);
         }
     }
 
@@ -1341,6 +1518,9 @@ impl View {
         let storage_arc = self.storage.clone();
         let storage = lock(&storage_arc);
         let mut extra = Vec::new();
+        // Dovecot 2.3's reading of the query, if it has one (a named quirk).
+        let merged = search::dovecot_size_merge(&pending.key);
+        let mut merge_answers = Vec::new();
         for (i, &uid) in self.uids.iter().enumerate() {
             let seq = i as u32 + 1;
             let meta = (uid != 0).then(|| storage.uids.get(&uid)).flatten();
@@ -1351,13 +1531,34 @@ impl View {
                 sent: meta.and_then(|m| m.sent),
             };
             let returned = sorted.binary_search(&seq).is_ok();
-            match search::and(&pending.key, &facts) {
-                Some(true) if !returned => pending.missing.push((seq, uid)),
-                Some(false) if returned => extra.push((seq, uid)),
-                _ => {}
+            let wrong = match search::and(&pending.key, &facts) {
+                Some(true) if !returned => Some(&mut pending.missing),
+                Some(false) if returned => Some(&mut extra),
+                _ => None,
+            };
+            if let Some(list) = wrong {
+                match &merged {
+                    Some(m) if search::and(m, &facts) == Some(returned) => {
+                        merge_answers.push((seq, uid))
+                    }
+                    _ => list.push((seq, uid)),
+                }
             }
         }
         drop(storage);
+        if !merge_answers.is_empty() {
+            let query = query_text(&pending.key);
+            for (seq, uid) in merge_answers {
+                self.error(
+                    ErrorKind::SearchSizeMerge,
+                    format!(
+                        "{}: SEARCH {query}: answered as if the size keys of one kind were \
+                         merged into the looser one: expected each key to apply (RFC 3501 §6.4.4)",
+                        self.who(seq, uid, None)
+                    ),
+                );
+            }
+        }
         if !extra.is_empty() {
             let query = query_text(&pending.key);
             for (seq, uid) in extra {
@@ -1426,6 +1627,21 @@ type Changes = Vec<(ErrorKind, String)>;
 
 fn check_size(slot: &mut Option<u64>, new: u64, name: &str, errors: &mut Changes) {
     match *slot {
+        // Courier's stand-in for an expunged message (129 bytes) on either side; the
+        // real size is the one kept.
+        Some(old)
+            if old != new && (old == quirks::STAND_IN_SIZE || new == quirks::STAND_IN_SIZE) =>
+        {
+            errors.push((
+                ErrorKind::ExpungedMessageFabricated,
+                format!(
+                    "{name} changed: expected {old}, got {new} (the size of a made-up stand-in)"
+                ),
+            ));
+            if old == quirks::STAND_IN_SIZE {
+                *slot = Some(new);
+            }
+        }
         Some(old) if old != new => errors.push((
             ErrorKind::SizeChanged,
             format!("{name} changed: expected {old}, got {new}"),
@@ -1473,15 +1689,78 @@ fn is_header_fields(name: &[u8]) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case(P))
 }
 
+/// The field names of a `BODY[HEADER.FIELDS (...)]` section as the server echoed them.
+/// Each is an astring (RFC 3501 §9 `header-fld-name`): an atom, a quoted string
+/// (Courier echoes `("To")` for a request of `(To)`) or a literal. `None` if the list
+/// does not parse.
+pub fn header_field_names(name: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let open = name.iter().position(|&b| b == b'(')?;
+    let mut rest = &name[open + 1..];
+    let mut names = Vec::new();
+    loop {
+        rest = rest.trim_ascii_start();
+        match *rest.first()? {
+            b')' => return Some(names),
+            b'"' => {
+                let mut field = Vec::new();
+                let mut i = 1;
+                loop {
+                    match *rest.get(i)? {
+                        b'"' => break,
+                        b'\\' => {
+                            field.push(*rest.get(i + 1)?);
+                            i += 2;
+                        }
+                        b => {
+                            field.push(b);
+                            i += 1;
+                        }
+                    }
+                }
+                names.push(field);
+                rest = &rest[i + 1..];
+            }
+            b'{' => {
+                let close = rest.iter().position(|&b| b == b'}')?;
+                let size: usize = std::str::from_utf8(&rest[1..close])
+                    .ok()?
+                    .trim_end_matches('+')
+                    .parse()
+                    .ok()?;
+                let start = close + 1 + rest.get(close + 1..)?.starts_with(b"\r\n") as usize * 2;
+                names.push(rest.get(start..start + size)?.to_vec());
+                rest = &rest[start + size..];
+            }
+            _ => {
+                let end = rest
+                    .iter()
+                    .position(|&b| b == b' ' || b == b')')
+                    .unwrap_or(rest.len());
+                names.push(rest[..end].to_vec());
+                rest = &rest[end..];
+            }
+        }
+    }
+}
+
+/// A section name in one spelling for every way of echoing it: the field names of a
+/// `HEADER.FIELDS` list unquoted (`BODY[HEADER.FIELDS ("To")]` is
+/// `BODY[HEADER.FIELDS (To)]`).
+fn canonical_header_section(name: &[u8]) -> Box<[u8]> {
+    match header_field_names(name) {
+        Some(fields) => {
+            let mut out = b"BODY[HEADER.FIELDS (".to_vec();
+            out.extend_from_slice(&fields.join(&b' '));
+            out.extend_from_slice(b")]");
+            out.into()
+        }
+        None => Box::from(name),
+    }
+}
+
 /// A header in a HEADER.FIELDS reply that the section didn't ask for.
 fn unexpected_header(name: &[u8], text: &[u8]) -> Option<String> {
-    let open = name.iter().position(|&b| b == b'(')?;
-    let close = name.iter().rposition(|&b| b == b')')?;
-    let asked: Vec<&[u8]> = name
-        .get(open + 1..close)?
-        .split(|&b| b == b' ')
-        .filter(|f| !f.is_empty())
-        .collect();
+    let asked = header_field_names(name)?;
     for line in text.split(|&b| b == b'\n') {
         if line.first().is_none_or(|b| b.is_ascii_whitespace()) {
             continue;

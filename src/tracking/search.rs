@@ -201,6 +201,68 @@ pub fn search_date(unix: i64) -> String {
     format!("{day}-{month}-{year}")
 }
 
+/// Dovecot 2.3's reading of a query with two negated size keys of one kind in one AND
+/// (`NOT SMALLER 2000 NOT SMALLER 4000`, or `NOT (OR SMALLER 2000 SMALLER 4000)`): it
+/// keeps only the looser key. `None` if the query has no such pair. A known quirk
+/// (docs/servers.md); the stress generator never builds such queries.
+pub fn dovecot_size_merge(keys: &[SearchKey]) -> Option<Vec<SearchKey>> {
+    let mut merged = false;
+    let out = merge_and(keys, &mut merged);
+    merged.then_some(out)
+}
+
+fn merge_and(keys: &[SearchKey], merged: &mut bool) -> Vec<SearchKey> {
+    // NOT (OR a b) is NOT a AND NOT b: flatten it into this AND first.
+    let mut flat = Vec::with_capacity(keys.len());
+    for key in keys {
+        match key {
+            SearchKey::Not(inner) => match inner.as_ref() {
+                SearchKey::Or(a, b) => {
+                    flat.push(SearchKey::Not(a.clone()));
+                    flat.push(SearchKey::Not(b.clone()));
+                }
+                _ => flat.push(key.clone()),
+            },
+            _ => flat.push(key.clone()),
+        }
+    }
+    let mut out: Vec<SearchKey> = Vec::with_capacity(flat.len());
+    for key in flat {
+        let key = merge_key(key, merged);
+        let looser = |kept: &SearchKey, new: &SearchKey| match (kept, new) {
+            (SearchKey::Not(a), SearchKey::Not(b)) => match (a.as_ref(), b.as_ref()) {
+                (SearchKey::Smaller(x), SearchKey::Smaller(y)) => {
+                    Some(SearchKey::Smaller(*x.min(y)))
+                }
+                (SearchKey::Larger(x), SearchKey::Larger(y)) => Some(SearchKey::Larger(*x.max(y))),
+                _ => None,
+            },
+            _ => None,
+        };
+        match out.iter().position(|kept| looser(kept, &key).is_some()) {
+            Some(i) => {
+                let inner = looser(&out[i], &key).expect("checked");
+                out[i] = SearchKey::Not(Box::new(inner));
+                *merged = true;
+            }
+            None => out.push(key),
+        }
+    }
+    out
+}
+
+fn merge_key(key: SearchKey, merged: &mut bool) -> SearchKey {
+    match key {
+        SearchKey::And(items) => SearchKey::And(merge_and(&items, merged)),
+        SearchKey::Or(a, b) => SearchKey::Or(
+            Box::new(merge_key(*a, merged)),
+            Box::new(merge_key(*b, merged)),
+        ),
+        SearchKey::Not(inner) => SearchKey::Not(Box::new(merge_key(*inner, merged))),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

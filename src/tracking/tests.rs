@@ -561,3 +561,181 @@ fn plain_vanished_of_a_uid_the_view_cannot_have() {
     assert_eq!(kinds, [Some(ErrorKind::VanishedUnknownUid)]);
     assert_eq!(a.uids, [4, 7]);
 }
+
+fn kinds(v: &mut View) -> Vec<ErrorKind> {
+    v.findings.drain(..).filter_map(|f| f.kind).collect()
+}
+
+#[test]
+fn quoted_header_field_names_are_the_names_asked_for() {
+    // Courier-IMAP 5.0 echoes `BODY[HEADER.FIELDS ("To")]` for `(To)`: a
+    // header-fld-name is an astring (RFC 3501 §9).
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    let mut b = view(&r, 2);
+    feed(&mut a, "* 1 EXISTS");
+    feed(&mut b, "* 1 EXISTS");
+    feed(
+        &mut a,
+        "* 1 FETCH (UID 3 BODY[HEADER.FIELDS (\"Subject\" \"From\")] {26}\r\nSubject: hi\r\nFrom: a@b\r\n\r\n)",
+    );
+    feed(
+        &mut b,
+        "* 1 FETCH (UID 3 BODY[HEADER.FIELDS (Subject From)] {26}\r\nSubject: hi\r\nFrom: a@b\r\n\r\n)",
+    );
+    assert_eq!(kinds(&mut a), vec![]);
+    assert_eq!(kinds(&mut b), vec![]);
+    // Still compared as the same section, and still checked for what was asked.
+    feed(
+        &mut b,
+        "* 1 FETCH (BODY[HEADER.FIELDS (Subject From)] {26}\r\nSubject: ho\r\nFrom: a@b\r\n\r\n)",
+    );
+    feed(
+        &mut a,
+        "* 1 FETCH (BODY[HEADER.FIELDS (\"From\")] {22}\r\nTo: x@y\r\nFrom: a@b\r\n\r\n)",
+    );
+    assert_eq!(kinds(&mut b), vec![ErrorKind::HeaderChanged]);
+    assert_eq!(kinds(&mut a), vec![ErrorKind::UnexpectedHeader]);
+    assert_eq!(
+        header_field_names(b"BODY[HEADER.FIELDS (\"A b\" {2}\r\nCc X-y)]"),
+        Some(vec![b"A b".to_vec(), b"Cc".to_vec(), b"X-y".to_vec()])
+    );
+    assert_eq!(header_field_names(b"BODY[HEADER.FIELDS (\"To)]"), None);
+}
+
+#[test]
+fn keyword_dropped_by_our_own_store_in_flight_is_no_error() {
+    // Courier: `STORE 1,4 FLAGS.SILENT (\Flagged)` took $Label2 from the only message
+    // that had it, and the FLAGS without it came before the STORE's OK.
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* FLAGS ($Label2 \\Seen)");
+    feed(&mut a, "* 2 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 1 FLAGS (\\Seen $Label2))");
+    feed(&mut a, "* 2 FETCH (UID 2 FLAGS ($Label2))");
+    a.store_sent(
+        7,
+        StoreIntent {
+            set: vec![(1, 1)],
+            add: false,
+            flags: Vec::new(),
+            silent: true,
+            sent_epoch: 0,
+        },
+    );
+    // Message 2 still has it: dropping it is an error.
+    feed(&mut a, "* FLAGS (\\Seen)");
+    assert_eq!(kinds(&mut a), vec![ErrorKind::KeywordDropped]);
+    feed(&mut a, "* FLAGS ($Label2 \\Seen)");
+    feed(&mut a, "* 2 FETCH (FLAGS ())");
+    feed(&mut a, "* FLAGS (\\Seen)");
+    assert_eq!(kinds(&mut a), vec![]);
+}
+
+#[test]
+fn courier_stand_in_for_an_expunged_message_is_one_named_error() {
+    // Recorded from Courier-IMAP 5.0.13: another session expunged UID 1, this one
+    // had not been told yet and FETCHed it.
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 1 EXISTS");
+    feed(
+        &mut a,
+        "* 1 FETCH (UID 1 INTERNALDATE \"01-Jan-2024 00:00:00 +0000\" RFC822.SIZE 103 ENVELOPE (\"Mon, 1 Jan 2024 00:00:00 +0000\" \"real\" ((NIL NIL \"a\" \"b.c\")) ((NIL NIL \"a\" \"b.c\")) ((NIL NIL \"a\" \"b.c\")) NIL NIL NIL NIL \"<x1@y>\"))",
+    );
+    assert_eq!(kinds(&mut a), vec![]);
+    feed(
+        &mut a,
+        "* 1 FETCH (UID 1 FLAGS () INTERNALDATE \"03-Dec-2026 09:54:55 +0000\" RFC822.SIZE 129 ENVELOPE (NIL \"message unavailable\" ((\"System Administrator\" NIL \"root\" \"localhost\")) ((\"System Administrator\" NIL \"root\" \"localhost\")) ((\"System Administrator\" NIL \"root\" \"localhost\")) NIL NIL NIL NIL NIL) BODYSTRUCTURE (\"text\" \"plain\" NIL NIL NIL \"8bit\" 52 1 NIL NIL NIL) BODY[TEXT] {52}\r\nThis message is no longer available on the server.\r\n)",
+    );
+    assert_eq!(kinds(&mut a), vec![ErrorKind::ExpungedMessageFabricated]);
+    // The real data stays the model: the next true reply agrees with it.
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 103)");
+    assert_eq!(kinds(&mut a), vec![]);
+    // A size-only reply of the stand-in is recognised by its size.
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 129)");
+    assert_eq!(kinds(&mut a), vec![ErrorKind::ExpungedMessageFabricated]);
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 130)");
+    assert_eq!(kinds(&mut a), vec![ErrorKind::SizeChanged]);
+    // So is a date-only reply: dated after the message was first seen, which no real
+    // message can be; an earlier date is a plain change.
+    feed(
+        &mut a,
+        "* 1 FETCH (INTERNALDATE \"01-Jan-2099 00:00:00 +0000\")",
+    );
+    assert_eq!(kinds(&mut a), vec![ErrorKind::ExpungedMessageFabricated]);
+    feed(
+        &mut a,
+        "* 1 FETCH (INTERNALDATE \"01-Jan-2023 00:00:00 +0000\")",
+    );
+    assert_eq!(kinds(&mut a), vec![ErrorKind::InternaldateChanged]);
+    // Beside a stand-in's size, any changed item is the stand-in's.
+    feed(
+        &mut a,
+        "* 1 FETCH (INTERNALDATE \"01-Jan-2022 00:00:00 +0000\" RFC822.SIZE 129)",
+    );
+    assert_eq!(
+        kinds(&mut a),
+        vec![
+            ErrorKind::ExpungedMessageFabricated,
+            ErrorKind::ExpungedMessageFabricated
+        ]
+    );
+}
+
+#[test]
+fn a_stand_in_size_seen_first_gives_way_to_the_real_one() {
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 1 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 1 RFC822.SIZE 129)");
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 4000)");
+    assert_eq!(kinds(&mut a), vec![ErrorKind::ExpungedMessageFabricated]);
+    feed(&mut a, "* 1 FETCH (RFC822.SIZE 4000)");
+    assert_eq!(kinds(&mut a), vec![]);
+}
+
+#[test]
+fn dovecot_size_merge_is_reported_under_its_own_kind() {
+    use search::SearchKey;
+    // Recorded from Dovecot 2.3.19: sizes 1016, 3016, 5016;
+    // `SEARCH NOT SMALLER 2000 NOT SMALLER 4000` answered `* SEARCH 2 3`.
+    let r = Registry::new();
+    let mut a = view(&r, 1);
+    feed(&mut a, "* 3 EXISTS");
+    feed(&mut a, "* 1 FETCH (UID 1 RFC822.SIZE 1016)");
+    feed(&mut a, "* 2 FETCH (UID 2 RFC822.SIZE 3016)");
+    feed(&mut a, "* 3 FETCH (UID 3 RFC822.SIZE 5016)");
+    let not = |k| SearchKey::Not(Box::new(k));
+    a.search_sent(vec![
+        not(SearchKey::Smaller(2000)),
+        not(SearchKey::Smaller(4000)),
+    ]);
+    feed(&mut a, "* SEARCH 2 3");
+    a.search_done(true, false);
+    assert_eq!(kinds(&mut a), vec![ErrorKind::SearchSizeMerge]);
+    // `NOT (OR SMALLER 2000 SMALLER 4000)`, answered the same way.
+    a.search_sent(vec![not(SearchKey::Or(
+        Box::new(SearchKey::Smaller(2000)),
+        Box::new(SearchKey::Smaller(4000)),
+    ))]);
+    feed(&mut a, "* SEARCH 2 3");
+    a.search_done(true, false);
+    assert_eq!(kinds(&mut a), vec![ErrorKind::SearchSizeMerge]);
+    // Any other wrong answer to the same query is still search-extra/-missing.
+    a.search_sent(vec![
+        not(SearchKey::Smaller(2000)),
+        not(SearchKey::Smaller(4000)),
+    ]);
+    feed(&mut a, "* SEARCH 1 3");
+    a.search_done(true, false);
+    assert_eq!(kinds(&mut a), vec![ErrorKind::SearchExtra]);
+    // The right answer is no error.
+    a.search_sent(vec![
+        not(SearchKey::Larger(4000)),
+        not(SearchKey::Larger(2000)),
+    ]);
+    feed(&mut a, "* SEARCH 1");
+    a.search_done(true, false);
+    assert_eq!(kinds(&mut a), vec![]);
+}

@@ -1,9 +1,13 @@
-//! Shared helpers for integration tests: the real-Dovecot lab and fresh users.
+//! Shared helpers for integration tests: the real-Dovecot lab and fresh users
+//! (the Cyrus and Courier labs are in [`servers`]).
 //!
 //! Use from a test file with `mod common;`. Every test binary compiles its own
 //! copy of this module and uses only part of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod servers;
+
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -83,22 +87,7 @@ pub fn lab_dir() -> PathBuf {
 pub fn lab() -> &'static Lab {
     static LAB: OnceLock<Lab> = OnceLock::new();
     LAB.get_or_init(|| {
-        let script = repo_root().join("scripts/dovecot-lab");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        if !out.status.success() {
-            panic!(
-                "`{} up` failed ({}); the integration tests need the Dovecot lab \
-                 (run as root)\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-            );
-        }
+        lab_up("dovecot-lab");
         let dir = lab_dir();
         Lab {
             ca_file: dir.join("ssl/ca.crt"),
@@ -116,6 +105,27 @@ pub fn lab() -> &'static Lab {
     })
 }
 
+/// Runs `scripts/<script> up`; panics with its output if the lab cannot start (so
+/// a missing lab fails a test, under CI and elsewhere, and never skips it).
+pub fn lab_up(script: &str) {
+    let script = repo_root().join("scripts").join(script);
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("up")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    if !out.status.success() {
+        panic!(
+            "`{} up` failed ({}); these integration tests need the lab (run as root)\n\
+             --- stdout ---\n{}\n--- stderr ---\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+    }
+}
+
 /// Users handed out by [`fresh_user`]: `testuser200..=testuser1000`.
 /// `testuser1..testuser199` are left for hand-run and CLI load tests.
 pub const FRESH_USERS: std::ops::RangeInclusive<u32> = 200..=1000;
@@ -129,15 +139,20 @@ pub const FRESH_USERS: std::ops::RangeInclusive<u32> = 200..=1000;
 /// if the counter file cannot be used. Starts the lab if needed.
 pub fn fresh_user() -> String {
     let lab = lab();
-    let n = next_from_file(&lab.dir.join("next-user")).unwrap_or_else(|_| next_from_pid());
-    let span = FRESH_USERS.end() - FRESH_USERS.start() + 1;
-    let user = format!("testuser{}", FRESH_USERS.start() + n % span);
+    let user = format!("testuser{}", next_fresh_number(&lab.dir));
     match fs::remove_dir_all(lab.user_home(&user)) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => panic!("cannot empty {}: {e}", lab.user_home(&user).display()),
     }
     user
+}
+
+/// The next fresh user number from the counter file in `dir` (see [`fresh_user`]).
+pub fn next_fresh_number(dir: &Path) -> u32 {
+    let n = next_from_file(&dir.join("next-user")).unwrap_or_else(|_| next_from_pid());
+    let span = FRESH_USERS.end() - FRESH_USERS.start() + 1;
+    FRESH_USERS.start() + n % span
 }
 
 fn next_from_file(path: &Path) -> io::Result<u32> {
@@ -177,4 +192,79 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
     s
+}
+
+/// The `Errors by kind: a 3, b 1` line after Totals (empty without it).
+pub fn totals_error_kinds(stdout: &str) -> BTreeMap<String, u64> {
+    let Some(line) = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Errors by kind: "))
+    else {
+        return BTreeMap::new();
+    };
+    line.split(", ")
+        .map(|item| {
+            let (kind, n) = item.rsplit_once(' ').expect("kind and count");
+            (kind.to_owned(), n.parse().expect("count"))
+        })
+        .collect()
+}
+
+/// The `deliveries` rows of a profile run's CSV timeline: (offered, delivered,
+/// refused, failed).
+pub fn csv_deliveries(csv: &str) -> (u64, u64, u64, u64) {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (kind, count, ok, no, failed) = (
+        col("kind"),
+        col("count_per_s"),
+        col("ok_per_s"),
+        col("no_per_s"),
+        col("failed_per_s"),
+    );
+    let mut sums = (0, 0, 0, 0);
+    for row in reader.records() {
+        let row = row.unwrap();
+        if &row[kind] != "deliveries" {
+            continue;
+        }
+        let n = |i: usize| row[i].parse::<u64>().unwrap();
+        sums.0 += n(count);
+        sums.1 += n(ok);
+        sums.2 += n(no);
+        sums.3 += n(failed);
+    }
+    sums
+}
+
+/// A profile run's `  name (proto): N sessions; CMD n, CMD n` lines: client name →
+/// (sessions, commands).
+pub fn client_commands(stdout: &str) -> HashMap<String, (u64, HashMap<String, u64>)> {
+    let mut out = HashMap::new();
+    let section = stdout
+        .split("Client types:\n")
+        .nth(1)
+        .expect("Client types section");
+    for line in section.lines().take_while(|l| l.starts_with("  ")) {
+        let (name, rest) = line.trim().split_once(" (").unwrap();
+        let (_, rest) = rest.split_once("): ").unwrap();
+        let (sessions, commands) = rest.split_once(" sessions; ").unwrap();
+        let mut counts = HashMap::new();
+        for item in commands.split(", ") {
+            if let Some((cmd, n)) = item.rsplit_once(' ')
+                && let Ok(n) = n.parse()
+            {
+                counts.insert(cmd.to_owned(), n);
+            }
+        }
+        out.insert(name.to_owned(), (sessions.parse().unwrap(), counts));
+    }
+    out
+}
+
+/// `STATUS <mailbox> (MESSAGES)` of a lab user (0 if the mailbox does not exist).
+pub fn messages(user: &str, mailbox: &str) -> u64 {
+    let lab = lab();
+    servers::mailbox_messages(lab.imap_addr(), user, lab.user_password, mailbox)
 }

@@ -59,6 +59,15 @@ pub enum Lie {
     /// A FETCH in a SELECT's response (after its UIDVALIDITY and HIGHESTMODSEQ: only a
     /// QRESYNC SELECT sends them) is dropped (a resync hides flag changes).
     SwallowResyncFetch,
+    /// Every time (so the server agrees with itself): the value of the first body
+    /// parameter in a BODYSTRUCTURE (`("charset" "utf-8")`) gets an `x` appended.
+    BodyStructureParameter,
+    /// Every time: the mailbox of the first ENVELOPE address (From) gets an `x`
+    /// appended.
+    EnvelopeAddress,
+    /// Not a lie: `BODY[HEADER.FIELDS (To From)]` is echoed as `("To" "From")`, as
+    /// Courier-IMAP does (header-fld-name is an astring, RFC 3501 §9).
+    QuoteHeaderFieldNames,
 }
 
 /// A running proxy; dropping it stops it and closes every connection.
@@ -409,10 +418,57 @@ fn edit_fetch_text(lie: Lie, text: &[u8], occurrences: &AtomicU64, out: &mut Vec
                 Some((close, close, b"x".to_vec()))
             })
         }
+        Lie::BodyStructureParameter => find(text, b"BODYSTRUCTURE (").and_then(|i| {
+            // The first parameter list, after a subtype: `"plain" ("name" "value"`;
+            // the value's closing quote.
+            let open = i + find(&text[i..], b"\" (\"")? + 2;
+            let mut quotes = text[open..]
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'"')
+                .map(|(k, _)| open + k);
+            let close = quotes.nth(3)?;
+            Some((close, close, b"x".to_vec()))
+        }),
+        Lie::EnvelopeAddress => find(text, b"ENVELOPE (").and_then(|i| {
+            // `((name adl mailbox host)`: name NIL or a quoted string, adl NIL.
+            let mut at = i + find(&text[i..], b"((")? + 2;
+            if text[at..].starts_with(b"NIL") {
+                at += 3;
+            } else if text.get(at) == Some(&b'"') {
+                at += 1 + text[at + 1..].iter().position(|&b| b == b'"')? + 1;
+            } else {
+                return None;
+            }
+            let rest = text.get(at..)?;
+            if !rest.starts_with(b" NIL \"") {
+                return None;
+            }
+            let open = at + 5;
+            let close = open + 1 + text[open + 1..].iter().position(|&b| b == b'"')?;
+            Some((close, close, b"x".to_vec()))
+        }),
+        Lie::QuoteHeaderFieldNames => find(text, b"HEADER.FIELDS (").and_then(|i| {
+            let open = i + b"HEADER.FIELDS (".len();
+            let close = open + text[open..].iter().position(|&b| b == b')')?;
+            let quoted: Vec<Vec<u8>> = text[open..close]
+                .split(|&b| b == b' ')
+                .filter(|n| !n.is_empty())
+                .map(|n| [&b"\""[..], n, b"\""].concat())
+                .collect();
+            Some((open, close, quoted.join(&b' ')))
+        }),
         _ => None,
     };
-    // Recent and unannounced keywords are told every time; the rest every other time.
-    let always = matches!(lie, Lie::Recent | Lie::UnannouncedKeyword);
+    // Recent, unannounced keywords and quoted names every time; the rest every other time.
+    let always = matches!(
+        lie,
+        Lie::Recent
+            | Lie::UnannouncedKeyword
+            | Lie::QuoteHeaderFieldNames
+            | Lie::BodyStructureParameter
+            | Lie::EnvelopeAddress
+    );
     match edit {
         Some((from, to, with)) if always || turn(occurrences) => {
             replace(out, from, to, &with);

@@ -24,21 +24,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rand::{RngExt as _, SeedableRng as _};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use tokio::sync::watch;
 
+use crate::config::Mech;
 use crate::control::RunState;
 use crate::imap::client::ClientOptions;
+use crate::limits::{MAX_DELIVERIES_IN_FLIGHT, MAX_SESSION_QUEUE};
 use crate::lmtp::{LmtpClient, LmtpOptions};
 use crate::mail::MessageSource;
-use crate::metrics::{DeliveryEvent, ErrorKind, Event, Metrics, Report, Severity};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Metrics, Report, Severity, SkipReason};
 use crate::net::Endpoint;
+use crate::ops::{Op, TimingLog};
 use crate::pop3::Pop3Options;
 use crate::profile::Profile;
 use crate::profile::model::Protocol;
-use crate::profile::schedule::{Action, Directory, Schedule, ScheduleOptions, ScheduledAction};
+use crate::profile::schedule::{
+    Action, Directory, Mailbox, Schedule, ScheduleOptions, ScheduledAction, splitmix64,
+};
 use crate::profile::timeline::{LmtpQueue, run_blocking};
 use crate::sasl::ScramCache;
-use crate::states::State;
 
 use user::UserShared;
 
@@ -61,7 +67,7 @@ pub struct ProfileRun {
     /// Password of users without one of their own (`pass=`).
     pub default_password: String,
     /// `mech=`: LOGIN (IMAP LOGIN, POP3 USER/PASS) or a SASL mechanism.
-    pub mech: String,
+    pub mech: Mech,
     pub imap_options: ClientOptions,
     pub pop3_options: Pop3Options,
     pub lmtp_options: LmtpOptions,
@@ -71,16 +77,20 @@ pub struct ProfileRun {
     pub spin: Duration,
     /// Check every IMAP reply against the mailbox model (`no_tracking` turns it off).
     pub tracking: bool,
+    /// `clients=`: most client sessions open at once; a login waits for a free one.
+    pub max_sessions: Option<u32>,
 }
 
 /// What a run did, per client type (for the summary after Totals).
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub clients: Vec<ClientSummary>,
-    /// Actions handed over by the scheduler.
+    /// Actions handed over by the scheduler (planned within the run).
     pub actions: u64,
-    /// Mail actions skipped because their message was unknown or gone (deleted by a
-    /// POP3 client, or its delivery failed), or the session was down.
+    /// Actions carried out (whatever the server answered).
+    pub done: u64,
+    /// Actions that could not happen (by reason in the metrics' Totals); `done +
+    /// skipped == actions`.
     pub skipped: u64,
 }
 
@@ -90,27 +100,8 @@ pub struct ClientSummary {
     pub name: String,
     pub protocol: Protocol,
     pub sessions: u64,
-    /// Commands per state (POP3 commands use ImapTest's columns: USER/PASS under
-    /// LOGIN, AUTH under AUTHENTICATE, STAT under STATUS, LIST under LIST, UIDL under
-    /// SELECT, RETR under FETCH2, DELE under EXPUNGE, QUIT under LOGOUT).
-    pub commands: Vec<(State, u64)>,
-}
-
-impl ClientSummary {
-    /// The protocol's own name for a counted state.
-    pub fn command_name(&self, state: State) -> &'static str {
-        match (self.protocol, state) {
-            (Protocol::Pop3, State::Login) => "USER/PASS",
-            (Protocol::Pop3, State::Authenticate) => "AUTH",
-            (Protocol::Pop3, State::Status) => "STAT",
-            (Protocol::Pop3, State::List) => "LIST",
-            (Protocol::Pop3, State::Select) => "UIDL",
-            (Protocol::Pop3, State::Fetch2) => "RETR",
-            (Protocol::Pop3, State::Expunge) => "DELE",
-            (Protocol::Pop3, State::Logout) => "QUIT",
-            _ => state.name(),
-        }
-    }
+    /// Commands sent, per op (connection phases included), in index order.
+    pub commands: Vec<(Op, u64)>,
 }
 
 /// Per client type counters.
@@ -127,7 +118,9 @@ struct Ctx {
     messages: Arc<dyn MessageSource>,
     /// Per population: its own source when it sets `write_size`.
     write_sources: Vec<Option<Arc<dyn MessageSource>>>,
-    mech: String,
+    mech: Mech,
+    /// `clients=`: a permit per open client session, when capped.
+    session_slots: Option<Arc<tokio::sync::Semaphore>>,
     scram_cache: ScramCache,
     imap_options: ClientOptions,
     pop3_options: Pop3Options,
@@ -139,6 +132,12 @@ struct Ctx {
     metrics: Metrics,
     counters: Vec<ClientCounters>,
     skipped: AtomicU64,
+    done: AtomicU64,
+    /// Per population: (first global user index, users).
+    population_range: Vec<(u32, u32)>,
+    /// Per population: sized messages when it sets `delivery_size`.
+    delivery_sources: Vec<Option<crate::mail::sized::SizedMessages>>,
+    directory: Arc<Directory>,
     next_connection: AtomicU64,
     /// Deliveries in flight (waited for at the end).
     deliveries: AtomicU64,
@@ -148,6 +147,10 @@ struct Ctx {
     sessions_done: tokio::sync::Notify,
     /// Set when the sessions still running must end at once (grace period over).
     end_sessions: watch::Sender<bool>,
+    /// Set when the run is over: deliveries still in flight end at once.
+    abandon: watch::Sender<bool>,
+    /// Deliveries ended by `abandon`.
+    abandoned: AtomicU64,
     /// Set to drop everything at once (second SIGINT, grace period over).
     stop_now: watch::Receiver<RunState>,
     /// Markers sent before this are from earlier runs (same users, same numbers).
@@ -163,9 +166,9 @@ impl Ctx {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn count_command(&self, client: u16, state: State) {
+    fn count_command(&self, client: u16, op: Op) {
         if let Some(c) = self.counters.get(client as usize) {
-            c.commands[state as usize].fetch_add(1, Ordering::Relaxed);
+            c.commands[op.index()].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -173,38 +176,129 @@ impl Ctx {
     fn command_done(
         &self,
         client: u16,
-        state: State,
+        op: Op,
         outcome: crate::metrics::Outcome,
         intended: Instant,
         started: Instant,
     ) {
         self.metrics.send(Event::Command {
-            state,
+            op,
             outcome,
             intended,
             started,
             finished: Instant::now(),
         });
-        self.count_command(client, state);
+        if !matches!(op, Op::Action(_)) {
+            self.count_command(client, op);
+        }
+    }
+
+    /// Records what a protocol client logged (its own commands and connection
+    /// phases) and counts the commands for the client type; returns how many.
+    fn timed(&self, client: u16, log: &mut TimingLog) -> u64 {
+        let mut n = 0;
+        let entries: Vec<_> = log.drain().collect();
+        for t in &entries {
+            if !matches!(t.op, Op::Phase(..)) {
+                self.count_command(client, t.op);
+                n += 1;
+            }
+        }
+        self.metrics.timed(entries);
+        n
+    }
+
+    /// A scheduled action ended: its row, timed from its planned instant.
+    fn action_row(&self, action: &Action, ok: bool, intended: Instant, started: Instant) {
+        let outcome = if ok {
+            crate::metrics::Outcome::Ok
+        } else {
+            crate::metrics::Outcome::Failed
+        };
+        self.metrics.send(Event::Command {
+            op: Op::Action(action.kind()),
+            outcome,
+            intended,
+            started,
+            finished: Instant::now(),
+        });
     }
 
     /// A client connection opened (past the greeting) or closed.
     fn connection_opened(&self) {
         let gauges = &self.metrics.gauges;
-        gauges.open.fetch_add(1, Ordering::Relaxed);
-        gauges.active.fetch_add(1, Ordering::Relaxed);
+        gauges.connection_opened();
         self.metrics.send(Event::Connected);
     }
 
     fn connection_closed(&self) {
         let gauges = &self.metrics.gauges;
-        gauges.open.fetch_sub(1, Ordering::Relaxed);
-        gauges.active.fetch_sub(1, Ordering::Relaxed);
+        gauges.connection_closed();
         self.metrics.send(Event::Disconnected);
     }
 
-    fn skip(&self) {
+    /// A scheduled action that could not happen.
+    fn skip(&self, reason: SkipReason) {
         self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.metrics.send(Event::ActionSkipped { reason });
+    }
+
+    /// A scheduled action was carried out (whatever the server answered).
+    fn action_done(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// After a session performed one job: done unless it counted a skip (`before` and
+    /// `after` are the session's skip counts around the job).
+    fn done_unless_skipped(&self, before: u64, after: u64) {
+        if after == before {
+            self.action_done();
+        }
+    }
+
+    /// The job just received and every one still queued: skipped, the run is ending.
+    fn skip_remaining(&self, jobs: &mut sessions::JobReceiver) {
+        self.skip(SkipReason::RunEnded);
+        while jobs.try_recv().is_some() {
+            self.skip(SkipReason::RunEnded);
+        }
+    }
+
+    /// Further recipients of a delivery to `user` (its population's
+    /// `delivery_recipients`): other users of the same population, drawn from the
+    /// delivery's own seed.
+    fn co_recipients(&self, user: &UserShared, msg: u32, to: Mailbox) -> Vec<String> {
+        let pop = user.population as usize;
+        let Some(recipients) = self
+            .profile
+            .populations
+            .get(pop)
+            .and_then(|p| p.delivery_recipients.as_ref())
+        else {
+            return Vec::new();
+        };
+        let (first, size) = self.population_range[pop];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(splitmix64(
+            self.seed ^ user.marker_id(msg) ^ 0x5EC1_91E7,
+        ));
+        let want = (recipients.sample(&mut rng).saturating_sub(1)).min(size.saturating_sub(1));
+        let mut chosen: Vec<u32> = Vec::with_capacity(want as usize);
+        while (chosen.len() as u32) < want {
+            let other = first + rng.random_range(0..size);
+            if other != user.index && !chosen.contains(&other) {
+                chosen.push(other);
+            }
+        }
+        chosen
+            .into_iter()
+            .map(|i| {
+                let name = self.directory.user(i).0;
+                match to {
+                    Mailbox::Inbox => name,
+                    Mailbox::Spam => delivery::with_detail(&name, "Spam"),
+                }
+            })
+            .collect()
     }
 
     fn error(
@@ -238,6 +332,12 @@ impl Ctx {
         user.marker_msg(id)
     }
 
+    /// Waits for a session slot when `clients=` caps them (None: no cap, or stopping).
+    async fn session_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = self.session_slots.clone()?;
+        slots.acquire_owned().await.ok()
+    }
+
     fn stopping_now(&self) -> bool {
         *self.stop_now.borrow() == RunState::StopNow
     }
@@ -263,11 +363,44 @@ pub async fn run(
         .populations
         .iter()
         .map(|p| {
-            p.write_size.map(|size| {
-                Arc::new(crate::mail::RandomMessages::new(size.max(1))) as Arc<dyn MessageSource>
+            p.write_size.as_ref().map(|size| {
+                Arc::new(crate::mail::sized::SizedMessages::new(
+                    size.clone(),
+                    p.write_attachments,
+                    p.size_source,
+                    &run.messages,
+                )) as Arc<dyn MessageSource>
             })
         })
         .collect();
+    let delivery_sources = run
+        .profile
+        .populations
+        .iter()
+        .map(|p| {
+            p.delivery_size.as_ref().map(|size| {
+                crate::mail::sized::SizedMessages::new(
+                    size.clone(),
+                    p.delivery_attachments,
+                    p.size_source,
+                    &run.messages,
+                )
+            })
+        })
+        .collect();
+    let population_range = {
+        let mut first = 0u32;
+        run.profile
+            .population_sizes()
+            .into_iter()
+            .map(|n| {
+                let range = (first, n);
+                first = first.saturating_add(n);
+                range
+            })
+            .collect()
+    };
+    let directory = Arc::new(run.directory);
     let lmtp_max = run
         .profile
         .servers
@@ -281,6 +414,9 @@ pub async fn run(
         messages: run.messages,
         write_sources,
         mech: run.mech,
+        session_slots: run
+            .max_sessions
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize))),
         scram_cache: ScramCache::default(),
         imap_options: run.imap_options,
         pop3_options: run.pop3_options,
@@ -294,17 +430,23 @@ pub async fn run(
             .iter()
             .map(|_| ClientCounters {
                 sessions: AtomicU64::new(0),
-                commands: (0..State::COUNT).map(|_| AtomicU64::new(0)).collect(),
+                commands: (0..Op::COUNT).map(|_| AtomicU64::new(0)).collect(),
             })
             .collect(),
         metrics,
         skipped: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        population_range,
+        delivery_sources,
+        directory: directory.clone(),
         next_connection: AtomicU64::new(1),
         deliveries: AtomicU64::new(0),
         deliveries_done: tokio::sync::Notify::new(),
         live_sessions: AtomicU64::new(0),
         sessions_done: tokio::sync::Notify::new(),
-        end_sessions: watch::channel(false).0,
+        end_sessions: watch::Sender::new(false),
+        abandon: watch::Sender::new(false),
+        abandoned: AtomicU64::new(0),
         stop_now: state.clone(),
         started: std::time::SystemTime::now(),
         tracking: run.tracking.then(crate::tracking::Registry::new),
@@ -314,7 +456,6 @@ pub async fn run(
     });
 
     let schedule = Schedule::from_arc(run.profile.clone(), run.schedule);
-    let directory = Arc::new(run.directory);
     let stop = Arc::new(AtomicBool::new(false));
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
@@ -381,7 +522,46 @@ pub async fn run(
         }
         () = until_stop_now(ctx.stop_now.clone()) => {}
     }
+    // Sessions still running end at once (their queued jobs are dropped).
     ctx.end_sessions.send_replace(true);
+    // Deliveries hold the metrics too: end them now, or a server that stopped
+    // answering would keep the run alive for a reply timeout per queued delivery.
+    ctx.abandon.send_replace(true);
+    let drained = async {
+        while ctx.live_sessions.load(Ordering::Acquire) > 0 {
+            let notified = ctx.sessions_done.notified();
+            if ctx.live_sessions.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
+        }
+        while ctx.deliveries.load(Ordering::Acquire) > 0 {
+            let notified = ctx.deliveries_done.notified();
+            if ctx.deliveries.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+    let abandoned = ctx.abandoned.load(Ordering::Relaxed);
+    if abandoned > 0 {
+        ctx.metrics.report(Report {
+            severity: Severity::Info,
+            user: None,
+            connection: None,
+            message: format!(
+                "{abandoned} LMTP deliveries still waiting for the server at the end were abandoned (skipped: run-ended)"
+            ),
+            line: None,
+            kind: None,
+        });
+    }
+    // Actions still queued in sessions ended at once (the grace period ran out) never ran.
+    let accounted = ctx.done.load(Ordering::Relaxed) + ctx.skipped.load(Ordering::Relaxed);
+    for _ in accounted..actions {
+        ctx.skip(SkipReason::RunEnded);
+    }
     ctx.lmtp_pool
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -397,7 +577,7 @@ pub async fn run(
                 name: c.name.get_ref().clone(),
                 protocol: c.protocol,
                 sessions: counters.sessions.load(Ordering::Relaxed),
-                commands: State::all()
+                commands: Op::all()
                     .zip(&counters.commands)
                     .map(|(s, n)| (s, n.load(Ordering::Relaxed)))
                     .filter(|(_, n)| *n > 0)
@@ -405,6 +585,7 @@ pub async fn run(
             })
             .collect(),
         actions,
+        done: ctx.done.load(Ordering::Relaxed),
         skipped: ctx.skipped.load(Ordering::Relaxed),
     }
 }
@@ -440,7 +621,16 @@ fn dispatch(
         .collect();
     let start = Instant::now();
     let end = schedule.end();
+    let mut over_limit = OverLimit::default();
+    let mut behind_at_end = None;
     let actions = run_blocking(schedule, start, spin, stop, |action, lateness| {
+        // An action still due when the run is over: the rate is more than the
+        // dispatcher can hand out, and secs= must end the run anyway.
+        if end.is_some_and(|end| start.elapsed() > end) {
+            behind_at_end = Some(lateness);
+            stop.store(true, Ordering::Relaxed);
+            return;
+        }
         ctx.metrics.send(Event::Action { lateness });
         let intended = start + action.at;
         let user = users
@@ -462,16 +652,48 @@ fn dispatch(
             .clone();
         match (action.action, action.client) {
             (Action::Deliver { to, msg }, _) => {
-                ctx.metrics.send(Event::Delivery(DeliveryEvent::Offered));
+                if to == Mailbox::Inbox {
+                    user.mail().set_fate(msg, user::Fate::InFlight);
+                }
+                ctx.metrics
+                    .send(Event::Delivery(DeliveryEvent::Offered { recipients: 1 }));
+                if ctx.deliveries.load(Ordering::Acquire) >= MAX_DELIVERIES_IN_FLIGHT {
+                    // Each waiting delivery holds its message: past the bound the
+                    // rate is more than the server (or max_parallel) can take.
+                    delivery::not_attempted(ctx, &user, to, msg);
+                    over_limit.deliveries += 1;
+                    over_limit.report(ctx);
+                    return;
+                }
                 ctx.deliveries.fetch_add(1, Ordering::AcqRel);
                 handle.spawn(delivery::deliver(ctx.clone(), user, to, msg, intended));
             }
             (_, Some(client)) => {
-                sessions.route(ctx, handle, &user, client, Job { action, intended });
+                let job = Job { action, intended };
+                if !sessions.route(ctx, handle, &user, client, job) {
+                    ctx.skip(SkipReason::OverLimit);
+                    over_limit.actions += 1;
+                    over_limit.report(ctx);
+                }
             }
-            (_, None) => ctx.skip(),
+            (_, None) => ctx.skip(SkipReason::SessionDown),
         }
     });
+    over_limit.flush(ctx);
+    if let Some(behind) = behind_at_end {
+        let message = format!(
+            "the profile's rate is more than imaptest can hand out: at the end of the run the schedule was {:.1} s behind (the actions still due were dropped)",
+            behind.as_secs_f64()
+        );
+        ctx.metrics.report(Report {
+            severity: Severity::Warning,
+            user: None,
+            connection: None,
+            message,
+            line: None,
+            kind: None,
+        });
+    }
     // The run lasts its whole period even when nothing more is planned (sessions stay
     // logged in): wait for its end, or for the stop.
     while !stop.load(Ordering::Relaxed) {
@@ -484,10 +706,61 @@ fn dispatch(
     actions
 }
 
+/// Actions the dispatcher dropped at a bound, reported a line a second (an absurd
+/// rate drops millions: one report each would flood the metrics channel).
+#[derive(Default)]
+struct OverLimit {
+    deliveries: u64,
+    actions: u64,
+    last: Option<Instant>,
+}
+
+impl OverLimit {
+    /// Reports what was dropped once a second has passed since the first drop.
+    fn report(&mut self, ctx: &Ctx) {
+        let now = Instant::now();
+        match self.last {
+            None => self.last = Some(now),
+            Some(at) if now.duration_since(at) >= Duration::from_secs(1) => {
+                self.last = Some(now);
+                self.flush(ctx);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn flush(&mut self, ctx: &Ctx) {
+        let report = |message: String| {
+            ctx.metrics.report(Report {
+                severity: Severity::Error,
+                user: None,
+                connection: None,
+                message,
+                line: None,
+                kind: Some(ErrorKind::LimitExceeded),
+            });
+        };
+        if self.deliveries > 0 {
+            report(format!(
+                "{} LMTP deliveries not attempted: {MAX_DELIVERIES_IN_FLIGHT} were already in flight (the server, or max_parallel, can't keep up with the profile's rate; docs/limits.md)",
+                std::mem::take(&mut self.deliveries)
+            ));
+        }
+        if self.actions > 0 {
+            report(format!(
+                "{} actions skipped: {MAX_SESSION_QUEUE} were already waiting for their session (stuck, or slower than the schedule; docs/limits.md)",
+                std::mem::take(&mut self.actions)
+            ));
+        }
+    }
+}
+
 /// What one session did, for its [`crate::metrics::SessionRecord`].
 #[derive(Debug, Default)]
 struct SessionTally {
     start: Option<std::time::SystemTime>,
+    /// The `clients=` slot the session holds while open.
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
     commands: u64,
     errors: u64,
     bytes_in: u64,
@@ -504,6 +777,7 @@ impl SessionTally {
 
     /// Emits the session record if a session was open.
     fn end(&mut self, ctx: &Ctx, user: &UserShared, client: u16, protocol: &'static str) {
+        self.slot = None;
         let Some(start) = self.start.take() else {
             return;
         };

@@ -8,12 +8,13 @@ use std::time::Instant;
 use super::sessions::JobReceiver;
 use super::user::UserShared;
 use super::{Ctx, SessionTally};
+use crate::config::Mech;
 use crate::lmtp::parse_marker;
-use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome, SkipReason};
+use crate::ops::{Op, Pop3Command, Server};
 use crate::pop3::{Pop3Client, Pop3Error};
 use crate::profile::schedule::Action;
 use crate::sasl::Credentials;
-use crate::states::State;
 
 struct Session {
     ctx: Arc<Ctx>,
@@ -24,6 +25,8 @@ struct Session {
     /// UIDLs downloaded in earlier sessions (kept mail is not downloaded again).
     downloaded: HashSet<String>,
     tally: SessionTally,
+    /// Actions skipped so far (an action that added none was done).
+    skips: u64,
 }
 
 /// What a POP3 client keeps between its sessions (see [`super::sessions`]).
@@ -51,16 +54,28 @@ pub(super) async fn run(
         conn: None,
         downloaded: memory.unwrap_or_default().downloaded,
         tally: SessionTally::default(),
+        skips: 0,
     };
     while let Some(job) = jobs.recv().await {
         if session.ctx.stopping_now() {
+            session.ctx.skip_remaining(&mut jobs);
             break;
         }
-        match job.action.action {
-            Action::Login { .. } => Box::pin(session.login(job.intended)).await,
-            Action::CheckMail => Box::pin(session.check_mail(job.intended)).await,
+        let started = Instant::now();
+        let errors = session.tally.errors;
+        let skips = session.skips;
+        let action = job.action.action;
+        match action {
+            Action::Login { .. } => Box::pin(session.login()).await,
+            Action::CheckMail => Box::pin(session.check_mail()).await,
             Action::Logout => Box::pin(session.logout(job.intended)).await,
-            _ => session.ctx.skip(),
+            // The scheduler gives mail actions to IMAP clients only.
+            _ => session.skip(SkipReason::SessionDown),
+        }
+        session.ctx.done_unless_skipped(skips, session.skips);
+        if session.skips == skips {
+            let ok = session.tally.errors == errors;
+            session.ctx.action_row(&action, ok, job.intended, started);
         }
     }
     // The run ended with the session open: end it properly.
@@ -71,11 +86,14 @@ pub(super) async fn run(
 }
 
 impl Session {
-    /// Times one command and counts it.
-    fn record(&mut self, state: State, outcome: Outcome, intended: Instant, started: Instant) {
-        self.ctx
-            .command_done(self.client, state, outcome, intended, started);
-        self.tally.commands += 1;
+    fn skip(&mut self, reason: SkipReason) {
+        self.skips += 1;
+        self.ctx.skip(reason);
+    }
+
+    /// Records the commands the client logged since the last call.
+    fn record(&mut self, conn: &mut Pop3Client) {
+        self.tally.commands += self.ctx.timed(self.client, conn.timings());
     }
 
     fn fail(&mut self, doing: &str, e: &Pop3Error) {
@@ -110,21 +128,24 @@ impl Session {
         self.tally.end(&self.ctx, &self.user, self.client, "pop3");
     }
 
-    async fn login(&mut self, intended: Instant) {
+    async fn login(&mut self) {
         if self.conn.is_some() {
             return;
         }
         let Some(endpoint) = self.ctx.endpoints.pop3.clone() else {
-            self.ctx.skip();
+            self.skip(SkipReason::NoServer);
             return;
         };
         self.tally.begin();
+        self.tally.slot = self.ctx.session_slot().await;
         let started = Instant::now();
         let id = self.ctx.connection_id();
         let mut conn = match Pop3Client::connect(&endpoint, id, &self.ctx.pop3_options).await {
             Ok(conn) => conn,
             Err(e) => {
-                self.record(State::Login, Outcome::Failed, intended, started);
+                self.ctx
+                    .metrics
+                    .connect_failed(Server::Pop3, e.failed_phase(), started);
                 self.fail("connect", &e);
                 self.tally.end(&self.ctx, &self.user, self.client, "pop3");
                 return;
@@ -136,37 +157,35 @@ impl Session {
             .sessions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
-        let (state, result) = if self.ctx.mech.eq_ignore_ascii_case("LOGIN") {
-            let r = conn.user_pass(&self.user.name, &self.user.password).await;
-            (State::Login, r)
-        } else {
-            let creds = Credentials {
-                authcid: self.user.name.clone(),
-                password: self.user.password.to_string(),
-                authzid: None,
-            };
-            let r = conn
-                .auth(&self.ctx.mech, creds, &self.ctx.scram_cache)
-                .await;
-            (State::Authenticate, r)
+        let result = match self.ctx.mech {
+            Mech::Command => conn.user_pass(&self.user.name, &self.user.password).await,
+            Mech::Sasl(mech) => {
+                let creds = Credentials {
+                    authcid: self.user.name.clone(),
+                    password: self.user.password.to_string(),
+                    authzid: None,
+                };
+                conn.auth(mech.name(), creds, &self.ctx.scram_cache).await
+            }
         };
+        self.record(&mut conn);
         self.conn = Some(conn);
         match result {
-            Ok(_) => self.record(state, Outcome::Ok, intended, started),
+            Ok(_) => {}
             Err(e) => {
-                self.record(state, outcome_of(&e), intended, started);
                 self.fail("login", &e);
                 self.drop_connection();
             }
         }
     }
 
-    async fn check_mail(&mut self, intended: Instant) {
+    async fn check_mail(&mut self) {
         let Some(mut conn) = self.conn.take() else {
-            self.ctx.skip();
+            self.skip(SkipReason::SessionDown);
             return;
         };
-        let result = self.download(&mut conn, intended).await;
+        let result = self.download(&mut conn).await;
+        self.record(&mut conn);
         self.conn = Some(conn);
         if let Err((doing, e)) = result {
             self.fail(&doing, &e);
@@ -176,38 +195,21 @@ impl Session {
         }
     }
 
-    async fn download(
-        &mut self,
-        conn: &mut Pop3Client,
-        intended: Instant,
-    ) -> Result<(), (String, Pop3Error)> {
+    async fn download(&mut self, conn: &mut Pop3Client) -> Result<(), (String, Pop3Error)> {
         // Like desktop clients: the size of the maildrop, the message sizes, then UIDs.
-        let started = Instant::now();
-        let stat = conn.stat().await;
-        let outcome = stat.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
-        self.record(State::Status, outcome, intended, started);
-        let stat = stat.map_err(|e| ("STAT".to_owned(), e))?;
+        let stat = conn.stat().await.map_err(|e| ("STAT".to_owned(), e))?;
         if stat.count > 0 {
-            let started = Instant::now();
-            let sizes = conn.list().await;
-            let outcome = sizes.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
-            self.record(State::List, outcome, intended, started);
-            sizes.map_err(|e| ("LIST".to_owned(), e))?;
+            conn.list().await.map_err(|e| ("LIST".to_owned(), e))?;
         }
-        let started = Instant::now();
-        let listing = conn.uidl().await;
-        let outcome = listing.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
-        self.record(State::Select, outcome, intended, started);
-        let listing = listing.map_err(|e| ("UIDL".to_owned(), e))?;
+        let listing = conn.uidl().await.map_err(|e| ("UIDL".to_owned(), e))?;
         for entry in listing {
             if self.downloaded.contains(&entry.uid) {
                 continue;
             }
-            let started = Instant::now();
-            let message = conn.retr(entry.msg).await;
-            let outcome = message.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
-            self.record(State::Fetch2, outcome, intended, started);
-            let message = message.map_err(|e| (format!("RETR {}", entry.msg), e))?;
+            let message = conn
+                .retr(entry.msg)
+                .await
+                .map_err(|e| (format!("RETR {}", entry.msg), e))?;
             if let Some(msg) = self.ctx.marker_msg(&self.user, parse_marker(&message.data)) {
                 let mut mail = self.user.mail();
                 // UID 0: POP3 has no IMAP UID; the message counts as seen.
@@ -225,11 +227,9 @@ impl Session {
             if self.keep {
                 self.downloaded.insert(entry.uid);
             } else {
-                let started = Instant::now();
-                let deleted = conn.dele(entry.msg).await;
-                let outcome = deleted.as_ref().map_or_else(outcome_of, |_| Outcome::Ok);
-                self.record(State::Expunge, outcome, intended, started);
-                deleted.map_err(|e| (format!("DELE {}", entry.msg), e))?;
+                conn.dele(entry.msg)
+                    .await
+                    .map_err(|e| (format!("DELE {}", entry.msg), e))?;
             }
         }
         Ok(())
@@ -240,12 +240,20 @@ impl Session {
             return;
         };
         self.add_bytes(&mut conn);
+        self.record(&mut conn);
         let started = Instant::now();
         let id = conn.id();
+        let quit = Op::Pop3(Pop3Command::Quit);
         match conn.quit().await {
-            Ok(_) => self.record(State::Logout, Outcome::Ok, intended, started),
+            Ok(_) => {
+                self.ctx
+                    .command_done(self.client, quit, Outcome::Ok, intended, started);
+                self.tally.commands += 1;
+            }
             Err(e) => {
-                self.record(State::Logout, outcome_of(&e), intended, started);
+                self.ctx
+                    .command_done(self.client, quit, outcome_of(&e), intended, started);
+                self.tally.commands += 1;
                 self.ctx.error(
                     pop3_error_kind(&e),
                     &self.user.name,
@@ -267,10 +275,9 @@ fn pop3_error_kind(e: &Pop3Error) -> ErrorKind {
         Pop3Error::Sasl { .. } => ErrorKind::LoginFailed,
         Pop3Error::Io { .. } => ErrorKind::Disconnected,
         Pop3Error::Connect(_) => ErrorKind::ConnectFailed,
-        Pop3Error::Malformed { .. }
-        | Pop3Error::TooLarge { .. }
-        | Pop3Error::TooManyLines { .. }
-        | Pop3Error::BadGreeting(_) => ErrorKind::Protocol,
+        Pop3Error::Deadline { .. } => ErrorKind::NoReply,
+        Pop3Error::TooLarge { .. } | Pop3Error::TooManyLines { .. } => ErrorKind::LimitExceeded,
+        Pop3Error::Malformed { .. } | Pop3Error::BadGreeting(_) => ErrorKind::Protocol,
         Pop3Error::InvalidArgument(_) => ErrorKind::Other,
     }
 }

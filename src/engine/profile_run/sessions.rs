@@ -21,6 +21,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::user::UserShared;
 use super::{Ctx, Job, imap_session, pop3_session};
+use crate::limits::MAX_SESSION_QUEUE;
 use crate::profile::model::Protocol;
 use crate::profile::schedule::Action;
 
@@ -52,7 +53,8 @@ pub(super) struct Sessions {
 impl Sessions {
     /// Hands `job` to the session of (`user`, `client`), starting its task if none runs.
     /// After a Logout, or any action of a client that is not logged in (it is only
-    /// counted as skipped), the task is told to end once it has done the job.
+    /// counted as skipped), the task is told to end once it has done the job. False
+    /// when the session already has [`MAX_SESSION_QUEUE`] jobs waiting: `job` is dropped.
     pub fn route(
         &mut self,
         ctx: &Arc<Ctx>,
@@ -60,7 +62,7 @@ impl Sessions {
         user: &Arc<UserShared>,
         client: u16,
         job: Job,
-    ) {
+    ) -> bool {
         let (slot, was_online) = match self.slots.entry((user.index, client)) {
             Entry::Occupied(entry) => {
                 let slot = entry.into_mut();
@@ -78,17 +80,19 @@ impl Sessions {
             }
         };
         let Slot::Live { jobs, .. } = slot else {
-            return;
+            return true;
         };
-        jobs.push(job);
+        let queued = jobs.push(job);
         let logged_out = match job.action.action {
             Action::Logout => true,
             Action::Login { .. } => false,
             _ => !was_online,
         };
+        // Even when the Logout itself was dropped: the session ends after its queue.
         if logged_out {
             end(slot);
         }
+        queued
     }
 }
 
@@ -163,9 +167,17 @@ impl Jobs {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, job: Job) {
-        self.queue().jobs.push_back(job);
+    /// Queues `job` unless [`MAX_SESSION_QUEUE`] are already waiting.
+    fn push(&self, job: Job) -> bool {
+        {
+            let mut queue = self.queue();
+            if queue.jobs.len() >= MAX_SESSION_QUEUE {
+                return false;
+            }
+            queue.jobs.push_back(job);
+        }
         self.ready.notify_one();
+        true
     }
 
     fn close(&self) {
@@ -193,6 +205,11 @@ impl JobReceiver {
             // A push between the check and here leaves a permit: no wake-up is lost.
             self.0.ready.notified().await;
         }
+    }
+
+    /// The next job if one is queued now.
+    pub fn try_recv(&mut self) -> Option<Job> {
+        self.0.queue().jobs.pop_front()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -20,8 +20,24 @@ pub(super) struct UserShared {
     /// Shared by the population's users.
     pub population_name: Arc<str>,
     pub mail: Mutex<UserMail>,
+    /// Notified whenever one of the user's deliveries ends (accepted or not), for
+    /// actions waiting on a message still in flight.
+    pub delivery_ended: tokio::sync::Notify,
     /// Sessions open now (the user counts as active while any is).
     open_sessions: AtomicU32,
+}
+
+/// What became of a delivered message, as far as actions on it care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Handed to the delivery task; the LMTP transaction has not ended.
+    InFlight,
+    /// Accepted by the server (the client may not have seen it yet).
+    Delivered,
+    /// Refused, or the delivery failed.
+    Failed,
+    /// Deleted or moved by an action, or downloaded and deleted by POP3.
+    Gone,
 }
 
 /// The user's mail as the runtime knows it.
@@ -34,6 +50,8 @@ pub(super) struct UserMail {
     submitted: HashMap<u32, Instant>,
     /// Drafts UID of each draft (by the schedule's draft number).
     pub drafts: HashMap<u32, u32>,
+    /// The fate of each message not yet seen by an IMAP client (and of gone ones).
+    fates: HashMap<u32, Fate>,
 }
 
 impl UserMail {
@@ -57,6 +75,9 @@ impl UserMail {
                 false
             }
         };
+        if uid != 0 && self.fates.get(&msg) != Some(&Fate::Gone) {
+            self.fates.remove(&msg);
+        }
         if known {
             return None;
         }
@@ -69,6 +90,33 @@ impl UserMail {
     pub fn forget(&mut self, msg: u32) {
         self.inbox.remove(&msg);
         self.submitted.remove(&msg);
+        self.fates.insert(msg, Fate::Gone);
+    }
+
+    /// The delivery of `msg` was refused or failed: no client will see it.
+    pub fn delivery_failed(&mut self, msg: u32) {
+        self.inbox.remove(&msg);
+        self.submitted.remove(&msg);
+        self.fates.insert(msg, Fate::Failed);
+    }
+
+    /// Records the fate of message `msg`.
+    pub fn set_fate(&mut self, msg: u32, fate: Fate) {
+        // A message already seen by IMAP (or gone) needs no delivery news.
+        if self.inbox.get(&msg).is_some_and(|&uid| uid != 0)
+            || self.fates.get(&msg) == Some(&Fate::Gone)
+        {
+            return;
+        }
+        self.fates.insert(msg, fate);
+    }
+
+    /// The fate of `msg` (`None`: never offered for delivery in this run).
+    pub fn fate(&self, msg: u32) -> Option<Fate> {
+        if self.inbox.get(&msg).is_some_and(|&uid| uid != 0) {
+            return Some(Fate::Delivered);
+        }
+        self.fates.get(&msg).copied()
     }
 }
 
@@ -87,6 +135,7 @@ impl UserShared {
             population,
             population_name,
             mail: Mutex::new(UserMail::default()),
+            delivery_ended: tokio::sync::Notify::new(),
             open_sessions: AtomicU32::new(0),
         }
     }

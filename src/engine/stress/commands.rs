@@ -3,10 +3,10 @@
 use rand::RngExt;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use crate::config::Settings;
+use crate::config::StressSettings as Settings;
 use crate::imap::Capabilities;
 use crate::imap::command::{CommandBuilder, CommandPart, quoted};
-use crate::mail::{MboxError, MessageSource};
+use crate::mail::{MboxError, MessageSource, MessageStream};
 use crate::states::State;
 use crate::tracking::flags::StoreIntent;
 use crate::tracking::search::{DateField, DateOp, SearchKey, render_list};
@@ -46,6 +46,8 @@ pub struct Built {
     pub search: Option<Vec<SearchKey>>,
     /// With `own_flags`, for STORE and DELETE: what the command changes.
     pub store: Option<StoreIntent>,
+    /// For APPEND: the messages sent, in order (content truth).
+    pub appended: Vec<bytes::Bytes>,
 }
 
 const FETCH_ITEMS: [&str; 7] = [
@@ -174,6 +176,7 @@ fn build_without_message(
                 line,
                 search: Some(keys),
                 store: None,
+                appended: Vec::new(),
             });
         }
         State::Sort => {
@@ -260,6 +263,7 @@ fn build_without_message(
         line,
         search: None,
         store: None,
+        appended: Vec::new(),
     })
 }
 
@@ -281,8 +285,17 @@ fn append(
         .string(ctx.settings.mailbox.as_bytes());
     let mut count = 0;
     let mut bytes = 0;
+    let mut appended = Vec::new();
     loop {
-        let message = ctx.messages.next_stream(rng)?;
+        // Content truth (`track_stores`) needs the bytes sent; otherwise the message is
+        // streamed from its source as the command is written.
+        let message = if ctx.track_stores {
+            let message = ctx.messages.next_message(rng)?;
+            appended.push(message.data.clone());
+            MessageStream::from(message)
+        } else {
+            ctx.messages.next_stream(rng)?
+        };
         if rng.random_bool(0.5) {
             builder = builder.raw(&format!("({})", random_flags(rng, false)));
         }
@@ -306,6 +319,7 @@ fn append(
         line,
         search: None,
         store: None,
+        appended,
     }))
 }
 
@@ -354,6 +368,7 @@ fn untracked_store(
             silent,
             sent_epoch: 0,
         }),
+        appended: Vec::new(),
     }
 }
 
@@ -426,6 +441,7 @@ fn owned_store(
             silent,
             sent_epoch: 0,
         }),
+        appended: Vec::new(),
     })
 }
 

@@ -17,6 +17,8 @@ use crate::imap::command::{CommandPart, quoted};
 use crate::imap::response::{Code, Response, Status, Untagged};
 use crate::imap::{Capabilities, ImapStream, RawResponse, StreamError};
 use crate::metrics::{ErrorKind, Event, Outcome, Report, Severity};
+use crate::net::Deadline;
+use crate::ops::Op;
 use crate::states::{Level, State};
 use crate::tracking::View;
 use crate::tracking::checkpoint::Gate;
@@ -198,8 +200,19 @@ impl<'a> Connection<'a> {
             .ctx
             .settings
             .stalled_disconnect_timeout
-            .unwrap_or(self.ctx.settings.timeout);
+            .unwrap_or(self.ctx.common.timeout);
+        // The oldest command must complete within this, however the server spaces
+        // its bytes (a longer stall allowance stretches it).
+        let command_limit = self.ctx.common.timeout.max(read_timeout);
         loop {
+            // A flooding server keeps this loop busy without a pending read: see the
+            // stop here too, not only when a read waits.
+            if *self.run_state.borrow() == RunState::StopNow {
+                return Ended {
+                    end: SessionEnd::Dropped,
+                    error: None,
+                };
+            }
             self.fill();
             if let Some(ended) = self.failed.take() {
                 return ended;
@@ -250,7 +263,15 @@ impl<'a> Connection<'a> {
                 let pause = self.rng.random_range(0..1000u64);
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }
-            let response = match self.stream.read_response_within(Some(read_timeout)).await {
+            let deadline = self
+                .pending
+                .front()
+                .map(|p| Deadline::from_start(p.started, command_limit));
+            let response = match self
+                .stream
+                .read_response_idle_by(Some(read_timeout), deadline)
+                .await
+            {
                 Ok(r) => {
                     self.status.touch();
                     r
@@ -277,6 +298,24 @@ impl<'a> Connection<'a> {
                         waiting,
                     );
                 }
+                Err(e @ StreamError::Incomplete { .. }) => {
+                    let waiting = self.pending.front().map(|p| p.line.clone());
+                    return Ended::error(
+                        ErrorKind::NoReply,
+                        format!("{e}, waiting for command"),
+                        waiting,
+                    );
+                }
+                Err(StreamError::Deadline(t)) => {
+                    let waiting = self.pending.front().map(|p| p.line.clone());
+                    return Ended::error(
+                        ErrorKind::NoReply,
+                        format!(
+                            "command not completed within {t:?} (timeout= bounds each command's total time), waiting for command"
+                        ),
+                        waiting,
+                    );
+                }
                 Err(e) => {
                     let what = match &e {
                         StreamError::Closed => {
@@ -291,6 +330,13 @@ impl<'a> Connection<'a> {
             self.report_findings(&response);
             if let Err(ended) = handled {
                 return ended;
+            }
+            if self.view.as_ref().is_some_and(View::limit_exceeded) {
+                // Reported with the findings; the model can't follow this server.
+                return Ended {
+                    end: SessionEnd::Dropped,
+                    error: None,
+                };
             }
             if !self.stream.has_buffered_input()
                 && self.chance(State::Disconnect)
@@ -311,7 +357,9 @@ impl<'a> Connection<'a> {
     }
 
     fn count(&self, state: State) {
-        self.ctx.metrics.send(Event::Count { state });
+        self.ctx.metrics.send(Event::Count {
+            op: Op::Imap(state),
+        });
     }
 
     fn report(
@@ -342,7 +390,7 @@ impl<'a> Connection<'a> {
         };
         for _ in 0..std::mem::take(&mut view.checkpoints_passed) {
             self.ctx.metrics.send(Event::Count {
-                state: State::Checkpoint,
+                op: Op::Imap(State::Checkpoint),
             });
         }
         let Some(view) = self.view.as_mut() else {
@@ -681,6 +729,7 @@ impl<'a> Connection<'a> {
             if let Some(intent) = built.store {
                 view.store_sent(number, intent);
             }
+            view.append_sent(number, built.appended);
             if state == State::Select {
                 view.select_sent(offline_cache);
             }
@@ -701,10 +750,11 @@ impl<'a> Connection<'a> {
         let parsed = match response.parse() {
             Ok(p) => p,
             Err(e) => {
+                // The parse error quotes the line already.
                 self.error(
                     ErrorKind::Protocol,
                     format!("error parsing input: {e}"),
-                    Some(line()),
+                    None,
                 );
                 return Ok(());
             }
@@ -754,7 +804,7 @@ impl<'a> Connection<'a> {
                 }
                 if pending.counted {
                     self.ctx.metrics.send(Event::Command {
-                        state: pending.state,
+                        op: Op::Imap(pending.state),
                         outcome: match status {
                             Status::Ok => Outcome::Ok,
                             Status::No => Outcome::No,
@@ -766,6 +816,12 @@ impl<'a> Connection<'a> {
                     });
                 }
                 let code_trycreate = matches!(text.code, Some(Code::TryCreate));
+                let appenduid = match &text.code {
+                    Some(Code::AppendUid { uidvalidity, uids }) if status == Status::Ok => {
+                        Some((*uidvalidity, uids))
+                    }
+                    _ => None,
+                };
                 let code_expungeissued = matches!(&text.code, Some(Code::Other { name, .. }) if name.eq_ignore_ascii_case(b"EXPUNGEISSUED"));
                 let text = String::from_utf8_lossy(text.text).into_owned();
                 if let Some(view) = self.view.as_mut() {
@@ -780,6 +836,7 @@ impl<'a> Connection<'a> {
                             view.select_done(status == Status::Ok);
                             self.msgs = view.count();
                         }
+                        State::Append => view.append_done(pending.number, appenduid),
                         _ => {}
                     }
                 }
@@ -789,11 +846,22 @@ impl<'a> Connection<'a> {
                         self.on_no(&pending, &text, code_trycreate, code_expungeissued, line())
                     }
                     _ => {
-                        return Err(Ended::error(
-                            ErrorKind::BadReply,
-                            format!("BAD reply for command: {}", pending.line),
-                            Some(line()),
-                        ));
+                        let message = format!("BAD reply for command: {}", pending.line);
+                        let kind = crate::quirks::failed_command(
+                            untagged_line(&pending.line),
+                            b"BAD",
+                            text.as_bytes(),
+                        )
+                        .unwrap_or(ErrorKind::BadReply);
+                        // The session goes on where its state is still known, so one
+                        // deviation does not hide the next.
+                        if matches!(
+                            pending.state,
+                            State::Logout | State::Idle | State::Compress | State::Authenticate
+                        ) {
+                            return Err(Ended::error(kind, message, Some(line())));
+                        }
+                        self.error(kind, message, Some(line()));
                     }
                 }
             }
@@ -862,11 +930,10 @@ impl<'a> Connection<'a> {
             _ => false,
         };
         if !tolerated {
-            self.error(
-                ErrorKind::CommandFailed,
-                format!("{} failed", state.name()),
-                Some(line),
-            );
+            let kind =
+                crate::quirks::failed_command(untagged_line(&pending.line), b"NO", text.as_bytes())
+                    .unwrap_or(ErrorKind::CommandFailed);
+            self.error(kind, format!("{} failed", state.name()), Some(line));
         }
     }
 
@@ -1014,6 +1081,13 @@ impl<'a> Connection<'a> {
 }
 
 /// The level a state change leads to, for the states that change it.
+/// A command line without its tag.
+fn untagged_line(line: &str) -> &[u8] {
+    line.split_once(' ')
+        .map_or(line, |(_, rest)| rest)
+        .as_bytes()
+}
+
 fn unexpected_tagged(line: String) -> Ended {
     Ended::error(ErrorKind::Protocol, "Unexpected tagged reply", Some(line))
 }

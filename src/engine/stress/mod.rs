@@ -22,19 +22,22 @@ use tokio::task::JoinSet;
 
 use connection::Connection;
 
-use crate::config::Settings;
+use crate::config::{Common, Mech, StressSettings};
 use crate::control::RunState;
 use crate::imap::client::{ClientOptions, ImapClient, LoginRequest};
 use crate::mail::MessageSource;
 use crate::metrics::{ErrorKind, Event, Metrics, Outcome, Report, Severity};
 use crate::net::Endpoint;
+use crate::ops::{Op, Server};
 use crate::sasl::ScramCache;
 use crate::states::State;
 use crate::users::{User, UserPicker};
 
 /// Everything the sessions of a run share.
 pub struct StressContext {
-    pub settings: Arc<Settings>,
+    /// The server, users and outputs.
+    pub common: Arc<Common>,
+    pub settings: Arc<StressSettings>,
     pub endpoint: Arc<Endpoint>,
     pub users: Arc<UserPicker>,
     pub messages: Arc<dyn MessageSource>,
@@ -89,7 +92,7 @@ pub async fn run(ctx: Arc<StressContext>, run_state: watch::Receiver<RunState>) 
                 ctx.metrics.gauges.slots_used.fetch_add(1, Ordering::Relaxed);
                 let slot_task = Slot {
                     ctx: ctx.clone(),
-                    rng: slot_rng(ctx.settings.seed, slot),
+                    rng: slot_rng(ctx.common.seed, slot),
                     ramp: ramp.clone(),
                     connection_ids: connection_ids.clone(),
                     run_state: run_state.clone(),
@@ -197,24 +200,25 @@ impl Slot {
 
     async fn session(&mut self, user: &User, id: u64, ramped: &mut bool) -> SessionEnd {
         let metrics = self.ctx.metrics.clone();
+        let started = Instant::now();
         let client =
             match ImapClient::connect(&self.ctx.endpoint, id, &self.ctx.client_options).await {
                 Ok(c) => c,
                 Err(e) => {
+                    metrics.connect_failed(Server::Imap, e.failed_phase(), started);
                     self.report(user, id, ErrorKind::ConnectFailed, e.to_string(), None);
                     return SessionEnd::Dropped;
                 }
             };
+        metrics.phases(Server::Imap, client.phase_times());
         metrics.send(Event::Connected);
-        metrics.gauges.open.fetch_add(1, Ordering::Relaxed);
-        metrics.gauges.active.fetch_add(1, Ordering::Relaxed);
+        metrics.gauges.connection_opened();
         let end = self.logged_in_session(client, user, id, ramped).await;
         let end = match end {
             Some(end) => end,
             None => SessionEnd::Dropped,
         };
-        metrics.gauges.open.fetch_sub(1, Ordering::Relaxed);
-        metrics.gauges.active.fetch_sub(1, Ordering::Relaxed);
+        metrics.gauges.connection_closed();
         metrics.send(Event::Disconnected);
         end
     }
@@ -228,8 +232,8 @@ impl Slot {
         ramped: &mut bool,
     ) -> Option<SessionEnd> {
         if !client.preauth() {
-            let settings = &self.ctx.settings.user;
-            let state = if settings.mech == "LOGIN" && settings.master.is_none() {
+            let settings = &self.ctx.common.user;
+            let state = if settings.mech == Mech::Command && settings.master.is_none() {
                 State::Login
             } else {
                 State::Authenticate
@@ -238,7 +242,7 @@ impl Slot {
             let request = LoginRequest {
                 user: &user.name,
                 password: &user.password,
-                mech: &settings.mech,
+                mech: settings.mech,
                 master: settings.master.as_deref(),
                 scram_cache: &self.ctx.scram_cache,
             };
@@ -251,7 +255,7 @@ impl Slot {
                 }
             };
             self.ctx.metrics.send(Event::Command {
-                state,
+                op: Op::Imap(state),
                 outcome: if done.is_ok() {
                     Outcome::Ok
                 } else {

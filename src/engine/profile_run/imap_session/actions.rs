@@ -3,31 +3,81 @@
 
 use std::time::Instant;
 
+use super::super::user::Fate;
 use super::{DRAFTS, INBOX, SENT, SPAM, Session};
 use crate::imap::response::{Code, Response};
+use crate::metrics::{Event, SkipReason};
 use crate::states::State;
 
+/// How long an action waits for its message's delivery to end before it is skipped.
+const VISIBILITY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Session {
-    /// The UID of message `msg`, catching up with new mail once if it is not known yet.
-    /// `None` (counted as skipped): not logged in, or the message is not there.
+    /// The UID of message `msg`, catching up with new mail if it is not known yet. A
+    /// message still being delivered is waited for (up to [`VISIBILITY_WAIT`], checked
+    /// again after each of the user's deliveries ends). `None`: skipped, counted by
+    /// reason.
     pub(super) async fn uid_of(&mut self, msg: u32, at: Instant) -> Option<u32> {
-        if self.conns.is_empty() {
-            self.ctx.skip();
-            return None;
+        let deadline = tokio::time::Instant::now() + VISIBILITY_WAIT;
+        let mut fetched_after_delivery = false;
+        loop {
+            if self.conns.is_empty() {
+                self.skip(SkipReason::SessionDown);
+                return None;
+            }
+            // UID 0: only a POP3 client has seen it so far.
+            if let Some(&uid) = self.user.mail().inbox.get(&msg)
+                && uid != 0
+            {
+                return Some(uid);
+            }
+            let fate = self.user.mail().fate(msg);
+            match fate {
+                Some(Fate::Failed) => {
+                    self.skip(SkipReason::DeliveryFailed);
+                    return None;
+                }
+                Some(Fate::Gone) => {
+                    self.skip(SkipReason::MessageGone);
+                    return None;
+                }
+                Some(Fate::InFlight) => {
+                    // Wait for the delivery to end (or the deadline), then look again.
+                    let ended = self.user.delivery_ended.notified();
+                    if self.user.mail().fate(msg) == Some(Fate::InFlight) {
+                        let waited = tokio::time::timeout_at(deadline, ended).await;
+                        if waited.is_err() || self.ctx.stopping_now() {
+                            self.skip(SkipReason::NotYetVisible);
+                            return None;
+                        }
+                    }
+                    continue;
+                }
+                Some(Fate::Delivered) | None => {
+                    if fetched_after_delivery {
+                        // Accepted by the server, not in INBOX: POP3 took it, or it
+                        // was never ours to see (no delivery offered in this run).
+                        let reason = if self.user.mail().inbox.get(&msg) == Some(&0) {
+                            SkipReason::MessageGone
+                        } else {
+                            SkipReason::NotYetVisible
+                        };
+                        self.skip(reason);
+                        return None;
+                    }
+                    fetched_after_delivery = true;
+                    // Dovecot shows new mail after a command, not during it: NOOP
+                    // first, then fetch from UIDNEXT.
+                    if self
+                        .simple(0, State::Noop, at, "NOOP".into())
+                        .await
+                        .is_some()
+                    {
+                        self.fetch_new(0, at).await;
+                    }
+                }
+            }
         }
-        // UID 0: only a POP3 client has seen it so far.
-        if let Some(&uid) = self.user.mail().inbox.get(&msg)
-            && uid != 0
-        {
-            return Some(uid);
-        }
-        self.fetch_new(0, at).await;
-        let uid = self.user.mail().inbox.get(&msg).copied();
-        if uid.is_none() || uid == Some(0) || self.conns.is_empty() {
-            self.ctx.skip();
-            return None;
-        }
-        uid
     }
 
     pub(super) async fn read(&mut self, msg: u32, at: Instant) {
@@ -149,6 +199,10 @@ impl Session {
                 (tag, parts)
             })
             .await?;
+        self.ctx.metrics.send(Event::MessageSent {
+            bytes: message.data.len() as u64,
+            written: true,
+        });
         if !done.is_ok() {
             return None;
         }
@@ -157,7 +211,7 @@ impl Session {
 
     pub(super) async fn write_draft(&mut self, draft: u32, at: Instant) {
         if self.conns.is_empty() {
-            self.ctx.skip();
+            self.skip(SkipReason::SessionDown);
             return;
         }
         if !self.ensure_mailbox(0, DRAFTS, at).await {
@@ -170,7 +224,7 @@ impl Session {
 
     pub(super) async fn send_draft(&mut self, draft: u32, at: Instant) {
         if self.conns.is_empty() {
-            self.ctx.skip();
+            self.skip(SkipReason::SessionDown);
             return;
         }
         if !self.ensure_mailbox(0, SENT, at).await {

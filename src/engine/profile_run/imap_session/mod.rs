@@ -30,14 +30,17 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use super::sessions::JobReceiver;
 use super::user::UserShared;
 use super::{Ctx, Job, SessionTally};
+use crate::config::Mech;
 use crate::imap::client::{ClientError, Completion, ImapClient, LoginRequest};
 use crate::imap::command::CommandPart;
 use crate::imap::framer::RawResponse;
 use crate::imap::response::{Code, FetchItem, Response, Status, Untagged};
 use crate::imap::stream::StreamError;
+use crate::limits::IDLE_RENEW;
 use crate::lmtp::{MARKER_HEADER, parse_marker};
 use crate::metrics::ConnectionStatus;
-use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome};
+use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome, SkipReason};
+use crate::ops::{Op, Server};
 use crate::profile::model::ClientType;
 use crate::profile::schedule::{Action, splitmix64};
 use crate::states::State;
@@ -45,8 +48,6 @@ use crate::tracking::View;
 
 mod actions;
 
-/// RFC 2177: re-issue IDLE at least every 29 minutes.
-const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
 /// First wait before a client reconnects after losing its session; it doubles up to
 /// [`RECONNECT_MAX`] while reconnecting fails.
 const RECONNECT_FIRST: Duration = Duration::from_secs(1);
@@ -65,6 +66,9 @@ struct Conn {
     mailbox: &'static str,
     /// The IDLE command's tag while idling.
     idle_tag: Option<String>,
+    /// When the IDLE started: it is renewed [`IDLE_RENEW`] later, however busy the
+    /// server keeps it.
+    idle_since: tokio::time::Instant,
     exists: u32,
     /// EXISTS when new mail was last fetched (EXPUNGEs lower both): more means new mail.
     fetched_exists: u32,
@@ -96,6 +100,8 @@ struct Session {
     reconnect: Option<(tokio::time::Instant, Duration)>,
     /// The server refused IDLE: this session polls only when told to.
     idle_refused: bool,
+    /// Actions skipped so far (an action that added none was done).
+    skips: u64,
 }
 
 /// What an IMAP client keeps between its sessions (see [`super::sessions`]).
@@ -134,6 +140,7 @@ pub(super) async fn run(
         connections: 1,
         reconnect: None,
         idle_refused: memory.idle_refused,
+        skips: 0,
     };
     // Each step is boxed: the task itself stays small while idle (a task per user and
     // client, possibly 100 000 of them); a step's state lives only while it runs.
@@ -150,7 +157,7 @@ pub(super) async fn run(
                     Box::pin(session.idle_response(response)).await;
                     continue;
                 }
-                () = tokio::time::sleep(IDLE_RENEW) => {
+                () = tokio::time::sleep_until(conn.idle_since + IDLE_RENEW) => {
                     Box::pin(session.leave_idle(Instant::now())).await;
                     continue;
                 }
@@ -168,10 +175,13 @@ pub(super) async fn run(
         };
         let Some(job) = job else { break };
         if session.ctx.stopping_now() {
+            session.ctx.skip_remaining(&mut jobs);
             session.conns.clear();
             return session.memory();
         }
+        let skips = session.skips;
         Box::pin(session.perform(job)).await;
+        session.ctx.done_unless_skipped(skips, session.skips);
     }
     Box::pin(session.logout(Instant::now())).await;
     session.memory()
@@ -186,6 +196,11 @@ impl Session {
         }
     }
 
+    fn skip(&mut self, reason: SkipReason) {
+        self.skips += 1;
+        self.ctx.skip(reason);
+    }
+
     fn kind(&self) -> &ClientType {
         &self.ctx.profile.clients[self.client as usize]
     }
@@ -195,6 +210,15 @@ impl Session {
     }
 
     async fn perform(&mut self, job: Job) {
+        let started = Instant::now();
+        let errors = self.tally.errors;
+        let action = job.action.action;
+        self.perform_action(job).await;
+        let ok = self.tally.errors == errors;
+        self.ctx.action_row(&action, ok, job.intended, started);
+    }
+
+    async fn perform_action(&mut self, job: Job) {
         let at = job.intended;
         match job.action.action {
             Action::Login { connections } => self.login(connections, at).await,
@@ -208,7 +232,8 @@ impl Session {
             Action::Reply { msg, draft } => self.reply(msg, draft, at).await,
             Action::WriteDraft { draft } => self.write_draft(draft, at).await,
             Action::SendDraft { draft } => self.send_draft(draft, at).await,
-            Action::Deliver { .. } => self.ctx.skip(),
+            // Deliveries go to delivery tasks, never to a session.
+            Action::Deliver { .. } => self.skip(SkipReason::SessionDown),
         }
     }
 
@@ -255,6 +280,9 @@ impl Session {
         match result {
             Ok(done) => {
                 self.absorb(c, &done.untagged);
+                if self.dropped_over_limit(c) {
+                    return None;
+                }
                 if !done.is_ok() && !tolerated(state, &done) {
                     let id = self.conns[c].client.id();
                     let message = format!("{line} failed");
@@ -272,7 +300,7 @@ impl Session {
 
     fn count(&mut self, state: State, outcome: Outcome, intended: Instant, started: Instant) {
         self.ctx
-            .command_done(self.client, state, outcome, intended, started);
+            .command_done(self.client, Op::Imap(state), outcome, intended, started);
         self.tally.commands += 1;
     }
 
@@ -332,6 +360,20 @@ impl Session {
         self.tally.end(&self.ctx, &self.user, self.client, "imap");
     }
 
+    /// Connection `c`'s model was pushed past a bound (reported with the findings):
+    /// the session ends as after a failure. True if it did.
+    fn dropped_over_limit(&mut self, c: usize) -> bool {
+        let over = self
+            .conns
+            .get(c)
+            .and_then(|conn| conn.view.as_ref())
+            .is_some_and(View::limit_exceeded);
+        if over {
+            self.close_all();
+        }
+        over
+    }
+
     /// Learns EXISTS, EXPUNGE, UIDNEXT, UIDVALIDITY and delivered messages.
     fn absorb(&mut self, c: usize, untagged: &[RawResponse]) {
         let mut seen = Vec::new();
@@ -344,9 +386,7 @@ impl Session {
             if let Some(view) = conn.view.as_mut() {
                 check(view, &u);
                 if !view.findings.is_empty() {
-                    let line = String::from_utf8_lossy(raw.first_line())
-                        .trim_end()
-                        .to_owned();
+                    let line = crate::text::quote(raw.first_line());
                     findings.extend(view.findings.drain(..).map(|f| (f, line.clone())));
                 }
             }
@@ -429,7 +469,11 @@ impl Session {
             Ok((tag, untagged)) => {
                 self.count(State::Idle, Outcome::Ok, started, started);
                 self.absorb(0, &untagged);
+                if self.dropped_over_limit(0) {
+                    return;
+                }
                 self.conns[0].idle_tag = Some(tag);
+                self.conns[0].idle_since = tokio::time::Instant::now();
                 // Mail may have arrived between the last command and IDLE.
                 if self.has_new_mail() && self.leave_idle(started).await {
                     self.fetch_new(0, started).await;
@@ -462,7 +506,7 @@ impl Session {
         match self.conns[c].client.idle_done(&tag).await {
             Ok(done) => {
                 self.absorb(c, &done.untagged);
-                true
+                !self.dropped_over_limit(c)
             }
             Err(e) => {
                 self.lost(c, "DONE", &e);
@@ -488,6 +532,9 @@ impl Session {
         };
         let tagged = matches!(response.parse(), Ok(Response::Tagged { .. }));
         self.absorb(0, std::slice::from_ref(&response));
+        if self.dropped_over_limit(0) {
+            return;
+        }
         if tagged {
             // The server ended the IDLE itself.
             self.conns[0].idle_tag = None;
@@ -523,10 +570,11 @@ impl Session {
         }
         self.connections = connections;
         let Some(endpoint) = self.ctx.endpoints.imap.clone() else {
-            self.ctx.skip();
+            self.skip(SkipReason::NoServer);
             return;
         };
         self.tally.begin();
+        self.tally.slot = self.ctx.session_slot().await;
         self.user.session_opened(&self.ctx.metrics.gauges);
         self.ctx.counters[self.client as usize]
             .sessions
@@ -539,7 +587,9 @@ impl Session {
             {
                 Ok(client) => client,
                 Err(e) => {
-                    self.count(State::Login, Outcome::Failed, at, started);
+                    self.ctx
+                        .metrics
+                        .connect_failed(Server::Imap, e.failed_phase(), started);
                     let message = format!("connect failed: {e}");
                     self.report_error(ErrorKind::ConnectFailed, Some(id), message, None);
                     self.close_all();
@@ -547,25 +597,28 @@ impl Session {
                 }
             };
             self.ctx.connection_opened();
+            self.ctx.metrics.phases(Server::Imap, client.phase_times());
             let status = self.ctx.metrics.watch_connection(id);
             client.stream().observe(status.clone());
             let request = LoginRequest {
                 user: &self.user.name,
                 password: &self.user.password,
-                mech: &self.ctx.mech,
+                mech: self.ctx.mech,
                 master: None,
                 scram_cache: &self.ctx.scram_cache,
             };
-            let state = if self.ctx.mech == "LOGIN" {
+            let state = if self.ctx.mech == Mech::Command {
                 State::Login
             } else {
                 State::Authenticate
             };
+            let started = Instant::now();
             let result = client.log_in(&request).await;
             self.conns.push(Conn {
                 client,
                 mailbox: INBOX,
                 idle_tag: None,
+                idle_since: tokio::time::Instant::now(),
                 exists: 0,
                 fetched_exists: 0,
                 uidnext: 1,
@@ -774,7 +827,7 @@ impl Session {
 
     async fn check_mail(&mut self, at: Instant) {
         if self.conns.is_empty() {
-            self.ctx.skip();
+            self.skip(SkipReason::SessionDown);
             return;
         }
         let before = self.conns[0].exists;
@@ -849,7 +902,14 @@ fn check(view: &mut View, untagged: &Untagged<'_>) {
 /// The error kind of a failed IMAP exchange.
 fn client_error_kind(e: &ClientError) -> ErrorKind {
     match e {
-        ClientError::Stream(StreamError::Timeout(_)) => ErrorKind::NoReply,
+        ClientError::Stream(
+            StreamError::Timeout(_)
+            | StreamError::Deadline(_)
+            | StreamError::Incomplete { .. }
+            | StreamError::WriteTimeout(_),
+        ) => ErrorKind::NoReply,
+        ClientError::NoGreeting { .. } => ErrorKind::ConnectFailed,
+        ClientError::TooMuchData { .. } => ErrorKind::LimitExceeded,
         ClientError::Stream(StreamError::Net(_)) | ClientError::NoStartTls => {
             ErrorKind::ConnectFailed
         }

@@ -1,4 +1,4 @@
-//! Durations in profiles: `"10s"`, `"3 min"`, `"1h30m"`, `"1.5s"`, `"250ms"`.
+//! Durations, the one parser every mode uses: `"10s"`, `"3 min"`, `"1h30m"`, `"1.5s"`, `"250ms"`
 
 use std::borrow::Cow;
 use std::fmt;
@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
+
+/// The longest duration a profile may give, in seconds (about 31 700 years).
+pub const MAX_SECS: u64 = 1_000_000_000_000;
 
 /// The pattern the schema gives editors for a duration string.
 pub const DURATION_PATTERN: &str = r"^\s*(0|([0-9]+(\.[0-9]+)?\s*[a-zA-Z]+\s*)+)$";
@@ -52,7 +55,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total += number * factor;
         rest = rest[unit_len..].trim_start();
     }
-    if !total.is_finite() || total > 1e12 {
+    if !total.is_finite() || total > MAX_SECS as f64 {
         return Err(format!("duration {text:?} is too large"));
     }
     Ok(Duration::from_secs_f64(total))

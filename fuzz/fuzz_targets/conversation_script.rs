@@ -1,0 +1,13 @@
+//! Conversation scripts (`imaptest client` and `imaptest server`).
+//! The target is shared with the stable harness (`tests/fuzz_parsers.rs`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../tests/support/parser_fuzz.rs"]
+mod parser_fuzz;
+
+fuzz_target!(|data: &[u8]| {
+    parser_fuzz::conversation_client(data);
+    parser_fuzz::conversation_server(data);
+});
