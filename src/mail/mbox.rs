@@ -1,9 +1,11 @@
 //! Reading messages from an mbox file, on demand.
 //!
-//! Opening scans the file once through a bounded window and keeps only where each
+//! The file is scanned front to back through a bounded window only as far as the
+//! messages handed out need (opening checks the first message), keeping where each
 //! message's From_ line starts (4 bytes per message below 4 GiB, 8 above), so memory
-//! does not grow with the size of the mbox: a multi-GB archive costs what its message
-//! count costs. A message
+//! does not grow with the size of the mbox and a multi-GB archive opens at once: a run
+//! costs what the messages it uses cost. A message found invalid later is an error when
+//! the scan reaches it ([`Mbox::scan_all`] checks the whole file up front). A message
 //! is read when it is handed out, with positioned reads, every line re-ended with CRLF;
 //! [`Mbox::stream`] hands out a large message as a [`MessageStream`] that is read chunk
 //! by chunk while it is sent. The file must not change while it is in use (a message
@@ -35,7 +37,7 @@ use crate::net::BodySource;
 pub const MAX_MESSAGE_SIZE: u64 = 64 << 20;
 /// A longer line starting with `From ` is message text, not a From_ line.
 pub const MAX_FROM_LINE: usize = 1024;
-/// The scan window at open.
+/// The scan window (kept until the scan reaches the end of the file).
 const SCAN_WINDOW: usize = 64 * 1024;
 /// Messages up to this size (From_ line included) are read whole; larger ones are
 /// streamed in pieces of this size.
@@ -211,11 +213,21 @@ impl Mbox {
     }
 
     /// The number of messages; at least 1. Scans the rest of the file if need be; after
-    /// a scan error, the messages before it.
+    /// a scan error, the messages before it ([`Mbox::scan_all`] tells the error).
     pub fn len(&self) -> usize {
         let mut index = self.lock_index();
         let _ = index.reach(usize::MAX - 1);
         index.count()
+    }
+
+    /// Scans the rest of the file: the number of messages, or why a message after the
+    /// ones handed out so far is not valid.
+    pub fn scan_all(&self) -> Result<usize, MboxError> {
+        let mut index = self.lock_index();
+        index.reach(usize::MAX - 1).map_err(|e| {
+            e.into_mbox_error(self.path.clone(), &self.backing, &mut index.failed_line)
+        })?;
+        Ok(index.count())
     }
 
     /// Always `false`: an mbox without messages fails to open.
@@ -226,9 +238,9 @@ impl Mbox {
     /// The stored bytes of message `i % len()`: From_ line, then the message.
     fn stored_range(&self, i: usize) -> Result<(usize, u64, u64), MboxError> {
         let mut index = self.lock_index();
-        index
-            .reach(i)
-            .map_err(|e| e.into_mbox_error(self.path.clone(), &self.backing))?;
+        index.reach(i).map_err(|e| {
+            e.into_mbox_error(self.path.clone(), &self.backing, &mut index.failed_line)
+        })?;
         let i = if i < index.count() {
             i
         } else {
@@ -316,9 +328,13 @@ impl Mbox {
         &self.path
     }
 
-    /// The messages in file order, each read when the iterator reaches it.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Result<Message, MboxError>> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+    /// The messages in file order, each read when the iterator reaches it; a scan
+    /// error comes last, after the messages before it.
+    pub fn iter(&self) -> impl Iterator<Item = Result<Message, MboxError>> + '_ {
+        let scanned = self.scan_all();
+        (0..self.len())
+            .map(|i| self.get(i))
+            .chain(scanned.err().map(Err))
     }
 }
 
@@ -576,6 +592,8 @@ struct Index {
     /// `None` once the scan is done (or failed: then `failed`).
     scanner: Option<Box<Scanner>>,
     failed: Option<ScanError>,
+    /// The line of `failed`, once counted.
+    failed_line: Option<u64>,
 }
 
 impl Index {
@@ -642,7 +660,14 @@ enum ScanError {
 }
 
 impl ScanError {
-    fn into_mbox_error(self, path: PathBuf, backing: &Backing) -> MboxError {
+    /// The error for users; `line` caches the line number of an error found by the
+    /// lazy scan (reported again each time a message past it is asked for).
+    fn into_mbox_error(
+        self,
+        path: PathBuf,
+        backing: &Backing,
+        line: &mut Option<u64>,
+    ) -> MboxError {
         let (offset, ends) = match self {
             ScanError::Io(kind, text) => {
                 return MboxError::Io {
@@ -661,7 +686,11 @@ impl ScanError {
             ScanError::EndsWithFromLine(offset) => (offset, true),
             ScanError::TooLarge(offset) => (offset, false),
         };
-        match line_at(backing, offset) {
+        let found = match *line {
+            Some(line) => Ok(line),
+            None => line_at(backing, offset).inspect(|&found| *line = Some(found)),
+        };
+        match found {
             Ok(line) if ends => MboxError::EndsWithFromLine { path, line },
             Ok(line) => MboxError::TooLarge { path, line },
             Err(source) => MboxError::Io { path, source },
