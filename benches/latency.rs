@@ -8,9 +8,11 @@
 //! IMAPTEST_C=/path/to/c/imaptest cargo bench --bench latency
 //! ```
 //!
-//! One client, `- logout=0 noop=100` for 5 s, runs alternating, 3 runs each. Mean
-//! latency = wall time of the run ÷ NOOPs (one command in flight, so this is the time
-//! per command); for imaptest also the median of its per-second NOOP p50 (`csv=`).
+//! One client, `- logout=0 noop=100` for 5 s, runs alternating, 3 runs each. Both tools
+//! pipeline the NOOPs, so wall time ÷ NOOPs (`ms/cmd`) is not a latency, but a stall
+//! on every reply would show in it: with k commands in flight, 40 ms per reply allows
+//! at most 25·k NOOPs/s. For imaptest also the median of its per-second NOOP p50
+//! (`csv=`): the latency it reports.
 
 #[path = "support/child.rs"]
 mod child;
@@ -44,7 +46,7 @@ fn main() {
     );
     println!(
         "{:<9} {:>3} {:>8} {:>9} {:>12} {:>12}",
-        "tool", "run", "NOOPs", "NOOP/s", "mean ms/cmd", "p50 ms (csv)"
+        "tool", "run", "NOOPs", "NOOP/s", "ms/cmd", "p50 ms (csv)"
     );
     let mut tools = vec![("imaptest", BIN.to_owned())];
     if let Some(path) = c_tool {
@@ -114,8 +116,8 @@ fn median_noop_p50_ms(csv: &std::path::Path) -> Option<f64> {
     let text = std::fs::read_to_string(csv).ok()?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next()?.split(',').collect();
-    let command = header.iter().position(|h| *h == "command")?;
-    let p50 = header.iter().position(|h| *h == "p50_us")?;
+    let command = header.iter().position(|h| *h == "name")?;
+    let p50 = header.iter().position(|h| *h == "latency_p50_us")?;
     let mut values: Vec<f64> = lines
         .map(|l| l.split(',').collect::<Vec<_>>())
         .filter(|cells| cells.get(command) == Some(&"NOOP"))

@@ -53,12 +53,15 @@ fn stress_noop_latency_is_the_servers() {
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     let noop_rows: Vec<_> = timeline::rows(&csv)
         .into_iter()
-        .filter(|r| r["command"] == "NOOP" && !r["p50_us"].is_empty())
+        .filter(|r| r["name"] == "NOOP" && !r["latency_p50_us"].is_empty())
         .collect();
-    let noops: u64 = noop_rows.iter().map(|r| timeline::number(r, "count")).sum();
+    let noops: u64 = noop_rows
+        .iter()
+        .map(|r| timeline::number(r, "count_per_s"))
+        .sum();
     let p50s = noop_rows
         .iter()
-        .map(|r| Duration::from_micros(timeline::number(r, "p50_us")))
+        .map(|r| Duration::from_micros(timeline::number(r, "latency_p50_us")))
         .collect();
     // 3 s of stalls would still give ~150 NOOPs; fewer means the run did not measure.
     assert!(noops >= 100, "only {noops} NOOPs: {stdout}");
