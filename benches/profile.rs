@@ -359,6 +359,8 @@ fn parse_console(stdout: &str, m: &mut Measurement) {
         let Some((counts, users)) = line.split_once(" users ") else {
             continue;
         };
+        // `active/open`, then the progress (`[12s/620s ramp-up]`).
+        let counts = counts.split(" [").next().unwrap_or(counts);
         let Some((active, open)) = counts.rsplit_once('/') else {
             continue;
         };
@@ -393,11 +395,16 @@ fn parse_console(stdout: &str, m: &mut Measurement) {
                 m.lateness = Some((p50, p99, max));
             }
         } else if let Some(rest) = line.strip_prefix("Actions: ") {
-            let mut numbers = rest
-                .split_whitespace()
-                .filter_map(|w| w.parse::<u64>().ok());
-            m.actions = numbers.next().unwrap_or(0);
-            m.skipped = numbers.next().unwrap_or(0);
+            // `N planned, N done, N skipped (by reason under Totals)`
+            let count = |key: &str| {
+                rest.split(',').find_map(|part| {
+                    let mut words = part.split_whitespace();
+                    let n = words.next()?.parse::<u64>().ok()?;
+                    (words.next()? == key).then_some(n)
+                })
+            };
+            m.actions = count("planned").unwrap_or(0);
+            m.skipped = count("skipped").unwrap_or(0);
         } else if let Some(n) = client_sessions(line) {
             m.sessions += n;
         }

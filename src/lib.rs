@@ -6,8 +6,10 @@
 //!
 //! A run flows one way: settings → engine (emits events) → aggregator → sinks → the
 //! ending (summary, SLO verdicts, exit status). Dependencies point the same way: only
-//! [`app`] imports [`engine`], [`report`] and the summary recorder; engines never import
-//! `app`, `report`, `summary` or `cli`; protocol modules know nothing of engines.
+//! [`app`] imports [`engine`], the [`report`] sinks and the summary recorder (the
+//! analyses, [`capacity`] and [`compare`], read summaries and borrow the report's number
+//! formats); engines never import `app`, `report`, `summary` or `cli`; protocol modules
+//! know nothing of engines.
 //!
 //! Vocabulary and plumbing:
 //! * [`duration`]: the one duration parser (`10s`, `1h30m`, `250ms`).

@@ -29,6 +29,11 @@ pub const MAX_DELIVERIES_IN_FLIGHT: u64 = 10_000;
 /// one still runs. Beyond it actions are skipped with a `limit-exceeded` error.
 pub const MAX_SESSION_QUEUE: usize = 1_000;
 
+/// Bytes of LMTP-delivered messages a profile run keeps to check what IMAP clients are
+/// later told about them (content truth). Deliveries past it go unchecked: a long run
+/// would otherwise hold every message it ever delivered.
+pub const MAX_DELIVERY_TRUTH_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Users a profile may simulate (the schedule keeps about 200 bytes per user).
 pub const MAX_PROFILE_USERS: u64 = 5_000_000;
 

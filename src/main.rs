@@ -30,7 +30,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("imaptest {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::MboxGen { out, count, seed } => imaptest::app::generate_mbox(&out, count, seed),
+        Command::MboxGen {
+            out,
+            count,
+            seed,
+            overwrite,
+        } => {
+            imaptest::app::check_document_out(&out, overwrite, &[])?;
+            imaptest::app::generate_mbox(&out, count, seed)
+        }
         Command::Client(args) => imaptest::conversation::client_main(&args),
         Command::Server(args) => imaptest::conversation::server_main(&args),
         Command::Schema(kind) => {

@@ -40,6 +40,31 @@ fn write_mbox(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// `mbox-gen` keeps an existing file unless told `overwrite`, like every document
+/// output.
+#[test]
+fn mbox_gen_refuses_an_existing_file_without_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_mbox(dir.path());
+    let before = std::fs::read(&path).unwrap();
+    let out = imaptest(&["mbox-gen", &format!("out={}", path.display()), "count=5"]);
+    assert_eq!(out.status.code(), Some(89), "{}", text(&out.stderr));
+    assert_one_line_error(&out, &["exists", "overwrite"]);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the file was changed"
+    );
+    let out = imaptest(&[
+        "mbox-gen",
+        &format!("out={}", path.display()),
+        "count=5",
+        "overwrite",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(std::fs::read(&path).unwrap().len() < before.len());
+}
+
 #[test]
 fn first_stress_run_against_the_lab() {
     let lab = common::lab();

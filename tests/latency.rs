@@ -53,7 +53,9 @@ fn stress_noop_latency_is_the_servers() {
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     let noop_rows: Vec<_> = timeline::rows(&csv)
         .into_iter()
-        .filter(|r| r["name"] == "NOOP" && !r["latency_p50_us"].is_empty())
+        .filter(|r| {
+            r["protocol"] == "imap" && r["name"] == "NOOP" && !r["latency_p50_us"].is_empty()
+        })
         .collect();
     let noops: u64 = noop_rows
         .iter()

@@ -57,7 +57,7 @@ fn run(user_args: &[String], clients: u32, secs: u32, args: &[&str]) -> Run {
     let rows = timeline::rows(&csv);
     Run {
         counts: timeline::command_counts(&rows),
-        connects: timeline::connection_sum(&rows, "connects"),
+        connects: timeline::connection_sum(&rows, "connects_per_s"),
         cpu_secs,
     }
 }

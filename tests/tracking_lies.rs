@@ -25,6 +25,8 @@ fn mbox() -> &'static str {
                 format!("out={}", path.display()),
                 "count=60".into(),
                 "seed=5".into(),
+                // The path holds the pid: one left by an earlier run goes.
+                "overwrite".into(),
             ])
             .output()
             .expect("run mbox-gen");
@@ -59,6 +61,25 @@ fn csv_error_kinds(csv: &str) -> BTreeMap<String, u64> {
         }
     }
     kinds
+}
+
+/// OK replies to an IMAP command over the whole CSV timeline.
+fn csv_command_ok(csv: &str, name: &str) -> u64 {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().expect("CSV header").clone();
+    let column = |c: &str| header.iter().position(|h| h == c).expect(c);
+    let (kind, protocol, command, ok) = (
+        column("kind"),
+        column("protocol"),
+        column("name"),
+        column("ok_per_s"),
+    );
+    reader
+        .records()
+        .map(|r| r.expect("CSV row"))
+        .filter(|r| &r[kind] == "command" && &r[protocol] == "imap" && &r[command] == name)
+        .map(|r| r[ok].parse::<u64>().expect("ok count"))
+        .sum()
 }
 
 /// One run at a time: twenty runs of 4 clients at once on a 2-core machine change the
@@ -185,6 +206,18 @@ fn transparent_proxy_gives_no_errors() {
 fn dovecot_gives_no_errors_with_search_and_shared_users() {
     let lab = common::lab();
     let run = run(lab.imap_port, &["search=100", "uidfetch=100", "clients=6"]);
+    assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
+}
+
+/// `random_msg_size=` sends bytes IMAP cannot return as they are (NUL): Dovecot's
+/// replacement is not a lie, and content truth must not call it one.
+#[test]
+fn dovecot_gives_no_errors_with_random_messages() {
+    let lab = common::lab();
+    let run = run(
+        lab.imap_port,
+        &["random_msg_size=200", "fetch=100", "fetch2=100"],
+    );
     assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
 }
 
@@ -490,5 +523,121 @@ fn qresync_select_swallowing_a_changed_message() {
         Lie::SwallowResyncFetch,
         &QRESYNC,
         &[("no FETCH for it", "qresync-missed-flags")],
+    );
+}
+
+/// Profile mode: a message delivered over LMTP is checked, once an IMAP client has seen
+/// its marker, against the bytes delivered (the server's trace headers allowed). The
+/// lab's LMTP is reached directly; the IMAP side goes through the proxy.
+fn profile_through(lie: Lie) -> (Run, u64) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = common::lab();
+    let proxy = LyingProxy::start(lab.imap_addr(), lie);
+    let dir = tempfile::tempdir().unwrap();
+    let users: Vec<String> = (0..3).map(|_| common::fresh_user()).collect();
+    let user_file = dir.path().join("users");
+    std::fs::write(&user_file, users.join("\n") + "\n").unwrap();
+    let profile = dir.path().join("truth.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            r#"
+[run]
+duration = "5s"
+rampup = "300ms"
+seed = 3
+
+[servers.imap]
+port = {imap}
+[servers.lmtp]
+port = {lmtp}
+
+[[population]]
+name = "readers"
+count = 3
+userfile = "{users}"
+clients = [{{ client = "reader" }}]
+inbox_delivery = "400ms"
+action_delay = "200ms"
+
+[[client]]
+name = "reader"
+connections = 1
+fetch_on_arrival = "UID FLAGS"
+fetch_on_open = "ENVELOPE BODYSTRUCTURE RFC822.SIZE BODY.PEEK[]"
+"#,
+            imap = proxy.port(),
+            lmtp = lab.lmtp_port,
+            users = user_file.display()
+        ),
+    )
+    .unwrap();
+    let csv_path = dir.path().join("timeline.csv");
+    let args = vec![
+        format!("profile={}", profile.display()),
+        format!("host={}", lab.host),
+        format!("pass={}", lab.user_password),
+        format!("mbox={}", mbox()),
+        format!("csv={}", csv_path.display()),
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_imaptest"))
+        .args(&args)
+        .output()
+        .expect("run imaptest");
+    let lies = proxy.lies();
+    drop(proxy);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let output = format!("args {args:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    let csv = std::fs::read_to_string(&csv_path).unwrap_or_else(|e| panic!("{e}\n{output}"));
+    let (_, delivered, _, _) = common::csv_deliveries(&csv);
+    assert!(delivered >= 10, "too few deliveries: {delivered}\n{output}");
+    let fetched = csv_command_ok(&csv, "FETCH2");
+    assert!(
+        fetched >= 5,
+        "the readers read {fetched} messages\n{output}"
+    );
+    let errors = stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|l| l.contains("Error"))
+        .map(str::to_owned)
+        .collect();
+    (
+        Run {
+            errors,
+            kinds: csv_error_kinds(&csv),
+            output,
+        },
+        lies,
+    )
+}
+
+#[test]
+fn profile_deliveries_read_back_as_delivered() {
+    let (run, _) = profile_through(Lie::Transparent);
+    assert!(run.errors.is_empty(), "{:#?}\n{}", run.errors, run.output);
+}
+
+#[test]
+fn content_truth_catches_a_changed_envelope_address_of_a_delivery() {
+    let (run, lies) = profile_through(Lie::EnvelopeAddress);
+    assert!(lies > 0, "the proxy never lied\n{}", run.output);
+    let mismatches: Vec<&String> = run
+        .errors
+        .iter()
+        .filter(|e| e.contains("(message imaptest wrote)"))
+        .collect();
+    assert!(
+        !mismatches.is_empty() && mismatches.iter().all(|e| e.contains("ENVELOPE from")),
+        "{:#?}\n{}",
+        run.errors,
+        run.output
+    );
+    assert!(
+        run.kinds.get("content-mismatch").copied().unwrap_or(0) >= mismatches.len() as u64,
+        "{:?}\n{}",
+        run.kinds,
+        run.output
     );
 }

@@ -827,7 +827,7 @@ pub static MBOX_GEN_KEYS: &[(&str, &str, &str, &str)] = &[
 ];
 
 /// Synopsis of `mbox-gen`, for help and error texts.
-pub const MBOX_GEN_USAGE: &str = "imaptest mbox-gen out=FILE [count=N] [seed=S]";
+pub const MBOX_GEN_USAGE: &str = "imaptest mbox-gen out=FILE [count=N] [seed=S] [overwrite]";
 
 impl Builder {
     /// The value as a path, with a leading `~` or `~/` replaced by `$HOME`.

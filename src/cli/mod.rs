@@ -46,6 +46,8 @@ pub enum Command {
         out: PathBuf,
         count: usize,
         seed: u64,
+        /// Replace an existing file (else it is refused).
+        overwrite: bool,
     },
     /// `imaptest client SCRIPT …`: a conversation client script (its own arguments).
     Client(Vec<String>),
@@ -453,12 +455,17 @@ fn document_args(args: &[String], env: &Env) -> Option<(Vec<PathBuf>, DocumentOu
     Some((files, out))
 }
 
-/// `mbox-gen out=FILE [count=N] [seed=S]` (arguments after `mbox-gen`).
+/// `mbox-gen out=FILE [count=N] [seed=S] [overwrite]` (arguments after `mbox-gen`).
 fn parse_mbox_gen(args: &[String], env: &Env) -> Result<Command, CliError> {
     let mut out = None;
     let mut count = MBOX_GEN_DEFAULT_COUNT;
     let mut seed = MBOX_GEN_DEFAULT_SEED;
+    let mut overwrite = false;
     for raw in args {
+        if raw == "overwrite" {
+            overwrite = true;
+            continue;
+        }
         let (name, value) = match raw.split_once('=') {
             Some((name, value)) => (name, Some(value)),
             None => (raw.as_str(), None),
@@ -503,5 +510,10 @@ fn parse_mbox_gen(args: &[String], env: &Env) -> Result<Command, CliError> {
     let out = out.ok_or(CliError::MboxGenMissingOut {
         usage: MBOX_GEN_USAGE,
     })?;
-    Ok(Command::MboxGen { out, count, seed })
+    Ok(Command::MboxGen {
+        out,
+        count,
+        seed,
+        overwrite,
+    })
 }

@@ -813,15 +813,17 @@ fn mbox_gen() {
         Ok(Command::MboxGen {
             out: PathBuf::from("/tmp/m"),
             count: 1000,
-            seed: 1
+            seed: 1,
+            overwrite: false
         })
     );
     assert_eq!(
-        mbox_gen(&["mbox-gen", "seed=9", "count=5", "out=~/x.mbox"]),
+        mbox_gen(&["mbox-gen", "seed=9", "count=5", "out=~/x.mbox", "overwrite"]),
         Ok(Command::MboxGen {
             out: PathBuf::from("/home/t/x.mbox"),
             count: 5,
-            seed: 9
+            seed: 9,
+            overwrite: true
         })
     );
     assert_eq!(
@@ -829,7 +831,8 @@ fn mbox_gen() {
         Ok(Command::MboxGen {
             out: PathBuf::from("b"),
             count: 1000,
-            seed: 1
+            seed: 1,
+            overwrite: false
         })
     );
     // No user name is needed.
@@ -839,21 +842,21 @@ fn mbox_gen() {
     for (args, want) in [
         (
             &["mbox-gen"][..],
-            "`mbox-gen` needs out=FILE: imaptest mbox-gen out=FILE [count=N] [seed=S]",
+            "`mbox-gen` needs out=FILE: imaptest mbox-gen out=FILE [count=N] [seed=S] [overwrite]",
         ),
         (
             &["mbox-gen", "count=3"],
-            "`mbox-gen` needs out=FILE: imaptest mbox-gen out=FILE [count=N] [seed=S]",
+            "`mbox-gen` needs out=FILE: imaptest mbox-gen out=FILE [count=N] [seed=S] [overwrite]",
         ),
         (&["mbox-gen", "out"], "`out` needs a value: out=FILE"),
         (&["mbox-gen", "out="], "`out=` needs a value: out=FILE"),
         (
             &["mbox-gen", "out=a", "clients=3"],
-            "unknown mbox-gen argument `clients=3`: expected imaptest mbox-gen out=FILE [count=N] [seed=S]",
+            "unknown mbox-gen argument `clients=3`: expected imaptest mbox-gen out=FILE [count=N] [seed=S] [overwrite]",
         ),
         (
             &["mbox-gen", "out=a", "counts=3"],
-            "unknown mbox-gen argument `counts=3` (did you mean `count`?): expected imaptest mbox-gen out=FILE [count=N] [seed=S]",
+            "unknown mbox-gen argument `counts=3` (did you mean `count`?): expected imaptest mbox-gen out=FILE [count=N] [seed=S] [overwrite]",
         ),
         (
             &["mbox-gen", "out=a", "count=x"],
@@ -869,7 +872,7 @@ fn mbox_gen() {
         ),
         (
             &["host=x", "mbox-gen"],
-            "`mbox-gen` must be the first argument: imaptest mbox-gen out=FILE [count=N] [seed=S]",
+            "`mbox-gen` must be the first argument: imaptest mbox-gen out=FILE [count=N] [seed=S] [overwrite]",
         ),
     ] {
         assert_eq!(mbox_gen(args).unwrap_err().to_string(), want, "{args:?}");

@@ -77,6 +77,7 @@ pub fn usage() -> String {
         };
         line(&mut out, &format!("  {name}={hint}"), &help);
     }
+    line(&mut out, "  overwrite", "Replace an existing FILE");
     line(
         &mut out,
         "client SCRIPT ...",

@@ -7,7 +7,7 @@
 //! * [`estimate`]: per client type: sessions, login gaps, deliveries, sizes, the
 //!   hourly curve, in simulated and operational time.
 //! * [`mle`]: maximum-likelihood fits of the profile's families, AIC, KS.
-//! * [`write`]: the profile, annotated with n, KS and the runner-up of every fit.
+//! * [`write`](mod@write): the profile, annotated with n, KS and the runner-up of every fit.
 
 pub mod collect;
 pub mod dovecot;

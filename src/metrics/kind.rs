@@ -150,7 +150,7 @@ error_kinds! {
     /// The server went past one of imaptest's bounds (docs/limits.md), e.g. an EXISTS
     /// beyond the messages the model tracks; the connection is dropped.
     LimitExceeded = "limit-exceeded",
-    /// Known server quirk: a MIME part's body (size, BODY[n]) includes the CR of the
+    /// Known server quirk: a MIME part's body (size, `BODY[n]`) includes the CR of the
     /// CRLF before the next boundary, for message/rfc822 parts and inside them
     /// (Courier).
     PartTakesBoundaryCr = "part-takes-boundary-cr",

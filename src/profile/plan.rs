@@ -104,6 +104,28 @@ fn write_plan_bounded(
     .map_err(io_err)?;
     let mut line = String::new();
     for a in schedule {
+        // A typo in a rate (`1ms` for `1min`) shows early: past a million actions,
+        // stop when the pace so far projects to well over the bound instead of
+        // writing gigabytes first.
+        if summary.actions >= max_actions / 50
+            && summary.actions.is_multiple_of(max_actions / 50)
+            && !a.at.is_zero()
+        {
+            let projected = summary.actions as f64 * until.as_secs_f64() / a.at.as_secs_f64();
+            if projected > 3.0 * max_actions as f64 {
+                out.flush().map_err(io_err)?;
+                return Err(ProfileError::Invalid {
+                    path: "plan".into(),
+                    message: format!(
+                        "{} actions in the first {:.1} s of the {:.1} s planned: about {:.0} in all, more than the {max_actions} a plan may hold (shorten secs= or lower the rates; docs/limits.md)",
+                        summary.actions,
+                        a.at.as_secs_f64(),
+                        until.as_secs_f64(),
+                        projected
+                    ),
+                });
+            }
+        }
         if summary.actions >= max_actions {
             out.flush().map_err(io_err)?;
             return Err(ProfileError::Invalid {
@@ -173,24 +195,53 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_absurd_rate_makes_no_endless_plan() {
-        let profile = super::super::from_toml_str(
-            "[run]\nduration = \"1h\"\ntotal_users = 10\n\n\
-             [[population]]\nname = \"p\"\nshare = 100\nusername = \"u%{username_idx}\"\n\
-             clients = [{ client = \"none\" }]\n\
-             inbox_delivery = { dist = \"exponential\", mean = \"1us\" }\n\n\
-             [[client]]\nname = \"none\"\nconnections = 0\n",
+    fn profile_delivering_every(mean: &str, duration: &str) -> Profile {
+        super::super::from_toml_str(
+            &format!(
+                "[run]\nduration = \"{duration}\"\ntotal_users = 10\n\n\
+                 [[population]]\nname = \"p\"\nshare = 100\nusername = \"u%{{username_idx}}\"\n\
+                 clients = [{{ client = \"none\" }}]\n\
+                 inbox_delivery = {{ dist = \"exponential\", mean = \"{mean}\" }}\n\n\
+                 [[client]]\nname = \"none\"\nconnections = 0\n"
+            ),
             Path::new("absurd.toml"),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn an_absurd_rate_is_refused_from_its_first_actions() {
+        let profile = profile_delivering_every("1us", "1h");
         let mut out = Vec::new();
         let e = write_plan_bounded(&profile, &PlanOptions::default(), &mut out, 1000).unwrap_err();
         let text = e.to_string();
         assert!(
-            text.contains("more than 1000 actions by 0.0 s of the 3600.0 s planned"),
+            text.contains("20 actions in the first 0.0 s of the 3600.0 s planned")
+                && text.contains("more than the 1000 a plan may hold"),
             "{text}"
         );
+        // The header and the 20 actions before the projection.
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 21);
+    }
+
+    #[test]
+    fn a_plan_just_past_the_bound_is_cut_at_it() {
+        // 10 users, one delivery a second each, for 150 s: about 1,500 actions, a pace
+        // that projects under three times the bound of 1000, so only the bound stops it.
+        let profile = profile_delivering_every("1s", "150s");
+        let mut out = Vec::new();
+        let e = write_plan_bounded(&profile, &PlanOptions::default(), &mut out, 1000).unwrap_err();
+        assert!(e.to_string().contains("more than 1000 actions by"), "{e}");
         assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1001);
+        // Under the bound, the plan is whole.
+        let profile = profile_delivering_every("1s", "50s");
+        let mut out = Vec::new();
+        let summary =
+            write_plan_bounded(&profile, &PlanOptions::default(), &mut out, 1000).unwrap();
+        assert!(
+            summary.actions > 300 && summary.actions < 1000,
+            "{}",
+            summary.actions
+        );
     }
 }

@@ -37,6 +37,14 @@ impl ResultsFile<File> {
         let file = options
             .open(path)
             .with_context(|| format!("cannot create {}", path.display()))?;
+        // The mode above applies only to a new file; the output guard may have created
+        // it already (empty) when it checked the path was writable.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private", path.display()))?;
+        }
         Self::new(file, path.display().to_string(), columns)
     }
 }

@@ -79,7 +79,7 @@ impl TestResult {
         self.outcome = Outcome::Failed;
     }
 
-    /// "command 3/9 (line 12): <reason>" of the first failure, on one line.
+    /// `command 3/9 (line 12): <reason>` of the first failure, on one line.
     pub fn first_failure(&self) -> String {
         let Some(f) = self.failures.first() else {
             return String::new();

@@ -459,22 +459,22 @@ pub fn check_item(
             }
             let prefix_ok = |got: &[u8]| {
                 got.len() > wanted.len()
-                    && got.ends_with(wanted)
+                    && same_bytes(&got[got.len() - wanted.len()..], wanted)
                     && trace_headers_only(&got[..got.len() - wanted.len()])
             };
-            let ok = got == wanted
+            let ok = same_bytes(got, wanted)
                 || (truth.prepend_allowed
                     && matches!(bit, Item::Full | Item::Header)
                     && prefix_ok(got));
             if !ok {
                 let with_cr = bit == Item::Part
                     && got.len() == wanted.len() + 1
-                    && got.starts_with(wanted)
+                    && same_bytes(&got[..wanted.len()], wanted)
                     && got.ends_with(b"\r");
                 let at = got
                     .iter()
                     .zip(wanted)
-                    .position(|(a, b)| a != b)
+                    .position(|(&a, &b)| !same_byte(a, b))
                     .unwrap_or(got.len().min(wanted.len()));
                 out.push(Mismatch {
                     quirk: with_cr.then_some(ErrorKind::PartTakesBoundaryCr),
@@ -486,6 +486,17 @@ pub fn check_item(
         }
         _ => {}
     }
+}
+
+/// Whether the server's byte `got` stands for the byte sent. A NUL sent may come back
+/// as any other byte: IMAP cannot carry NUL in a literal (RFC 3501 §4.3, CHAR8), so a
+/// server must replace it (Dovecot stores 0x80).
+fn same_byte(got: u8, sent: u8) -> bool {
+    got == sent || (sent == 0 && got != 0)
+}
+
+fn same_bytes(got: &[u8], sent: &[u8]) -> bool {
+    got.len() == sent.len() && got.iter().zip(sent).all(|(&g, &s)| same_byte(g, s))
 }
 
 /// Header lines a delivering server may put above the message (RFC 5321 §4.4 trace
@@ -925,6 +936,42 @@ AAAA\r\n\
         let fields: Vec<&str> = found.iter().map(|m| m.field.as_str()).collect();
         assert!(fields.contains(&"ENVELOPE to"), "{found:?}");
         assert!(fields.contains(&"ENVELOPE from"), "{found:?}");
+    }
+
+    /// `random_msg_size=` sends NUL bytes; a server must replace them (Dovecot: 0x80).
+    #[test]
+    fn a_nul_sent_may_come_back_replaced() {
+        let sent = b"ab\0cd\r\n\r\nx\0y".to_vec();
+        let truth = Truth::new(Bytes::from(sent.clone()), false);
+        let check = |got: &[u8]| {
+            let line = [
+                format!("* 1 FETCH (BODY[] {{{}}}\r\n", got.len()).as_bytes(),
+                got,
+                b")",
+            ]
+            .concat();
+            let response = crate::imap::response::parse(&line).unwrap();
+            let Response::Untagged(Untagged::Fetch { items, .. }) = response else {
+                panic!("not a FETCH");
+            };
+            let mut out = Vec::new();
+            check_item(&truth, &items[0], &mut 0, &mut out);
+            out
+        };
+        let dovecot: Vec<u8> = sent
+            .iter()
+            .map(|&b| if b == 0 { 0x80 } else { b })
+            .collect();
+        assert_eq!(check(&dovecot), vec![]);
+        // Any other change is still one.
+        let mut changed = dovecot.clone();
+        changed[0] = b'A';
+        let found = check(&changed);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].field.starts_with("BODY[] (byte 0"), "{found:?}");
+        // A dropped NUL changes the length: a mismatch.
+        let dropped: Vec<u8> = sent.iter().copied().filter(|&b| b != 0).collect();
+        assert_eq!(check(&dropped).len(), 1);
     }
 
     #[test]

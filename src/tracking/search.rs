@@ -60,7 +60,7 @@ const ZONE_MARGIN: i64 = 14 * 3600;
 const DAY: i64 = 86_400;
 
 impl SearchKey {
-    /// The key as sent; a root AND is rendered without parentheses by [`render_root`].
+    /// The key as sent; a root AND is rendered without parentheses (`render_list`).
     pub fn render(&self, out: &mut String) {
         match self {
             SearchKey::All => out.push_str("ALL"),

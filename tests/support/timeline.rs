@@ -35,16 +35,19 @@ pub fn number(row: &Row, column: &str) -> u64 {
     }
 }
 
-/// `count` summed per command over the `command` rows.
+/// `count_per_s` summed per IMAP command over the `command` rows.
 pub fn command_counts(rows: &[Row]) -> BTreeMap<String, u64> {
     let mut sums = BTreeMap::new();
-    for row in rows.iter().filter(|r| r["kind"] == "command") {
-        *sums.entry(row["command"].clone()).or_default() += number(row, "count");
+    for row in rows
+        .iter()
+        .filter(|r| r["kind"] == "command" && r["protocol"] == "imap")
+    {
+        *sums.entry(row["name"].clone()).or_default() += number(row, "count_per_s");
     }
     sums
 }
 
-/// `column` summed over the `connections` rows (e.g. `connects`).
+/// `column` summed over the `connections` rows (e.g. `connects_per_s`).
 pub fn connection_sum(rows: &[Row], column: &str) -> u64 {
     rows.iter()
         .filter(|r| r["kind"] == "connections")

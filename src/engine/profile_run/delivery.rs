@@ -124,7 +124,7 @@ async fn deliver_one(
     let sent = SystemTime::now();
     let unique = format!("{:x}.{id:x}.{}@imaptest", ctx.run_id, to as u8);
     let body = match delivery_body(ctx, user, to, msg, &unique, &marker(id, sent)) {
-        Ok(body) => body,
+        Ok(body) => bytes::Bytes::from(body),
         Err(e) => {
             failed(ctx);
             let message = format!("LMTP delivery: no message to send: {e}");
@@ -132,6 +132,11 @@ async fn deliver_one(
             return Some(SkipReason::DeliveryFailed);
         }
     };
+    // Content truth for INBOX deliveries (every Spam delivery carries message 0, so
+    // its marker names no single message).
+    if let Some(tracking) = ctx.tracking.as_ref().filter(|_| to == Mailbox::Inbox) {
+        tracking.delivered(id, body.clone());
+    }
     let recipient = match to {
         Mailbox::Inbox => user.name.clone(),
         Mailbox::Spam => with_detail(&user.name, "Spam"),

@@ -8,7 +8,7 @@
 //! whose predecessor is still running queues behind it. Commands report the planned
 //! time as their intended time, so lateness is measured from the plan.
 //!
-//! Delivered messages carry the [`crate::lmtp::marker`] header with (user, message
+//! Delivered messages carry the [`marker`](mod@crate::lmtp::marker) header with (user, message
 //! number); the receiving client maps the message number to its UID, which later mail
 //! actions (read, delete, move, reply) of the schedule refer to, and reports the
 //! end-to-end delivery latency.

@@ -1,4 +1,4 @@
-//! ImapTest's legacy `profile.conf`, loaded into the [`Profile`](super::Profile) model:
+//! ImapTest's legacy `profile.conf`, loaded into the [`Profile`] model:
 //! `lexer` splits the file into global entries and `user`/`client` sections,
 //! `convert` reads every key into the model.
 //!

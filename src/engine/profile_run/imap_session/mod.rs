@@ -417,6 +417,9 @@ impl Session {
                     }
                     if let Some(uid) = uid {
                         conn.uidnext = conn.uidnext.max(uid.saturating_add(1));
+                        if let (Some(view), Some((id, _))) = (conn.view.as_mut(), marker) {
+                            view.delivery_seen(uid, id);
+                        }
                         if let Some(msg) = self.ctx.marker_msg(&self.user, marker) {
                             seen.push((msg, uid));
                         }
