@@ -12,6 +12,9 @@
 //! cargo bench --bench profile -- connected  # only scenarios whose name contains a word
 //! IMAPTEST_BENCH_USERS=20000 cargo bench --bench profile   # other user counts
 //! IMAPTEST_BENCH_VERBOSE=1 cargo bench --bench profile     # the child's output too
+//! IMAPTEST_BENCH_ARGS=no_tracking cargo bench --bench profile  # extra imaptest arguments
+//! cargo bench --bench profile -- 1M         # the heavy ones run only when named
+//! cargo bench --bench profile -- 19k
 //! ```
 //!
 //! * **baseline**: one connected user polling every second, for the RSS of the process
@@ -24,6 +27,13 @@
 //! * **10k connected**: 10 000 users logged in at once over a 20 s ramp-up and staying:
 //!   90 % wait in IDLE, 10 % poll every ~20 s; sessions last ~15 min (exponential), so a
 //!   few hundred reconnect after 10 s during the run.
+//! * **1M offline** (heavy, about 11 minutes): 1 000 000 users who each log in once during
+//!   a 600 s ramp-up for a 1–3 s session (a NOOP or two) and are offline the rest of the
+//!   run; ≈ 3 000 connections at once. What stays per user is the user's record and
+//!   the memory its client keeps between sessions.
+//! * **19k IDLE** (heavy): 19 000 connections in IDLE from one process (the descriptor
+//!   limit is 20 000 per process; the null server runs in this one), all logged in after
+//!   a 20 s ramp-up and held 60 s more; the RSS per connection is printed.
 //!
 //! CPU per action = child user+sys CPU ÷ actions handed over (connections, logins,
 //! commands and logouts they cause included). RSS per user = peak RSS ÷ users, and above
@@ -53,6 +63,8 @@ struct Scenario {
     rampup_secs: u64,
     /// `[[population]]` and `[[client]]` tables.
     body: &'static str,
+    /// Runs only when a filter names it.
+    heavy: bool,
 }
 
 /// One user holding a connection and polling every second (the run lasts as long as
@@ -108,6 +120,39 @@ poll_interval = { dist = "exponential", mean = "20s" }
 login_interval = "10s"
 "#;
 
+/// Everybody logs in once during the ramp-up, briefly.
+const MILLION_OFFLINE: &str = r#"
+[[population]]
+name = "offline"
+share = 100
+username = "u%{username_idx}"
+clients = [{ client = "poller" }]
+session_length = { dist = "uniform", min = "1s", max = "3s" }
+
+[[client]]
+name = "poller"
+connections = 1
+idle = false
+poll_interval = { dist = "exponential", mean = "2s" }
+login_interval = { dist = "exponential", mean = "1h" }
+"#;
+
+/// Logged in and idling for the whole run.
+const IDLING: &str = r#"
+[[population]]
+name = "idling"
+share = 100
+username = "u%{username_idx}"
+clients = [{ client = "idler" }]
+session_length = "1h"
+
+[[client]]
+name = "idler"
+connections = 1
+idle = true
+login_interval = "1h"
+"#;
+
 fn scenarios() -> Vec<Scenario> {
     let users = |default: u32| {
         u32::try_from(env_u64("IMAPTEST_BENCH_USERS", u64::from(default))).unwrap_or(default)
@@ -119,6 +164,7 @@ fn scenarios() -> Vec<Scenario> {
             secs: 10,
             rampup_secs: 0,
             body: BASELINE,
+            heavy: false,
         },
         Scenario {
             name: "100k offline, 4-12 s sessions",
@@ -126,6 +172,7 @@ fn scenarios() -> Vec<Scenario> {
             secs: 120,
             rampup_secs: 100,
             body: OFFLINE,
+            heavy: false,
         },
         Scenario {
             name: "10k connected, IDLE",
@@ -133,6 +180,23 @@ fn scenarios() -> Vec<Scenario> {
             secs: 90,
             rampup_secs: 20,
             body: CONNECTED,
+            heavy: false,
+        },
+        Scenario {
+            name: "1M offline, 1-3 s sessions",
+            users: 1_000_000,
+            secs: 620,
+            rampup_secs: 600,
+            body: MILLION_OFFLINE,
+            heavy: true,
+        },
+        Scenario {
+            name: "19k IDLE connections",
+            users: 19_000,
+            secs: 80,
+            rampup_secs: 20,
+            body: IDLING,
+            heavy: true,
         },
     ]
 }
@@ -174,10 +238,8 @@ fn main() {
     let mut rows = Vec::new();
     for scenario in scenarios() {
         let baseline = scenario.users == 1;
-        if !baseline
-            && !filters.is_empty()
-            && !filters.iter().any(|f| scenario.name.contains(f.as_str()))
-        {
+        let named = filters.iter().any(|f| scenario.name.contains(f.as_str()));
+        if !baseline && !named && (scenario.heavy || !filters.is_empty()) {
             continue;
         }
         println!(
@@ -217,6 +279,10 @@ fn measure(scenario: &Scenario, dir: &Path) -> Result<Measurement, String> {
         "host=127.0.0.1".to_owned(),
         "random_msg_size=2000".to_owned(),
     ];
+    let mut args = args;
+    if let Ok(extra) = std::env::var("IMAPTEST_BENCH_ARGS") {
+        args.extend(extra.split_whitespace().map(str::to_owned));
+    }
 
     let busy_before = machine_busy();
     let server_cpu_before = self_cpu();
@@ -293,6 +359,8 @@ fn parse_console(stdout: &str, m: &mut Measurement) {
         let Some((counts, users)) = line.split_once(" users ") else {
             continue;
         };
+        // `active/open`, then the progress (`[12s/620s ramp-up]`).
+        let counts = counts.split(" [").next().unwrap_or(counts);
         let Some((active, open)) = counts.rsplit_once('/') else {
             continue;
         };
@@ -327,11 +395,16 @@ fn parse_console(stdout: &str, m: &mut Measurement) {
                 m.lateness = Some((p50, p99, max));
             }
         } else if let Some(rest) = line.strip_prefix("Actions: ") {
-            let mut numbers = rest
-                .split_whitespace()
-                .filter_map(|w| w.parse::<u64>().ok());
-            m.actions = numbers.next().unwrap_or(0);
-            m.skipped = numbers.next().unwrap_or(0);
+            // `N planned, N done, N skipped (by reason under Totals)`
+            let count = |key: &str| {
+                rest.split(',').find_map(|part| {
+                    let mut words = part.split_whitespace();
+                    let n = words.next()?.parse::<u64>().ok()?;
+                    (words.next()? == key).then_some(n)
+                })
+            };
+            m.actions = count("planned").unwrap_or(0);
+            m.skipped = count("skipped").unwrap_or(0);
         } else if let Some(n) = client_sessions(line) {
             m.sessions += n;
         }
@@ -376,6 +449,14 @@ fn print_details(scenario: &Scenario, m: &Measurement, baseline_kib: Option<u64>
         "   peak RSS {:.1} MiB, {per_user} bytes per user, {above} bytes per user above the baseline",
         m.rss_peak_kib as f64 / 1024.0
     );
+    if let Some(base) = baseline_kib
+        && m.open_peak > 1
+    {
+        println!(
+            "   {} bytes per connection open at the peak above the baseline",
+            m.rss_peak_kib.saturating_sub(base) * 1024 / m.open_peak
+        );
+    }
     match m.lateness {
         Some((p50, p99, max)) => println!(
             "   schedule lateness p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.3} ms: target p99 ≤ {TARGET_P99_MS} ms {}",

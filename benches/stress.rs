@@ -10,6 +10,7 @@
 //! cargo bench --bench stress                 # every scenario, each run twice
 //! cargo bench --bench stress -- null idle    # only scenarios whose name contains a word
 //! IMAPTEST_BENCH_SECS=5 IMAPTEST_BENCH_RUNS=1 cargo bench --bench stress
+//! cargo bench --bench stress -- mbox         # peak RSS, 1 MB vs 1 GB mbox (only when named)
 //! ```
 //!
 //! * CPU per command = child user+sys CPU ÷ completed commands, start-up, ramp-up and
@@ -19,6 +20,11 @@
 //!   (`- select=0 logout=0 noop=100` against a null server with NOOP answers off), which
 //!   keeps connections open and quiet with any engine.
 //! * The null server runs in this process on its own thread; its CPU is shown apart.
+//! * **mbox** (only when named; writes a 1 GB mbox to a temporary directory): the
+//!   default mix against the lab with a 1 MB and a 1 GB generated mbox, runs
+//!   alternating; messages are read on demand, so the peak RSS (VmHWM, which counts
+//!   touched mapped pages too) must not grow with the mbox. Each mbox gets its own
+//!   hand-run users (testuser150–174, testuser175–199).
 
 #[path = "support/child.rs"]
 mod child;
@@ -31,7 +37,7 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use child::{BIN, children_cpu, env_u64, rss_kib, self_cpu, spawn};
+use child::{BIN, children_cpu, env_u64, rss_kib, self_cpu, spawn, status_kib};
 use null_server::{NullOptions, NullServer};
 
 const LAB_IMAP: &str = "127.0.0.1:10143";
@@ -86,7 +92,13 @@ fn main() {
     let lab = reachable(LAB_IMAP);
     let lab_tls = reachable(LAB_IMAPS) && Path::new(LAB_CA).exists();
 
-    let scenarios = scenarios(&mbox, secs);
+    let mut scenarios = scenarios(&mbox, secs);
+    if filters.iter().any(|f| f == "mbox") {
+        match mbox_scenarios(dir.path(), secs, runs) {
+            Ok(more) => scenarios.extend(more),
+            Err(e) => eprintln!("mbox-gen failed: {e}"),
+        }
+    }
     println!(
         "imaptest stress benchmarks: {BIN}\n{runs} run(s) per scenario, {secs} s each; {}\n",
         child::machine()
@@ -217,6 +229,34 @@ fn scenarios(mbox: &Path, secs: u64) -> Vec<Scenario> {
     ]
 }
 
+/// The default mix with a small and a large mbox, alternating, `runs` times each.
+fn mbox_scenarios(dir: &Path, secs: u64, runs: u64) -> Result<Vec<Scenario>, String> {
+    let small = generate_mbox_sized(dir, "1mb.mbox", 40, 2)?;
+    let large = generate_mbox_sized(dir, "1gb.mbox", 38_000, 2)?;
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        for (name, mbox, users) in [
+            ("lab default mix, 1 MB mbox", &small, "150-174"),
+            ("lab default mix, 1 GB mbox", &large, "175-199"),
+        ] {
+            out.push(Scenario {
+                name,
+                server: Server::Lab,
+                clients: 10,
+                args: [
+                    "user=testuser%d".to_owned(),
+                    format!("users={users}"),
+                    "pass=pass".to_owned(),
+                    format!("mbox={}", mbox.display()),
+                ]
+                .to_vec(),
+                secs,
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn print_row(scenario: &Scenario, run: u64, m: &Measurement, idle_baseline: Option<u64>) {
     let mib = |kib: u64| format!("{:.1}", kib as f64 / 1024.0);
     let (commands, rate, per_cmd) = if scenario.server == Server::NullIdle {
@@ -276,6 +316,8 @@ fn measure_throughput(scenario: &Scenario) -> Result<Measurement, String> {
             peak = peak.max(kib);
             last = kib;
         }
+        // The high-water mark catches peaks between samples.
+        peak = peak.max(status_kib(pid, "VmHWM").unwrap_or(0));
     })?;
     let wall = started.elapsed();
     let cpu = children_cpu().saturating_sub(cpu_before);
@@ -405,13 +447,17 @@ fn totals(stdout: &str) -> Option<u64> {
 }
 
 fn generate_mbox(dir: &Path) -> Result<PathBuf, String> {
-    let path = dir.join("bench.mbox");
+    generate_mbox_sized(dir, "bench.mbox", 100, 1)
+}
+
+fn generate_mbox_sized(dir: &Path, name: &str, count: u32, seed: u32) -> Result<PathBuf, String> {
+    let path = dir.join(name);
     let out = Command::new(BIN)
         .args([
             "mbox-gen".to_owned(),
             format!("out={}", path.display()),
-            "count=100".to_owned(),
-            "seed=1".to_owned(),
+            format!("count={count}"),
+            format!("seed={seed}"),
         ])
         .output()
         .map_err(|e| e.to_string())?;

@@ -248,6 +248,37 @@ fn hostile_files_are_refused_with_bounded_reads() {
     assert!(matches!(e, MboxError::NotMbox { line: 1, .. }), "{e:?}");
 }
 
+/// Opening reads the first message only, and a run reads no further than the messages
+/// it hands out: a bad message (here 80 MiB without a From_ line) late in an archive
+/// does not stop the messages before it, and is reported, naming its line, when the
+/// scan reaches it.
+#[test]
+fn the_file_is_scanned_only_as_far_as_messages_are_handed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("archive.mbox");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let head = "From a@b Thu Jan  1 00:00:00 2009\nSubject: one\n\n1\n\
+                From a@b Thu Jan  1 00:00:01 2009\nSubject: two\n\n2\n\
+                From a@b Thu Jan  1 00:00:02 2009\nSubject: huge\n";
+    std::io::Write::write_all(&mut file, head.as_bytes()).unwrap();
+    // Sparse: no disk used.
+    file.set_len(80 << 20).unwrap();
+    let m = Mbox::open(&path).unwrap();
+    assert!(format!("{m:?}").contains("messages_found: 1"), "{m:?}");
+    assert_eq!(m.get(0).unwrap().data[..], b"Subject: one\r\n\r\n1\r\n"[..]);
+    assert_eq!(m.get(1).unwrap().data[..], b"Subject: two\r\n\r\n2\r\n"[..]);
+    assert!(format!("{m:?}").contains("messages_found: 2"), "{m:?}");
+    let e = m.get(2).unwrap_err();
+    assert!(matches!(e, MboxError::TooLarge { line: 9, .. }), "{e:?}");
+    // The error stays; the messages before it are still handed out.
+    assert!(matches!(m.get(5), Err(MboxError::TooLarge { line: 9, .. })));
+    assert_eq!(m.get(1).unwrap().data[..], b"Subject: two\r\n\r\n2\r\n"[..]);
+    assert_eq!(m.len(), 2);
+    let all: Vec<_> = m.iter().collect();
+    assert_eq!(all.len(), 3);
+    assert!(matches!(all[2], Err(MboxError::TooLarge { line: 9, .. })));
+}
+
 /// The file is read on demand: a message that changed since the index was built is an
 /// error naming it, not wrong data.
 #[test]
@@ -319,15 +350,20 @@ fn mbox_errors_name_file_and_line() {
     let e = Mbox::from_bytes("bad2.mbox", b"From nobody\nx\n").unwrap_err();
     assert!(matches!(e, MboxError::NotMbox { line: 1, .. }), "{e:?}");
 
-    let e = Mbox::from_bytes(
+    // The first message is fine: the file opens, and the error comes when the scan
+    // reaches the From_ line that ends the file.
+    let tail = Mbox::from_bytes(
         "tail.mbox",
         b"From a@b Thu Jan  1 00:00:00 2009\nx\n\nFrom a@b Thu Jan  1 00:00:01 2009\n",
     )
-    .unwrap_err();
+    .unwrap();
+    assert_eq!(tail.get(0).unwrap().data[..], b"x\r\n\r\n"[..]);
+    let e = tail.get(1).unwrap_err();
     assert!(
         matches!(e, MboxError::EndsWithFromLine { line: 4, .. }),
         "{e:?}"
     );
+    assert_eq!(tail.scan_all().unwrap_err().to_string(), e.to_string());
     assert_eq!(
         e.to_string(),
         "tail.mbox:4: mbox file ends with a From line"

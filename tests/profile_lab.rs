@@ -312,6 +312,60 @@ login_interval = "700ms"
     }
 }
 
+/// A client's session task ends at logout and the next session starts from what it
+/// left: a keeping POP3 client that logs in again and again downloads each message
+/// once, because the UIDLs it downloaded are handed from session to session.
+#[test]
+fn what_a_client_remembers_spans_its_sessions() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (pop_file, pop_users) = user_file(dir.path(), "keep", 2);
+    let profile = format!(
+        r#"
+[run]
+duration = "4s"
+rampup = "200ms"
+seed = 9
+
+[servers.pop3]
+port = @POP3@
+[servers.lmtp]
+port = @LMTP@
+
+[[population]]
+name = "keepers"
+count = 2
+userfile = "{}"
+clients = [{{ client = "pop" }}]
+inbox_delivery = "300ms"
+session_length = "100ms"
+
+[[client]]
+name = "pop"
+protocol = "pop3"
+login_interval = "400ms"
+pop3_keep = true
+"#,
+        pop_file.display()
+    );
+    let run = run_profile(dir.path(), &profile);
+    let clients = client_commands(&run.stdout);
+    let (sessions, pop) = &clients["pop"];
+    let (_, delivered, _, _) = csv_deliveries(&run.csv);
+    assert!(*sessions >= 10, "2 users every 400 ms for 4 s: {pop:?}");
+    assert!(delivered >= 10, "{delivered} deliveries");
+    assert!(count(pop, "RETR") > 0, "{pop:?}");
+    assert_eq!(count(pop, "DELE"), 0, "pop3_keep: {pop:?}");
+    // Forgetting between sessions would download everything kept again each time.
+    assert!(
+        count(pop, "RETR") <= delivered,
+        "{} RETR for {delivered} messages over {sessions} sessions",
+        count(pop, "RETR")
+    );
+    let kept: u64 = pop_users.iter().map(|u| common::messages(u, "INBOX")).sum();
+    assert_eq!(kept, delivered);
+}
+
 #[test]
 fn mail_actions_and_drafts_reach_the_server() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,9 +1,11 @@
 //! Reading messages from an mbox file, on demand.
 //!
-//! Opening scans the file once through a bounded window and keeps only where each
+//! The file is scanned front to back through a bounded window only as far as the
+//! messages handed out need (opening checks the first message), keeping where each
 //! message's From_ line starts (4 bytes per message below 4 GiB, 8 above), so memory
-//! does not grow with the size of the mbox: a multi-GB archive costs what its message
-//! count costs. A message
+//! does not grow with the size of the mbox and a multi-GB archive opens at once: a run
+//! costs what the messages it uses cost. A message found invalid later is an error when
+//! the scan reaches it ([`Mbox::scan_all`] checks the whole file up front). A message
 //! is read when it is handed out, with positioned reads, every line re-ended with CRLF;
 //! [`Mbox::stream`] hands out a large message as a [`MessageStream`] that is read chunk
 //! by chunk while it is sent. The file must not change while it is in use (a message
@@ -35,8 +37,8 @@ use crate::net::BodySource;
 pub const MAX_MESSAGE_SIZE: u64 = 64 << 20;
 /// A longer line starting with `From ` is message text, not a From_ line.
 pub const MAX_FROM_LINE: usize = 1024;
-/// The scan window at open.
-const SCAN_WINDOW: usize = 256 * 1024;
+/// The scan window (kept until the scan reaches the end of the file).
+const SCAN_WINDOW: usize = 64 * 1024;
 /// Messages up to this size (From_ line included) are read whole; larger ones are
 /// streamed in pieces of this size.
 const READ_CHUNK: usize = 64 * 1024;
@@ -124,16 +126,50 @@ impl Backing {
             }
         }
     }
+
+    /// Reads what there is at `offset` into `buf` (0 at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        match self {
+            Backing::File(file) => {
+                use std::os::unix::fs::FileExt;
+                file.read_at(buf, offset)
+            }
+            Backing::Memory(data) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// Reads a [`Backing`] front to back (for the scan).
+struct BackingReader {
+    backing: Arc<Backing>,
+    pos: u64,
+}
+
+impl Read for BackingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.backing.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// The messages of an mbox file, handed out in file order and wrapping around.
 ///
-/// `Send + Sync`: share it in an `Arc`; the cursor is an atomic counter.
+/// `Send + Sync`: share it in an `Arc`; the cursor is an atomic counter. The file is
+/// scanned as far as the messages handed out need (the C tool reads it the same way,
+/// front to back): a run that appends a hundred messages reads a hundred, not the whole
+/// archive. Opening checks that the file starts with a message.
 pub struct Mbox {
     path: PathBuf,
     backing: Arc<Backing>,
-    /// Where each message's From_ line starts, then the end of the data.
-    starts: Offsets,
+    index: std::sync::Mutex<Index>,
     cursor: AtomicUsize,
 }
 
@@ -149,37 +185,49 @@ impl Mbox {
             source,
         };
         let file = File::open(path).map_err(io_error)?;
-        let scanned = Index::scan(&file);
-        Self::with_index(path.to_path_buf(), Backing::File(file), scanned)
+        Self::with_backing(path.to_path_buf(), Backing::File(file))
     }
 
     /// Indexes an mbox held in memory; `name` stands for the path in errors.
     pub fn from_bytes(name: &str, data: &[u8]) -> Result<Self, MboxError> {
-        let scanned = Index::scan(data);
         let backing = Backing::Memory(Bytes::copy_from_slice(data));
-        Self::with_index(PathBuf::from(name), backing, scanned)
+        Self::with_backing(PathBuf::from(name), backing)
     }
 
-    fn with_index(
-        path: PathBuf,
-        backing: Backing,
-        scanned: Result<Index, ScanError>,
-    ) -> Result<Self, MboxError> {
-        let index = match scanned {
-            Ok(index) => index,
-            Err(e) => return Err(e.into_mbox_error(path, &backing)),
-        };
-        Ok(Mbox {
+    fn with_backing(path: PathBuf, backing: Backing) -> Result<Self, MboxError> {
+        let mbox = Mbox {
             path,
             backing: Arc::new(backing),
-            starts: index.starts,
+            index: std::sync::Mutex::new(Index::default()),
             cursor: AtomicUsize::new(0),
-        })
+        };
+        let backing = mbox.backing.clone();
+        mbox.lock_index().start(backing);
+        // The first message must be there (an empty or foreign file fails here).
+        mbox.stored_range(0)?;
+        Ok(mbox)
     }
 
-    /// The number of messages; at least 1.
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The number of messages; at least 1. Scans the rest of the file if need be; after
+    /// a scan error, the messages before it ([`Mbox::scan_all`] tells the error).
     pub fn len(&self) -> usize {
-        self.starts.len() - 1
+        let mut index = self.lock_index();
+        let _ = index.reach(usize::MAX - 1);
+        index.count()
+    }
+
+    /// Scans the rest of the file: the number of messages, or why a message after the
+    /// ones handed out so far is not valid.
+    pub fn scan_all(&self) -> Result<usize, MboxError> {
+        let mut index = self.lock_index();
+        index.reach(usize::MAX - 1).map_err(|e| {
+            e.into_mbox_error(self.path.clone(), &self.backing, &mut index.failed_line)
+        })?;
+        Ok(index.count())
     }
 
     /// Always `false`: an mbox without messages fails to open.
@@ -188,9 +236,17 @@ impl Mbox {
     }
 
     /// The stored bytes of message `i % len()`: From_ line, then the message.
-    fn stored_range(&self, i: usize) -> (usize, u64, u64) {
-        let i = i % self.len();
-        (i, self.starts.get(i), self.starts.get(i + 1))
+    fn stored_range(&self, i: usize) -> Result<(usize, u64, u64), MboxError> {
+        let mut index = self.lock_index();
+        index.reach(i).map_err(|e| {
+            e.into_mbox_error(self.path.clone(), &self.backing, &mut index.failed_line)
+        })?;
+        let i = if i < index.count() {
+            i
+        } else {
+            i % index.count().max(1)
+        };
+        Ok((i, index.starts.get(i), index.starts.get(i + 1)))
     }
 
     fn changed(&self, i: usize) -> MboxError {
@@ -218,7 +274,7 @@ impl Mbox {
 
     /// Message `i % len()` (0-based, in file order), read whole.
     pub fn get(&self, i: usize) -> Result<Message, MboxError> {
-        let (i, start, end) = self.stored_range(i);
+        let (i, start, end) = self.stored_range(i)?;
         let stored = self.read(i, start, end - start)?;
         let (date, text) = from_line_at(&stored, true).ok_or_else(|| self.changed(i))?;
         let body = &stored[text..];
@@ -234,7 +290,7 @@ impl Mbox {
     /// Message `i % len()` as a stream: small messages are read whole, large ones piece
     /// by piece while they are sent.
     pub fn stream(&self, i: usize) -> Result<MessageStream, MboxError> {
-        let (i, start, end) = self.stored_range(i);
+        let (i, start, end) = self.stored_range(i)?;
         if end - start <= READ_CHUNK as u64 {
             return self.get(i).map(MessageStream::from);
         }
@@ -272,9 +328,13 @@ impl Mbox {
         &self.path
     }
 
-    /// The messages in file order, each read when the iterator reaches it.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Result<Message, MboxError>> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+    /// The messages in file order, each read when the iterator reaches it; a scan
+    /// error comes last, after the messages before it.
+    pub fn iter(&self) -> impl Iterator<Item = Result<Message, MboxError>> + '_ {
+        let scanned = self.scan_all();
+        (0..self.len())
+            .map(|i| self.get(i))
+            .chain(scanned.err().map(Err))
     }
 }
 
@@ -283,7 +343,7 @@ impl std::fmt::Debug for Mbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mbox")
             .field("path", &self.path)
-            .field("messages", &self.len())
+            .field("messages_found", &self.lock_index().count())
             .field("cursor", &self.cursor.load(Ordering::Relaxed))
             .finish()
     }
@@ -481,6 +541,12 @@ enum Offsets {
     Wide(Vec<u64>),
 }
 
+impl Default for Offsets {
+    fn default() -> Self {
+        Offsets::Narrow(Vec::new())
+    }
+}
+
 impl Offsets {
     fn push(&mut self, offset: u64) {
         match self {
@@ -518,15 +584,72 @@ impl Offsets {
     }
 }
 
-/// What a scan of the whole file found.
+/// The messages found so far, and the scan that finds more.
+#[derive(Default)]
 struct Index {
+    /// Where each message's From_ line starts; once the scan is done, then the end.
     starts: Offsets,
+    /// `None` once the scan is done (or failed: then `failed`).
+    scanner: Option<Box<Scanner>>,
+    failed: Option<ScanError>,
+    /// The line of `failed`, once counted.
+    failed_line: Option<u64>,
+}
+
+impl Index {
+    fn start(&mut self, backing: Arc<Backing>) {
+        self.scanner = Some(Box::new(Scanner {
+            window: Window {
+                reader: BackingReader { backing, pos: 0 },
+                buf: vec![0; SCAN_WINDOW],
+                start: 0,
+                end: 0,
+                offset: 0,
+                eof: false,
+            },
+            separator: memchr::memmem::Finder::new(SEPARATOR),
+            last: None,
+            at_line_start: true,
+        }));
+    }
+
+    /// Messages whose start and end are known.
+    fn count(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// Scans until message `i` is known or the file is done.
+    fn reach(&mut self, i: usize) -> Result<(), ScanError> {
+        while self.starts.len() <= i.saturating_add(1) {
+            if let Some(failed) = &self.failed {
+                return Err(failed.clone());
+            }
+            let Some(scanner) = self.scanner.as_mut() else {
+                return Ok(());
+            };
+            match scanner.next() {
+                Ok(Step::Found(offset)) => self.starts.push(offset),
+                Ok(Step::End(end)) => {
+                    self.starts.push(end);
+                    self.starts.shrink_to_fit();
+                    // Frees the scan window.
+                    self.scanner = None;
+                }
+                Err(e) => {
+                    self.scanner = None;
+                    self.failed = Some(e);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a scan failed; positions are turned into line numbers only then.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum ScanError {
-    Io(io::Error),
+    /// An I/O error, kept as its kind and text (the scan error is kept and repeated).
+    Io(io::ErrorKind, String),
     Empty,
     /// The first line, quoted.
     NotMbox(String),
@@ -537,9 +660,21 @@ enum ScanError {
 }
 
 impl ScanError {
-    fn into_mbox_error(self, path: PathBuf, backing: &Backing) -> MboxError {
+    /// The error for users; `line` caches the line number of an error found by the
+    /// lazy scan (reported again each time a message past it is asked for).
+    fn into_mbox_error(
+        self,
+        path: PathBuf,
+        backing: &Backing,
+        line: &mut Option<u64>,
+    ) -> MboxError {
         let (offset, ends) = match self {
-            ScanError::Io(source) => return MboxError::Io { path, source },
+            ScanError::Io(kind, text) => {
+                return MboxError::Io {
+                    path,
+                    source: io::Error::new(kind, text),
+                };
+            }
             ScanError::Empty => return MboxError::Empty { path },
             ScanError::NotMbox(text) => {
                 return MboxError::NotMbox {
@@ -551,7 +686,11 @@ impl ScanError {
             ScanError::EndsWithFromLine(offset) => (offset, true),
             ScanError::TooLarge(offset) => (offset, false),
         };
-        match line_at(backing, offset) {
+        let found = match *line {
+            Some(line) => Ok(line),
+            None => line_at(backing, offset).inspect(|&found| *line = Some(found)),
+        };
+        match found {
             Ok(line) if ends => MboxError::EndsWithFromLine { path, line },
             Ok(line) => MboxError::TooLarge { path, line },
             Err(source) => MboxError::Io { path, source },
@@ -618,37 +757,43 @@ impl<R: Read> Window<R> {
 /// What separates messages, less the From_ line's date.
 const SEPARATOR: &[u8] = b"\nFrom ";
 
-impl Index {
-    /// Reads the mbox once, front to back, through a bounded window, looking only at
-    /// lines that start with `From `.
-    fn scan(reader: impl Read) -> Result<Index, ScanError> {
-        let mut window = Window {
-            reader,
-            buf: vec![0; SCAN_WINDOW],
-            start: 0,
-            end: 0,
-            offset: 0,
-            eof: false,
-        };
-        let separator = memchr::memmem::Finder::new(SEPARATOR);
-        let mut starts = Offsets::Narrow(Vec::new());
-        // The last From_ line: where it starts and where its message's text starts.
-        let mut last: Option<(u64, u64)> = None;
-        let mut at_line_start = true;
+/// The scan: a bounded window moving front to back, looking only at lines that start
+/// with `From `.
+struct Scanner {
+    window: Window<BackingReader>,
+    separator: memchr::memmem::Finder<'static>,
+    /// The last From_ line: where it starts and where its message's text starts.
+    last: Option<(u64, u64)>,
+    at_line_start: bool,
+}
+
+/// What the scan found next.
+enum Step {
+    /// A From_ line at this offset.
+    Found(u64),
+    /// The end of the file, at this offset.
+    End(u64),
+}
+
+impl Scanner {
+    fn next(&mut self) -> Result<Step, ScanError> {
+        let window = &mut self.window;
         loop {
-            window.ensure(MAX_FROM_LINE + 1).map_err(ScanError::Io)?;
+            window
+                .ensure(MAX_FROM_LINE + 1)
+                .map_err(|e| ScanError::Io(e.kind(), e.to_string()))?;
             let data = window.data();
             if data.is_empty() {
                 break;
             }
-            if at_line_start {
+            if self.at_line_start {
                 if let Some((_, len)) = from_line_at(data, window.eof) {
-                    starts.push(window.offset);
-                    last = Some((window.offset, window.offset + len as u64));
+                    let from = window.offset;
+                    self.last = Some((from, from + len as u64));
                     window.consume(len);
-                    continue;
+                    return Ok(Step::Found(from));
                 }
-                if last.is_none() {
+                if self.last.is_none() {
                     let shown = &data[..data.len().min(QUOTE_MAX)];
                     let shown = match memchr::memchr(b'\n', shown) {
                         Some(lf) => &shown[..lf],
@@ -660,35 +805,31 @@ impl Index {
                     ));
                 }
             }
-            match separator.find(data) {
+            match self.separator.find(data) {
                 Some(lf) => {
                     window.consume(lf + 1);
-                    at_line_start = true;
+                    self.at_line_start = true;
                 }
                 None => {
                     // Keep what could be the start of a separator cut by the window.
                     let keep = if window.eof { 0 } else { SEPARATOR.len() - 1 };
                     window.consume(data.len() - keep.min(data.len()));
-                    at_line_start = false;
+                    self.at_line_start = false;
                     if window.eof {
                         break;
                     }
                 }
             }
-            if let Some((from, text)) = last
+            if let Some((from, text)) = self.last
                 && window.offset - text > MAX_MESSAGE_SIZE
             {
                 return Err(ScanError::TooLarge(from));
             }
         }
-        match last {
+        match self.last {
             None => Err(ScanError::Empty),
             Some((from, text)) if text == window.offset => Err(ScanError::EndsWithFromLine(from)),
-            Some(_) => {
-                starts.push(window.offset);
-                starts.shrink_to_fit();
-                Ok(Index { starts })
-            }
+            Some(_) => Ok(Step::End(window.offset)),
         }
     }
 }

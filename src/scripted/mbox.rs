@@ -25,6 +25,8 @@ pub struct MboxSource {
 impl MboxSource {
     pub fn open(path: &Path) -> Result<Self, String> {
         let mbox = Mbox::open(path).map_err(|e| e.to_string())?;
+        // A script may append every message: a bad one is an error before it starts.
+        mbox.scan_all().map_err(|e| e.to_string())?;
         Ok(MboxSource { mbox, next: 0 })
     }
 

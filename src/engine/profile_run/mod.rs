@@ -16,6 +16,7 @@
 mod delivery;
 mod imap_session;
 mod pop3_session;
+mod sessions;
 mod user;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use rand::{RngExt as _, SeedableRng as _};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::config::Mech;
 use crate::control::RunState;
@@ -141,6 +142,11 @@ struct Ctx {
     /// Deliveries in flight (waited for at the end).
     deliveries: AtomicU64,
     deliveries_done: tokio::sync::Notify,
+    /// Session tasks running (waited for at the end).
+    live_sessions: AtomicU64,
+    sessions_done: tokio::sync::Notify,
+    /// Set when the sessions still running must end at once (grace period over).
+    end_sessions: watch::Sender<bool>,
     /// Set when the run is over: deliveries still in flight end at once.
     abandon: watch::Sender<bool>,
     /// Deliveries ended by `abandon`.
@@ -251,9 +257,9 @@ impl Ctx {
     }
 
     /// The job just received and every one still queued: skipped, the run is ending.
-    fn skip_remaining(&self, jobs: &mut mpsc::Receiver<Job>) {
+    fn skip_remaining(&self, jobs: &mut sessions::JobReceiver) {
         self.skip(SkipReason::RunEnded);
-        while jobs.try_recv().is_ok() {
+        while jobs.try_recv().is_some() {
             self.skip(SkipReason::RunEnded);
         }
     }
@@ -436,6 +442,9 @@ pub async fn run(
         next_connection: AtomicU64::new(1),
         deliveries: AtomicU64::new(0),
         deliveries_done: tokio::sync::Notify::new(),
+        live_sessions: AtomicU64::new(0),
+        sessions_done: tokio::sync::Notify::new(),
+        end_sessions: watch::Sender::new(false),
         abandon: watch::Sender::new(false),
         abandoned: AtomicU64::new(0),
         stop_now: state.clone(),
@@ -472,22 +481,24 @@ pub async fn run(
         })
     };
 
-    let (actions, sessions) = match dispatcher.await {
-        Ok(done) => done,
+    let actions = match dispatcher.await {
+        Ok(actions) => actions,
         Err(e) => {
             let message = format!("profile dispatcher failed: {e}");
             ctx.error(ErrorKind::Other, "-", None, message, None);
-            (0, Vec::new())
+            0
         }
     };
     watcher.abort();
 
     // Sessions see their channels closed and log out; give them the grace period.
-    let aborts: Vec<_> = sessions.iter().map(|s| s.abort_handle()).collect();
     let wait_all = async {
-        for session in sessions {
-            // A join error is an aborted task; nothing to add.
-            let _ = session.await;
+        while ctx.live_sessions.load(Ordering::Acquire) > 0 {
+            let notified = ctx.sessions_done.notified();
+            if ctx.live_sessions.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
         }
         while ctx.deliveries.load(Ordering::Acquire) > 0 {
             let notified = ctx.deliveries_done.notified();
@@ -511,13 +522,19 @@ pub async fn run(
         }
         () = until_stop_now(ctx.stop_now.clone()) => {}
     }
-    for abort in aborts {
-        abort.abort();
-    }
+    // Sessions still running end at once (their queued jobs are dropped).
+    ctx.end_sessions.send_replace(true);
     // Deliveries hold the metrics too: end them now, or a server that stopped
     // answering would keep the run alive for a reply timeout per queued delivery.
     ctx.abandon.send_replace(true);
     let drained = async {
+        while ctx.live_sessions.load(Ordering::Acquire) > 0 {
+            let notified = ctx.sessions_done.notified();
+            if ctx.live_sessions.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            notified.await;
+        }
         while ctx.deliveries.load(Ordering::Acquire) > 0 {
             let notified = ctx.deliveries_done.notified();
             if ctx.deliveries.load(Ordering::Acquire) == 0 {
@@ -540,7 +557,7 @@ pub async fn run(
             kind: None,
         });
     }
-    // Actions still queued in aborted tasks (the grace period ran out) never ran.
+    // Actions still queued in sessions ended at once (the grace period ran out) never ran.
     let accounted = ctx.done.load(Ordering::Relaxed) + ctx.skipped.load(Ordering::Relaxed);
     for _ in accounted..actions {
         ctx.skip(SkipReason::RunEnded);
@@ -583,7 +600,7 @@ async fn until_stop_now(mut state: watch::Receiver<RunState>) {
 }
 
 /// The dispatcher thread: hands actions over at their time. Returns the number of
-/// actions handed over and the session tasks (their channels are closed on return).
+/// actions handed over (the session tasks' channels are closed on return).
 fn dispatch(
     schedule: Schedule,
     ctx: &Arc<Ctx>,
@@ -592,10 +609,16 @@ fn dispatch(
     spin: Duration,
     stop: &AtomicBool,
     handle: &tokio::runtime::Handle,
-) -> (u64, Vec<tokio::task::JoinHandle<()>>) {
+) -> u64 {
     let mut users: HashMap<u32, Arc<UserShared>> = HashMap::new();
-    let mut sessions: HashMap<(u32, u16), mpsc::Sender<Job>> = HashMap::new();
-    let mut tasks = Vec::new();
+    let mut sessions = sessions::Sessions::default();
+    let default_password: Arc<str> = Arc::from(default_password);
+    let population_names: Vec<Arc<str>> = ctx
+        .profile
+        .populations
+        .iter()
+        .map(|p| Arc::from(p.name.get_ref().as_str()))
+        .collect();
     let start = Instant::now();
     let end = schedule.end();
     let mut over_limit = OverLimit::default();
@@ -614,15 +637,14 @@ fn dispatch(
             .entry(action.user)
             .or_insert_with(|| {
                 let (name, password) = directory.user(action.user);
-                let population = ctx
-                    .profile
-                    .populations
+                let population = population_names
                     .get(action.population as usize)
-                    .map_or_else(String::new, |p| p.name.get_ref().clone());
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(""));
                 Arc::new(UserShared::new(
                     action.user,
                     name,
-                    password.unwrap_or(default_password).to_owned(),
+                    password.map_or_else(|| default_password.clone(), Arc::from),
                     action.population,
                     population,
                 ))
@@ -647,24 +669,8 @@ fn dispatch(
                 handle.spawn(delivery::deliver(ctx.clone(), user, to, msg, intended));
             }
             (_, Some(client)) => {
-                let sender = sessions.entry((action.user, client)).or_insert_with(|| {
-                    let (tx, rx) = mpsc::channel(MAX_SESSION_QUEUE);
-                    let protocol = ctx.profile.clients[client as usize].protocol;
-                    let task = match protocol {
-                        Protocol::Imap => {
-                            handle.spawn(imap_session::run(ctx.clone(), user.clone(), client, rx))
-                        }
-                        Protocol::Pop3 => {
-                            handle.spawn(pop3_session::run(ctx.clone(), user.clone(), client, rx))
-                        }
-                    };
-                    tasks.push(task);
-                    tx
-                });
-                // A closed channel means the task ended (aborted at shutdown).
-                if let Err(mpsc::error::TrySendError::Full(_)) =
-                    sender.try_send(Job { action, intended })
-                {
+                let job = Job { action, intended };
+                if !sessions.route(ctx, handle, &user, client, job) {
                     ctx.skip(SkipReason::OverLimit);
                     over_limit.actions += 1;
                     over_limit.report(ctx);
@@ -697,7 +703,7 @@ fn dispatch(
         }
         std::thread::sleep(left.unwrap_or(Duration::MAX).min(Duration::from_millis(50)));
     }
-    (actions, tasks)
+    actions
 }
 
 /// Actions the dispatcher dropped at a bound, reported a line a second (an absurd
@@ -777,7 +783,7 @@ impl SessionTally {
         };
         ctx.metrics.session(crate::metrics::SessionRecord {
             user: user.name.clone(),
-            population: user.population_name.clone(),
+            population: user.population_name.to_string(),
             client: ctx.profile.clients[client as usize].name.get_ref().clone(),
             protocol,
             start,

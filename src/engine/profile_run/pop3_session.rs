@@ -5,10 +5,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
-
+use super::sessions::JobReceiver;
 use super::user::UserShared;
-use super::{Ctx, Job, SessionTally};
+use super::{Ctx, SessionTally};
 use crate::config::Mech;
 use crate::lmtp::parse_marker;
 use crate::metrics::{DeliveryEvent, ErrorKind, Event, Outcome, SkipReason};
@@ -30,12 +29,22 @@ struct Session {
     skips: u64,
 }
 
+/// What a POP3 client keeps between its sessions (see [`super::sessions`]).
+#[derive(Debug, Default)]
+pub(super) struct Memory {
+    /// UIDLs downloaded and kept on the server.
+    downloaded: HashSet<String>,
+}
+
+/// Runs the client's session(s) until the job channel closes; returns what the next
+/// session of this client starts from.
 pub(super) async fn run(
     ctx: Arc<Ctx>,
     user: Arc<UserShared>,
     client: u16,
-    mut jobs: mpsc::Receiver<Job>,
-) {
+    mut jobs: JobReceiver,
+    memory: Option<Memory>,
+) -> Memory {
     let keep = ctx.profile.clients[client as usize].pop3_keep;
     let mut session = Session {
         ctx,
@@ -43,7 +52,7 @@ pub(super) async fn run(
         client,
         keep,
         conn: None,
-        downloaded: HashSet::new(),
+        downloaded: memory.unwrap_or_default().downloaded,
         tally: SessionTally::default(),
         skips: 0,
     };
@@ -71,6 +80,9 @@ pub(super) async fn run(
     }
     // The run ended with the session open: end it properly.
     Box::pin(session.logout(Instant::now())).await;
+    Memory {
+        downloaded: session.downloaded,
+    }
 }
 
 impl Session {
@@ -150,7 +162,7 @@ impl Session {
             Mech::Sasl(mech) => {
                 let creds = Credentials {
                     authcid: self.user.name.clone(),
-                    password: self.user.password.clone(),
+                    password: self.user.password.to_string(),
                     authzid: None,
                 };
                 conn.auth(mech.name(), creds, &self.ctx.scram_cache).await

@@ -2,8 +2,8 @@
 //! delivered message got, and when it was handed to LMTP (for end-to-end latency).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::metrics::Gauges;
@@ -13,9 +13,12 @@ use crate::metrics::Gauges;
 pub(super) struct UserShared {
     pub index: u32,
     pub name: String,
-    pub password: String,
+    /// Shared by the users without a password of their own (a million users: a
+    /// million copies otherwise).
+    pub password: Arc<str>,
     pub population: u16,
-    pub population_name: String,
+    /// Shared by the population's users.
+    pub population_name: Arc<str>,
     pub mail: Mutex<UserMail>,
     /// Notified whenever one of the user's deliveries ends (accepted or not), for
     /// actions waiting on a message still in flight.
@@ -121,9 +124,9 @@ impl UserShared {
     pub fn new(
         index: u32,
         name: String,
-        password: String,
+        password: Arc<str>,
         population: u16,
-        population_name: String,
+        population_name: Arc<str>,
     ) -> Self {
         UserShared {
             index,

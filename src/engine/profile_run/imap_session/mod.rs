@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use tokio::sync::mpsc;
 
+use super::sessions::JobReceiver;
 use super::user::UserShared;
 use super::{Ctx, Job, SessionTally};
 use crate::config::Mech;
@@ -104,27 +104,42 @@ struct Session {
     skips: u64,
 }
 
+/// What an IMAP client keeps between its sessions (see [`super::sessions`]).
+#[derive(Debug)]
+pub(super) struct Memory {
+    cache: Option<(u32, u32)>,
+    rng: Xoshiro256PlusPlus,
+    idle_refused: bool,
+}
+
+/// Runs the client's session(s) until the job channel closes; returns what the next
+/// session of this client starts from.
 pub(super) async fn run(
     ctx: Arc<Ctx>,
     user: Arc<UserShared>,
     client: u16,
-    mut jobs: mpsc::Receiver<Job>,
-) {
-    let rng = Xoshiro256PlusPlus::seed_from_u64(splitmix64(
-        ctx.seed ^ (u64::from(user.index) << 16) ^ u64::from(client) ^ 0xD4AF_7000,
-    ));
+    mut jobs: JobReceiver,
+    memory: Option<Memory>,
+) -> Memory {
+    let memory = memory.unwrap_or_else(|| Memory {
+        cache: None,
+        rng: Xoshiro256PlusPlus::seed_from_u64(splitmix64(
+            ctx.seed ^ (u64::from(user.index) << 16) ^ u64::from(client) ^ 0xD4AF_7000,
+        )),
+        idle_refused: false,
+    });
     let mut session = Session {
         ctx,
         user,
         client,
         conns: Vec::new(),
         mailboxes: HashSet::new(),
-        cache: None,
-        rng,
+        cache: memory.cache,
+        rng: memory.rng,
         tally: SessionTally::default(),
         connections: 1,
         reconnect: None,
-        idle_refused: false,
+        idle_refused: memory.idle_refused,
         skips: 0,
     };
     // Each step is boxed: the task itself stays small while idle (a task per user and
@@ -162,16 +177,25 @@ pub(super) async fn run(
         if session.ctx.stopping_now() {
             session.ctx.skip_remaining(&mut jobs);
             session.conns.clear();
-            return;
+            return session.memory();
         }
         let skips = session.skips;
         Box::pin(session.perform(job)).await;
         session.ctx.done_unless_skipped(skips, session.skips);
     }
     Box::pin(session.logout(Instant::now())).await;
+    session.memory()
 }
 
 impl Session {
+    fn memory(self) -> Memory {
+        Memory {
+            cache: self.cache,
+            rng: self.rng,
+            idle_refused: self.idle_refused,
+        }
+    }
+
     fn skip(&mut self, reason: SkipReason) {
         self.skips += 1;
         self.ctx.skip(reason);
