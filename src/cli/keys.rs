@@ -686,7 +686,7 @@ pub static KEYS: &[KeySpec] = &[
         Value,
         "DURATION",
         "",
-        "Leave the first DURATION out of SLO verdicts (profile: its ramp-up; 0: none)",
+        "Leave the first DURATION out of SLO verdicts (0: none; profile: ramp-up)",
         |b, a| {
             // `warmup=0` counts the whole run (a profile's default is its ramp-up).
             b.settings.warmup = Some(if a.value() == "0" {

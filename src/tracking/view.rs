@@ -1050,9 +1050,15 @@ impl View {
                         Some((old, text)) if *old != t => errors.push((
                             // A message cannot have arrived after it was first seen:
                             // such a date belongs to a made-up stand-in (Courier's,
-                            // dated at the FETCH), also when the FETCH comes in the
-                            // very second the message was first seen.
-                            if t >= meta.first_seen {
+                            // dated at the FETCH). So is a date of this very moment
+                            // that replaces one a little before it (a message appended
+                            // just now) or days before it (an appended message keeps
+                            // the date it was given; the stand-in is new).
+                            if t > meta.first_seen
+                                || ((t - unix_now()).abs() <= 5
+                                    && t > *old
+                                    && (t - *old <= 600 || t - *old > 86_400))
+                            {
                                 ErrorKind::ExpungedMessageFabricated
                             } else {
                                 ErrorKind::InternaldateChanged
