@@ -345,6 +345,85 @@ fn rewrite(lie: Lie, resp: &[u8], occurrences: &AtomicU64, out: &mut Vec<u8>) ->
     false
 }
 
+const MONTHS: [&[u8]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+/// `dd-Mon-yyyy hh:mm:ss` (the day may be space-padded) moved back ten hours.
+fn ten_hours_earlier(date: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(date).ok()?;
+    let num = |r: std::ops::Range<usize>| text.get(r)?.trim().parse::<i64>().ok();
+    let (day, year) = (num(0..2)?, num(7..11)?);
+    let month = MONTHS.iter().position(|m| *m == &date[3..6])? as i64 + 1;
+    let (hour, minute, second) = (num(12..14)?, num(15..17)?, num(18..20)?);
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - 10 * 3600;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    // The day padded as the server padded it (a space or a zero).
+    let day = if date[0] == b' ' {
+        format!("{d:2}")
+    } else {
+        format!("{d:02}")
+    };
+    Some(
+        format!(
+            "{day}-{}-{y:04} {:02}:{:02}:{:02}",
+            std::str::from_utf8(MONTHS[(m - 1) as usize]).unwrap(),
+            rest / 3600,
+            rest / 60 % 60,
+            rest % 60
+        )
+        .into_bytes(),
+    )
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
+#[test]
+fn internaldate_lie_goes_back_ten_hours_across_days() {
+    assert_eq!(
+        ten_hours_earlier(b"03-Dec-2026 15:07:58").unwrap(),
+        b"03-Dec-2026 05:07:58"
+    );
+    assert_eq!(
+        ten_hours_earlier(b" 1-Mar-2024 05:00:00").unwrap(),
+        b"29-Feb-2024 19:00:00"
+    );
+    assert_eq!(
+        ten_hours_earlier(b" 1-Jan-2027 09:59:59").unwrap(),
+        b"31-Dec-2026 23:59:59"
+    );
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len())
         .position(|w| w.eq_ignore_ascii_case(needle))
@@ -400,11 +479,11 @@ fn edit_fetch_text(lie: Lie, text: &[u8], occurrences: &AtomicU64, out: &mut Vec
             .filter(|&i| find(&text[i..], b"\\Recent").is_none())
             .map(|i| (i + 7, i + 7, b"\\Recent ".to_vec())),
         Lie::InternalDate => find(text, b"INTERNALDATE \"").and_then(|i| {
-            // "dd-Mon-yyyy hh:..." : the hour's first digit is at +12.
-            let h = i + 14 + 12;
-            let d = *text.get(h)?;
-            let new = if d == b'0' { b'1' } else { b'0' };
-            Some((h, h + 1, vec![new]))
+            // "dd-Mon-yyyy hh:mm:ss +zzzz", 26 bytes: ten hours earlier, whatever the
+            // time of day (a date in the future would look like Courier's stand-in).
+            let start = i + 14;
+            let date = text.get(start..start + 20)?;
+            Some((start, start + 20, ten_hours_earlier(date)?))
         }),
         Lie::Envelope | Lie::BodyStructure => {
             let key: &[u8] = if lie == Lie::Envelope {
