@@ -424,7 +424,8 @@ pub fn check_item(
         FetchItem::Rfc822Size(size) if once(Item::Size) => {
             let len = sent.len() as u64;
             let ok = if truth.prepend_allowed {
-                *size >= len
+                let dropped = without_return_path(sent).map_or(0, |w| sent.len() - w.len());
+                *size + dropped as u64 >= len
             } else {
                 *size == len
             };
@@ -497,15 +498,18 @@ pub fn check_item(
             if !once(bit) {
                 return;
             }
-            let prefix_ok = |got: &[u8]| {
+            let prefix_ok = |wanted: &[u8]| {
                 got.len() > wanted.len()
                     && same_bytes(&got[got.len() - wanted.len()..], wanted)
                     && trace_headers_only(&got[..got.len() - wanted.len()])
             };
+            // A delivering server puts its own Return-Path on top and may drop the
+            // message's (RFC 5321 §4.4; Cyrus does).
             let ok = same_bytes(got, wanted)
                 || (truth.prepend_allowed
                     && matches!(bit, Item::Full | Item::Header)
-                    && prefix_ok(got));
+                    && (prefix_ok(wanted)
+                        || without_return_path(wanted).is_some_and(|w| prefix_ok(&w))));
             if !ok {
                 let with_cr = bit == Item::Part
                     && got.len() == wanted.len() + 1
@@ -526,6 +530,33 @@ pub fn check_item(
         }
         _ => {}
     }
+}
+
+/// `message` without its own Return-Path header fields (continuation lines included);
+/// `None` if its header has none.
+fn without_return_path(message: &[u8]) -> Option<Vec<u8>> {
+    let header_end = memchr::memmem::find(message, b"\r\n\r\n").map_or(message.len(), |i| i + 2);
+    let mut out = Vec::with_capacity(message.len());
+    let mut dropped = false;
+    let mut skipping = false;
+    let mut at = 0;
+    while at < header_end {
+        let end = memchr::memmem::find(&message[at..header_end], b"\r\n")
+            .map_or(header_end, |i| at + i + 2);
+        let line = &message[at..end];
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            skipping = line.len() >= 12 && line[..12].eq_ignore_ascii_case(b"return-path:");
+        }
+        if skipping {
+            dropped = true;
+        } else {
+            out.extend_from_slice(line);
+        }
+        at = end;
+    }
+    out.extend_from_slice(&message[header_end..]);
+    dropped.then_some(out)
 }
 
 /// Whether the server's byte `got` stands for the byte sent. A NUL sent may come back
@@ -1097,6 +1128,31 @@ AAAA\r\n\
             vec![]
         );
         assert_eq!(check(b"Subject: added\r\n").len(), 1);
+    }
+
+    /// Cyrus 3.6 replaces a delivered message's own Return-Path with its own.
+    #[test]
+    fn a_delivery_may_lose_its_own_return_path() {
+        let sent = b"X-Mark: 1\r\nReturn-Path: <old@example.org>\r\nSubject: s\r\n\r\nbody\r\n";
+        let truth = Truth::new(Bytes::from_static(sent), true);
+        let check = |got: &[u8]| {
+            let item = FetchItem::Section {
+                name: b"BODY[]",
+                origin: None,
+                data: Arg::Literal(got),
+            };
+            let mut out = Vec::new();
+            check_item(&truth, &item, &mut 0, &mut out);
+            let size = FetchItem::Rfc822Size(got.len() as u64);
+            check_item(&truth, &size, &mut 0, &mut out);
+            out
+        };
+        let cyrus = b"Return-Path: <>\r\nX-Mark: 1\r\nSubject: s\r\n\r\nbody\r\n";
+        assert_eq!(check(cyrus), vec![]);
+        // Anything else dropped is still a difference.
+        let lost_subject =
+            b"Return-Path: <>\r\nX-Mark: 1\r\nReturn-Path: <old@example.org>\r\n\r\nbody\r\n";
+        assert_eq!(check(lost_subject).len(), 1);
     }
 
     const FORWARD: &[u8] = b"Subject: fwd\r\n\
