@@ -107,6 +107,8 @@ pub mod profile;
 pub mod quirks;
 pub mod report;
 pub mod sasl;
+#[cfg(test)]
+mod schema_drift;
 pub mod scripted;
 pub mod secrets;
 pub mod shard;

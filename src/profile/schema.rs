@@ -26,16 +26,12 @@ mod tests {
 
     #[test]
     fn committed_schema_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SCHEMA_PATH);
-        let generated = profile_schema_json();
-        if std::env::var_os("IMAPTEST_UPDATE_SCHEMA").is_some() {
-            std::fs::write(&path, &generated).unwrap();
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "{SCHEMA_PATH} is out of date with the profile types; regenerate it with\n    \
-             IMAPTEST_UPDATE_SCHEMA=1 cargo test --lib profile::schema\n(or `imaptest schema > {SCHEMA_PATH}`)"
+        crate::schema_drift::assert_committed(
+            SCHEMA_PATH,
+            &profile_schema_json(),
+            &format!(
+                "profile types; regenerate it with\n    IMAPTEST_UPDATE_SCHEMA=1 cargo test --lib profile::schema\n(or `imaptest schema > {SCHEMA_PATH}`)"
+            ),
         );
     }
 }

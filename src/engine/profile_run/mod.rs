@@ -162,6 +162,12 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Until every session and every delivery has ended.
+    async fn all_ended(&self) {
+        until_zero(&self.live_sessions, &self.sessions_done).await;
+        until_zero(&self.deliveries, &self.deliveries_done).await;
+    }
+
     fn connection_id(&self) -> u64 {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
@@ -492,24 +498,8 @@ pub async fn run(
     watcher.abort();
 
     // Sessions see their channels closed and log out; give them the grace period.
-    let wait_all = async {
-        while ctx.live_sessions.load(Ordering::Acquire) > 0 {
-            let notified = ctx.sessions_done.notified();
-            if ctx.live_sessions.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            notified.await;
-        }
-        while ctx.deliveries.load(Ordering::Acquire) > 0 {
-            let notified = ctx.deliveries_done.notified();
-            if ctx.deliveries.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            notified.await;
-        }
-    };
     tokio::select! {
-        () = wait_all => {}
+        () = ctx.all_ended() => {}
         () = tokio::time::sleep(run.stop_grace) => {
             ctx.metrics.report(Report {
                 severity: Severity::Info,
@@ -527,23 +517,7 @@ pub async fn run(
     // Deliveries hold the metrics too: end them now, or a server that stopped
     // answering would keep the run alive for a reply timeout per queued delivery.
     ctx.abandon.send_replace(true);
-    let drained = async {
-        while ctx.live_sessions.load(Ordering::Acquire) > 0 {
-            let notified = ctx.sessions_done.notified();
-            if ctx.live_sessions.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            notified.await;
-        }
-        while ctx.deliveries.load(Ordering::Acquire) > 0 {
-            let notified = ctx.deliveries_done.notified();
-            if ctx.deliveries.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            notified.await;
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), ctx.all_ended()).await;
     let abandoned = ctx.abandoned.load(Ordering::Relaxed);
     if abandoned > 0 {
         ctx.metrics.report(Report {
@@ -793,5 +767,16 @@ impl SessionTally {
             bytes_out: self.bytes_out,
             errors: self.errors,
         });
+    }
+}
+
+/// Until `count` is 0; whoever lowers it notifies `done`.
+async fn until_zero(count: &AtomicU64, done: &tokio::sync::Notify) {
+    while count.load(Ordering::Acquire) > 0 {
+        let notified = done.notified();
+        if count.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        notified.await;
     }
 }
